@@ -1,0 +1,100 @@
+//! AF_PACKET receive rings (PACKET_MMAP, TPACKET_V3) for a capture daemon.
+//!
+//! A [`Ring`] is one packet socket bound to one interface, with its receive
+//! ring mapped into memory. The kernel fills blocks of frames and hands each
+//! block over by flipping its status word; [`Ring::next_block`] lends the next
+//! ready [`Block`], whose [`Frame`]s borrow their bytes straight from the
+//! mapping. Dropping the block gives it back to the kernel. Lifetimes carry
+//! the rules: a frame cannot outlive its block, a block cannot outlive its
+//! ring, and only one block is lent at a time.
+//!
+//! Several rings on one interface share its packets through a fanout group
+//! ([`Fanout`]); a one-instruction classic BPF program limits how much of each
+//! packet is copied (the snap length); [`Ring::take_stats`] reads the kernel's
+//! per-socket counters. [`Waiter`] sleeps until one of a worker's rings has a
+//! block ready, with io_uring or poll(2).
+//!
+//! This is the only crate of the project with `unsafe` code: the socket
+//! options, the mapping, and the status word shared with the kernel.
+
+mod block;
+mod ring;
+mod sys;
+mod wait;
+
+pub use block::{Block, Frame, Frames, PacketType, VlanTag};
+pub use ring::{Fanout, FanoutMode, Ring, RingConfig, Stats};
+pub use wait::{Event, WaitKind, Waiter};
+
+use std::io;
+
+/// ARPHRD_* hardware types that decide how a frame's bytes begin.
+pub mod arphrd {
+    pub const ETHER: u16 = 1;
+    pub const LOOPBACK: u16 = 772;
+    pub const NONE: u16 = 0xfffe;
+    pub const RAWIP: u16 = 519;
+    pub const PPP: u16 = 512;
+    pub const TUNNEL: u16 = 768;
+    pub const TUNNEL6: u16 = 769;
+    pub const IPGRE: u16 = 778;
+    pub const SIT: u16 = 776;
+}
+
+/// Errors from setting up or reading a ring.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The process may not open packet sockets.
+    #[error(
+        "{op}: {source} (capturing needs CAP_NET_RAW: run as root, grant it with `setcap cap_net_raw+ep` on the binary, or start the systemd unit, which grants it)"
+    )]
+    PermissionDenied {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// A system call failed.
+    #[error("{op}: {source}")]
+    Sys {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The requested ring cannot be built.
+    #[error("invalid ring geometry: {0}")]
+    Geometry(String),
+}
+
+impl Error {
+    pub(crate) fn sys(op: &'static str, source: io::Error) -> Self {
+        Error::Sys { op, source }
+    }
+
+    /// Like [`Error::sys`], but tells a missing privilege apart.
+    pub(crate) fn sys_open(op: &'static str, source: io::Error) -> Self {
+        match source.raw_os_error() {
+            Some(libc::EPERM | libc::EACCES) => Error::PermissionDenied { op, source },
+            _ => Error::Sys { op, source },
+        }
+    }
+
+    /// True if the error says the interface is gone (ENODEV, ENXIO,
+    /// ENETDOWN): it vanished between listing and opening.
+    pub fn is_interface_gone(&self) -> bool {
+        match self {
+            Error::Sys { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::ENODEV | libc::ENXIO | libc::ENETDOWN)
+            ),
+            _ => false,
+        }
+    }
+
+    /// True if the error is a missing privilege.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Error::PermissionDenied { .. })
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

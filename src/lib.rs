@@ -1,0 +1,5 @@
+//! trafficalerted: watch every packet crossing a monitoring box and tell the
+//! operator which hosts send too much and which scan.
+#![forbid(unsafe_code)]
+
+pub mod wire;
