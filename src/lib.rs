@@ -2,4 +2,9 @@
 //! operator which hosts send too much and which scan.
 #![forbid(unsafe_code)]
 
+pub mod aggregator;
+pub mod config;
+pub mod counters;
+pub mod shard;
+pub mod snapshot;
 pub mod wire;

@@ -1,0 +1,288 @@
+//! The config file as written: every key, its type and its default.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use super::units::{Size, Span, parse_size};
+use super::{ConfigError, CountDirection, FanoutPolicy, WaitPolicy, line_of_offset};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub tick: Span,
+    pub capture: RawCapture,
+    pub traffic: RawTraffic,
+    pub http: RawHttp,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            tick: Span(Duration::from_secs(1)),
+            capture: RawCapture::default(),
+            traffic: RawTraffic::default(),
+            http: RawHttp::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCapture {
+    pub interfaces: Vec<String>,
+    pub exclude_interfaces: Vec<String>,
+    pub workers: Auto<usize>,
+    pub direction: CountDirection,
+    pub snaplen: u32,
+    pub block_size: Auto<Size>,
+    pub block_count: Auto<u32>,
+    pub block_timeout: Span,
+    pub fanout: FanoutPolicy,
+    pub wait: WaitPolicy,
+    pub ring_memory_max: Auto<Size>,
+    pub skip_stacked: bool,
+}
+
+impl Default for RawCapture {
+    fn default() -> Self {
+        RawCapture {
+            interfaces: Vec::new(),
+            exclude_interfaces: vec!["lo".into()],
+            workers: Auto(None),
+            direction: CountDirection::Ingress,
+            snaplen: 192,
+            block_size: Auto(None),
+            block_count: Auto(None),
+            block_timeout: Span(Duration::from_millis(50)),
+            fanout: FanoutPolicy::Hash,
+            wait: WaitPolicy::Auto,
+            ring_memory_max: Auto(None),
+            skip_stacked: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTraffic {
+    pub interval: Span,
+    pub byte_limit: Size,
+    pub chart_min_bytes: Size,
+    pub keep_destinations: usize,
+    pub max_hosts: usize,
+    pub max_pairs: usize,
+}
+
+impl Default for RawTraffic {
+    fn default() -> Self {
+        RawTraffic {
+            interval: Span(Duration::from_secs(170)),
+            byte_limit: Size(1_000_000_000),
+            chart_min_bytes: Size(10_000_000),
+            keep_destinations: 100,
+            max_hosts: 65_536,
+            max_pairs: 262_144,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHttp {
+    pub listen: Listen,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: Listen(vec![SocketAddr::from(([127, 0, 0, 1], 8698))]),
+        }
+    }
+}
+
+impl RawConfig {
+    /// Parses the text, reporting the key path and line of the first error.
+    pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
+            origin: origin.to_string(),
+            line: e.span().map(|s| line_of_offset(text, s.start)),
+            message: e.message().to_string(),
+        })?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.span().map(|s| line_of_offset(text, s.start));
+            let message = inner.message().to_string();
+            if path.is_empty() || path == "." {
+                ConfigError::Syntax {
+                    origin: origin.to_string(),
+                    line,
+                    message,
+                }
+            } else {
+                ConfigError::Invalid {
+                    origin: origin.to_string(),
+                    line,
+                    key: path,
+                    message,
+                }
+            }
+        })
+    }
+}
+
+/// A value or `"auto"` (then `None`: the daemon chooses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Auto<T>(pub Option<T>);
+
+/// Types that can stand in an [`Auto`].
+pub trait AutoValue: Sized {
+    const EXPECTING: &'static str;
+    fn from_u64(v: u64) -> Result<Self, String>;
+    fn from_text(s: &str) -> Result<Self, String> {
+        Err(format!("invalid value {s:?}: {}", Self::EXPECTING))
+    }
+}
+
+impl AutoValue for usize {
+    const EXPECTING: &'static str = "expected a whole number or \"auto\"";
+    fn from_u64(v: u64) -> Result<Self, String> {
+        usize::try_from(v).map_err(|_| format!("{v} is too large"))
+    }
+}
+
+impl AutoValue for u32 {
+    const EXPECTING: &'static str = "expected a whole number or \"auto\"";
+    fn from_u64(v: u64) -> Result<Self, String> {
+        u32::try_from(v).map_err(|_| format!("{v} is too large"))
+    }
+}
+
+impl AutoValue for Size {
+    const EXPECTING: &'static str =
+        "expected a size like \"4MiB\", \"1G\", a number of bytes, or \"auto\"";
+    fn from_u64(v: u64) -> Result<Self, String> {
+        Ok(Size(v))
+    }
+    fn from_text(s: &str) -> Result<Self, String> {
+        parse_size(s).map(Size)
+    }
+}
+
+impl<T> Default for Auto<T> {
+    fn default() -> Self {
+        Auto(None)
+    }
+}
+
+impl<'de, T: AutoValue> Deserialize<'de> for Auto<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<T: AutoValue> Visitor<'_> for V<T> {
+            type Value = Auto<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(T::EXPECTING)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Auto<T>, E> {
+                let v = u64::try_from(v).map_err(|_| E::custom(format!("{v} must not be negative")))?;
+                T::from_u64(v).map(|t| Auto(Some(t))).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Auto<T>, E> {
+                T::from_u64(v).map(|t| Auto(Some(t))).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Auto<T>, E> {
+                if v == "auto" {
+                    return Ok(Auto(None));
+                }
+                T::from_text(v).map(|t| Auto(Some(t))).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// One `"addr:port"` or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen(pub Vec<SocketAddr>);
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        fn addr<E: de::Error>(s: &str) -> Result<SocketAddr, E> {
+            s.parse().map_err(|_| {
+                E::custom(format!(
+                    "invalid listen address {s:?}: expected IP:port like \"127.0.0.1:8698\" or \"[::1]:8698\""
+                ))
+            })
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = Listen;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address like \"127.0.0.1:8698\" or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Listen, E> {
+                Ok(Listen(vec![addr(v)?]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Listen, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(addr(&s)?);
+                }
+                Ok(Listen(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for CountDirection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        keyword(d, &[("ingress", CountDirection::Ingress), ("both", CountDirection::Both)])
+    }
+}
+
+impl<'de> Deserialize<'de> for FanoutPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        keyword(
+            d,
+            &[
+                ("hash", FanoutPolicy::Hash),
+                ("cpu", FanoutPolicy::Cpu),
+                ("lb", FanoutPolicy::Lb),
+            ],
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for WaitPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        keyword(
+            d,
+            &[
+                ("auto", WaitPolicy::Auto),
+                ("io_uring", WaitPolicy::IoUring),
+                ("poll", WaitPolicy::Poll),
+            ],
+        )
+    }
+}
+
+/// One of a fixed set of words, with an error that lists them.
+fn keyword<'de, D: Deserializer<'de>, T: Copy>(d: D, words: &[(&str, T)]) -> Result<T, D::Error> {
+    let s = String::deserialize(d)?;
+    words
+        .iter()
+        .find(|(w, _)| *w == s)
+        .map(|&(_, v)| v)
+        .ok_or_else(|| {
+            let allowed: Vec<String> = words.iter().map(|(w, _)| format!("\"{w}\"")).collect();
+            de::Error::custom(format!(
+                "invalid value {s:?}: expected one of {}",
+                allowed.join(", ")
+            ))
+        })
+}

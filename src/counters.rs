@@ -1,0 +1,157 @@
+//! Per-interface counters: what the capture saw on an interface, what the
+//! parser made of it, and what the kernel dropped.
+
+use serde::Serialize;
+
+use crate::wire::{Malformed, NonIp};
+
+/// Counters of one interface, kept by a worker per ring and handed to the
+/// aggregator as a delta every tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfaceDelta {
+    pub ifindex: u32,
+    /// Frames read from the ring.
+    pub frames: u64,
+    /// Their length on the wire.
+    pub wire_bytes: u64,
+    /// Frames that were IP packets and were counted.
+    pub ip_packets: u64,
+    /// Their layer-3 bytes.
+    pub ip_bytes: u64,
+    /// Frames this host sent, not counted because `direction = "ingress"`
+    /// (only where the kernel lacks PACKET_IGNORE_OUTGOING).
+    pub outgoing_skipped: u64,
+    /// Non-IP frames by [`NonIp`] kind.
+    pub non_ip: [u64; NonIp::COUNT],
+    /// Problems by [`Malformed::index`]. Problems below the transport layer
+    /// mean the frame was not counted; the others are noted on counted
+    /// packets.
+    pub malformed: [u64; Malformed::COUNT],
+    /// Frames a ring block announced but its frame chain did not reach.
+    pub ring_corrupt: u64,
+    /// Kernel counters (PACKET_STATISTICS) since the previous delta.
+    pub kernel_packets: u64,
+    pub kernel_drops: u64,
+    pub kernel_freezes: u64,
+}
+
+impl IfaceDelta {
+    pub fn new(ifindex: u32) -> Self {
+        IfaceDelta {
+            ifindex,
+            frames: 0,
+            wire_bytes: 0,
+            ip_packets: 0,
+            ip_bytes: 0,
+            outgoing_skipped: 0,
+            non_ip: [0; NonIp::COUNT],
+            malformed: [0; Malformed::COUNT],
+            ring_corrupt: 0,
+            kernel_packets: 0,
+            kernel_drops: 0,
+            kernel_freezes: 0,
+        }
+    }
+
+    /// Adds another delta of the same interface.
+    pub fn add(&mut self, o: &IfaceDelta) {
+        self.frames += o.frames;
+        self.wire_bytes += o.wire_bytes;
+        self.ip_packets += o.ip_packets;
+        self.ip_bytes += o.ip_bytes;
+        self.outgoing_skipped += o.outgoing_skipped;
+        for (a, b) in self.non_ip.iter_mut().zip(o.non_ip) {
+            *a += b;
+        }
+        for (a, b) in self.malformed.iter_mut().zip(o.malformed) {
+            *a += b;
+        }
+        self.ring_corrupt += o.ring_corrupt;
+        self.kernel_packets += o.kernel_packets;
+        self.kernel_drops += o.kernel_drops;
+        self.kernel_freezes += o.kernel_freezes;
+    }
+
+    /// Returns the counters and starts from zero.
+    pub fn take(&mut self) -> IfaceDelta {
+        std::mem::replace(self, IfaceDelta::new(self.ifindex))
+    }
+
+    /// Frames not counted as IP packets because they were broken.
+    pub fn malformed_dropped(&self) -> u64 {
+        self.frames - self.ip_packets - self.non_ip.iter().sum::<u64>() - self.outgoing_skipped
+    }
+
+    /// Parser problems as (name, count), non-zero ones only.
+    pub fn malformed_by_reason(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        self.malformed
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .filter_map(|(i, &n)| Malformed::from_index(i).map(|m| (m.to_string(), n)))
+    }
+}
+
+/// Totals for display, derived from accumulated deltas.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IfaceReport {
+    pub frames: u64,
+    pub wire_bytes: u64,
+    pub ip_packets: u64,
+    pub ip_bytes: u64,
+    pub non_ip: std::collections::BTreeMap<&'static str, u64>,
+    pub malformed: std::collections::BTreeMap<String, u64>,
+    pub outgoing_skipped: u64,
+    pub ring_corrupt: u64,
+    pub kernel_packets: u64,
+    pub kernel_drops: u64,
+    pub kernel_freezes: u64,
+}
+
+impl From<&IfaceDelta> for IfaceReport {
+    fn from(d: &IfaceDelta) -> Self {
+        IfaceReport {
+            frames: d.frames,
+            wire_bytes: d.wire_bytes,
+            ip_packets: d.ip_packets,
+            ip_bytes: d.ip_bytes,
+            non_ip: NonIp::ALL
+                .iter()
+                .map(|k| (k.name(), d.non_ip[k.index()]))
+                .collect(),
+            malformed: d.malformed_by_reason().collect(),
+            outgoing_skipped: d.outgoing_skipped,
+            ring_corrupt: d.ring_corrupt,
+            kernel_packets: d.kernel_packets,
+            kernel_drops: d.kernel_drops,
+            kernel_freezes: d.kernel_freezes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Layer, Problem};
+
+    #[test]
+    fn add_and_take() {
+        let mut a = IfaceDelta::new(3);
+        a.frames = 10;
+        a.ip_packets = 7;
+        a.non_ip[NonIp::Arp.index()] = 2;
+        a.malformed[Malformed::new(Layer::Ipv4, Problem::BadTotalLen).index()] = 1;
+        let mut b = IfaceDelta::new(3);
+        b.add(&a);
+        b.add(&a);
+        assert_eq!(b.frames, 20);
+        assert_eq!(b.malformed_dropped(), 2);
+        let taken = b.take();
+        assert_eq!(taken.frames, 20);
+        assert_eq!(b.frames, 0);
+        assert_eq!(b.ifindex, 3);
+        let r = IfaceReport::from(&taken);
+        assert_eq!(r.malformed.get("ipv4_bad_total_len"), Some(&2));
+        assert_eq!(r.non_ip.get("arp"), Some(&4));
+    }
+}

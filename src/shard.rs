@@ -1,0 +1,424 @@
+//! A worker's private counters for one tick: per host, per (source,
+//! destination) pair, and the distinct destination ports each source
+//! initiated contact to.
+//!
+//! A shard is filled by exactly one worker and then handed whole to the
+//! aggregator, so nothing in it is shared or locked. Its tables are sized to
+//! their bounds when the shard is made and only cleared afterwards, so
+//! recording a packet never allocates; a table at its bound counts what does
+//! not fit into [`Untracked`] instead of growing.
+
+use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
+
+use crate::counters::IfaceDelta;
+use crate::wire::{Addr, Role, Summary};
+
+pub type Hasher = ahash::RandomState;
+
+/// Table bounds of a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardLimits {
+    /// Distinct hosts, sources and destinations together.
+    pub max_hosts: usize,
+    /// Distinct (source, destination) pairs.
+    pub max_pairs: usize,
+    /// Distinct (source, protocol, destination port) initiations.
+    pub max_ports: usize,
+}
+
+/// Counters of one host within a shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostCounters {
+    pub addr: Addr,
+    pub sent_bytes: u64,
+    pub sent_packets: u64,
+    pub recv_bytes: u64,
+    pub recv_packets: u64,
+}
+
+/// Role bits recorded per pair: which kinds of packets went from the source
+/// to the destination.
+pub mod role_bits {
+    use crate::wire::Role;
+    pub const INITIATION: u8 = 1 << 0;
+    pub const REPLY: u8 = 1 << 1;
+    pub const REFUSAL: u8 = 1 << 2;
+    pub const ERROR: u8 = 1 << 3;
+
+    pub fn of(role: Role) -> u8 {
+        match role {
+            Role::Initiation => INITIATION,
+            Role::Reply => REPLY,
+            Role::Refusal => REFUSAL,
+            Role::Error => ERROR,
+            Role::Other => 0,
+        }
+    }
+}
+
+/// Counters of one (source, destination) pair within a shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PairCounters {
+    pub bytes: u64,
+    pub packets: u64,
+    /// [`role_bits`] seen from source to destination.
+    pub roles: u8,
+}
+
+/// What did not fit in the tables: still counted, here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Untracked {
+    /// Sent by sources the host table had no room for.
+    pub src_bytes: u64,
+    pub src_packets: u64,
+    /// Received by destinations the host table had no room for.
+    pub dst_bytes: u64,
+    pub dst_packets: u64,
+    /// Packets of pairs the pair table had no room for (or whose host did
+    /// not fit).
+    pub pair_bytes: u64,
+    pub pair_packets: u64,
+    /// Port initiations the port table had no room for.
+    pub port_initiations: u64,
+}
+
+impl Untracked {
+    pub fn add(&mut self, o: &Untracked) {
+        self.src_bytes += o.src_bytes;
+        self.src_packets += o.src_packets;
+        self.dst_bytes += o.dst_bytes;
+        self.dst_packets += o.dst_packets;
+        self.pair_bytes += o.pair_bytes;
+        self.pair_packets += o.pair_packets;
+        self.port_initiations += o.port_initiations;
+    }
+}
+
+/// Packet and byte totals of everything recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Key of a distinct-port entry: source id, protocol, port.
+#[inline]
+fn port_key(src: u32, proto: u8, port: u16) -> u64 {
+    (u64::from(src) << 32) | (u64::from(proto) << 16) | u64::from(port)
+}
+
+#[inline]
+fn pair_key(src: u32, dst: u32) -> u64 {
+    (u64::from(src) << 32) | u64::from(dst)
+}
+
+/// One worker's counters for one or more ticks.
+#[derive(Debug)]
+pub struct Shard {
+    /// First and last tick whose packets are in here. A shard the aggregator
+    /// could not take in time keeps filling and spans several ticks.
+    pub first_tick: u64,
+    pub last_tick: u64,
+    /// True for the last shard of a worker that is stopping.
+    pub last: bool,
+    limits: ShardLimits,
+    index: HashMap<Addr, u32, Hasher>,
+    hosts: Vec<HostCounters>,
+    pairs: HashMap<u64, PairCounters, Hasher>,
+    ports: hashbrown::HashSet<u64, Hasher>,
+    pub untracked: Untracked,
+    pub totals: Totals,
+    /// Per-interface counters since the previous hand-over, filled by the
+    /// worker when it hands the shard over.
+    pub ifaces: Vec<IfaceDelta>,
+}
+
+impl Shard {
+    /// Makes a shard with all tables sized to their bounds.
+    pub fn new(limits: ShardLimits, hasher: &Hasher) -> Shard {
+        Shard {
+            first_tick: 0,
+            last_tick: 0,
+            last: false,
+            limits,
+            index: HashMap::with_capacity_and_hasher(limits.max_hosts, hasher.clone()),
+            hosts: Vec::with_capacity(limits.max_hosts),
+            pairs: HashMap::with_capacity_and_hasher(limits.max_pairs, hasher.clone()),
+            ports: hashbrown::HashSet::with_capacity_and_hasher(limits.max_ports, hasher.clone()),
+            untracked: Untracked::default(),
+            totals: Totals::default(),
+            ifaces: Vec::with_capacity(16),
+        }
+    }
+
+    pub fn limits(&self) -> ShardLimits {
+        self.limits
+    }
+
+    /// The id of a host, adding it if there is room.
+    #[inline]
+    fn host(&mut self, addr: Addr) -> Option<u32> {
+        match self.index.entry(addr) {
+            Entry::Occupied(e) => Some(*e.get()),
+            Entry::Vacant(v) => {
+                if self.hosts.len() >= self.limits.max_hosts {
+                    return None;
+                }
+                let id = self.hosts.len() as u32;
+                self.hosts.push(HostCounters {
+                    addr,
+                    ..HostCounters::default()
+                });
+                v.insert(id);
+                Some(id)
+            }
+        }
+    }
+
+    /// Counts one packet.
+    #[inline]
+    pub fn record(&mut self, s: &Summary) {
+        let len = u64::from(s.l3_len);
+        self.totals.packets += 1;
+        self.totals.bytes += len;
+        let src = self.host(s.src);
+        let dst = self.host(s.dst);
+        match src {
+            Some(i) => {
+                let h = &mut self.hosts[i as usize];
+                h.sent_bytes += len;
+                h.sent_packets += 1;
+            }
+            None => {
+                self.untracked.src_bytes += len;
+                self.untracked.src_packets += 1;
+            }
+        }
+        match dst {
+            Some(j) => {
+                let h = &mut self.hosts[j as usize];
+                h.recv_bytes += len;
+                h.recv_packets += 1;
+            }
+            None => {
+                self.untracked.dst_bytes += len;
+                self.untracked.dst_packets += 1;
+            }
+        }
+        let (Some(i), Some(j)) = (src, dst) else {
+            self.untracked.pair_bytes += len;
+            self.untracked.pair_packets += 1;
+            return;
+        };
+        let roles = role_bits::of(s.role);
+        let full = self.pairs.len() >= self.limits.max_pairs;
+        match self.pairs.entry(pair_key(i, j)) {
+            Entry::Occupied(mut e) => {
+                let p = e.get_mut();
+                p.bytes += len;
+                p.packets += 1;
+                p.roles |= roles;
+            }
+            Entry::Vacant(v) if !full => {
+                v.insert(PairCounters {
+                    bytes: len,
+                    packets: 1,
+                    roles,
+                });
+            }
+            Entry::Vacant(_) => {
+                self.untracked.pair_bytes += len;
+                self.untracked.pair_packets += 1;
+            }
+        }
+        if s.role == Role::Initiation && s.has_ports {
+            let key = port_key(i, s.proto, s.dst_port);
+            if self.ports.len() < self.limits.max_ports {
+                self.ports.insert(key);
+            } else if !self.ports.contains(&key) {
+                self.untracked.port_initiations += 1;
+            }
+        }
+    }
+
+    /// Hosts with their counters.
+    pub fn hosts(&self) -> &[HostCounters] {
+        &self.hosts
+    }
+
+    /// Pairs as (source, destination, counters).
+    pub fn pairs(&self) -> impl Iterator<Item = (Addr, Addr, &PairCounters)> + '_ {
+        self.pairs.iter().map(|(&k, p)| {
+            let src = self.hosts[(k >> 32) as usize].addr;
+            let dst = self.hosts[(k & 0xffff_ffff) as usize].addr;
+            (src, dst, p)
+        })
+    }
+
+    /// Distinct initiations as (source, protocol, destination port).
+    pub fn ports(&self) -> impl Iterator<Item = (Addr, u8, u16)> + '_ {
+        self.ports.iter().map(|&k| {
+            let src = self.hosts[(k >> 32) as usize].addr;
+            (src, (k >> 16) as u8, k as u16)
+        })
+    }
+
+    /// Number of pairs.
+    pub fn pair_count(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Empties the shard for reuse, keeping its table memory.
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.hosts.clear();
+        self.pairs.clear();
+        self.ports.clear();
+        self.untracked = Untracked::default();
+        self.totals = Totals::default();
+        self.ifaces.clear();
+        self.last = false;
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.totals.packets == 0 && self.ifaces.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::proto;
+
+    fn limits(h: usize, p: usize) -> ShardLimits {
+        ShardLimits {
+            max_hosts: h,
+            max_pairs: p,
+            max_ports: p,
+        }
+    }
+
+    fn pkt(src: u8, dst: u8, len: u32) -> Summary {
+        Summary {
+            src: Addr::from_v4([10, 0, 0, src]),
+            dst: Addr::from_v4([10, 0, 0, dst]),
+            l3_len: len,
+            proto: proto::UDP,
+            dst_port: 53,
+            has_ports: true,
+            role: Role::Initiation,
+            ..Summary::default()
+        }
+    }
+
+    fn host(s: &Shard, n: u8) -> HostCounters {
+        *s.hosts()
+            .iter()
+            .find(|h| h.addr == Addr::from_v4([10, 0, 0, n]))
+            .unwrap()
+    }
+
+    #[test]
+    fn counts_per_host_and_pair() {
+        let mut s = Shard::new(limits(16, 16), &Hasher::new());
+        s.record(&pkt(1, 2, 100));
+        s.record(&pkt(1, 2, 50));
+        s.record(&pkt(1, 3, 10));
+        s.record(&pkt(2, 1, 7));
+        assert_eq!(host(&s, 1).sent_bytes, 160);
+        assert_eq!(host(&s, 1).sent_packets, 3);
+        assert_eq!(host(&s, 1).recv_bytes, 7);
+        assert_eq!(host(&s, 2).recv_bytes, 150);
+        assert_eq!(s.pair_count(), 3);
+        let p12: Vec<_> = s
+            .pairs()
+            .filter(|(a, b, _)| *a == Addr::from_v4([10, 0, 0, 1]) && *b == Addr::from_v4([10, 0, 0, 2]))
+            .collect();
+        assert_eq!(p12[0].2.bytes, 150);
+        assert_eq!(p12[0].2.packets, 2);
+        assert_eq!(p12[0].2.roles, role_bits::INITIATION);
+        assert_eq!(s.totals, Totals { packets: 4, bytes: 167 });
+        assert_eq!(s.untracked, Untracked::default());
+    }
+
+    #[test]
+    fn full_host_table_counts_untracked_and_keeps_totals_exact() {
+        let mut s = Shard::new(limits(2, 16), &Hasher::new());
+        s.record(&pkt(1, 2, 100));
+        s.record(&pkt(3, 4, 40)); // neither host fits
+        s.record(&pkt(1, 5, 30)); // destination does not fit
+        assert_eq!(s.hosts().len(), 2);
+        assert_eq!(s.untracked.src_bytes, 40);
+        assert_eq!(s.untracked.dst_bytes, 70);
+        assert_eq!(s.untracked.pair_bytes, 70);
+        assert_eq!(host(&s, 1).sent_bytes, 130);
+        let tracked: u64 = s.hosts().iter().map(|h| h.sent_bytes).sum();
+        assert_eq!(tracked + s.untracked.src_bytes, s.totals.bytes);
+    }
+
+    #[test]
+    fn full_pair_table_counts_untracked() {
+        let mut s = Shard::new(limits(16, 1), &Hasher::new());
+        s.record(&pkt(1, 2, 100));
+        s.record(&pkt(1, 3, 40));
+        s.record(&pkt(1, 2, 1));
+        assert_eq!(s.pair_count(), 1);
+        assert_eq!(s.untracked.pair_bytes, 40);
+        assert_eq!(s.untracked.pair_packets, 1);
+    }
+
+    #[test]
+    fn distinct_ports_only_from_initiations() {
+        let mut s = Shard::new(limits(16, 16), &Hasher::new());
+        for port in [22, 80, 80, 443] {
+            let mut p = pkt(1, 2, 60);
+            p.proto = proto::TCP;
+            p.dst_port = port;
+            s.record(&p);
+        }
+        let mut reply = pkt(2, 1, 60);
+        reply.role = Role::Reply;
+        reply.dst_port = 9999;
+        s.record(&reply);
+        let mut ports: Vec<_> = s.ports().map(|(_, _, p)| p).collect();
+        ports.sort();
+        assert_eq!(ports, vec![22, 80, 443]);
+    }
+
+    #[test]
+    fn port_table_bound() {
+        let mut s = Shard::new(limits(16, 2), &Hasher::new());
+        for port in [1, 2, 3, 3, 1] {
+            let mut p = pkt(1, 2, 60);
+            p.dst_port = port;
+            s.record(&p);
+        }
+        assert_eq!(s.ports().count(), 2);
+        assert_eq!(s.untracked.port_initiations, 2);
+    }
+
+    #[test]
+    fn clear_keeps_capacity_and_empties() {
+        let mut s = Shard::new(limits(1000, 1000), &Hasher::new());
+        for i in 0..200 {
+            s.record(&pkt(i, i.wrapping_add(1), 10));
+        }
+        s.clear();
+        assert!(s.is_empty());
+        assert_eq!(s.hosts().len(), 0);
+        assert_eq!(s.pair_count(), 0);
+        assert!(s.hosts.capacity() >= 1000);
+    }
+
+    #[test]
+    fn v4_and_v6_hosts_share_one_table() {
+        let mut s = Shard::new(limits(16, 16), &Hasher::new());
+        let mut p = pkt(1, 2, 100);
+        p.src = Addr::from_v6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        s.record(&p);
+        s.record(&pkt(1, 2, 10));
+        assert_eq!(s.hosts().len(), 3);
+    }
+}
