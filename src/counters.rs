@@ -3,7 +3,27 @@
 
 use serde::Serialize;
 
-use crate::wire::{Malformed, NonIp};
+use crate::shard::Shard;
+use crate::wire::{self, LinkType, Malformed, Meta, NonIp, Skip};
+
+/// Parses one frame and counts it: into the interface's counters always, and
+/// into the shard if it is an IP packet. Live capture, replay and the
+/// benchmarks all count through here.
+#[inline]
+pub fn count_frame(link: LinkType, data: &[u8], meta: Meta, c: &mut IfaceDelta, shard: &mut Shard) {
+    match wire::parse(link, data, meta) {
+        Ok(s) => {
+            c.ip_packets += 1;
+            c.ip_bytes += u64::from(s.l3_len);
+            if let Some(a) = s.anomaly {
+                c.malformed[a.index()] += 1;
+            }
+            shard.record(&s);
+        }
+        Err(Skip::NonIp(k)) => c.non_ip[k.index()] += 1,
+        Err(Skip::Malformed(m)) => c.malformed[m.index()] += 1,
+    }
+}
 
 /// Counters of one interface, kept by a worker per ring and handed to the
 /// aggregator as a delta every tick.

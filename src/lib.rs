@@ -3,8 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregator;
+pub mod capture;
+pub mod cli;
 pub mod config;
 pub mod counters;
+pub mod daemon;
+pub mod http;
 pub mod shard;
 pub mod snapshot;
 pub mod wire;

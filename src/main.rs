@@ -1,1 +1,64 @@
-fn main() {}
+//! The `trafficalerted` binary: arguments, logging, exit codes.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use trafficalerted::cli::{Cli, Command};
+use trafficalerted::config::{self, Config};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let config = match load(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return fail(&e, 2),
+            };
+            match trafficalerted::daemon::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e, 1),
+            }
+        }
+        Command::CheckConfig { file } => {
+            let path = file.or(cli.config);
+            match load(path.as_deref()) {
+                Ok(c) => {
+                    println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
+                    eprintln!("configuration OK");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e, 2),
+            }
+        }
+        Command::DefaultConfig => {
+            print!("{}", config::DOCUMENTED_DEFAULT);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The config named with -c (which must exist), else the default path if it
+/// exists, else the built-in defaults.
+fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => {
+            let p = Path::new(config::DEFAULT_PATH);
+            if p.exists() {
+                Ok(Config::load(p)?)
+            } else {
+                log::info!("no config file at {}; running on the built-in defaults", p.display());
+                Ok(Config::default())
+            }
+        }
+    }
+}
+
+fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
+    eprintln!("trafficalerted: {e:#}");
+    ExitCode::from(code)
+}

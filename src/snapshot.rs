@@ -5,6 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use serde::Serialize;
 
 use crate::aggregator::{RuntimeInfo, TickHealth};
@@ -85,7 +86,7 @@ pub struct Snapshot {
     pub config: Arc<serde_json::Value>,
     pub runtime: Arc<RuntimeInfo>,
     /// The `/all` body, rendered on first request.
-    pub all_json: OnceLock<Arc<Vec<u8>>>,
+    pub all_json: OnceLock<Bytes>,
 }
 
 impl Snapshot {
@@ -124,7 +125,7 @@ impl Snapshot {
     /// of `{"EventType","SourceIP","DestinationIP":[{"IP","Bytes"}],
     /// "TotalBytes"}` for every source that sent at least `chart_min_bytes`
     /// this interval, most bytes first.
-    pub fn all_json(&self) -> Arc<Vec<u8>> {
+    pub fn all_json(&self) -> Bytes {
         self.all_json
             .get_or_init(|| {
                 let list: Vec<LegacyEvent<'_>> = self
@@ -138,7 +139,7 @@ impl Snapshot {
                         total_bytes: h.sent_bytes,
                     })
                     .collect();
-                Arc::new(serde_json::to_vec(&list).unwrap_or_else(|_| b"[]".to_vec()))
+                Bytes::from(serde_json::to_vec(&list).unwrap_or_else(|_| b"[]".to_vec()))
             })
             .clone()
     }
@@ -234,6 +235,6 @@ mod tests {
     #[test]
     fn empty_snapshot_renders_an_empty_list() {
         let s = Snapshot::empty(serde_json::json!({}), RuntimeInfo::default());
-        assert_eq!(&**s.all_json(), b"[]");
+        assert_eq!(&s.all_json()[..], b"[]");
     }
 }

@@ -90,6 +90,18 @@ impl Error {
         }
     }
 
+    /// True if a socket option this kernel does not know was refused
+    /// (ENOPROTOOPT, or EINVAL from kernels that predate it).
+    pub fn is_unsupported_option(&self) -> bool {
+        match self {
+            Error::Sys { op, source } => {
+                op.starts_with("setsockopt")
+                    && matches!(source.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EINVAL))
+            }
+            _ => false,
+        }
+    }
+
     /// True if the error is a missing privilege.
     pub fn is_permission_denied(&self) -> bool {
         matches!(self, Error::PermissionDenied { .. })

@@ -56,7 +56,8 @@ pub struct RingConfig {
     /// Bytes of each packet copied into the ring (the rest is only counted
     /// in the original length).
     pub snaplen: u32,
-    /// Do not deliver packets this host sends (PACKET_IGNORE_OUTGOING).
+    /// Do not deliver packets this host sends (PACKET_IGNORE_OUTGOING, and
+    /// for a fanout group PACKET_FANOUT_FLAG_IGNORE_OUTGOING, Linux 6.9+).
     pub ignore_outgoing: bool,
     /// Share the interface with other rings.
     pub fanout: Option<Fanout>,
@@ -198,9 +199,16 @@ impl Ring {
 
         let mut fanout_group = None;
         if let Some(fanout) = cfg.fanout {
+            let ignore = if cfg.ignore_outgoing {
+                sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+            } else {
+                0
+            };
             let arg: u32 = match fanout {
-                Fanout::New(mode) => (mode.kernel_type() | sys::PACKET_FANOUT_FLAG_UNIQUEID) << 16,
-                Fanout::Join(mode, id) => (mode.kernel_type() << 16) | u32::from(id),
+                Fanout::New(mode) => {
+                    (mode.kernel_type() | ignore | sys::PACKET_FANOUT_FLAG_UNIQUEID) << 16
+                }
+                Fanout::Join(mode, id) => ((mode.kernel_type() | ignore) << 16) | u32::from(id),
             };
             sys::setsockopt(bfd, sys::SOL_PACKET, sys::PACKET_FANOUT, &arg)
                 .map_err(|e| Error::sys("setsockopt(PACKET_FANOUT)", e))?;
@@ -223,6 +231,14 @@ impl Ring {
             ifindex,
             fanout_group,
         })
+    }
+
+    /// Checks that this process may open packet sockets at all, so that a
+    /// missing privilege is reported once, at start, in plain words.
+    pub fn check_access() -> Result<()> {
+        sys::packet_socket()
+            .map(drop)
+            .map_err(|e| Error::sys_open("socket(AF_PACKET)", e))
     }
 
     /// The interface this ring is bound to.

@@ -24,6 +24,9 @@ pub const PACKET_FANOUT_HASH: u32 = 0;
 pub const PACKET_FANOUT_LB: u32 = 1;
 pub const PACKET_FANOUT_CPU: u32 = 2;
 pub const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+/// Linux 6.9+: the group itself ignores outgoing packets; the per-socket
+/// PACKET_IGNORE_OUTGOING does not reach a fanout group's hook.
+pub const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
 
 pub const TP_STATUS_KERNEL: u32 = 0;
 pub const TP_STATUS_USER: u32 = 1 << 0;

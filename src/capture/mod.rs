@@ -1,0 +1,458 @@
+//! Live capture: the supervisor that decides which interfaces to watch and
+//! opens their rings, the pinned workers that count, and the aggregator
+//! thread that merges their shards every tick.
+//!
+//! Threads: `cap-N` (one per worker, pinned to its core), `aggregator`,
+//! and the caller's, which calls [`Capture::refresh`] once per tick to pick up
+//! interfaces that appeared and drop those that went away.
+
+pub mod clock;
+mod collect;
+mod handoff;
+pub mod links;
+pub mod select;
+pub mod sizing;
+mod worker;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tpacket::{Fanout, FanoutMode, Ring, RingConfig, WaitKind, Waiter};
+
+use crate::aggregator::{Aggregator, AggregatorConfig, RuntimeInfo};
+use crate::config::{Config, CountDirection, FanoutPolicy, WaitPolicy};
+use crate::shard::{Hasher, ShardLimits};
+use crate::snapshot::{Published, Snapshot};
+use crate::wire::LinkType;
+use clock::TickClock;
+use collect::IfaceEvent;
+use links::Link;
+use select::Skipped;
+use sizing::{Bytes, Machine, Sizing};
+pub use worker::WorkerReport;
+use worker::{Command, Member, Wake, WorkerSetup};
+
+/// Why capture could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Ring(#[from] tpacket::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("cannot create a wake-up descriptor: {0}")]
+    Wake(#[source] std::io::Error),
+    #[error("io_uring was asked for (capture.wait = \"io_uring\") but cannot be used: {0}")]
+    Uring(#[source] std::io::Error),
+}
+
+struct WorkerHandle {
+    thread: JoinHandle<WorkerReport>,
+    commands: Sender<Command>,
+    wake: Arc<Wake>,
+}
+
+struct Watched {
+    name: String,
+    ring_bytes: u64,
+}
+
+/// The running capture.
+pub struct Capture {
+    cfg: crate::config::CaptureConfig,
+    sizing: Sizing,
+    wait: WaitKind,
+    workers: Vec<WorkerHandle>,
+    aggregator: JoinHandle<Snapshot>,
+    agg_events: Sender<IfaceEvent>,
+    clock: TickClock,
+    watched: BTreeMap<u32, Watched>,
+    /// Interfaces that could not be opened, with the error: not retried
+    /// (and not logged again) while they keep their index.
+    failed: HashMap<u32, String>,
+    /// Interfaces skipped as stacked, logged once.
+    stacked_logged: HashSet<u32>,
+    ring_used: u64,
+    last_list_error: Option<Instant>,
+    ignore_outgoing_supported: bool,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture")
+            .field("sizing", &self.sizing)
+            .field("watched", &self.watched.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A link type in words, for logs and the API.
+pub fn link_name(l: &Link) -> String {
+    match LinkType::from_arphrd(l.hatype) {
+        LinkType::Ethernet if l.hatype == tpacket::arphrd::LOOPBACK => "loopback".into(),
+        LinkType::Ethernet => "ethernet".into(),
+        LinkType::RawIp => "raw-ip".into(),
+        _ => format!("arphrd-{}", l.hatype),
+    }
+}
+
+impl Capture {
+    /// Checks the privilege, sizes the rings, starts the aggregator and the
+    /// workers, and opens the interfaces present now.
+    pub fn start(config: &Config, published: Published) -> Result<Capture, StartError> {
+        Ring::check_access()?;
+        let cfg = config.capture.clone();
+        let machine = Machine::detect();
+        let sizing = sizing::size(&cfg, &machine);
+        let wait = resolve_wait(cfg.wait)?;
+        log::info!(
+            "sizing: {sizing}; idle workers wait with {}",
+            if wait == WaitKind::IoUring { "io_uring" } else { "poll(2)" }
+        );
+
+        let runtime = RuntimeInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            workers: sizing.workers,
+            cpus: sizing.cpus.clone(),
+            wait: if wait == WaitKind::IoUring { "io_uring" } else { "poll" }.into(),
+            ring_block_size: u64::from(sizing.block_size),
+            ring_block_count: sizing.block_count,
+            ring_memory_max: sizing.ring_memory_max,
+            source: "live".into(),
+        };
+        let agg = Aggregator::new(
+            AggregatorConfig::from_config(config),
+            serde_json::to_value(config).unwrap_or_default(),
+            runtime,
+        );
+        let limits = ShardLimits {
+            max_hosts: config.traffic.max_hosts,
+            max_pairs: config.traffic.max_pairs,
+            max_ports: config.traffic.max_pairs,
+        };
+        let clock = TickClock::new(Instant::now(), config.tick());
+
+        // The aggregator starts first: workers need its thread handle to
+        // wake it, and it needs their queues, which it receives once made.
+        let (sides_tx, sides_rx) = mpsc::channel();
+        let (agg_events, events_rx) = mpsc::channel();
+        let aggregator = std::thread::Builder::new()
+            .name("aggregator".into())
+            .spawn(move || {
+                let sides = sides_rx.recv().unwrap_or_default();
+                collect::run(agg, sides, clock, published, events_rx)
+            })
+            .map_err(StartError::Thread)?;
+
+        let hasher = Hasher::new();
+        let mut sides = Vec::new();
+        let mut workers = Vec::new();
+        for id in 0..sizing.workers {
+            let (side, agg_side, shard) =
+                handoff::channel(limits, &hasher, aggregator.thread().clone());
+            sides.push(agg_side);
+            let wake = Wake::new().map_err(StartError::Wake)?;
+            let (commands, commands_rx) = mpsc::channel();
+            let setup = WorkerSetup {
+                id,
+                cpu: sizing.cpus.get(id).copied(),
+                wait,
+                direction: cfg.direction,
+                clock,
+                wake: wake.clone(),
+                commands: commands_rx,
+                side,
+                shard,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("cap-{id}"))
+                .spawn(move || worker::run(setup))
+                .map_err(StartError::Thread)?;
+            workers.push(WorkerHandle {
+                thread,
+                commands,
+                wake,
+            });
+        }
+        let _ = sides_tx.send(sides);
+
+        let mut capture = Capture {
+            cfg,
+            sizing,
+            wait,
+            workers,
+            aggregator,
+            agg_events,
+            clock,
+            watched: BTreeMap::new(),
+            failed: HashMap::new(),
+            stacked_logged: HashSet::new(),
+            ring_used: 0,
+            last_list_error: None,
+            ignore_outgoing_supported: true,
+        };
+        capture.refresh();
+        if capture.watched.is_empty() {
+            log::warn!(
+                "no interface to watch yet (capture.interfaces = {:?}, exclude_interfaces = {:?}); waiting for one to appear",
+                capture.cfg.interfaces,
+                capture.cfg.exclude_interfaces
+            );
+        }
+        Ok(capture)
+    }
+
+    /// The sizes capture runs with.
+    pub fn sizing(&self) -> &Sizing {
+        &self.sizing
+    }
+
+    /// The idle-wait mechanism in use.
+    pub fn wait_kind(&self) -> WaitKind {
+        self.wait
+    }
+
+    /// The tick clock shared by workers and aggregator.
+    pub fn clock(&self) -> TickClock {
+        self.clock
+    }
+
+    /// Names of the interfaces being watched.
+    pub fn watched(&self) -> Vec<String> {
+        self.watched.values().map(|w| w.name.clone()).collect()
+    }
+
+    /// Looks at the interfaces again: opens rings on new ones, closes those
+    /// of interfaces that went away or no longer match.
+    pub fn refresh(&mut self) {
+        let links = match links::list() {
+            Ok(l) => l,
+            Err(e) => {
+                let now = Instant::now();
+                if self
+                    .last_list_error
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
+                {
+                    self.last_list_error = Some(now);
+                    log::warn!("cannot list interfaces: {e}; keeping the ones watched");
+                }
+                return;
+            }
+        };
+        let (watch, skipped) = select::select(
+            &links,
+            &self.cfg.interfaces,
+            &self.cfg.exclude_interfaces,
+            self.cfg.skip_stacked,
+        );
+        for (l, why) in &skipped {
+            if let Skipped::Stacked { on } = why {
+                if self.stacked_logged.insert(l.ifindex) {
+                    log::info!("not watching {}: its packets are counted on {on}", l.name);
+                }
+            }
+        }
+        let present: HashSet<u32> = links.iter().map(|l| l.ifindex).collect();
+        self.failed.retain(|i, _| present.contains(i));
+        self.stacked_logged.retain(|i| present.contains(i));
+
+        let wanted: HashMap<u32, &Link> = watch.iter().map(|l| (l.ifindex, *l)).collect();
+        let gone: Vec<u32> = self
+            .watched
+            .keys()
+            .filter(|i| !wanted.contains_key(i))
+            .copied()
+            .collect();
+        for ifindex in gone {
+            let why = if present.contains(&ifindex) {
+                "no longer selected"
+            } else {
+                "it went away"
+            };
+            self.unwatch(ifindex, why);
+        }
+        for l in watch {
+            if let Some(w) = self.watched.get_mut(&l.ifindex) {
+                if w.name != l.name {
+                    log::info!("{} is now called {}", w.name, l.name);
+                    w.name = l.name.clone();
+                    let _ = self.agg_events.send(IfaceEvent::Added {
+                        ifindex: l.ifindex,
+                        name: l.name.clone(),
+                        link: link_name(l),
+                    });
+                }
+                continue;
+            }
+            if self.failed.contains_key(&l.ifindex) {
+                continue;
+            }
+            self.watch(l);
+        }
+    }
+
+    fn watch(&mut self, l: &Link) {
+        let n = self.workers.len() as u64;
+        let mut block_count = self.sizing.block_count;
+        let block_size = u64::from(self.sizing.block_size);
+        let per_ring = move |count: u32| block_size * u64::from(count);
+        let room = self.sizing.ring_memory_max.saturating_sub(self.ring_used);
+        if per_ring(block_count) * n > room {
+            block_count = (room / n / block_size) as u32;
+            if block_count < 2 {
+                self.fail(
+                    l,
+                    format!(
+                        "the ring memory cap ({}) is used up by {} interface(s); raise capture.ring_memory_max or exclude interfaces",
+                        Bytes(self.sizing.ring_memory_max),
+                        self.watched.len()
+                    ),
+                );
+                return;
+            }
+            log::warn!(
+                "{}: rings reduced to {} blocks to stay under capture.ring_memory_max ({})",
+                l.name,
+                block_count,
+                Bytes(self.sizing.ring_memory_max)
+            );
+        }
+        match self.open_rings(l, block_count) {
+            Ok(rings) => {
+                let bytes = per_ring(block_count) * n;
+                self.ring_used += bytes;
+                let link = LinkType::from_arphrd(l.hatype);
+                for (ring, w) in rings.into_iter().zip(&self.workers) {
+                    let m = Member::new(ring, link, l.name.clone());
+                    if w.commands.send(Command::Add(Box::new(m))).is_ok() {
+                        w.wake.commands();
+                    }
+                }
+                let _ = self.agg_events.send(IfaceEvent::Added {
+                    ifindex: l.ifindex,
+                    name: l.name.clone(),
+                    link: link_name(l),
+                });
+                log::info!(
+                    "watching {} (index {}, {}{}): {} ring{} of {}",
+                    l.name,
+                    l.ifindex,
+                    link_name(l),
+                    if l.up { "" } else { ", down" },
+                    n,
+                    if n == 1 { "" } else { "s" },
+                    Bytes(per_ring(block_count))
+                );
+                self.watched.insert(
+                    l.ifindex,
+                    Watched {
+                        name: l.name.clone(),
+                        ring_bytes: bytes,
+                    },
+                );
+            }
+            Err(e) if e.is_interface_gone() => {
+                log::debug!("{} went away while being opened", l.name);
+            }
+            Err(e) => self.fail(l, e.to_string()),
+        }
+    }
+
+    fn fail(&mut self, l: &Link, why: String) {
+        log::warn!("not watching {}: {why}", l.name);
+        self.failed.insert(l.ifindex, why);
+    }
+
+    fn open_rings(&mut self, l: &Link, block_count: u32) -> tpacket::Result<Vec<Ring>> {
+        let n = self.workers.len();
+        let mode = match self.cfg.fanout {
+            FanoutPolicy::Hash => FanoutMode::Hash,
+            FanoutPolicy::Cpu => FanoutMode::Cpu,
+            FanoutPolicy::Lb => FanoutMode::LoadBalance,
+        };
+        let mut rc = RingConfig {
+            block_size: self.sizing.block_size,
+            block_count,
+            retire_timeout_ms: self.cfg.block_timeout.0.as_millis().max(1) as u32,
+            snaplen: self.cfg.snaplen,
+            ignore_outgoing: self.cfg.direction == CountDirection::Ingress
+                && self.ignore_outgoing_supported,
+            fanout: (n > 1).then_some(Fanout::New(mode)),
+        };
+        let mut rings: Vec<Ring> = Vec::with_capacity(n);
+        for i in 0..n {
+            if i > 0 {
+                if let Some(id) = rings[0].fanout_group() {
+                    rc.fanout = Some(Fanout::Join(mode, id));
+                }
+            }
+            let ring = match Ring::open(l.ifindex, &rc) {
+                Err(e) if rc.ignore_outgoing && e.is_unsupported_option() => {
+                    log::info!(
+                        "the kernel has no PACKET_IGNORE_OUTGOING; outgoing packets are filtered (and counted) in user space"
+                    );
+                    self.ignore_outgoing_supported = false;
+                    rc.ignore_outgoing = false;
+                    Ring::open(l.ifindex, &rc)?
+                }
+                r => r?,
+            };
+            rings.push(ring);
+        }
+        Ok(rings)
+    }
+
+    fn unwatch(&mut self, ifindex: u32, why: &str) {
+        let Some(w) = self.watched.remove(&ifindex) else {
+            return;
+        };
+        for wk in &self.workers {
+            if wk.commands.send(Command::Remove(ifindex)).is_ok() {
+                wk.wake.commands();
+            }
+        }
+        self.ring_used = self.ring_used.saturating_sub(w.ring_bytes);
+        let _ = self.agg_events.send(IfaceEvent::Removed { ifindex });
+        log::info!("stopped watching {}: {why}", w.name);
+    }
+
+    /// Stops the workers, lets the aggregator merge their last shards, and
+    /// returns the final snapshot and what each worker did.
+    pub fn stop(self) -> (Option<Snapshot>, Vec<WorkerReport>) {
+        for w in &self.workers {
+            w.wake.stop();
+        }
+        let mut reports = Vec::new();
+        for w in self.workers {
+            match w.thread.join() {
+                Ok(r) => reports.push(r),
+                Err(_) => log::error!("a capture worker panicked"),
+            }
+        }
+        let last = self.aggregator.join().ok();
+        (last, reports)
+    }
+}
+
+/// Decides the wait mechanism once, so the fallback is logged once.
+fn resolve_wait(policy: WaitPolicy) -> Result<WaitKind, StartError> {
+    match policy {
+        WaitPolicy::Poll => Ok(WaitKind::Poll),
+        WaitPolicy::IoUring => Waiter::new(WaitKind::IoUring)
+            .map(|_| WaitKind::IoUring)
+            .map_err(StartError::Uring),
+        WaitPolicy::Auto => match Waiter::new(WaitKind::Auto) {
+            Ok((w, None)) => Ok(w.kind()),
+            Ok((_, Some(e))) => {
+                log::info!("io_uring cannot be used here ({e}); idle workers wait with poll(2)");
+                Ok(WaitKind::Poll)
+            }
+            Err(e) => {
+                log::info!("io_uring cannot be used here ({e}); idle workers wait with poll(2)");
+                Ok(WaitKind::Poll)
+            }
+        },
+    }
+}

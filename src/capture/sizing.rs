@@ -1,0 +1,224 @@
+//! Defaults sized from the machine: workers from the usable cores, ring
+//! memory from RAM, with a cap on all rings together.
+
+use std::fmt;
+
+use crate::config::CaptureConfig;
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// What the machine offers this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    /// CPUs this process may run on (its affinity mask).
+    pub cpus: Vec<usize>,
+    /// Memory: the smaller of RAM and this process's cgroup limit.
+    pub memory: u64,
+}
+
+impl Machine {
+    /// Reads the affinity mask, /proc/meminfo and the cgroup v2 limit.
+    pub fn detect() -> Machine {
+        Machine {
+            cpus: usable_cpus(),
+            memory: memory(),
+        }
+    }
+}
+
+fn usable_cpus() -> Vec<usize> {
+    use nix::sched::{CpuSet, sched_getaffinity};
+    use nix::unistd::Pid;
+    match sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&i| set.is_set(i).unwrap_or(false))
+            .collect(),
+        Err(_) => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    }
+}
+
+fn memory() -> u64 {
+    let ram = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| parse_meminfo(&t))
+        .unwrap_or(GIB);
+    match cgroup_limit() {
+        Some(limit) => ram.min(limit),
+        None => ram,
+    }
+}
+
+fn parse_meminfo(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn cgroup_limit() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let max = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/memory.max")).ok()?;
+    max.trim().parse().ok()
+}
+
+/// The sizes the capture runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sizing {
+    pub workers: usize,
+    /// CPU each worker is pinned to.
+    pub cpus: Vec<usize>,
+    /// Workers asked for but more than the cores, if any.
+    pub workers_reduced_from: Option<usize>,
+    pub block_size: u32,
+    pub block_count: u32,
+    pub ring_memory_max: u64,
+    pub memory: u64,
+}
+
+impl Sizing {
+    /// Ring memory of one socket.
+    pub fn ring_bytes(&self) -> u64 {
+        u64::from(self.block_size) * u64::from(self.block_count)
+    }
+}
+
+/// Applies the config to the machine.
+pub fn size(cfg: &CaptureConfig, m: &Machine) -> Sizing {
+    let cores = m.cpus.len().max(1);
+    let asked = cfg.workers.unwrap_or(cores);
+    let workers = asked.clamp(1, cores);
+    let cpus = if m.cpus.is_empty() {
+        vec![0; workers]
+    } else {
+        m.cpus.iter().copied().take(workers).collect()
+    };
+    let block_size = cfg.block_size.unwrap_or(MIB).min(u64::from(u32::MAX / 2 + 1)) as u32;
+    let per_socket = (m.memory / 1024).clamp(4 * MIB, 64 * MIB);
+    let block_count = cfg
+        .block_count
+        .unwrap_or_else(|| (per_socket / u64::from(block_size)).clamp(2, u64::from(u32::MAX)) as u32);
+    let ring_memory_max = cfg
+        .ring_memory_max
+        .unwrap_or_else(|| (m.memory / 32).clamp(64 * MIB, 2 * GIB));
+    Sizing {
+        workers,
+        cpus,
+        workers_reduced_from: (asked > cores).then_some(asked),
+        block_size,
+        block_count,
+        ring_memory_max,
+        memory: m.memory,
+    }
+}
+
+/// Bytes in a human unit, binary.
+#[derive(Debug, Clone, Copy)]
+pub struct Bytes(pub u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b >= GIB && b % (GIB / 10) == 0 || b >= 10 * GIB {
+            write!(f, "{:.1}GiB", b as f64 / GIB as f64)
+        } else if b >= MIB {
+            write!(f, "{}MiB", b / MIB)
+        } else if b >= 1024 {
+            write!(f, "{}KiB", b / 1024)
+        } else {
+            write!(f, "{b}B")
+        }
+    }
+}
+
+impl fmt::Display for Sizing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} worker{} pinned to CPU {}; rings of {} blocks × {} = {} per socket (one socket per interface and worker); all rings capped at {}; memory {}",
+            self.workers,
+            if self.workers == 1 { "" } else { "s" },
+            self.cpus
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            self.block_count,
+            Bytes(u64::from(self.block_size)),
+            Bytes(self.ring_bytes()),
+            Bytes(self.ring_memory_max),
+            Bytes(self.memory),
+        )?;
+        if let Some(asked) = self.workers_reduced_from {
+            write!(f, " ({asked} workers asked for, reduced to the usable cores)")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn machine(cpus: usize, mem_gib: u64) -> Machine {
+        Machine {
+            cpus: (0..cpus).collect(),
+            memory: mem_gib * GIB,
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_machine() {
+        let c = Config::default().capture;
+        let s = size(&c, &machine(2, 24));
+        assert_eq!(s.workers, 2);
+        assert_eq!(s.cpus, vec![0, 1]);
+        assert_eq!(s.block_size, 1 << 20);
+        assert_eq!(s.block_count, 24);
+        assert_eq!(s.ring_memory_max, 768 * MIB);
+
+        let small = size(&c, &machine(1, 1));
+        assert_eq!(small.block_count, 4);
+        assert_eq!(small.ring_memory_max, 64 * MIB);
+
+        let big = size(&c, &machine(64, 512));
+        assert_eq!(big.workers, 64);
+        assert_eq!(big.block_count, 64, "per-socket rings stop at 64MiB");
+        assert_eq!(big.ring_memory_max, 2 * GIB, "total ring memory stops at 2GiB");
+    }
+
+    #[test]
+    fn workers_at_most_the_cores() {
+        let mut c = Config::default().capture;
+        c.workers = Some(8);
+        let s = size(&c, &machine(2, 8));
+        assert_eq!(s.workers, 2);
+        assert_eq!(s.workers_reduced_from, Some(8));
+        assert!(s.to_string().contains("reduced"));
+    }
+
+    #[test]
+    fn explicit_geometry_wins() {
+        let mut c = Config::default().capture;
+        c.block_size = Some(1 << 16);
+        c.block_count = Some(3);
+        c.ring_memory_max = Some(10 * MIB);
+        let s = size(&c, &machine(4, 8));
+        assert_eq!((s.block_size, s.block_count, s.ring_bytes()), (1 << 16, 3, 3 << 16));
+        assert_eq!(s.ring_memory_max, 10 * MIB);
+    }
+
+    #[test]
+    fn meminfo_parsing() {
+        assert_eq!(parse_meminfo("MemTotal:       24575128 kB\nMemFree: 1 kB\n"), Some(24575128 * 1024));
+        assert_eq!(parse_meminfo("nothing"), None);
+    }
+
+    #[test]
+    fn detect_sees_this_machine() {
+        let m = Machine::detect();
+        assert!(!m.cpus.is_empty());
+        assert!(m.memory > 64 * MIB);
+    }
+}
