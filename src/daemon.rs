@@ -29,10 +29,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         })
         .context("cannot start the signal thread")?;
 
-    let published = snapshot::publish(Snapshot::empty(
-        serde_json::to_value(&config).unwrap_or_default(),
-        RuntimeInfo::default(),
-    ));
+    let published = snapshot::publish(Snapshot::empty(&config, RuntimeInfo::default()));
     let mut capture = Capture::start(&config, published.clone())?;
     let http = crate::http::start(&config.http.listen, published.clone())?;
     for a in http.addrs() {
@@ -45,7 +42,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     log::info!(
         "ready: watching {}; HTTP API on {}",
         display_list(&capture.watched()),
-        display_list(&http.addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        display_list(
+            &http
+                .addrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+        )
     );
 
     let tick = config.tick();

@@ -73,7 +73,8 @@ pub fn start(listen: &[SocketAddr], published: Published) -> Result<HttpServer, 
     let mut listeners = Vec::new();
     let mut addrs = Vec::new();
     for &addr in listen {
-        let l = std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
+        let l =
+            std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
         l.set_nonblocking(true)
             .map_err(|source| HttpError::Bind { addr, source })?;
         addrs.push(l.local_addr().unwrap_or(addr));
@@ -96,7 +97,10 @@ fn serve(
     published: Published,
     shutdown: oneshot::Receiver<()>,
 ) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             log::error!("HTTP: cannot start its runtime: {e}");
@@ -114,7 +118,11 @@ fn serve(
                     continue;
                 }
             };
-            tasks.push(tokio::spawn(accept_loop(l, published.clone(), permits.clone())));
+            tasks.push(tokio::spawn(accept_loop(
+                l,
+                published.clone(),
+                permits.clone(),
+            )));
         }
         let _ = shutdown.await;
         for t in tasks {
@@ -166,7 +174,13 @@ async fn accept_loop(l: tokio::net::TcpListener, published: Published, permits: 
 /// Answers one request from a snapshot.
 pub fn route<B>(req: &Request<B>, snap: &Snapshot) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    let known = ["/all", "/capabilities", "/healthz", "/api/v1/status", "/api/v1/interfaces"];
+    let known = [
+        "/all",
+        "/capabilities",
+        "/healthz",
+        "/api/v1/status",
+        "/api/v1/interfaces",
+    ];
     if !known.contains(&path) {
         return error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}"));
     }
@@ -175,7 +189,8 @@ pub fn route<B>(req: &Request<B>, snap: &Snapshot) -> Response<Full<Bytes>> {
             StatusCode::METHOD_NOT_ALLOWED,
             &format!("{} is not allowed on {path}; use GET", req.method()),
         );
-        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     match path {
@@ -183,12 +198,17 @@ pub fn route<B>(req: &Request<B>, snap: &Snapshot) -> Response<Full<Bytes>> {
         "/capabilities" => json_value(StatusCode::OK, &capabilities(snap)),
         "/healthz" => {
             let mut r = Response::new(Full::new(Bytes::from_static(b"ok\n")));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             r
         }
         "/api/v1/status" => json_value(StatusCode::OK, &status(snap)),
-        "/api/v1/interfaces" => json_value(StatusCode::OK, &json!({ "tick": snap.tick, "interfaces": snap.ifaces })),
+        "/api/v1/interfaces" => json_value(
+            StatusCode::OK,
+            &json!({ "tick": snap.tick, "interfaces": snap.ifaces }),
+        ),
         _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}")),
     }
 }
@@ -239,7 +259,10 @@ fn status(snap: &Snapshot) -> serde_json::Value {
 }
 
 fn json_value(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
-    json_bytes(status, Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
+    json_bytes(
+        status,
+        Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+    )
 }
 
 fn json_bytes(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {

@@ -51,7 +51,10 @@ fn load(path: Option<&Path>) -> anyhow::Result<Config> {
             if p.exists() {
                 Ok(Config::load(p)?)
             } else {
-                log::info!("no config file at {}; running on the built-in defaults", p.display());
+                log::info!(
+                    "no config file at {}; running on the built-in defaults",
+                    p.display()
+                );
                 Ok(Config::default())
             }
         }

@@ -3,10 +3,15 @@
 //! initiated contact to.
 //!
 //! A shard is filled by exactly one worker and then handed whole to the
-//! aggregator, so nothing in it is shared or locked. Its tables are sized to
-//! their bounds when the shard is made and only cleared afterwards, so
-//! recording a packet never allocates; a table at its bound counts what does
-//! not fit into [`Untracked`] instead of growing.
+//! aggregator, so nothing in it is shared or locked. A table at its bound
+//! counts what does not fit into [`Untracked`] instead of growing.
+//!
+//! Tables start small and grow with the traffic; clearing keeps their memory,
+//! so once a shard has seen a tick of its usual traffic, recording a packet
+//! does not allocate. They are not sized to their bounds up front on purpose:
+//! a thousand hosts spread over a table sized for sixty thousand would miss
+//! the cache on every lookup. The aggregator, which clears shards off the hot
+//! path, gives memory back when a burst is over ([`Shard::recycle`]).
 
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
@@ -15,6 +20,9 @@ use crate::counters::IfaceDelta;
 use crate::wire::{Addr, Role, Summary};
 
 pub type Hasher = ahash::RandomState;
+
+/// Entries a new table has room for before it first grows.
+const INITIAL: usize = 1024;
 
 /// Table bounds of a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,17 +143,23 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// Makes a shard with all tables sized to their bounds.
+    /// Makes a shard with small tables.
     pub fn new(limits: ShardLimits, hasher: &Hasher) -> Shard {
         Shard {
             first_tick: 0,
             last_tick: 0,
             last: false,
             limits,
-            index: HashMap::with_capacity_and_hasher(limits.max_hosts, hasher.clone()),
-            hosts: Vec::with_capacity(limits.max_hosts),
-            pairs: HashMap::with_capacity_and_hasher(limits.max_pairs, hasher.clone()),
-            ports: hashbrown::HashSet::with_capacity_and_hasher(limits.max_ports, hasher.clone()),
+            index: HashMap::with_capacity_and_hasher(
+                INITIAL.min(limits.max_hosts),
+                hasher.clone(),
+            ),
+            hosts: Vec::with_capacity(INITIAL.min(limits.max_hosts)),
+            pairs: HashMap::with_capacity_and_hasher(INITIAL.min(limits.max_pairs), hasher.clone()),
+            ports: hashbrown::HashSet::with_capacity_and_hasher(
+                INITIAL.min(limits.max_ports),
+                hasher.clone(),
+            ),
             untracked: Untracked::default(),
             totals: Totals::default(),
             ifaces: Vec::with_capacity(16),
@@ -269,6 +283,34 @@ impl Shard {
         self.pairs.len()
     }
 
+    /// Empties the shard for the worker to fill again. Tables keep their
+    /// memory unless they were less than a quarter full, then they shrink to
+    /// twice what they held, so memory follows the traffic down after a burst
+    /// without reallocating every tick.
+    pub fn recycle(&mut self) {
+        let (hosts, pairs, ports) = (self.hosts.len(), self.pairs.len(), self.ports.len());
+        self.clear();
+        if self.index.capacity() > 4 * hosts.max(INITIAL) {
+            self.index.shrink_to(2 * hosts.max(INITIAL));
+            self.hosts.shrink_to(2 * hosts.max(INITIAL));
+        }
+        if self.pairs.capacity() > 4 * pairs.max(INITIAL) {
+            self.pairs.shrink_to(2 * pairs.max(INITIAL));
+        }
+        if self.ports.capacity() > 4 * ports.max(INITIAL) {
+            self.ports.shrink_to(2 * ports.max(INITIAL));
+        }
+    }
+
+    /// Memory held by the tables, bytes (capacity, not use).
+    pub fn table_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.index.capacity() * (size_of::<(Addr, u32)>() + 1)
+            + self.hosts.capacity() * size_of::<HostCounters>()
+            + self.pairs.capacity() * (size_of::<(u64, PairCounters)>() + 1)
+            + self.ports.capacity() * (size_of::<u64>() + 1)
+    }
+
     /// Empties the shard for reuse, keeping its table memory.
     pub fn clear(&mut self) {
         self.index.clear();
@@ -334,12 +376,20 @@ mod tests {
         assert_eq!(s.pair_count(), 3);
         let p12: Vec<_> = s
             .pairs()
-            .filter(|(a, b, _)| *a == Addr::from_v4([10, 0, 0, 1]) && *b == Addr::from_v4([10, 0, 0, 2]))
+            .filter(|(a, b, _)| {
+                *a == Addr::from_v4([10, 0, 0, 1]) && *b == Addr::from_v4([10, 0, 0, 2])
+            })
             .collect();
         assert_eq!(p12[0].2.bytes, 150);
         assert_eq!(p12[0].2.packets, 2);
         assert_eq!(p12[0].2.roles, role_bits::INITIATION);
-        assert_eq!(s.totals, Totals { packets: 4, bytes: 167 });
+        assert_eq!(
+            s.totals,
+            Totals {
+                packets: 4,
+                bytes: 167
+            }
+        );
         assert_eq!(s.untracked, Untracked::default());
     }
 
@@ -405,11 +455,46 @@ mod tests {
         for i in 0..200 {
             s.record(&pkt(i, i.wrapping_add(1), 10));
         }
-        s.clear();
+        let cap = s.table_bytes();
+        s.recycle();
         assert!(s.is_empty());
         assert_eq!(s.hosts().len(), 0);
         assert_eq!(s.pair_count(), 0);
-        assert!(s.hosts.capacity() >= 1000);
+        assert_eq!(s.table_bytes(), cap, "steady traffic keeps its tables");
+    }
+
+    #[test]
+    fn tables_shrink_after_a_burst() {
+        let mut s = Shard::new(limits(1 << 20, 1 << 20), &Hasher::new());
+        for i in 0..100_000u32 {
+            let mut p = pkt(1, 2, 10);
+            p.src = Addr::from_v4(i.to_be_bytes());
+            s.record(&p);
+        }
+        let burst = s.table_bytes();
+        s.recycle();
+        s.record(&pkt(1, 2, 10));
+        s.recycle();
+        assert!(s.table_bytes() * 10 < burst, "{} vs {burst}", s.table_bytes());
+    }
+
+    #[test]
+    fn bounded_tables_stop_growing() {
+        let mut s = Shard::new(limits(5000, 5000), &Hasher::new());
+        for i in 0..200_000u32 {
+            let mut p = pkt(1, 2, 10);
+            p.src = Addr::from_v4(i.to_be_bytes());
+            p.dst = Addr::from_v4((i ^ 0xffff).to_be_bytes());
+            s.record(&p);
+        }
+        let full = s.table_bytes();
+        for i in 200_000..400_000u32 {
+            let mut p = pkt(1, 2, 10);
+            p.src = Addr::from_v4(i.to_be_bytes());
+            s.record(&p);
+        }
+        assert_eq!(s.table_bytes(), full, "a flood past the bounds allocates nothing");
+        assert_eq!(s.hosts().len(), 5000);
     }
 
     #[test]

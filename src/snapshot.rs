@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::aggregator::{RuntimeInfo, TickHealth};
+use crate::config::Config;
 use crate::counters::IfaceReport;
 use crate::shard::{Totals, Untracked};
 use crate::wire::Addr;
@@ -91,13 +92,13 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The picture before the first tick: nothing counted yet.
-    pub fn empty(config: serde_json::Value, runtime: RuntimeInfo) -> Snapshot {
+    pub fn empty(config: &Config, runtime: RuntimeInfo) -> Snapshot {
         Snapshot {
             tick: 0,
             unix_ms: 0,
             interval_start_tick: 0,
-            interval_ticks: 1,
-            chart_min_bytes: 0,
+            interval_ticks: config.interval_ticks(),
+            chart_min_bytes: config.traffic.chart_min_bytes.0,
             hosts: Vec::new(),
             ifaces: Vec::new(),
             totals: Totals::default(),
@@ -106,16 +107,16 @@ impl Snapshot {
             lifetime_untracked: Untracked::default(),
             tables: TableFill {
                 hosts: 0,
-                max_hosts: 0,
+                max_hosts: config.traffic.max_hosts,
                 pairs: 0,
-                max_pairs: 0,
+                max_pairs: config.traffic.max_pairs,
                 ports: 0,
-                max_ports: 0,
+                max_ports: config.traffic.max_pairs,
             },
             health: TickHealth::default(),
             late_shards_total: 0,
             shards_merged: 0,
-            config: Arc::new(config),
+            config: Arc::new(serde_json::to_value(config).unwrap_or_default()),
             runtime: Arc::new(runtime),
             all_json: OnceLock::new(),
         }
@@ -190,7 +191,7 @@ mod tests {
 
     #[test]
     fn all_json_has_the_original_shape() {
-        let mut s = Snapshot::empty(serde_json::json!({}), RuntimeInfo::default());
+        let mut s = Snapshot::empty(&Config::default(), RuntimeInfo::default());
         s.chart_min_bytes = 100;
         s.hosts = vec![
             HostView {
@@ -234,7 +235,7 @@ mod tests {
 
     #[test]
     fn empty_snapshot_renders_an_empty_list() {
-        let s = Snapshot::empty(serde_json::json!({}), RuntimeInfo::default());
+        let s = Snapshot::empty(&Config::default(), RuntimeInfo::default());
         assert_eq!(&s.all_json()[..], b"[]");
     }
 }

@@ -96,7 +96,10 @@ impl Error {
         match self {
             Error::Sys { op, source } => {
                 op.starts_with("setsockopt")
-                    && matches!(source.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EINVAL))
+                    && matches!(
+                        source.raw_os_error(),
+                        Some(libc::ENOPROTOOPT | libc::EINVAL)
+                    )
             }
             _ => false,
         }

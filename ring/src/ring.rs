@@ -97,7 +97,9 @@ impl RingConfig {
             )));
         }
         if self.retire_timeout_ms == 0 {
-            return Err(Error::Geometry("retire timeout must be at least 1 ms".into()));
+            return Err(Error::Geometry(
+                "retire timeout must be at least 1 ms".into(),
+            ));
         }
         Ok(())
     }

@@ -431,7 +431,10 @@ mod tests {
             let t = std::time::Instant::now();
             w.wait(Duration::from_millis(30), &mut out).unwrap();
             assert!(out.is_empty());
-            assert!(t.elapsed() >= Duration::from_millis(25), "{kind:?} returned early");
+            assert!(
+                t.elapsed() >= Duration::from_millis(25),
+                "{kind:?} returned early"
+            );
         }
     }
 }

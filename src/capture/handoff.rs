@@ -85,7 +85,7 @@ impl AggregatorSide {
 
     /// Returns an emptied shard to the worker.
     pub fn give_back(&mut self, mut shard: Box<Shard>) {
-        shard.clear();
+        shard.recycle();
         // At most two shards circulate: this queue cannot be full.
         let _ = self.empty.push(shard);
     }

@@ -70,7 +70,10 @@ pub fn list() -> io::Result<Vec<Link>> {
     loop {
         let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "netlink closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "netlink closed",
+            ));
         }
         if parse_messages(&buf[..n], seq, &mut links)? {
             return Ok(links);
@@ -263,7 +266,10 @@ mod tests {
         assert_eq!(out[0].lower, None);
         assert_eq!(out[1].lower, Some(2));
         assert_eq!(out[1].kind.as_deref(), Some("vlan"));
-        assert_eq!(out[2].lower, None, "a veth peer in another namespace is no lower device");
+        assert_eq!(
+            out[2].lower, None,
+            "a veth peer in another namespace is no lower device"
+        );
         assert_eq!(out[2].master, Some(7));
     }
 
@@ -292,6 +298,10 @@ mod tests {
     #[test]
     fn lists_this_namespace() {
         let links = list().expect("RTM_GETLINK works without privileges");
-        assert!(links.iter().any(|l| l.name == "lo" && l.hatype == tpacket::arphrd::LOOPBACK));
+        assert!(
+            links
+                .iter()
+                .any(|l| l.name == "lo" && l.hatype == tpacket::arphrd::LOOPBACK)
+        );
     }
 }

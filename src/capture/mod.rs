@@ -109,24 +109,32 @@ impl Capture {
         let wait = resolve_wait(cfg.wait)?;
         log::info!(
             "sizing: {sizing}; idle workers wait with {}",
-            if wait == WaitKind::IoUring { "io_uring" } else { "poll(2)" }
+            if wait == WaitKind::IoUring {
+                "io_uring"
+            } else {
+                "poll(2)"
+            }
         );
 
         let runtime = RuntimeInfo {
             version: env!("CARGO_PKG_VERSION"),
             workers: sizing.workers,
             cpus: sizing.cpus.clone(),
-            wait: if wait == WaitKind::IoUring { "io_uring" } else { "poll" }.into(),
+            wait: if wait == WaitKind::IoUring {
+                "io_uring"
+            } else {
+                "poll"
+            }
+            .into(),
             ring_block_size: u64::from(sizing.block_size),
             ring_block_count: sizing.block_count,
             ring_memory_max: sizing.ring_memory_max,
             source: "live".into(),
         };
-        let agg = Aggregator::new(
-            AggregatorConfig::from_config(config),
-            serde_json::to_value(config).unwrap_or_default(),
-            runtime,
-        );
+        let config_json = serde_json::to_value(config).unwrap_or_default();
+        // Readers see the runtime facts from the start, not after a tick.
+        published.store(Arc::new(Snapshot::empty(config, runtime.clone())));
+        let agg = Aggregator::new(AggregatorConfig::from_config(config), config_json, runtime);
         let limits = ShardLimits {
             max_hosts: config.traffic.max_hosts,
             max_pairs: config.traffic.max_pairs,

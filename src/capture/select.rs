@@ -15,7 +15,9 @@ pub enum Skipped {
     NotIncluded,
     Excluded,
     /// Its packets are counted on this lower device or port.
-    Stacked { on: String },
+    Stacked {
+        on: String,
+    },
 }
 
 /// Picks the links to watch. Returns (watch, skipped-with-reason).
@@ -88,7 +90,13 @@ fn name_of(links: &[Link], ifindex: u32) -> String {
 mod tests {
     use super::*;
 
-    fn link(ifindex: u32, name: &str, kind: Option<&str>, lower: Option<u32>, master: Option<u32>) -> Link {
+    fn link(
+        ifindex: u32,
+        name: &str,
+        kind: Option<&str>,
+        lower: Option<u32>,
+        master: Option<u32>,
+    ) -> Link {
         Link {
             ifindex,
             name: name.into(),
@@ -125,9 +133,19 @@ mod tests {
         let links = router();
         let (w, s) = select(&links, &[], &g(&["lo"]), true);
         assert_eq!(names(&w), ["eth0", "eth1", "veth1", "gre1"]);
-        assert!(s.iter().any(|(l, why)| l.name == "eth0.100" && *why == Skipped::Stacked { on: "eth0".into() }));
-        assert!(s.iter().any(|(l, why)| l.name == "bond0" && matches!(why, Skipped::Stacked { .. })));
-        assert!(s.iter().any(|(l, why)| l.name == "lo" && *why == Skipped::Excluded));
+        assert!(
+            s.iter()
+                .any(|(l, why)| l.name == "eth0.100"
+                    && *why == Skipped::Stacked { on: "eth0".into() })
+        );
+        assert!(
+            s.iter()
+                .any(|(l, why)| l.name == "bond0" && matches!(why, Skipped::Stacked { .. }))
+        );
+        assert!(
+            s.iter()
+                .any(|(l, why)| l.name == "lo" && *why == Skipped::Excluded)
+        );
     }
 
     #[test]
@@ -149,7 +167,10 @@ mod tests {
         let links = router();
         let (w, s) = select(&links, &g(&["eth*"]), &[], true);
         assert_eq!(names(&w), ["eth0", "eth1"]);
-        assert!(s.iter().any(|(l, why)| l.name == "veth1" && *why == Skipped::NotIncluded));
+        assert!(
+            s.iter()
+                .any(|(l, why)| l.name == "veth1" && *why == Skipped::NotIncluded)
+        );
     }
 
     #[test]

@@ -93,11 +93,14 @@ pub fn size(cfg: &CaptureConfig, m: &Machine) -> Sizing {
     } else {
         m.cpus.iter().copied().take(workers).collect()
     };
-    let block_size = cfg.block_size.unwrap_or(MIB).min(u64::from(u32::MAX / 2 + 1)) as u32;
+    let block_size = cfg
+        .block_size
+        .unwrap_or(MIB)
+        .min(u64::from(u32::MAX / 2 + 1)) as u32;
     let per_socket = (m.memory / 1024).clamp(4 * MIB, 64 * MIB);
-    let block_count = cfg
-        .block_count
-        .unwrap_or_else(|| (per_socket / u64::from(block_size)).clamp(2, u64::from(u32::MAX)) as u32);
+    let block_count = cfg.block_count.unwrap_or_else(|| {
+        (per_socket / u64::from(block_size)).clamp(2, u64::from(u32::MAX)) as u32
+    });
     let ring_memory_max = cfg
         .ring_memory_max
         .unwrap_or_else(|| (m.memory / 32).clamp(64 * MIB, 2 * GIB));
@@ -150,7 +153,10 @@ impl fmt::Display for Sizing {
             Bytes(self.memory),
         )?;
         if let Some(asked) = self.workers_reduced_from {
-            write!(f, " ({asked} workers asked for, reduced to the usable cores)")?;
+            write!(
+                f,
+                " ({asked} workers asked for, reduced to the usable cores)"
+            )?;
         }
         Ok(())
     }
@@ -185,7 +191,11 @@ mod tests {
         let big = size(&c, &machine(64, 512));
         assert_eq!(big.workers, 64);
         assert_eq!(big.block_count, 64, "per-socket rings stop at 64MiB");
-        assert_eq!(big.ring_memory_max, 2 * GIB, "total ring memory stops at 2GiB");
+        assert_eq!(
+            big.ring_memory_max,
+            2 * GIB,
+            "total ring memory stops at 2GiB"
+        );
     }
 
     #[test]
@@ -205,13 +215,19 @@ mod tests {
         c.block_count = Some(3);
         c.ring_memory_max = Some(10 * MIB);
         let s = size(&c, &machine(4, 8));
-        assert_eq!((s.block_size, s.block_count, s.ring_bytes()), (1 << 16, 3, 3 << 16));
+        assert_eq!(
+            (s.block_size, s.block_count, s.ring_bytes()),
+            (1 << 16, 3, 3 << 16)
+        );
         assert_eq!(s.ring_memory_max, 10 * MIB);
     }
 
     #[test]
     fn meminfo_parsing() {
-        assert_eq!(parse_meminfo("MemTotal:       24575128 kB\nMemFree: 1 kB\n"), Some(24575128 * 1024));
+        assert_eq!(
+            parse_meminfo("MemTotal:       24575128 kB\nMemFree: 1 kB\n"),
+            Some(24575128 * 1024)
+        );
         assert_eq!(parse_meminfo("nothing"), None);
     }
 

@@ -207,7 +207,14 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
             deadline = clock.end_of(tick);
         }
         if wake.commands.swap(false, Ordering::Acquire) {
-            apply_commands(&commands, &mut members, &mut waiter, &mut shard, ingress_only, id);
+            apply_commands(
+                &commands,
+                &mut members,
+                &mut waiter,
+                &mut shard,
+                ingress_only,
+                id,
+            );
         }
         if wake.stop.load(Ordering::Acquire) {
             break;
@@ -223,7 +230,10 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                 if e.token == WAKE_TOKEN {
                     let _ = wake.fd.read();
                 } else if e.error || e.invalid {
-                    if let Some(m) = members.iter_mut().find(|m| u64::from(m.ring.ifindex()) == e.token) {
+                    if let Some(m) = members
+                        .iter_mut()
+                        .find(|m| u64::from(m.ring.ifindex()) == e.token)
+                    {
                         report_socket_error(m, id);
                     }
                 }
@@ -268,7 +278,11 @@ fn drain_block(
         let meta = Meta {
             wire_len: f.wire_len,
             vlan: f.vlan.map_or(0, |v| v.id()),
-            direction: if outgoing { Direction::Out } else { Direction::In },
+            direction: if outgoing {
+                Direction::Out
+            } else {
+                Direction::In
+            },
             protocol: f.protocol,
             net_offset: f.net_offset,
         };
@@ -312,7 +326,10 @@ fn apply_commands(
                 let token = u64::from(m.ring.ifindex());
                 match waiter.register(m.ring.as_fd(), token) {
                     Ok(()) => members.push(*m),
-                    Err(e) => log::error!("worker {id}: cannot wait on {}: {e}; not watching it", m.name),
+                    Err(e) => log::error!(
+                        "worker {id}: cannot wait on {}: {e}; not watching it",
+                        m.name
+                    ),
                 }
             }
             Command::Remove(ifindex) => {
@@ -351,7 +368,9 @@ fn report_socket_error(m: &mut Member, id: usize) {
 
 fn log_limited(m: &mut Member, msg: impl FnOnce() -> String) {
     let now = Instant::now();
-    if m.last_error_log.is_none_or(|t| now.duration_since(t) >= ERROR_LOG_EVERY) {
+    if m.last_error_log
+        .is_none_or(|t| now.duration_since(t) >= ERROR_LOG_EVERY)
+    {
         m.last_error_log = Some(now);
         log::warn!("{}", msg());
     }

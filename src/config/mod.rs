@@ -180,7 +180,10 @@ impl Config {
         if !(limits::TICK_MIN_MS..=limits::TICK_MAX_MS).contains(&tick_ms) {
             return Err(at.invalid(
                 &["tick"],
-                format!("must be between 100ms and 60s, got {}", units::format_duration(tick.0)),
+                format!(
+                    "must be between 100ms and 60s, got {}",
+                    units::format_duration(tick.0)
+                ),
             ));
         }
         let whole_ticks = |key: &[&str], d: Span| -> Result<(), ConfigError> {
@@ -277,7 +280,11 @@ impl Config {
             Some(Size(m)) => Some(m),
         };
         let interfaces = globs(&c.interfaces, &["capture", "interfaces"], at)?;
-        let exclude_interfaces = globs(&c.exclude_interfaces, &["capture", "exclude_interfaces"], at)?;
+        let exclude_interfaces = globs(
+            &c.exclude_interfaces,
+            &["capture", "exclude_interfaces"],
+            at,
+        )?;
 
         let t = raw.traffic;
         whole_ticks(&["traffic", "interval"], t.interval)?;
@@ -418,16 +425,38 @@ mod tests {
     #[test]
     fn documented_default_file_mentions_every_key() {
         let keys = [
-            "tick", "interfaces", "exclude_interfaces", "workers", "direction", "snaplen",
-            "block_size", "block_count", "block_timeout", "fanout", "wait", "ring_memory_max",
-            "skip_stacked", "interval", "byte_limit", "chart_min_bytes", "keep_destinations",
-            "max_hosts", "max_pairs", "listen",
+            "tick",
+            "interfaces",
+            "exclude_interfaces",
+            "workers",
+            "direction",
+            "snaplen",
+            "block_size",
+            "block_count",
+            "block_timeout",
+            "fanout",
+            "wait",
+            "ring_memory_max",
+            "skip_stacked",
+            "interval",
+            "byte_limit",
+            "chart_min_bytes",
+            "keep_destinations",
+            "max_hosts",
+            "max_pairs",
+            "listen",
         ];
         for k in keys {
-            let written = DOCUMENTED_DEFAULT
-                .lines()
-                .any(|l| l.trim_start().trim_start_matches('#').trim_start().starts_with(&format!("{k} =")));
-            assert!(written, "config/trafficalerted.toml does not document `{k}`");
+            let written = DOCUMENTED_DEFAULT.lines().any(|l| {
+                l.trim_start()
+                    .trim_start_matches('#')
+                    .trim_start()
+                    .starts_with(&format!("{k} ="))
+            });
+            assert!(
+                written,
+                "config/trafficalerted.toml does not document `{k}`"
+            );
         }
     }
 
@@ -477,7 +506,10 @@ listen = ["127.0.0.1:9000", "[::1]:9000"]
         let e = err("tick = 1\n[traffic]\nbyte_limt = \"1G\"\n");
         assert!(e.contains("line 3"), "{e}");
         assert!(e.contains("byte_limt"), "{e}");
-        assert!(e.contains("byte_limit"), "should list the allowed keys: {e}");
+        assert!(
+            e.contains("byte_limit"),
+            "should list the allowed keys: {e}"
+        );
     }
 
     #[test]
@@ -497,7 +529,10 @@ listen = ["127.0.0.1:9000", "[::1]:9000"]
     #[test]
     fn bad_size_names_key_and_units() {
         let e = err("[traffic]\nbyte_limit = \"1 gigabyte\"\n");
-        assert!(e.contains("traffic.byte_limit") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("traffic.byte_limit") && e.contains("line 2"),
+            "{e}"
+        );
         assert!(e.contains("GiB"), "{e}");
     }
 
@@ -517,7 +552,10 @@ listen = ["127.0.0.1:9000", "[::1]:9000"]
     #[test]
     fn interval_must_be_whole_ticks() {
         let e = err("tick = \"2s\"\n[traffic]\ninterval = \"5s\"\n");
-        assert!(e.contains("traffic.interval") && e.contains("line 3"), "{e}");
+        assert!(
+            e.contains("traffic.interval") && e.contains("line 3"),
+            "{e}"
+        );
         assert!(e.contains("whole number of ticks"), "{e}");
     }
 
@@ -556,7 +594,9 @@ listen = ["127.0.0.1:9000", "[::1]:9000"]
 
     #[test]
     fn missing_file_names_path() {
-        let e = Config::load(Path::new("/nonexistent/ta.toml")).unwrap_err().to_string();
+        let e = Config::load(Path::new("/nonexistent/ta.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/ta.toml"), "{e}");
     }
 

@@ -188,7 +188,8 @@ impl<'de, T: AutoValue> Deserialize<'de> for Auto<T> {
                 f.write_str(T::EXPECTING)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Auto<T>, E> {
-                let v = u64::try_from(v).map_err(|_| E::custom(format!("{v} must not be negative")))?;
+                let v =
+                    u64::try_from(v).map_err(|_| E::custom(format!("{v} must not be negative")))?;
                 T::from_u64(v).map(|t| Auto(Some(t))).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Auto<T>, E> {
@@ -241,7 +242,13 @@ impl<'de> Deserialize<'de> for Listen {
 
 impl<'de> Deserialize<'de> for CountDirection {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        keyword(d, &[("ingress", CountDirection::Ingress), ("both", CountDirection::Both)])
+        keyword(
+            d,
+            &[
+                ("ingress", CountDirection::Ingress),
+                ("both", CountDirection::Both),
+            ],
+        )
     }
 }
 

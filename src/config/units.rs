@@ -15,8 +15,7 @@ pub struct Span(pub Duration);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Size(pub u64);
 
-const DURATION_HELP: &str =
-    "expected a whole number of seconds or a string like \"500ms\", \"170s\", \"10m\", \"2h\", \"1d\"";
+const DURATION_HELP: &str = "expected a whole number of seconds or a string like \"500ms\", \"170s\", \"10m\", \"2h\", \"1d\"";
 const SIZE_HELP: &str = "expected a whole number of bytes or a string like \"1500\", \"64K\", \"5M\", \"1G\" (powers of 1000) or \"64KiB\", \"1MiB\", \"1GiB\" (powers of 1024)";
 
 /// Parses `"170s"`, `"10m"`, `"500ms"`, `"1h30m"` is not accepted: one
@@ -105,8 +104,9 @@ impl<'de> Deserialize<'de> for Span {
                 f.write_str(DURATION_HELP)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Span, E> {
-                let secs = u64::try_from(v)
-                    .map_err(|_| E::custom(format!("invalid duration {v}: must not be negative")))?;
+                let secs = u64::try_from(v).map_err(|_| {
+                    E::custom(format!("invalid duration {v}: must not be negative"))
+                })?;
                 Ok(Span(Duration::from_secs(secs)))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Span, E> {
@@ -169,7 +169,15 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration(" 5 s "), Ok(Duration::from_secs(5)));
-        for bad in ["", "s", "10x", "-1s", "1.5s", "99999999999999999999s", "18446744073709551615d"] {
+        for bad in [
+            "",
+            "s",
+            "10x",
+            "-1s",
+            "1.5s",
+            "99999999999999999999s",
+            "18446744073709551615d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }

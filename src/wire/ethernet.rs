@@ -18,7 +18,12 @@ mod field {
 #[inline]
 pub(crate) fn parse(data: &[u8], wire: usize) -> Result<L3Start, Skip> {
     if data.len() < HEADER_LEN {
-        return Err(Skip::Malformed(short(Layer::Link, HEADER_LEN, data.len(), wire)));
+        return Err(Skip::Malformed(short(
+            Layer::Link,
+            HEADER_LEN,
+            data.len(),
+            wire,
+        )));
     }
     let mut ty = be16(data, field::ETHERTYPE);
     let mut offset = HEADER_LEN;
@@ -26,7 +31,10 @@ pub(crate) fn parse(data: &[u8], wire: usize) -> Result<L3Start, Skip> {
     let mut tags = 0;
     while matches!(ty, ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD) {
         if tags == MAX_TAGS {
-            return Err(Skip::Malformed(Malformed::new(Layer::Vlan, Problem::TooDeep)));
+            return Err(Skip::Malformed(Malformed::new(
+                Layer::Vlan,
+                Problem::TooDeep,
+            )));
         }
         let end = offset + TAG_LEN;
         if data.len() < end {
@@ -93,7 +101,11 @@ mod tests {
 
     #[test]
     fn old_qinq_tpid_is_followed() {
-        let f = vlan_eth(&[ethertype::QINQ_OLD, ethertype::VLAN], ethertype::ARP, &[0; 28]);
+        let f = vlan_eth(
+            &[ethertype::QINQ_OLD, ethertype::VLAN],
+            ethertype::ARP,
+            &[0; 28],
+        );
         assert_eq!(parse(&f, f.len()).unwrap().offset, 22);
     }
 

@@ -94,7 +94,12 @@ mod tests {
 
     #[test]
     fn icmpv6_in_ipv4_is_not_parsed_as_icmp() {
-        let p = ipv4([10, 0, 0, 1], [10, 0, 0, 2], proto::ICMPV6, &icmp(128, 0, 8));
+        let p = ipv4(
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            proto::ICMPV6,
+            &icmp(128, 0, 8),
+        );
         let s = super::super::ipv4::parse(&p, p.len()).unwrap();
         assert_eq!(s.role, Role::Other);
     }

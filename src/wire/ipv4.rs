@@ -139,15 +139,32 @@ mod tests {
 
     #[test]
     fn tcp_syn_is_an_initiation() {
-        let s = run(&ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 9], 4000, 80, tcp_flags::SYN)).unwrap();
-        assert_eq!((s.src_port, s.dst_port, s.tcp_flags), (4000, 80, tcp_flags::SYN));
+        let s = run(&ipv4_tcp(
+            [10, 0, 0, 1],
+            [10, 0, 0, 9],
+            4000,
+            80,
+            tcp_flags::SYN,
+        ))
+        .unwrap();
+        assert_eq!(
+            (s.src_port, s.dst_port, s.tcp_flags),
+            (4000, 80, tcp_flags::SYN)
+        );
         assert_eq!(s.role, Role::Initiation);
         assert_eq!(s.l3_len, 40);
     }
 
     #[test]
     fn options_are_skipped() {
-        let p = ipv4_opts([1, 1, 1, 1], [2, 2, 2, 2], proto::UDP, &[1, 1, 1, 0, 7, 3, 4, 0], 0, &udp(9, 10, 4));
+        let p = ipv4_opts(
+            [1, 1, 1, 1],
+            [2, 2, 2, 2],
+            proto::UDP,
+            &[1, 1, 1, 0, 7, 3, 4, 0],
+            0,
+            &udp(9, 10, 4),
+        );
         let s = run(&p).unwrap();
         assert_eq!((s.src_port, s.dst_port), (9, 10));
         assert_eq!(s.l3_len as usize, 28 + 12);
@@ -156,12 +173,26 @@ mod tests {
     #[test]
     fn first_fragment_carries_ports_later_ones_do_not() {
         // More-fragments set, offset 0.
-        let first = ipv4_opts([1, 1, 1, 1], [2, 2, 2, 2], proto::UDP, &[], 0x2000, &udp(5, 6, 100));
+        let first = ipv4_opts(
+            [1, 1, 1, 1],
+            [2, 2, 2, 2],
+            proto::UDP,
+            &[],
+            0x2000,
+            &udp(5, 6, 100),
+        );
         let s = run(&first).unwrap();
         assert!(s.has_ports && !s.later_fragment);
         assert_eq!(s.dst_port, 6);
         // Offset 185 * 8 bytes, payload is not a UDP header.
-        let later = ipv4_opts([1, 1, 1, 1], [2, 2, 2, 2], proto::UDP, &[], 185, &[0xee; 100]);
+        let later = ipv4_opts(
+            [1, 1, 1, 1],
+            [2, 2, 2, 2],
+            proto::UDP,
+            &[],
+            185,
+            &[0xee; 100],
+        );
         let s = run(&later).unwrap();
         assert!(s.later_fragment && !s.has_ports);
         assert_eq!(s.dst_port, 0);
@@ -170,7 +201,12 @@ mod tests {
 
     #[test]
     fn ah_is_followed_to_the_transport() {
-        let p = ipv4([1, 1, 1, 1], [2, 2, 2, 2], proto::AH, &ah(proto::TCP, 4, &tcp(1, 443, tcp_flags::SYN)));
+        let p = ipv4(
+            [1, 1, 1, 1],
+            [2, 2, 2, 2],
+            proto::AH,
+            &ah(proto::TCP, 4, &tcp(1, 443, tcp_flags::SYN)),
+        );
         let s = run(&p).unwrap();
         assert_eq!((s.proto, s.dst_port), (proto::TCP, 443));
     }
@@ -214,7 +250,14 @@ mod tests {
 
     #[test]
     fn options_cut_by_snaplen() {
-        let p = ipv4_opts([1, 1, 1, 1], [2, 2, 2, 2], proto::UDP, &[1; 8], 0, &udp(9, 10, 40));
+        let p = ipv4_opts(
+            [1, 1, 1, 1],
+            [2, 2, 2, 2],
+            proto::UDP,
+            &[1; 8],
+            0,
+            &udp(9, 10, 40),
+        );
         assert_eq!(parse(&p[..24], p.len()), err(Layer::Ipv4, Problem::Snapped));
     }
 
@@ -248,6 +291,9 @@ mod tests {
         let s = parse(&p[..30], p.len()).unwrap();
         assert_eq!(s.l3_len, 40);
         assert!(!s.has_ports);
-        assert_eq!(s.anomaly, Some(Malformed::new(Layer::Tcp, Problem::Snapped)));
+        assert_eq!(
+            s.anomaly,
+            Some(Malformed::new(Layer::Tcp, Problem::Snapped))
+        );
     }
 }

@@ -199,13 +199,20 @@ mod tests {
         let s = run(&ipv6_tcp(1, 2, 40000, 22, tcp_flags::SYN));
         assert_eq!(s.src.to_string(), "2001:db8::1");
         assert_eq!(s.dst.to_string(), "2001:db8::2");
-        assert_eq!((s.proto, s.dst_port, s.role), (proto::TCP, 22, Role::Initiation));
+        assert_eq!(
+            (s.proto, s.dst_port, s.role),
+            (proto::TCP, 22, Role::Initiation)
+        );
         assert_eq!(s.l3_len, 60);
     }
 
     #[test]
     fn hop_by_hop_routing_dest_opts_chain() {
-        let chain = ext(next::ROUTING, 0, &ext(next::DEST_OPTS, 0, &ext(proto::TCP, 1, &syn(8080))));
+        let chain = ext(
+            next::ROUTING,
+            0,
+            &ext(next::DEST_OPTS, 0, &ext(proto::TCP, 1, &syn(8080))),
+        );
         let p = ipv6(v6(1), v6(2), next::HOP_BY_HOP, &chain);
         // hop-by-hop -> routing -> destination options (16 bytes) -> tcp
         let s = run(&p);
@@ -215,11 +222,21 @@ mod tests {
 
     #[test]
     fn first_fragment_has_ports_later_does_not() {
-        let p = ipv6(v6(1), v6(2), next::FRAGMENT, &frag6(proto::UDP, 0, true, &udp(1, 53, 100)));
+        let p = ipv6(
+            v6(1),
+            v6(2),
+            next::FRAGMENT,
+            &frag6(proto::UDP, 0, true, &udp(1, 53, 100)),
+        );
         let s = run(&p);
         assert!(s.has_ports && !s.later_fragment);
         assert_eq!(s.dst_port, 53);
-        let p = ipv6(v6(1), v6(2), next::FRAGMENT, &frag6(proto::UDP, 100, false, &[0xcc; 64]));
+        let p = ipv6(
+            v6(1),
+            v6(2),
+            next::FRAGMENT,
+            &frag6(proto::UDP, 100, false, &[0xcc; 64]),
+        );
         let s = run(&p);
         assert!(s.later_fragment && !s.has_ports);
         assert_eq!(s.proto, proto::UDP);
@@ -233,7 +250,12 @@ mod tests {
 
     #[test]
     fn esp_ends_the_chain() {
-        let p = ipv6(v6(1), v6(2), next::DEST_OPTS, &ext(proto::ESP, 0, &[0xdd; 32]));
+        let p = ipv6(
+            v6(1),
+            v6(2),
+            next::DEST_OPTS,
+            &ext(proto::ESP, 0, &[0xdd; 32]),
+        );
         let s = run(&p);
         assert_eq!(s.proto, proto::ESP);
         assert!(!s.has_ports);
@@ -266,7 +288,10 @@ mod tests {
         }
         let p = ipv6(v6(1), v6(2), next::DEST_OPTS, &inner);
         let s = run(&p);
-        assert_eq!(s.anomaly, Some(Malformed::new(Layer::Ipv6Ext, Problem::TooDeep)));
+        assert_eq!(
+            s.anomaly,
+            Some(Malformed::new(Layer::Ipv6Ext, Problem::TooDeep))
+        );
         assert_eq!(s.l3_len as usize, p.len());
     }
 
@@ -275,27 +300,52 @@ mod tests {
         let mut e = ext(proto::TCP, 0, &syn(80));
         e[1] = 200;
         let p = ipv6(v6(1), v6(2), next::HOP_BY_HOP, &e);
-        assert_eq!(run(&p).anomaly, Some(Malformed::new(Layer::Ipv6Ext, Problem::BadHeaderLen)));
+        assert_eq!(
+            run(&p).anomaly,
+            Some(Malformed::new(Layer::Ipv6Ext, Problem::BadHeaderLen))
+        );
     }
 
     #[test]
     fn ext_cut_by_snaplen() {
-        let p = ipv6(v6(1), v6(2), next::HOP_BY_HOP, &ext(proto::TCP, 3, &syn(80)));
+        let p = ipv6(
+            v6(1),
+            v6(2),
+            next::HOP_BY_HOP,
+            &ext(proto::TCP, 3, &syn(80)),
+        );
         let s = parse(&p[..50], p.len()).unwrap();
-        assert_eq!(s.anomaly, Some(Malformed::new(Layer::Ipv6Ext, Problem::Snapped)));
+        assert_eq!(
+            s.anomaly,
+            Some(Malformed::new(Layer::Ipv6Ext, Problem::Snapped))
+        );
         let s = parse(&p[..41], p.len()).unwrap();
-        assert_eq!(s.anomaly, Some(Malformed::new(Layer::Ipv6Ext, Problem::Snapped)));
+        assert_eq!(
+            s.anomaly,
+            Some(Malformed::new(Layer::Ipv6Ext, Problem::Snapped))
+        );
     }
 
     #[test]
     fn fragment_header_cut() {
-        let p = ipv6(v6(1), v6(2), next::FRAGMENT, &frag6(proto::UDP, 0, true, &udp(1, 2, 10)));
+        let p = ipv6(
+            v6(1),
+            v6(2),
+            next::FRAGMENT,
+            &frag6(proto::UDP, 0, true, &udp(1, 2, 10)),
+        );
         let s = parse(&p[..44], p.len()).unwrap();
-        assert_eq!(s.anomaly, Some(Malformed::new(Layer::Ipv6Ext, Problem::Snapped)));
+        assert_eq!(
+            s.anomaly,
+            Some(Malformed::new(Layer::Ipv6Ext, Problem::Snapped))
+        );
         // A packet whose payload ends four bytes into the fragment header.
         let p = ipv6(v6(1), v6(2), next::FRAGMENT, &[proto::UDP, 0, 0, 0]);
         let s = parse(&p, p.len()).unwrap();
-        assert_eq!(s.anomaly, Some(Malformed::new(Layer::Ipv6Ext, Problem::Truncated)));
+        assert_eq!(
+            s.anomaly,
+            Some(Malformed::new(Layer::Ipv6Ext, Problem::Truncated))
+        );
     }
 
     fn err(p: Problem) -> Result<Summary, Skip> {

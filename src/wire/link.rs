@@ -40,9 +40,20 @@ fn direction_of(pkttype: u16) -> Direction {
 #[inline]
 pub(crate) fn sll(data: &[u8], wire: usize) -> Result<L3Start, Skip> {
     if data.len() < SLL_LEN {
-        return Err(Skip::Malformed(short(Layer::Link, SLL_LEN, data.len(), wire)));
+        return Err(Skip::Malformed(short(
+            Layer::Link,
+            SLL_LEN,
+            data.len(),
+            wire,
+        )));
     }
-    cooked(be16(data, 14), SLL_LEN, direction_of(be16(data, 0)), data, wire)
+    cooked(
+        be16(data, 14),
+        SLL_LEN,
+        direction_of(be16(data, 0)),
+        data,
+        wire,
+    )
 }
 
 /// Linux cooked v2: protocol (2), reserved (2), ifindex (4), ARPHRD (2),
@@ -50,7 +61,12 @@ pub(crate) fn sll(data: &[u8], wire: usize) -> Result<L3Start, Skip> {
 #[inline]
 pub(crate) fn sll2(data: &[u8], wire: usize) -> Result<L3Start, Skip> {
     if data.len() < SLL2_LEN {
-        return Err(Skip::Malformed(short(Layer::Link, SLL2_LEN, data.len(), wire)));
+        return Err(Skip::Malformed(short(
+            Layer::Link,
+            SLL2_LEN,
+            data.len(),
+            wire,
+        )));
     }
     cooked(
         be16(data, 0),
@@ -145,7 +161,12 @@ pub(crate) fn kernel(
 ) -> Result<L3Start, Skip> {
     let offset = net_offset as usize;
     if offset > data.len() {
-        return Err(Skip::Malformed(short(Layer::Link, offset, data.len(), wire)));
+        return Err(Skip::Malformed(short(
+            Layer::Link,
+            offset,
+            data.len(),
+            wire,
+        )));
     }
     Ok(L3Start {
         ethertype: protocol,
@@ -180,10 +201,16 @@ mod tests {
         let p6 = ipv6_tcp(1, 2, 3, 4, 0);
         let s = run(LinkType::RawIp, &p6).unwrap();
         assert_eq!(s.l3_len as usize, p6.len());
-        assert_eq!(run(LinkType::RawIp, &[0x10, 0, 0]), Err(Skip::NonIp(NonIp::Other)));
+        assert_eq!(
+            run(LinkType::RawIp, &[0x10, 0, 0]),
+            Err(Skip::NonIp(NonIp::Other))
+        );
         assert_eq!(
             run(LinkType::RawIp, &[]),
-            Err(Skip::Malformed(Malformed::new(Layer::Link, Problem::Truncated)))
+            Err(Skip::Malformed(Malformed::new(
+                Layer::Link,
+                Problem::Truncated
+            )))
         );
     }
 
@@ -207,7 +234,10 @@ mod tests {
         assert_eq!(s.l3_len as usize, ip.len());
         let mut f = sll_header(0, ethertype::IPV4);
         f.extend_from_slice(&ip);
-        assert_eq!(run(LinkType::LinuxSll, &f).unwrap().direction, Direction::In);
+        assert_eq!(
+            run(LinkType::LinuxSll, &f).unwrap().direction,
+            Direction::In
+        );
     }
 
     #[test]

@@ -364,7 +364,11 @@ pub fn parse(link: LinkType, data: &[u8], meta: Meta) -> Result<Summary, Skip> {
         LinkType::Loop => link::null(data, wire, true)?,
         LinkType::Kernel => link::kernel(data, wire, meta.protocol, meta.net_offset)?,
     };
-    let vlan = if meta.vlan != 0 { meta.vlan } else { start.vlan };
+    let vlan = if meta.vlan != 0 {
+        meta.vlan
+    } else {
+        start.vlan
+    };
     let direction = start.direction.unwrap_or(meta.direction);
     let l3 = data.get(start.offset..).unwrap_or(&[]);
     let l3_wire = wire - start.offset.min(wire);
@@ -430,7 +434,10 @@ mod tests {
 
     #[test]
     fn ethernet_ipv4_udp() {
-        let f = eth(ethertype::IPV4, &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5000, 53, 100));
+        let f = eth(
+            ethertype::IPV4,
+            &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5000, 53, 100),
+        );
         let s = parse(LinkType::Ethernet, &f, meta(f.len())).unwrap();
         assert_eq!(s.src.to_string(), "10.0.0.1");
         assert_eq!(s.dst.to_string(), "10.0.0.2");
@@ -443,7 +450,10 @@ mod tests {
 
     #[test]
     fn l3_len_comes_from_wire_length_not_snap() {
-        let f = eth(ethertype::IPV4, &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 1400));
+        let f = eth(
+            ethertype::IPV4,
+            &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 1400),
+        );
         let snapped = &f[..96];
         let s = parse(LinkType::Ethernet, snapped, meta(f.len())).unwrap();
         assert_eq!(s.l3_len, 1428);
@@ -453,7 +463,10 @@ mod tests {
     #[test]
     fn ethernet_padding_is_counted_as_the_original_does() {
         // 20 + 8 + 4 = 32 bytes of IP in a 60-byte minimum frame.
-        let mut f = eth(ethertype::IPV4, &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 4));
+        let mut f = eth(
+            ethertype::IPV4,
+            &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 4),
+        );
         f.resize(60, 0);
         let s = parse(LinkType::Ethernet, &f, meta(60)).unwrap();
         assert_eq!(s.l3_len, 46);
@@ -462,14 +475,23 @@ mod tests {
     #[test]
     fn arp_and_unknown_ethertypes_are_non_ip() {
         let f = eth(ethertype::ARP, &[0u8; 28]);
-        assert_eq!(parse(LinkType::Ethernet, &f, meta(f.len())), Err(Skip::NonIp(NonIp::Arp)));
+        assert_eq!(
+            parse(LinkType::Ethernet, &f, meta(f.len())),
+            Err(Skip::NonIp(NonIp::Arp))
+        );
         let f = eth(0x88cc, &[0u8; 28]);
-        assert_eq!(parse(LinkType::Ethernet, &f, meta(f.len())), Err(Skip::NonIp(NonIp::Other)));
+        assert_eq!(
+            parse(LinkType::Ethernet, &f, meta(f.len())),
+            Err(Skip::NonIp(NonIp::Other))
+        );
     }
 
     #[test]
     fn stripped_vlan_from_frame_header_is_reported() {
-        let f = eth(ethertype::IPV4, &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 10));
+        let f = eth(
+            ethertype::IPV4,
+            &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 10),
+        );
         let m = Meta {
             wire_len: f.len() as u32,
             vlan: 42,
@@ -498,7 +520,10 @@ mod tests {
 
     #[test]
     fn wire_len_shorter_than_captured_is_treated_as_captured() {
-        let f = eth(ethertype::IPV4, &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 10));
+        let f = eth(
+            ethertype::IPV4,
+            &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 10),
+        );
         let s = parse(LinkType::Ethernet, &f, meta(3)).unwrap();
         assert_eq!(s.l3_len, 38);
     }
@@ -506,9 +531,16 @@ mod tests {
     #[test]
     fn every_truncation_of_a_frame_is_an_error_or_summary_never_a_panic() {
         let frames = [
-            eth(ethertype::IPV4, &ipv4_tcp([1, 2, 3, 4], [5, 6, 7, 8], 1, 80, tcp_flags::SYN)),
+            eth(
+                ethertype::IPV4,
+                &ipv4_tcp([1, 2, 3, 4], [5, 6, 7, 8], 1, 80, tcp_flags::SYN),
+            ),
             eth(ethertype::IPV6, &ipv6_tcp(1, 2, 1, 443, tcp_flags::SYN)),
-            vlan_eth(&[ethertype::QINQ, ethertype::VLAN], ethertype::IPV4, &ipv4_udp([1, 2, 3, 4], [5, 6, 7, 8], 1, 2, 3)),
+            vlan_eth(
+                &[ethertype::QINQ, ethertype::VLAN],
+                ethertype::IPV4,
+                &ipv4_udp([1, 2, 3, 4], [5, 6, 7, 8], 1, 2, 3),
+            ),
         ];
         for f in frames {
             for cut in 0..f.len() {

@@ -68,9 +68,18 @@ mod tests {
     #[test]
     fn init_is_an_initiation() {
         let s = run(&sctp(5000, 3868, chunk::INIT), 16).unwrap();
-        assert_eq!((s.src_port, s.dst_port, s.role), (5000, 3868, Role::Initiation));
-        assert_eq!(run(&sctp(1, 2, chunk::INIT_ACK), 16).unwrap().role, Role::Reply);
-        assert_eq!(run(&sctp(1, 2, chunk::ABORT), 16).unwrap().role, Role::Refusal);
+        assert_eq!(
+            (s.src_port, s.dst_port, s.role),
+            (5000, 3868, Role::Initiation)
+        );
+        assert_eq!(
+            run(&sctp(1, 2, chunk::INIT_ACK), 16).unwrap().role,
+            Role::Reply
+        );
+        assert_eq!(
+            run(&sctp(1, 2, chunk::ABORT), 16).unwrap().role,
+            Role::Refusal
+        );
         assert_eq!(run(&sctp(1, 2, 0), 16).unwrap().role, Role::Other);
     }
 
@@ -83,6 +92,9 @@ mod tests {
     #[test]
     fn short_header() {
         let b = sctp(1, 2, 1);
-        assert_eq!(run(&b[..11], 11), Err(Malformed::new(Layer::Sctp, Problem::Truncated)));
+        assert_eq!(
+            run(&b[..11], 11),
+            Err(Malformed::new(Layer::Sctp, Problem::Truncated))
+        );
     }
 }

@@ -105,17 +105,29 @@ mod tests {
     #[test]
     fn short_header() {
         let t = tcp(1, 2, 0);
-        assert_eq!(run(&t[..19], 19), Err(Malformed::new(Layer::Tcp, Problem::Truncated)));
-        assert_eq!(run(&t[..19], 40), Err(Malformed::new(Layer::Tcp, Problem::Snapped)));
+        assert_eq!(
+            run(&t[..19], 19),
+            Err(Malformed::new(Layer::Tcp, Problem::Truncated))
+        );
+        assert_eq!(
+            run(&t[..19], 40),
+            Err(Malformed::new(Layer::Tcp, Problem::Snapped))
+        );
     }
 
     #[test]
     fn data_offset_rules() {
         let mut t = tcp(1, 2, 0);
         t[12] = 4 << 4;
-        assert_eq!(run(&t, 20), Err(Malformed::new(Layer::Tcp, Problem::BadHeaderLen)));
+        assert_eq!(
+            run(&t, 20),
+            Err(Malformed::new(Layer::Tcp, Problem::BadHeaderLen))
+        );
         t[12] = 15 << 4; // 60-byte header in a 20-byte segment
-        assert_eq!(run(&t, 20), Err(Malformed::new(Layer::Tcp, Problem::BadHeaderLen)));
+        assert_eq!(
+            run(&t, 20),
+            Err(Malformed::new(Layer::Tcp, Problem::BadHeaderLen))
+        );
         assert!(run(&t, 60).is_ok());
     }
 }

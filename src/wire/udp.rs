@@ -71,14 +71,23 @@ mod tests {
     fn ports_and_role() {
         let (s, r) = run(&udp(5353, 53, 20), 28);
         assert!(r.is_ok());
-        assert_eq!((s.src_port, s.dst_port, s.role), (5353, 53, Role::Initiation));
+        assert_eq!(
+            (s.src_port, s.dst_port, s.role),
+            (5353, 53, Role::Initiation)
+        );
     }
 
     #[test]
     fn short_header() {
         let u = udp(1, 2, 0);
-        assert_eq!(run(&u[..7], 7).1, Err(Malformed::new(Layer::Udp, Problem::Truncated)));
-        assert_eq!(run(&u[..7], 8).1, Err(Malformed::new(Layer::Udp, Problem::Snapped)));
+        assert_eq!(
+            run(&u[..7], 7).1,
+            Err(Malformed::new(Layer::Udp, Problem::Truncated))
+        );
+        assert_eq!(
+            run(&u[..7], 8).1,
+            Err(Malformed::new(Layer::Udp, Problem::Snapped))
+        );
     }
 
     #[test]

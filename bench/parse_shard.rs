@@ -1,0 +1,145 @@
+//! Parse + shard update on synthetic frames in memory: the per-packet work
+//! of a capture worker, without the ring.
+//!
+//! Two populations, each a pass over one million 64-byte Ethernet frames
+//! (UDP and TCP SYN, IPv4, a tenth IPv6):
+//! - `1000_hosts`: 1 000 hosts talking to 16 peers each;
+//! - `1M_sources`: one million random source addresses (a spoofed flood)
+//!   toward 1 000 servers, against the default table bounds, so most of
+//!   them end in the untracked total as they would live.
+//!
+//! Run: `cargo bench --bench parse_shard`. Throughput is in packets (the
+//! criterion "elements"); one worker is one core.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rand::{Rng, SeedableRng};
+use trafficalerted::config::Config;
+use trafficalerted::counters::{IfaceDelta, count_frame};
+use trafficalerted::shard::{Hasher, Shard, ShardLimits};
+use trafficalerted::wire::{LinkType, Meta};
+
+const FRAMES: usize = 1_000_000;
+const FRAME_LEN: usize = 64;
+
+fn v4_frame(src: u32, dst: u32, tcp: bool, sport: u16, dport: u16) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+    let proto = if tcp { 6 } else { 17 };
+    let l4_len = if tcp { 20 } else { 8 + 18 };
+    let total = 20 + l4_len;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0,
+        0,
+        64,
+        proto,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&src.to_be_bytes());
+    f.extend_from_slice(&dst.to_be_bytes());
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    if tcp {
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        f.extend_from_slice(&[0, 26, 0, 0]);
+    }
+    f.resize(FRAME_LEN, 0);
+    f
+}
+
+fn v6_frame(src: u32, dst: u32, sport: u16, dport: u16) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x86, 0xdd];
+    f.extend_from_slice(&[0x60, 0, 0, 0, 0, 8, 17, 64]);
+    let mut a = [0u8; 16];
+    a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    a[12..].copy_from_slice(&src.to_be_bytes());
+    f.extend_from_slice(&a);
+    a[12..].copy_from_slice(&dst.to_be_bytes());
+    f.extend_from_slice(&a);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&[0, 8, 0, 0]);
+    f
+}
+
+/// One contiguous buffer of frames, as a ring block holds them.
+struct Frames {
+    bytes: Vec<u8>,
+    offsets: Vec<(u32, u16)>,
+}
+
+fn build(mut pick: impl FnMut(usize) -> (u32, u32)) -> Frames {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut bytes = Vec::with_capacity(FRAMES * 80);
+    let mut offsets = Vec::with_capacity(FRAMES);
+    for i in 0..FRAMES {
+        let (src, dst) = pick(i);
+        let sport = rng.random_range(1024..65535);
+        let dport = [22, 53, 80, 443, 8080][i % 5];
+        let f = if i % 10 == 9 {
+            v6_frame(src, dst, sport, dport)
+        } else {
+            v4_frame(src, dst, i % 2 == 0, sport, dport)
+        };
+        offsets.push((bytes.len() as u32, f.len() as u16));
+        bytes.extend_from_slice(&f);
+    }
+    Frames { bytes, offsets }
+}
+
+fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta) {
+    shard.clear();
+    for &(off, len) in &frames.offsets {
+        let data = &frames.bytes[off as usize..off as usize + len as usize];
+        let meta = Meta {
+            wire_len: u32::from(len),
+            ..Meta::default()
+        };
+        count_frame(LinkType::Ethernet, data, meta, iface, shard);
+    }
+}
+
+fn limits() -> ShardLimits {
+    let c = Config::default();
+    ShardLimits {
+        max_hosts: c.traffic.max_hosts,
+        max_pairs: c.traffic.max_pairs,
+        max_ports: c.traffic.max_pairs,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let hosts_1000 = build(|i| {
+        let src = (i * 7919) % 1000;
+        let dst = (src * 7 + (i / 1000) % 16) % 1000;
+        (0x0a00_0000 + src as u32, 0x0a00_0000 + dst as u32)
+    });
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let random_sources = build(|i| (rng.random::<u32>() | 1, 0xc000_0200 + (i % 1000) as u32));
+
+    let mut g = c.benchmark_group("parse_shard");
+    g.throughput(Throughput::Elements(FRAMES as u64));
+    g.sample_size(20);
+    let hasher = Hasher::new();
+    for (name, frames) in [("1000_hosts", &hosts_1000), ("1M_sources", &random_sources)] {
+        let mut shard = Shard::new(limits(), &hasher);
+        let mut iface = IfaceDelta::new(1);
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || (),
+                |_| run(frames, &mut shard, &mut iface),
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

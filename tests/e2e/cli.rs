@@ -1,0 +1,53 @@
+//! The command line: config checking and its errors.
+
+use crate::daemon::BIN;
+use crate::netns::unique;
+
+fn check(text: &str) -> (Option<i32>, String, String) {
+    let dir = std::env::temp_dir().join(unique("c"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("t.toml");
+    std::fs::write(&f, text).unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("check-config")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_accepts_the_documented_default() {
+    let (code, out, err) = check(include_str!("../../config/trafficalerted.toml"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("configuration OK"));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["traffic"]["interval"], "170s");
+}
+
+#[test]
+fn check_config_names_key_line_and_allowed_values() {
+    let (code, _, err) = check("[capture]\nsnaplen = 128\ndirection = \"sideways\"\n");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("line 3") && err.contains("capture.direction"),
+        "{err}"
+    );
+    assert!(err.contains("\"ingress\", \"both\""), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn missing_config_file_is_an_error_naming_it() {
+    let out = std::process::Command::new(BIN)
+        .args(["-c", "/nonexistent/trafficalerted.toml", "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/trafficalerted.toml"));
+}

@@ -1,0 +1,16 @@
+//! End-to-end tests: real packets through network namespaces made here,
+//! counted by the real daemon and its ring crate, checked against the
+//! kernel's own counters and the generators' known output.
+//!
+//! They need root and the tools `.ci/run` installs (iperf3, trafgen, ethtool,
+//! ping, setpriv); without them they fail with a message saying so.
+
+mod capture;
+mod cli;
+mod daemon;
+mod http;
+mod interfaces;
+mod netns;
+mod privileges;
+mod ring;
+mod traffic;
