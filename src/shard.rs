@@ -110,6 +110,17 @@ pub struct Totals {
     pub bytes: u64,
 }
 
+/// Where the previous packet's flow was counted.
+#[derive(Debug, Clone, Copy)]
+struct LastFlow {
+    src: Addr,
+    dst: Addr,
+    src_id: u32,
+    dst_id: u32,
+    /// Its pair slot; `None` when the pair table had no room for it.
+    pair: Option<u32>,
+}
+
 /// Key of a distinct-port entry: source id, protocol, port.
 #[inline]
 fn port_key(src: u32, proto: u8, port: u16) -> u64 {
@@ -133,8 +144,13 @@ pub struct Shard {
     limits: ShardLimits,
     index: HashMap<Addr, u32, Hasher>,
     hosts: Vec<HostCounters>,
-    pairs: HashMap<u64, PairCounters, Hasher>,
+    /// Pair key (source id, destination id) to its slot in `pair_slots`.
+    pair_index: HashMap<u64, u32, Hasher>,
+    pair_slots: Vec<(u64, PairCounters)>,
     ports: hashbrown::HashSet<u64, Hasher>,
+    /// The flow of the previous packet: packets come in bursts of one flow,
+    /// and a hit here skips every table lookup.
+    last_flow: Option<LastFlow>,
     pub untracked: Untracked,
     pub totals: Totals,
     /// Per-interface counters since the previous hand-over, filled by the
@@ -155,11 +171,16 @@ impl Shard {
                 hasher.clone(),
             ),
             hosts: Vec::with_capacity(INITIAL.min(limits.max_hosts)),
-            pairs: HashMap::with_capacity_and_hasher(INITIAL.min(limits.max_pairs), hasher.clone()),
+            pair_index: HashMap::with_capacity_and_hasher(
+                INITIAL.min(limits.max_pairs),
+                hasher.clone(),
+            ),
+            pair_slots: Vec::with_capacity(INITIAL.min(limits.max_pairs)),
             ports: hashbrown::HashSet::with_capacity_and_hasher(
                 INITIAL.min(limits.max_ports),
                 hasher.clone(),
             ),
+            last_flow: None,
             untracked: Untracked::default(),
             totals: Totals::default(),
             ifaces: Vec::with_capacity(16),
@@ -190,14 +211,52 @@ impl Shard {
         }
     }
 
+    /// The slot of a pair, adding it if there is room.
+    #[inline]
+    fn pair(&mut self, src: u32, dst: u32) -> Option<u32> {
+        let key = pair_key(src, dst);
+        match self.pair_index.entry(key) {
+            Entry::Occupied(e) => Some(*e.get()),
+            Entry::Vacant(v) => {
+                if self.pair_slots.len() >= self.limits.max_pairs {
+                    return None;
+                }
+                let slot = self.pair_slots.len() as u32;
+                self.pair_slots.push((key, PairCounters::default()));
+                v.insert(slot);
+                Some(slot)
+            }
+        }
+    }
+
     /// Counts one packet.
     #[inline]
     pub fn record(&mut self, s: &Summary) {
         let len = u64::from(s.l3_len);
         self.totals.packets += 1;
         self.totals.bytes += len;
-        let src = self.host(s.src);
-        let dst = self.host(s.dst);
+        let (src, dst, pair) = match self.last_flow {
+            Some(l) if l.src == s.src && l.dst == s.dst => (Some(l.src_id), Some(l.dst_id), l.pair),
+            _ => {
+                let src = self.host(s.src);
+                let dst = self.host(s.dst);
+                let pair = match (src, dst) {
+                    (Some(i), Some(j)) => {
+                        let pair = self.pair(i, j);
+                        self.last_flow = Some(LastFlow {
+                            src: s.src,
+                            dst: s.dst,
+                            src_id: i,
+                            dst_id: j,
+                            pair,
+                        });
+                        pair
+                    }
+                    _ => None,
+                };
+                (src, dst, pair)
+            }
+        };
         match src {
             Some(i) => {
                 let h = &mut self.hosts[i as usize];
@@ -220,38 +279,26 @@ impl Shard {
                 self.untracked.dst_packets += 1;
             }
         }
-        let (Some(i), Some(j)) = (src, dst) else {
-            self.untracked.pair_bytes += len;
-            self.untracked.pair_packets += 1;
-            return;
-        };
-        let roles = role_bits::of(s.role);
-        let full = self.pairs.len() >= self.limits.max_pairs;
-        match self.pairs.entry(pair_key(i, j)) {
-            Entry::Occupied(mut e) => {
-                let p = e.get_mut();
-                p.bytes += len;
-                p.packets += 1;
-                p.roles |= roles;
+        match pair {
+            Some(p) => {
+                let c = &mut self.pair_slots[p as usize].1;
+                c.bytes += len;
+                c.packets += 1;
+                c.roles |= role_bits::of(s.role);
             }
-            Entry::Vacant(v) if !full => {
-                v.insert(PairCounters {
-                    bytes: len,
-                    packets: 1,
-                    roles,
-                });
-            }
-            Entry::Vacant(_) => {
+            None => {
                 self.untracked.pair_bytes += len;
                 self.untracked.pair_packets += 1;
             }
         }
         if s.role == Role::Initiation && s.has_ports {
-            let key = port_key(i, s.proto, s.dst_port);
-            if self.ports.len() < self.limits.max_ports {
-                self.ports.insert(key);
-            } else if !self.ports.contains(&key) {
-                self.untracked.port_initiations += 1;
+            if let Some(i) = src {
+                let key = port_key(i, s.proto, s.dst_port);
+                if self.ports.len() < self.limits.max_ports {
+                    self.ports.insert(key);
+                } else if !self.ports.contains(&key) {
+                    self.untracked.port_initiations += 1;
+                }
             }
         }
     }
@@ -263,7 +310,7 @@ impl Shard {
 
     /// Pairs as (source, destination, counters).
     pub fn pairs(&self) -> impl Iterator<Item = (Addr, Addr, &PairCounters)> + '_ {
-        self.pairs.iter().map(|(&k, p)| {
+        self.pair_slots.iter().map(|(k, p)| {
             let src = self.hosts[(k >> 32) as usize].addr;
             let dst = self.hosts[(k & 0xffff_ffff) as usize].addr;
             (src, dst, p)
@@ -280,7 +327,7 @@ impl Shard {
 
     /// Number of pairs.
     pub fn pair_count(&self) -> usize {
-        self.pairs.len()
+        self.pair_slots.len()
     }
 
     /// Empties the shard for the worker to fill again. Tables keep their
@@ -288,14 +335,15 @@ impl Shard {
     /// twice what they held, so memory follows the traffic down after a burst
     /// without reallocating every tick.
     pub fn recycle(&mut self) {
-        let (hosts, pairs, ports) = (self.hosts.len(), self.pairs.len(), self.ports.len());
+        let (hosts, pairs, ports) = (self.hosts.len(), self.pair_slots.len(), self.ports.len());
         self.clear();
         if self.index.capacity() > 4 * hosts.max(INITIAL) {
             self.index.shrink_to(2 * hosts.max(INITIAL));
             self.hosts.shrink_to(2 * hosts.max(INITIAL));
         }
-        if self.pairs.capacity() > 4 * pairs.max(INITIAL) {
-            self.pairs.shrink_to(2 * pairs.max(INITIAL));
+        if self.pair_index.capacity() > 4 * pairs.max(INITIAL) {
+            self.pair_index.shrink_to(2 * pairs.max(INITIAL));
+            self.pair_slots.shrink_to(2 * pairs.max(INITIAL));
         }
         if self.ports.capacity() > 4 * ports.max(INITIAL) {
             self.ports.shrink_to(2 * ports.max(INITIAL));
@@ -307,7 +355,8 @@ impl Shard {
         use std::mem::size_of;
         self.index.capacity() * (size_of::<(Addr, u32)>() + 1)
             + self.hosts.capacity() * size_of::<HostCounters>()
-            + self.pairs.capacity() * (size_of::<(u64, PairCounters)>() + 1)
+            + self.pair_index.capacity() * (size_of::<(u64, u32)>() + 1)
+            + self.pair_slots.capacity() * size_of::<(u64, PairCounters)>()
             + self.ports.capacity() * (size_of::<u64>() + 1)
     }
 
@@ -315,8 +364,10 @@ impl Shard {
     pub fn clear(&mut self) {
         self.index.clear();
         self.hosts.clear();
-        self.pairs.clear();
+        self.pair_index.clear();
+        self.pair_slots.clear();
         self.ports.clear();
+        self.last_flow = None;
         self.untracked = Untracked::default();
         self.totals = Totals::default();
         self.ifaces.clear();

@@ -41,6 +41,33 @@ pub mod arphrd {
     pub const SIT: u16 = 776;
 }
 
+/// Entry points for the fuzz targets: the block walker on arbitrary bytes.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::sync::atomic::AtomicU32;
+
+    /// Walks `image` as if the kernel had handed it over as a block; returns
+    /// the frames found and the bytes they cover.
+    pub fn walk_block(image: &[u8]) -> (usize, usize) {
+        if image.len() < crate::sys::block::HEADER_LEN {
+            return (0, 0);
+        }
+        let status = AtomicU32::new(crate::sys::TP_STATUS_USER);
+        let block = crate::block::Block::new(
+            &image[crate::sys::block::AFTER_STATUS..],
+            &status,
+            image.len(),
+        );
+        let mut n = 0;
+        let mut bytes = 0;
+        for f in block.frames() {
+            n += 1;
+            bytes += f.data.len();
+        }
+        (n, bytes)
+    }
+}
+
 /// Errors from setting up or reading a ring.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Live capture benchmark: trafficalerted and `tcpdump -w /dev/null` capture
+# the same interface at the same time, while trafgen floods it.
+#
+#   generator ns --veth--> router ns (daemon + tcpdump on r0) --veth--> sink ns
+#
+# For each case: packets sent (trafgen), packets that arrived at r0 (kernel
+# counters), packets each capture saw, kernel drops each suffered, and CPU
+# time each used per packet seen. Cases: 64-byte and 1514-byte frames as
+# fast as one generator core goes, then a light load to compare how idle
+# workers wait (io_uring against poll).
+#
+# Usage (root): bench/live.sh [COUNT_64] [COUNT_1500]
+#   BIN=path/to/trafficalerted (default target/release/trafficalerted)
+# Writes a Markdown table to stdout and to bench/results/live-<time>.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-target/release/trafficalerted}
+COUNT_64=${1:-2000000}
+COUNT_1500=${2:-500000}
+SNAPLEN=192
+P=tb$$
+G=$P-g R=$P-r S=$P-s
+OUT=bench/results
+mkdir -p "$OUT"
+RESULT=$OUT/live-$(date -u +%Y%m%dT%H%M%SZ).md
+WORK=$(mktemp -d)
+
+[ "$(id -u)" = 0 ] || { echo "bench/live.sh needs root (network namespaces)" >&2; exit 1; }
+for t in trafgen tcpdump ethtool curl ip; do
+    command -v $t >/dev/null || { echo "bench/live.sh needs $t" >&2; exit 1; }
+done
+[ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release" >&2; exit 1; }
+
+cleanup() {
+    for n in $G $R $S; do
+        ip netns pids $n 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+        ip netns del $n 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+setup() {
+    for n in $G $R $S; do ip netns add $n; ip -n $n link set lo up; done
+    ip link add $P-g0 netns $G type veth peer name $P-r0 netns $R
+    ip link add $P-r1 netns $R type veth peer name $P-s0 netns $S
+    ip -n $G addr add 10.1.0.2/24 dev $P-g0
+    ip -n $R addr add 10.1.0.1/24 dev $P-r0
+    ip -n $R addr add 10.2.0.1/24 dev $P-r1
+    ip -n $S addr add 10.2.0.2/24 dev $P-s0
+    for pair in "$G $P-g0" "$R $P-r0" "$R $P-r1" "$S $P-s0"; do
+        set -- $pair
+        ip netns exec $1 sysctl -qw net.ipv6.conf.$2.disable_ipv6=1
+        ip -n $1 link set $2 up
+        ip netns exec $1 ethtool -K $2 tso off gso off gro off >/dev/null
+    done
+    ip netns exec $R sysctl -qw net.ipv4.ip_forward=1
+    ip -n $R neigh replace 10.2.0.2 lladdr "$(mac $S $P-s0)" dev $P-r1 nud permanent
+    ip -n $G neigh replace 10.1.0.1 lladdr "$(mac $R $P-r0)" dev $P-g0 nud permanent
+}
+
+mac() { ip -n "$1" -j link show dev "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])'; }
+rx_packets() { ip -n $R -j -s link show dev $P-r0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])'; }
+# CPU time of every thread of a process, nanoseconds (schedstat, not the
+# 10 ms resolution of /proc/PID/stat).
+cpu_ns() { cat /proc/$1/task/*/schedstat | awk '{s+=$1} END {printf "%d\n", s}'; }
+api() { ip netns exec $R curl -sf "http://127.0.0.1:8698$1"; }
+r0_counter() {
+    api /api/v1/interfaces | python3 -c "
+import json,sys
+for i in json.load(sys.stdin)['interfaces']:
+    if i['name'] == '$P-r0': print(i['totals']['$1'])"
+}
+
+start_daemon() { # wait mode, workers
+    cat > $WORK/ta.toml <<EOF
+[capture]
+interfaces = ["$P-r0"]
+snaplen = $SNAPLEN
+wait = "$1"
+workers = $2
+[traffic]
+interval = "1h"
+EOF
+    ip netns exec $R "$BIN" -c $WORK/ta.toml > $WORK/ta.out 2> $WORK/ta.log &
+    DAEMON=$!
+    for _ in $(seq 100); do
+        if api /healthz >/dev/null 2>&1 && [ -n "$(r0_counter frames 2>/dev/null)" ]; then return; fi
+        sleep 0.1
+    done
+    echo "daemon did not start:" >&2; cat $WORK/ta.log >&2; exit 1
+}
+
+start_tcpdump() { # buffer KiB, CPU list for taskset (empty: unpinned)
+    local pin=()
+    [ -n "$2" ] && pin=(taskset -c "$2")
+    ip netns exec $R "${pin[@]}" tcpdump -i $P-r0 -n -s $SNAPLEN -B "$1" -w /dev/null 2> $WORK/td.log &
+    TCPDUMP=$!
+    for _ in $(seq 100); do grep -q "listening on" $WORK/td.log && return; sleep 0.1; done
+    echo "tcpdump did not start" >&2; cat $WORK/td.log >&2; exit 1
+}
+
+# run_case NAME FRAME_LEN COUNT WAIT WORKERS TCPDUMP_CPU GAP(trafgen -t, empty = flat out)
+run_case() {
+    local name=$1 len=$2 count=$3 wait=$4 workers=$5 tdcpu=$6 gap=$7
+    start_daemon "$wait" "$workers"
+    local ring_kib
+    ring_kib=$(api /api/v1/status | python3 -c 'import json,sys; r=json.load(sys.stdin)["runtime"]; print(r["ring_block_size"]*r["ring_block_count"]*r["workers"]//1024)')
+    start_tcpdump "$ring_kib" "$tdcpu"
+    local frames0 drops0 rx0 ta_cpu0 td_cpu0
+    frames0=$(r0_counter frames); drops0=$(r0_counter kernel_drops); rx0=$(rx_packets)
+    ta_cpu0=$(cpu_ns $DAEMON); td_cpu0=$(cpu_ns $TCPDUMP)
+
+    local fill=$((len - 14 - 28)) gapopt=()
+    [ -n "$gap" ] && gapopt=(-t "$gap")
+    local t0 t1
+    t0=$(date +%s.%N)
+    ip netns exec $G taskset -c $GEN_CPU trafgen -o $P-g0 -P 1 --no-sock-mem --notouch-irq -n "$count" "${gapopt[@]}" \
+        "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=10.1.0.2, da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, $fill) }" \
+        > $WORK/tg.log 2>&1
+    t1=$(date +%s.%N)
+    sleep 2.5 # two ticks: every block retired and counted
+
+    local frames1 drops1 rx1 ta_cpu1 td_cpu1
+    frames1=$(r0_counter frames); drops1=$(r0_counter kernel_drops); rx1=$(rx_packets)
+    ta_cpu1=$(cpu_ns $DAEMON); td_cpu1=$(cpu_ns $TCPDUMP)
+    kill -INT $TCPDUMP; wait $TCPDUMP 2>/dev/null || true
+    kill -TERM $DAEMON; wait $DAEMON 2>/dev/null || true
+    local td_seen td_drops wakeups
+    td_seen=$(awk '/packets captured/{print $1}' $WORK/td.log)
+    td_drops=$(awk '/dropped by kernel/{print $1}' $WORK/td.log)
+    wakeups=$(grep -o '[0-9]* wake-ups' $WORK/ta.log | awk '{s+=$1} END {print s+0}')
+
+    local arrived=$((rx1 - rx0)) seen=$((frames1 - frames0)) drops=$((drops1 - drops0))
+    python3 - "$name" "$count" "$arrived" "$seen" "$drops" "$((ta_cpu1 - ta_cpu0))" \
+        "$td_seen" "$td_drops" "$((td_cpu1 - td_cpu0))" "$t0" "$t1" "$wakeups" "$wait" "$workers" "${tdcpu:-any}" >> $WORK/rows <<'PY'
+import sys
+(name, sent, arrived, seen, drops, ta_cpu, td_seen, td_drops, td_cpu, t0, t1, wakeups, wait, workers, tdcpu) = sys.argv[1:]
+sent, arrived, seen, drops, td_seen, td_drops = map(int, (sent, arrived, seen, drops, td_seen, td_drops))
+secs = float(t1) - float(t0)
+ta_ns = int(ta_cpu) / max(seen, 1)
+td_ns = int(td_cpu) / max(td_seen, 1)
+print(f"| {name} | {workers} | {wait} | {tdcpu} | {sent:,} | {sent/secs/1e6:.3f} | {arrived:,} | {seen:,} | {drops:,} | {ta_ns:.1f} | "
+      f"{td_seen:,} | {td_drops:,} | {td_ns:.1f} | {ta_ns/td_ns if td_ns else 0:.2f} | {wakeups} |")
+PY
+}
+
+# The generator (and with it the kernel's receive and forwarding work, which
+# veth runs on the sending CPU) gets the last CPU; tcpdump and a single
+# worker share CPU 0. With `workers = "auto"` one worker shares the
+# generator's CPU, as it would share a core with interrupt work on a real box.
+GEN_CPU=$(( $(nproc) - 1 ))
+setup
+: > $WORK/rows
+run_case "64 B flood" 64 "$COUNT_64" auto 1 0 ""
+run_case "1514 B flood" 1514 "$COUNT_1500" auto 1 0 ""
+run_case "64 B flood" 64 "$COUNT_64" auto '"auto"' "" ""
+run_case "1514 B flood" 1514 "$COUNT_1500" auto '"auto"' "" ""
+run_case "light load 20 kpps" 64 100000 io_uring 1 0 50us
+run_case "light load 20 kpps" 64 100000 poll 1 0 50us
+
+{
+    echo "# Live capture: trafficalerted vs tcpdump -w /dev/null ($(date -u +%F), $(nproc) cores, $(uname -r))"
+    echo
+    echo "Both capture r0 at once with snap length $SNAPLEN; tcpdump gets a buffer (-B) as large as all of"
+    echo "trafficalerted's rings on r0. CPU is the on-CPU time (schedstat) of all threads of each process per"
+    echo "packet it saw. trafgen runs on CPU $GEN_CPU. With workers = 1 our worker is pinned to CPU 0 and so is"
+    echo "tcpdump (same CPU, same distance from the CPU that wrote the frames); with workers = \"auto\" tcpdump"
+    echo "runs where the scheduler puts it, as a user would run it."
+    echo
+    echo "| case | workers | wait | tcpdump CPU | sent | gen Mpps | arrived r0 | ours seen | ours drops | ours ns/pkt | tcpdump seen | tcpdump drops | tcpdump ns/pkt | CPU ratio ours/tcpdump | wake-ups |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    cat $WORK/rows
+} | tee "$RESULT"

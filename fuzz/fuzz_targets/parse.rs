@@ -1,0 +1,60 @@
+//! The packet parser on arbitrary frames, and the counting that follows it.
+//!
+//! Input: one byte choosing the link type, four bytes of wire length
+//! (little-endian; the captured bytes may be shorter, as with a snap
+//! length), then the frame.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+use trafficalerted::counters::{IfaceDelta, count_frame};
+use trafficalerted::shard::{Hasher, Shard, ShardLimits};
+use trafficalerted::wire::{self, Direction, LinkType, Meta};
+
+const LINKS: [LinkType; 7] = [
+    LinkType::Ethernet,
+    LinkType::RawIp,
+    LinkType::LinuxSll,
+    LinkType::LinuxSll2,
+    LinkType::Null,
+    LinkType::Loop,
+    LinkType::Kernel,
+];
+
+static HASHER: OnceLock<Hasher> = OnceLock::new();
+
+fuzz_target!(|input: &[u8]| {
+    if input.len() < 5 {
+        return;
+    }
+    let link = LINKS[input[0] as usize % LINKS.len()];
+    let extra = u32::from_le_bytes([input[1], input[2], input[3], input[4]]) % 70_000;
+    let data = &input[5..];
+    let wire_len = (data.len() as u32).saturating_add(extra);
+    let meta = Meta {
+        wire_len,
+        vlan: u16::from(input[0] >> 4),
+        direction: if input[0] & 0x80 != 0 { Direction::Out } else { Direction::In },
+        protocol: u16::from_be_bytes([input[1], input[2]]),
+        net_offset: u16::from(input[3]),
+    };
+    if let Ok(s) = wire::parse(link, data, meta) {
+        assert!(s.l3_len <= wire_len, "layer-3 length beyond the frame");
+        if s.has_ports {
+            assert!(!s.later_fragment);
+        }
+    }
+    let hasher = HASHER.get_or_init(Hasher::new);
+    let mut shard = Shard::new(
+        ShardLimits {
+            max_hosts: 4,
+            max_pairs: 4,
+            max_ports: 4,
+        },
+        hasher,
+    );
+    let mut iface = IfaceDelta::new(1);
+    count_frame(link, data, meta, &mut iface, &mut shard);
+    let tracked: u64 = shard.hosts().iter().map(|h| h.sent_bytes).sum();
+    assert_eq!(tracked + shard.untracked.src_bytes, shard.totals.bytes);
+});

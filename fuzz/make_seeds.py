@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of nasty cases for the fuzz targets.
+
+parse: byte 0 = link type (0 Ethernet, 1 raw IP, 2 SLL, 3 SLL2, 4 null,
+5 loop, 6 kernel), bytes 1-4 = extra wire length (LE), then the frame.
+Run from fuzz/: python3 make_seeds.py
+"""
+import os
+import struct
+
+def eth(ethertype, payload, tags=()):
+    f = bytes([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2])
+    for i, tpid in enumerate(tags):
+        f += struct.pack(">HH", tpid, 100 + i)
+    return f + struct.pack(">H", ethertype) + payload
+
+def ipv4(proto, payload, ihl=5, total=None, frag=0, opts=b""):
+    total = (ihl * 4 + len(payload)) if total is None else total
+    h = struct.pack(">BBHHHBBH4s4s", 0x40 | ihl, 0, total & 0xFFFF, 1, frag, 64, proto, 0,
+                    bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    return h + opts + payload
+
+def ipv6(nh, payload, plen=None):
+    plen = len(payload) if plen is None else plen
+    return struct.pack(">IHBB", 0x60000000, plen & 0xFFFF, nh, 64) + bytes(15) + b"\x01" + bytes(15) + b"\x02" + payload
+
+def tcp(flags=0x02, doff=5):
+    return struct.pack(">HHIIBBHHH", 40000, 80, 1, 0, doff << 4, flags, 65535, 0, 0)
+
+def udp(n=8, length=None):
+    length = 8 + n if length is None else length
+    return struct.pack(">HHHH", 5353, 53, length & 0xFFFF, 0) + b"A" * n
+
+def ext(nh, units, rest):
+    return bytes([nh, units]) + bytes(8 * (units + 1) - 2) + rest
+
+seeds = {
+    "eth_ipv4_tcp_syn": (0, 0, eth(0x0800, ipv4(6, tcp()))),
+    "eth_ipv4_udp": (0, 0, eth(0x0800, ipv4(17, udp(20)))),
+    "eth_ipv4_snapped": (0, 1400, eth(0x0800, ipv4(17, udp(20), total=1448))[:40]),
+    "eth_ipv4_ihl_60_short": (0, 0, eth(0x0800, ipv4(6, tcp(), ihl=15))),
+    "eth_ipv4_ihl_4": (0, 0, eth(0x0800, ipv4(6, tcp(), ihl=4))),
+    "eth_ipv4_total_0": (0, 70000, eth(0x0800, ipv4(6, tcp(), total=0))),
+    "eth_ipv4_total_huge": (0, 0, eth(0x0800, ipv4(6, tcp(), total=65535))),
+    "eth_ipv4_later_fragment": (0, 0, eth(0x0800, ipv4(17, b"\xee" * 40, frag=185))),
+    "eth_ipv4_first_fragment": (0, 0, eth(0x0800, ipv4(17, udp(40), frag=0x2000))),
+    "eth_ipv4_options": (0, 0, eth(0x0800, ipv4(17, udp(4), ihl=7, opts=b"\x01" * 8))),
+    "eth_ipv4_ah_tcp": (0, 0, eth(0x0800, ipv4(51, bytes([6, 4]) + bytes(22) + tcp()))),
+    "eth_ipv4_ah_len_255": (0, 0, eth(0x0800, ipv4(51, bytes([6, 255]) + bytes(10)))),
+    "eth_ipv4_icmp_unreach": (0, 0, eth(0x0800, ipv4(1, bytes([3, 3, 0, 0]) + bytes(32)))),
+    "eth_ipv4_tcp_doff_15": (0, 0, eth(0x0800, ipv4(6, tcp(doff=15)))),
+    "eth_ipv4_udp_len_3": (0, 0, eth(0x0800, ipv4(17, udp(4, length=3)))),
+    "eth_ipv6_tcp": (0, 0, eth(0x86DD, ipv6(6, tcp()))),
+    "eth_ipv6_ext_chain": (0, 0, eth(0x86DD, ipv6(0, ext(43, 0, ext(60, 1, ext(6, 0, tcp())))))),
+    "eth_ipv6_ext_loop_deep": (0, 0, eth(0x86DD, ipv6(60, b"".join([bytes([60, 0]) + bytes(6)] * 12)))),
+    "eth_ipv6_ext_len_past_end": (0, 0, eth(0x86DD, ipv6(0, bytes([6, 200]) + bytes(6)))),
+    "eth_ipv6_frag_later": (0, 0, eth(0x86DD, ipv6(44, bytes([17, 0]) + struct.pack(">H", 100 << 3) + bytes(4) + b"x" * 30))),
+    "eth_ipv6_frag_cut": (0, 0, eth(0x86DD, ipv6(44, bytes([17, 0, 0])))),
+    "eth_ipv6_jumbo_zero_len": (0, 80000, eth(0x86DD, ipv6(6, tcp(), plen=0))),
+    "eth_ipv6_payload_too_long": (0, 0, eth(0x86DD, ipv6(17, udp(), plen=4000))),
+    "eth_ipv6_esp": (0, 0, eth(0x86DD, ipv6(50, b"\x00" * 24))),
+    "eth_ipv6_icmpv6_echo": (0, 0, eth(0x86DD, ipv6(58, bytes([128, 0, 0, 0, 0, 1, 0, 1])))),
+    "eth_qinq_ipv4": (0, 0, eth(0x0800, ipv4(17, udp(8)), tags=(0x88A8, 0x8100))),
+    "eth_vlan_x5": (0, 0, eth(0x0800, ipv4(17, udp(8)), tags=(0x8100,) * 5)),
+    "eth_vlan_cut": (0, 100, eth(0x0800, b"", tags=(0x8100,))[:16]),
+    "eth_arp": (0, 0, eth(0x0806, bytes(28))),
+    "eth_llc": (0, 0, bytes(12) + b"\x00\x26" + bytes(38)),
+    "eth_13_bytes": (0, 0, bytes(13)),
+    "empty": (0, 0, b""),
+    "raw_ipv4": (1, 0, ipv4(17, udp(8))),
+    "raw_ipv6": (1, 0, ipv6(6, tcp())),
+    "raw_garbage": (1, 0, b"\xff" * 30),
+    "sll_outgoing_ipv4": (2, 0, struct.pack(">HHH8sH", 4, 1, 6, bytes(8), 0x0800) + ipv4(6, tcp())),
+    "sll_vlan_ipv6": (2, 0, struct.pack(">HHH8sH", 0, 1, 6, bytes(8), 0x8100) + b"\x00\x07\x86\xdd" + ipv6(6, tcp())),
+    "sll2_ipv6": (3, 0, struct.pack(">HHIHBB8s", 0x86DD, 0, 3, 1, 0, 6, bytes(8)) + ipv6(17, udp(4))),
+    "null_le_inet": (4, 0, struct.pack("<I", 2) + ipv4(1, bytes([8, 0, 0, 0]) + bytes(4))),
+    "null_be_inet6": (4, 0, struct.pack(">I", 30) + ipv6(6, tcp())),
+    "loop_inet6": (5, 0, struct.pack(">I", 24) + ipv6(6, tcp())),
+    "kernel_offset_beyond": (6, 0, b"\x00" * 3),
+}
+
+os.makedirs("seeds/parse", exist_ok=True)
+for name, (link, extra, frame) in seeds.items():
+    with open(f"seeds/parse/{name}", "wb") as f:
+        f.write(bytes([link]) + struct.pack("<I", extra) + frame)
+
+configs = {
+    "defaults": open("../config/trafficalerted.toml").read(),
+    "empty": "",
+    "units": 'tick = "500ms"\n[traffic]\ninterval = "10m"\nbyte_limit = "1GiB"\n',
+    "bad_unit": '[traffic]\ninterval = "5 fortnights"\n',
+    "huge_numbers": '[traffic]\nmax_hosts = 99999999999999999999\nbyte_limit = "18446744073709551615T"\n',
+    "wrong_types": '[capture]\nworkers = [1,2]\nsnaplen = true\n',
+    "unknown_section": '[[rule]]\nnetworks = ["10.0.0.0/8"]\n',
+    "listen_list": '[http]\nlisten = ["[::1]:1", "127.0.0.1:0"]\n',
+    "unclosed": '[capture\n',
+    "globs": '[capture]\ninterfaces = ["eth*", "?", "*a*b*c*"]\nexclude_interfaces = ["lo", "veth*"]\n',
+}
+os.makedirs("seeds/config", exist_ok=True)
+for name, text in configs.items():
+    with open(f"seeds/config/{name}.toml", "w") as f:
+        f.write(text)
+
+def block(frames, num=None, first=48):
+    """A TPACKET_V3 block image with frames (snaplen, wire_len, mac, next)."""
+    img = bytearray(4096)
+    struct.pack_into("<IIII", img, 8, 1, num if num is not None else len(frames), first, 4096)
+    at = first
+    for i, (snap, wire, mac, nxt) in enumerate(frames):
+        if at + 68 > len(img):
+            break
+        struct.pack_into("<IIIIIIHH", img, at, nxt, 1, 2, snap, wire, 1, mac, mac + 14)
+        at += nxt if nxt else 0
+    return bytes(img)
+
+os.makedirs("seeds/ring_block", exist_ok=True)
+blocks = {
+    "two_frames": block([(60, 60, 80, 160), (60, 60, 80, 0)]),
+    "next_offset_huge": block([(60, 60, 80, 1 << 30), (60, 60, 80, 0)]),
+    "snaplen_huge": block([(0xFFFFFFFF, 60, 80, 0)]),
+    "mac_small": block([(60, 60, 8, 0)]),
+    "count_lies": block([(60, 60, 80, 0)], num=1000),
+    "first_beyond": block([(60, 60, 80, 0)], first=5000),
+    "loop_zero_next": block([(60, 60, 80, 0)], num=3),
+}
+for name, img in blocks.items():
+    with open(f"seeds/ring_block/{name}", "wb") as f:
+        f.write(img)
+print(f"{len(seeds)} parse, {len(configs)} config, {len(blocks)} ring_block seeds")
