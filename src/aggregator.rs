@@ -470,7 +470,7 @@ mod tests {
         }
     }
 
-    fn host<'s>(s: &'s Snapshot, n: u8) -> &'s HostView {
+    fn host(s: &Snapshot, n: u8) -> &HostView {
         s.hosts.iter().find(|h| h.addr == a(n)).unwrap()
     }
 

@@ -166,10 +166,7 @@ impl Shard {
             last_tick: 0,
             last: false,
             limits,
-            index: HashMap::with_capacity_and_hasher(
-                INITIAL.min(limits.max_hosts),
-                hasher.clone(),
-            ),
+            index: HashMap::with_capacity_and_hasher(INITIAL.min(limits.max_hosts), hasher.clone()),
             hosts: Vec::with_capacity(INITIAL.min(limits.max_hosts)),
             pair_index: HashMap::with_capacity_and_hasher(
                 INITIAL.min(limits.max_pairs),
@@ -526,7 +523,11 @@ mod tests {
         s.recycle();
         s.record(&pkt(1, 2, 10));
         s.recycle();
-        assert!(s.table_bytes() * 10 < burst, "{} vs {burst}", s.table_bytes());
+        assert!(
+            s.table_bytes() * 10 < burst,
+            "{} vs {burst}",
+            s.table_bytes()
+        );
     }
 
     #[test]
@@ -544,7 +545,11 @@ mod tests {
             p.src = Addr::from_v4(i.to_be_bytes());
             s.record(&p);
         }
-        assert_eq!(s.table_bytes(), full, "a flood past the bounds allocates nothing");
+        assert_eq!(
+            s.table_bytes(),
+            full,
+            "a flood past the bounds allocates nothing"
+        );
         assert_eq!(s.hosts().len(), 5000);
     }
 

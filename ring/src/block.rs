@@ -211,7 +211,10 @@ impl<'b> Iterator for Frames<'b> {
                 self.next += next_offset as usize;
                 // The next frame was written by the CPU that received it:
                 // start fetching its header while this one is counted.
-                if let Some(b) = self.block.get(self.next.saturating_sub(crate::sys::block::AFTER_STATUS)..) {
+                if let Some(b) = self
+                    .block
+                    .get(self.next.saturating_sub(crate::sys::block::AFTER_STATUS)..)
+                {
                     prefetch(b);
                 }
             }

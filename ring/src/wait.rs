@@ -51,7 +51,7 @@ pub struct Waiter {
 
 #[derive(Debug)]
 enum Imp {
-    Uring(UringWait),
+    Uring(Box<UringWait>),
     Poll(PollWait),
 }
 
@@ -64,12 +64,17 @@ impl Waiter {
             WaitKind::Poll => Ok((Waiter::poll(), None)),
             WaitKind::IoUring => Ok((
                 Waiter {
-                    imp: Imp::Uring(UringWait::new()?),
+                    imp: Imp::Uring(Box::new(UringWait::new()?)),
                 },
                 None,
             )),
             WaitKind::Auto => match UringWait::new() {
-                Ok(u) => Ok((Waiter { imp: Imp::Uring(u) }, None)),
+                Ok(u) => Ok((
+                    Waiter {
+                        imp: Imp::Uring(Box::new(u)),
+                    },
+                    None,
+                )),
                 Err(e) => Ok((Waiter::poll(), Some(e))),
             },
         }

@@ -46,6 +46,49 @@ const IFLA_LINK_NETNSID: u16 = 37;
 const IFF_UP: u32 = 1;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
+/// rtnetlink multicast group of link changes.
+const RTMGRP_LINK: u32 = 1;
+
+/// Tells whether the kernel announced a link change (an interface added,
+/// removed, renamed, or going up or down) since it was last asked, so the
+/// interface list is read again only when something changed.
+#[derive(Debug)]
+pub struct LinkWatch {
+    fd: std::os::fd::OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl LinkWatch {
+    pub fn new() -> io::Result<LinkWatch> {
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            SockProtocol::NetlinkRoute,
+        )?;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, RTMGRP_LINK))?;
+        Ok(LinkWatch {
+            fd,
+            buf: vec![0u8; 16 * 1024],
+        })
+    }
+
+    /// Drains the announcements; true if there was any, or if some were
+    /// lost (the socket overran), which calls for a fresh list too.
+    pub fn changed(&mut self) -> bool {
+        let mut changed = false;
+        loop {
+            match recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return changed,
+                Ok(_) => changed = true,
+                Err(nix::errno::Errno::EAGAIN) => return changed,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
 /// Lists the interfaces of the current network namespace.
 pub fn list() -> io::Result<Vec<Link>> {
     let fd = socket(
@@ -293,6 +336,12 @@ mod tests {
         let n = d.len();
         d[n - 8..n - 6].copy_from_slice(&200u16.to_ne_bytes());
         let _ = parse_messages(&d, 1, &mut out);
+    }
+
+    #[test]
+    fn a_fresh_watch_reports_nothing() {
+        let mut w = LinkWatch::new().expect("netlink multicast needs no privileges");
+        assert!(!w.changed());
     }
 
     #[test]

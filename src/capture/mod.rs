@@ -77,7 +77,15 @@ pub struct Capture {
     ring_used: u64,
     last_list_error: Option<Instant>,
     ignore_outgoing_supported: bool,
+    /// Link change announcements; without them (netlink refused) the list
+    /// is read every tick.
+    watch: Option<links::LinkWatch>,
+    last_list: Option<Instant>,
 }
+
+/// The interface list is read again at least this often, in case an
+/// announcement was missed.
+const RELIST_EVERY: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Capture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -200,6 +208,16 @@ impl Capture {
             ring_used: 0,
             last_list_error: None,
             ignore_outgoing_supported: true,
+            watch: match links::LinkWatch::new() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    log::info!(
+                        "no link change announcements ({e}); reading the interface list every tick"
+                    );
+                    None
+                }
+            },
+            last_list: None,
         };
         capture.refresh();
         if capture.watched.is_empty() {
@@ -232,9 +250,16 @@ impl Capture {
         self.watched.values().map(|w| w.name.clone()).collect()
     }
 
-    /// Looks at the interfaces again: opens rings on new ones, closes those
-    /// of interfaces that went away or no longer match.
+    /// Looks at the interfaces again if the kernel announced a change (or it
+    /// has been a while): opens rings on new ones, closes those of interfaces
+    /// that went away or no longer match.
     pub fn refresh(&mut self) {
+        let announced = self.watch.as_mut().is_none_or(|w| w.changed());
+        let due = self.last_list.is_none_or(|t| t.elapsed() >= RELIST_EVERY);
+        if !announced && !due {
+            return;
+        }
+        self.last_list = Some(Instant::now());
         let links = match links::list() {
             Ok(l) => l,
             Err(e) => {

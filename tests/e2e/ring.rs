@@ -60,6 +60,9 @@ struct Seen {
     ring: usize,
 }
 
+/// Frames seen and each ring's kernel counters.
+type Captured = (Vec<Seen>, Vec<tpacket::Stats>);
+
 /// Opens rings in namespace `ns` (in a thread of their own), reports when
 /// they are open, then collects frames until `want` arrived or 10 s passed.
 fn capture(
@@ -67,10 +70,7 @@ fn capture(
     ifindex: u32,
     cfgs: Vec<RingConfig>,
     want: usize,
-) -> (
-    mpsc::Receiver<()>,
-    std::thread::JoinHandle<(Vec<Seen>, Vec<tpacket::Stats>)>,
-) {
+) -> (mpsc::Receiver<()>, std::thread::JoinHandle<Captured>) {
     let (ready_tx, ready_rx) = mpsc::channel();
     let h = std::thread::spawn(move || {
         enter(&ns);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test of trafficalerted on a Debian machine: unit and
+# integration tests, the end-to-end tests in network namespaces (as root),
+# the benchmarks once each as tests, and a bounded run of every fuzz target.
+#
+# It installs what the tests use (Debian packages, cargo-fuzz) when missing,
+# and fails loudly when a suite cannot run. Run as root or as a user with
+# sudo: builds run as the caller, test binaries as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "run-all.sh: run as root, or install sudo" >&2; exit 1; }
+    SUDO="sudo"
+    # Test binaries make network namespaces: run them as root.
+    export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="sudo -E"
+fi
+
+# Tools the end-to-end tests drive, from Debian.
+need=()
+for pair in iperf3:iperf3 nmap:nmap trafgen:netsniff-ng tcpdump:tcpdump ethtool:ethtool \
+            ip:iproute2 ss:iproute2 ping:iputils-ping setpriv:util-linux curl:curl \
+            taskset:util-linux python3:python3; do
+    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing: ${need[*]}"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+echo "== cargo test (unit, integration, end-to-end in namespaces, benches once)"
+cargo test --workspace --all-targets --locked
+
+echo "== fuzzing (bounded)"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+RUNS=${FUZZ_RUNS:-1000000}
+SECS=${FUZZ_SECONDS:-60}
+for target in parse config ring_block; do
+    corpus=$(mktemp -d)
+    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \
+        -runs="$RUNS" -max_total_time="$SECS" -print_final_stats=1 2>&1 | tail -3)
+    rm -rf "$corpus"
+done
+echo "== all tests passed"
