@@ -32,14 +32,13 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {err}")]
     Bind {
         addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("cannot start the HTTP thread: {0}")]
-    Thread(#[source] std::io::Error),
+    Thread(std::io::Error),
 }
 
 /// The running server.
@@ -73,10 +72,9 @@ pub fn start(listen: &[SocketAddr], published: Published) -> Result<HttpServer, 
     let mut listeners = Vec::new();
     let mut addrs = Vec::new();
     for &addr in listen {
-        let l =
-            std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
+        let l = std::net::TcpListener::bind(addr).map_err(|err| HttpError::Bind { addr, err })?;
         l.set_nonblocking(true)
-            .map_err(|source| HttpError::Bind { addr, source })?;
+            .map_err(|err| HttpError::Bind { addr, err })?;
         addrs.push(l.local_addr().unwrap_or(addr));
         listeners.push(l);
     }

@@ -153,8 +153,9 @@ pub struct Shard {
     last_flow: Option<LastFlow>,
     pub untracked: Untracked,
     pub totals: Totals,
-    /// Per-interface counters since the previous hand-over, filled by the
-    /// worker when it hands the shard over.
+    /// Per-interface counters since the previous hand-over, one entry per
+    /// interface ([`Shard::add_iface`]), filled by the worker when it hands the
+    /// shard over.
     pub ifaces: Vec<IfaceDelta>,
 }
 
@@ -297,6 +298,16 @@ impl Shard {
                     self.untracked.port_initiations += 1;
                 }
             }
+        }
+    }
+
+    /// Adds an interface's counters, into its existing entry if it has one:
+    /// a shard the aggregator is late to take gets a delta every tick, and
+    /// must not grow a list while it waits.
+    pub fn add_iface(&mut self, d: IfaceDelta) {
+        match self.ifaces.iter_mut().find(|e| e.ifindex == d.ifindex) {
+            Some(e) => e.add(&d),
+            None => self.ifaces.push(d),
         }
     }
 
@@ -551,6 +562,20 @@ mod tests {
             "a flood past the bounds allocates nothing"
         );
         assert_eq!(s.hosts().len(), 5000);
+    }
+
+    #[test]
+    fn interface_deltas_merge_per_interface() {
+        let mut s = Shard::new(limits(4, 4), &Hasher::new());
+        for round in 0..100u64 {
+            for ifindex in [2, 3] {
+                let mut d = IfaceDelta::new(ifindex);
+                d.frames = round;
+                s.add_iface(d);
+            }
+        }
+        assert_eq!(s.ifaces.len(), 2);
+        assert_eq!(s.ifaces[0].frames, (0..100).sum::<u64>());
     }
 
     #[test]

@@ -39,8 +39,14 @@ RUNS=${FUZZ_RUNS:-1000000}
 SECS=${FUZZ_SECONDS:-60}
 for target in parse config ring_block; do
     corpus=$(mktemp -d)
-    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \
-        -runs="$RUNS" -max_total_time="$SECS" -print_final_stats=1 2>&1 | tail -3)
-    rm -rf "$corpus"
+    log=$(mktemp)
+    if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \
+            -runs="$RUNS" -max_total_time="$SECS" -print_final_stats=1) > "$log" 2>&1; then
+        tail -40 "$log"
+        echo "fuzz target $target FAILED (the crashing input is in fuzz/artifacts/$target/)" >&2
+        exit 1
+    fi
+    echo "$target: $(grep -E '^Done' "$log")"
+    rm -rf "$corpus" "$log"
 done
 echo "== all tests passed"

@@ -73,35 +73,27 @@ pub mod fuzzing {
 pub enum Error {
     /// The process may not open packet sockets.
     #[error(
-        "{op}: {source} (capturing needs CAP_NET_RAW: run as root, grant it with `setcap cap_net_raw+ep` on the binary, or start the systemd unit, which grants it)"
+        "{op}: {err} (capturing needs CAP_NET_RAW: run as root, grant it with `setcap cap_net_raw+ep` on the binary, or start the systemd unit, which grants it)"
     )]
-    PermissionDenied {
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
+    PermissionDenied { op: &'static str, err: io::Error },
     /// A system call failed.
-    #[error("{op}: {source}")]
-    Sys {
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{op}: {err}")]
+    Sys { op: &'static str, err: io::Error },
     /// The requested ring cannot be built.
     #[error("invalid ring geometry: {0}")]
     Geometry(String),
 }
 
 impl Error {
-    pub(crate) fn sys(op: &'static str, source: io::Error) -> Self {
-        Error::Sys { op, source }
+    pub(crate) fn sys(op: &'static str, err: io::Error) -> Self {
+        Error::Sys { op, err }
     }
 
     /// Like [`Error::sys`], but tells a missing privilege apart.
-    pub(crate) fn sys_open(op: &'static str, source: io::Error) -> Self {
-        match source.raw_os_error() {
-            Some(libc::EPERM | libc::EACCES) => Error::PermissionDenied { op, source },
-            _ => Error::Sys { op, source },
+    pub(crate) fn sys_open(op: &'static str, err: io::Error) -> Self {
+        match err.raw_os_error() {
+            Some(libc::EPERM | libc::EACCES) => Error::PermissionDenied { op, err },
+            _ => Error::Sys { op, err },
         }
     }
 
@@ -109,8 +101,8 @@ impl Error {
     /// ENETDOWN): it vanished between listing and opening.
     pub fn is_interface_gone(&self) -> bool {
         match self {
-            Error::Sys { source, .. } => matches!(
-                source.raw_os_error(),
+            Error::Sys { err, .. } => matches!(
+                err.raw_os_error(),
                 Some(libc::ENODEV | libc::ENXIO | libc::ENETDOWN)
             ),
             _ => false,
@@ -121,12 +113,9 @@ impl Error {
     /// (ENOPROTOOPT, or EINVAL from kernels that predate it).
     pub fn is_unsupported_option(&self) -> bool {
         match self {
-            Error::Sys { op, source } => {
+            Error::Sys { op, err } => {
                 op.starts_with("setsockopt")
-                    && matches!(
-                        source.raw_os_error(),
-                        Some(libc::ENOPROTOOPT | libc::EINVAL)
-                    )
+                    && matches!(err.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EINVAL))
             }
             _ => false,
         }

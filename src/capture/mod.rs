@@ -41,11 +41,11 @@ pub enum StartError {
     #[error(transparent)]
     Ring(#[from] tpacket::Error),
     #[error("cannot start a thread: {0}")]
-    Thread(#[source] std::io::Error),
+    Thread(std::io::Error),
     #[error("cannot create a wake-up descriptor: {0}")]
-    Wake(#[source] std::io::Error),
+    Wake(std::io::Error),
     #[error("io_uring was asked for (capture.wait = \"io_uring\") but cannot be used: {0}")]
-    Uring(#[source] std::io::Error),
+    Uring(std::io::Error),
 }
 
 struct WorkerHandle {

@@ -297,7 +297,7 @@ fn drain_block(
 fn hand_over_counters(members: &mut [Member], shard: &mut Shard) {
     for m in members.iter_mut() {
         add_kernel_stats(m);
-        shard.ifaces.push(m.counters.take());
+        shard.add_iface(m.counters.take());
     }
 }
 
@@ -341,7 +341,7 @@ fn apply_commands(
                     drain_block(&block, m.link, &mut m.counters, shard, ingress_only);
                 }
                 add_kernel_stats(&mut m);
-                shard.ifaces.push(m.counters.take());
+                shard.add_iface(m.counters.take());
                 if let Err(e) = waiter.deregister(u64::from(ifindex)) {
                     log::warn!("worker {id}: removing {} from the waiter: {e}", m.name);
                 }

@@ -28,12 +28,8 @@ pub const DOCUMENTED_DEFAULT: &str = include_str!("../../config/trafficalerted.t
 /// A config that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read config file {path}: {err}")]
+    Read { path: String, err: std::io::Error },
     #[error("{origin}{}: {message}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
     Syntax {
         origin: String,
@@ -151,9 +147,9 @@ pub mod limits {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            err,
         })?;
         Config::parse(&text, &path.display().to_string())
     }
