@@ -152,6 +152,33 @@ PY
 # worker share CPU 0. With `workers = "auto"` one worker shares the
 # generator's CPU, as it would share a core with interrupt work on a real box.
 GEN_CPU=$(( $(nproc) - 1 ))
+
+rss_kib() { awk '/^VmRSS/{print $2}' /proc/$1/status; }
+
+# A flood of spoofed sources against the default table bounds: memory must
+# stay flat and every byte must still be counted (tracked + untracked).
+spoofed_sources() {
+    start_daemon auto '"auto"'
+    local rss fill
+    rss="$(( $(rss_kib $DAEMON) / 1024 ))"
+    for round in 1 2 3 4; do
+        ip netns exec $G taskset -c $GEN_CPU trafgen -o $P-g0 -P 1 --no-sock-mem --notouch-irq -n 1000000 \
+            "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, 22) }" \
+            > $WORK/tg.log 2>&1
+        sleep 2.5
+        rss="$rss → $(( $(rss_kib $DAEMON) / 1024 ))"
+    done
+    fill=$(api /api/v1/status | python3 -c "
+import json,sys
+s=json.load(sys.stdin); t=s['tables']; u=s['untracked']
+print('%d/%d hosts, %d/%d pairs; interval bytes %s, of which from untracked sources %s'
+      % (t['hosts'], t['max_hosts'], t['pairs'], t['max_pairs'], format(s['totals']['bytes'], ','), format(u['src_bytes'], ',')))")
+    kill -TERM $DAEMON; wait $DAEMON 2>/dev/null || true
+    echo "Spoofed sources (4 × 1,000,000 random source addresses, 50-byte IP packets = 200,000,000 bytes," \
+         "default bounds): RSS in MiB at start and after each million: $rss;" \
+         "$fill." > $WORK/spoofed
+}
+
 setup
 : > $WORK/rows
 run_case "64 B flood" 64 "$COUNT_64" auto 1 0 ""
@@ -160,6 +187,7 @@ run_case "64 B flood" 64 "$COUNT_64" auto '"auto"' "" ""
 run_case "1514 B flood" 1514 "$COUNT_1500" auto '"auto"' "" ""
 run_case "light load 20 kpps" 64 100000 io_uring 1 0 50us
 run_case "light load 20 kpps" 64 100000 poll 1 0 50us
+spoofed_sources
 
 {
     echo "# Live capture: trafficalerted vs tcpdump -w /dev/null ($(date -u +%F), $(nproc) cores, $(uname -r))"
@@ -173,4 +201,6 @@ run_case "light load 20 kpps" 64 100000 poll 1 0 50us
     echo "| case | workers | wait | tcpdump CPU | sent | gen Mpps | arrived r0 | ours seen | ours drops | ours ns/pkt | tcpdump seen | tcpdump drops | tcpdump ns/pkt | CPU ratio ours/tcpdump | wake-ups |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     cat $WORK/rows
+    echo
+    cat $WORK/spoofed
 } | tee "$RESULT"
