@@ -14,6 +14,39 @@ mod field {
     pub const ETHERTYPE: usize = 12;
 }
 
+/// Follows 802.1Q / 802.1ad tags starting at `offset`, where `ty` is the
+/// EtherType read just before it. Returns the inner EtherType, the offset
+/// after the last tag, and the outermost VLAN id (0 without tags).
+#[inline]
+pub(crate) fn tags(
+    data: &[u8],
+    mut offset: usize,
+    mut ty: u16,
+    wire: usize,
+) -> Result<(u16, usize, u16), Skip> {
+    let mut vlan = 0u16;
+    let mut n = 0;
+    while matches!(ty, ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD) {
+        if n == MAX_TAGS {
+            return Err(Skip::Malformed(Malformed::new(
+                Layer::Vlan,
+                Problem::TooDeep,
+            )));
+        }
+        let end = offset + TAG_LEN;
+        if data.len() < end {
+            return Err(Skip::Malformed(short(Layer::Vlan, end, data.len(), wire)));
+        }
+        if n == 0 {
+            vlan = be16(data, offset) & 0x0fff;
+        }
+        ty = be16(data, offset + 2);
+        offset = end;
+        n += 1;
+    }
+    Ok((ty, offset, vlan))
+}
+
 /// Walks the Ethernet header and any VLAN tags to the network layer.
 #[inline]
 pub(crate) fn parse(data: &[u8], wire: usize) -> Result<L3Start, Skip> {
@@ -25,28 +58,7 @@ pub(crate) fn parse(data: &[u8], wire: usize) -> Result<L3Start, Skip> {
             wire,
         )));
     }
-    let mut ty = be16(data, field::ETHERTYPE);
-    let mut offset = HEADER_LEN;
-    let mut vlan = 0u16;
-    let mut tags = 0;
-    while matches!(ty, ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD) {
-        if tags == MAX_TAGS {
-            return Err(Skip::Malformed(Malformed::new(
-                Layer::Vlan,
-                Problem::TooDeep,
-            )));
-        }
-        let end = offset + TAG_LEN;
-        if data.len() < end {
-            return Err(Skip::Malformed(short(Layer::Vlan, end, data.len(), wire)));
-        }
-        if tags == 0 {
-            vlan = be16(data, offset) & 0x0fff;
-        }
-        ty = be16(data, offset + 2);
-        offset = end;
-        tags += 1;
-    }
+    let (ty, offset, vlan) = tags(data, HEADER_LEN, be16(data, field::ETHERTYPE), wire)?;
     // Values up to 1500 are 802.3 lengths (LLC frames: STP, IPX, ...).
     if ty <= 1500 {
         return Err(Skip::NonIp(NonIp::Other));

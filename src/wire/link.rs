@@ -80,28 +80,15 @@ pub(crate) fn sll2(data: &[u8], wire: usize) -> Result<L3Start, Skip> {
 /// After a cooked header the protocol may still be a VLAN tag the capture
 /// left inline.
 fn cooked(
-    mut ty: u16,
-    mut offset: usize,
+    ty: u16,
+    offset: usize,
     direction: Direction,
     data: &[u8],
     wire: usize,
 ) -> Result<L3Start, Skip> {
-    let mut vlan = 0;
-    let mut tags = 0;
-    while matches!(ty, ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD) && tags < 4 {
-        let end = offset + 4;
-        if data.len() < end {
-            return Err(Skip::Malformed(short(Layer::Vlan, end, data.len(), wire)));
-        }
-        if tags == 0 {
-            vlan = be16(data, offset) & 0x0fff;
-        }
-        ty = be16(data, offset + 2);
-        offset = end;
-        tags += 1;
-    }
+    let (ethertype, offset, vlan) = super::ethernet::tags(data, offset, ty, wire)?;
     Ok(L3Start {
-        ethertype: ty,
+        ethertype,
         offset,
         vlan,
         direction: Some(direction),
@@ -250,6 +237,22 @@ mod tests {
         let s = run(LinkType::LinuxSll, &f).unwrap();
         assert_eq!(s.vlan, 7);
         assert_eq!(s.l3_len as usize, ip.len());
+    }
+
+    #[test]
+    fn linux_sll_with_too_many_tags_is_malformed() {
+        let mut f = sll_header(0, ethertype::VLAN);
+        for _ in 0..4 {
+            f.extend_from_slice(&[0x00, 0x07]);
+            f.extend_from_slice(&ethertype::VLAN.to_be_bytes());
+        }
+        f.extend_from_slice(&[0x00, 0x07]);
+        f.extend_from_slice(&ethertype::IPV4.to_be_bytes());
+        f.extend_from_slice(&ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 3));
+        assert_eq!(
+            run(LinkType::LinuxSll, &f),
+            Err(Skip::Malformed(Malformed::new(Layer::Vlan, Problem::TooDeep)))
+        );
     }
 
     #[test]

@@ -379,94 +379,26 @@ impl Topology {
             t.rtr.mac(&t.r1),
             t.sink.mac(&t.s0),
         );
-        t.gen_ns.ip(&[
-            "neigh",
-            "replace",
-            "10.1.0.1",
-            "lladdr",
-            &r0m,
-            "dev",
-            &t.g0,
-            "nud",
-            "permanent",
-        ]);
-        t.gen_ns.ip(&[
-            "neigh",
-            "replace",
-            "fd00:1::1",
-            "lladdr",
-            &r0m,
-            "dev",
-            &t.g0,
-            "nud",
-            "permanent",
-        ]);
-        t.rtr.ip(&[
-            "neigh",
-            "replace",
-            "10.1.0.2",
-            "lladdr",
-            &gm,
-            "dev",
-            &t.r0,
-            "nud",
-            "permanent",
-        ]);
-        t.rtr.ip(&[
-            "neigh",
-            "replace",
-            "fd00:1::2",
-            "lladdr",
-            &gm,
-            "dev",
-            &t.r0,
-            "nud",
-            "permanent",
-        ]);
-        t.rtr.ip(&[
-            "neigh",
-            "replace",
-            "10.2.0.2",
-            "lladdr",
-            &sm,
-            "dev",
-            &t.r1,
-            "nud",
-            "permanent",
-        ]);
-        t.rtr.ip(&[
-            "neigh",
-            "replace",
-            "fd00:2::2",
-            "lladdr",
-            &sm,
-            "dev",
-            &t.r1,
-            "nud",
-            "permanent",
-        ]);
-        t.sink.ip(&[
-            "neigh",
-            "replace",
-            "10.2.0.1",
-            "lladdr",
-            &r1m,
-            "dev",
-            &t.s0,
-            "nud",
-            "permanent",
-        ]);
-        t.sink.ip(&[
-            "neigh",
-            "replace",
-            "fd00:2::1",
-            "lladdr",
-            &r1m,
-            "dev",
-            &t.s0,
-            "nud",
-            "permanent",
-        ]);
+        for (ns, dev, ips, mac) in [
+            (&t.gen_ns, &t.g0, ["10.1.0.1", "fd00:1::1"], &r0m),
+            (&t.rtr, &t.r0, ["10.1.0.2", "fd00:1::2"], &gm),
+            (&t.rtr, &t.r1, ["10.2.0.2", "fd00:2::2"], &sm),
+            (&t.sink, &t.s0, ["10.2.0.1", "fd00:2::1"], &r1m),
+        ] {
+            for ip in ips {
+                ns.ip(&[
+                    "neigh",
+                    "replace",
+                    ip,
+                    "lladdr",
+                    mac,
+                    "dev",
+                    dev,
+                    "nud",
+                    "permanent",
+                ]);
+            }
+        }
         // Ping through once, both families, before anything is measured.
         t.gen_ns.exec(&["ping", "-c1", "-W2", "10.2.0.2"]);
         t.gen_ns.exec(&["ping", "-6", "-c1", "-W2", "fd00:2::2"]);

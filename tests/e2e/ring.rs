@@ -90,37 +90,14 @@ fn capture(
         let end = Instant::now() + Duration::from_secs(10);
         let mut events = Vec::new();
         while seen.len() < want && Instant::now() < end {
-            for (i, r) in rings.iter_mut().enumerate() {
-                while let Some(b) = r.next_block() {
-                    for f in b.frames() {
-                        seen.push(Seen {
-                            wire_len: f.wire_len,
-                            data_len: f.data.len(),
-                            vlan: f.vlan.map(|v| v.id()),
-                            packet_type: f.packet_type,
-                            ring: i,
-                        });
-                    }
-                }
-            }
+            drain(&mut rings, &mut seen);
             events.clear();
             w.wait(Duration::from_millis(50), &mut events).unwrap();
         }
-        // Anything that came in after the count was reached.
+        // Anything that came in after the count was reached: a frame too
+        // many is a failure too.
         std::thread::sleep(Duration::from_millis(50));
-        for (i, r) in rings.iter_mut().enumerate() {
-            while let Some(b) = r.next_block() {
-                for f in b.frames() {
-                    seen.push(Seen {
-                        wire_len: f.wire_len,
-                        data_len: f.data.len(),
-                        vlan: f.vlan.map(|v| v.id()),
-                        packet_type: f.packet_type,
-                        ring: i,
-                    });
-                }
-            }
-        }
+        drain(&mut rings, &mut seen);
         let stats = rings.iter().map(|r| r.take_stats().unwrap()).collect();
         for i in 0..rings.len() {
             w.deregister(i as u64).unwrap();
@@ -128,6 +105,23 @@ fn capture(
         (seen, stats)
     });
     (ready_rx, h)
+}
+
+/// Reads every ready block of every ring.
+fn drain(rings: &mut [Ring], seen: &mut Vec<Seen>) {
+    for (i, r) in rings.iter_mut().enumerate() {
+        while let Some(b) = r.next_block() {
+            for f in b.frames() {
+                seen.push(Seen {
+                    wire_len: f.wire_len,
+                    data_len: f.data.len(),
+                    vlan: f.vlan.map(|v| v.id()),
+                    packet_type: f.packet_type,
+                    ring: i,
+                });
+            }
+        }
+    }
 }
 
 fn frame(mac: &str, vlan: bool, payload: usize) -> String {
