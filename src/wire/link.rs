@@ -251,7 +251,10 @@ mod tests {
         f.extend_from_slice(&ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 3));
         assert_eq!(
             run(LinkType::LinuxSll, &f),
-            Err(Skip::Malformed(Malformed::new(Layer::Vlan, Problem::TooDeep)))
+            Err(Skip::Malformed(Malformed::new(
+                Layer::Vlan,
+                Problem::TooDeep
+            )))
         );
     }
 

@@ -8,6 +8,7 @@
 mod capture;
 mod cli;
 mod daemon;
+mod fallback;
 mod http;
 mod interfaces;
 mod netns;
