@@ -15,6 +15,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use rand::{Rng, SeedableRng};
 use trafficalerted::config::Config;
 use trafficalerted::counters::{IfaceDelta, count_frame};
+use trafficalerted::flows::UdpFlows;
 use trafficalerted::shard::{Hasher, Shard, ShardLimits};
 use trafficalerted::wire::{LinkType, Meta};
 
@@ -93,15 +94,16 @@ fn build(mut pick: impl FnMut(usize) -> (u32, u32)) -> Frames {
     Frames { bytes, offsets }
 }
 
-fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta) {
+fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta, flows: &mut UdpFlows) {
     shard.clear();
+    flows.rotate();
     for &(off, len) in &frames.offsets {
         let data = &frames.bytes[off as usize..off as usize + len as usize];
         let meta = Meta {
             wire_len: u32::from(len),
             ..Meta::default()
         };
-        count_frame(LinkType::Ethernet, data, meta, iface, shard);
+        count_frame(LinkType::Ethernet, data, meta, iface, shard, flows);
     }
 }
 
@@ -111,6 +113,7 @@ fn limits() -> ShardLimits {
         max_hosts: c.traffic.max_hosts,
         max_pairs: c.traffic.max_pairs,
         max_ports: c.traffic.max_pairs,
+        answers: false,
     }
 }
 
@@ -130,10 +133,11 @@ fn bench(c: &mut Criterion) {
     for (name, frames) in [("1000_hosts", &hosts_1000), ("1M_sources", &random_sources)] {
         let mut shard = Shard::new(limits(), &hasher);
         let mut iface = IfaceDelta::new(1);
+        let mut flows = UdpFlows::new(trafficalerted::flows::SLOTS);
         g.bench_function(name, |b| {
             b.iter_batched(
                 || (),
-                |_| run(frames, &mut shard, &mut iface),
+                |_| run(frames, &mut shard, &mut iface, &mut flows),
                 BatchSize::PerIteration,
             )
         });

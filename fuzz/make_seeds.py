@@ -101,6 +101,20 @@ for name, text in configs.items():
     with open(f"seeds/config/{name}.toml", "w") as f:
         f.write(text)
 
+# The config target also reads its input as an alert history and as an
+# original TrafficAlerted.conf.
+import json
+alert = {"id": 41, "kind": "port_scan", "subject": "10.1.0.9", "rule": "default", "start_ms": 1,
+         "last_update_ms": 2, "end_ms": None, "value": 500, "peak": 500, "threshold": 100,
+         "unit": "ports", "window_secs": 600, "degraded": False, "drop_ratio": 0.0, "evidence": {}}
+line = json.dumps({"event": "open", "alert": alert})
+with open("seeds/config/history_torn.jsonl", "w") as f:
+    f.write(line + "\n" + line[:40])
+with open("seeds/config/history_good.jsonl", "w") as f:
+    f.write(line + "\n" + json.dumps({"event": "close", "alert": alert}) + "\n")
+with open("seeds/config/legacy.conf", "w") as f:
+    f.write('TrafficInterval: 300\nByteLimit: 1M\nExcludedInterfaces: "lo","dummy0"\nNumberContactedIPs: 0\nFoo: bar\n')
+
 def block(frames, num=None, first=48):
     """A TPACKET_V3 block image with frames (snaplen, wire_len, mac, next)."""
     img = bytearray(4096)

@@ -29,4 +29,10 @@ pub enum Command {
     },
     /// Print the documented default config file.
     DefaultConfig,
+    /// Convert an original TrafficAlerted.conf to this daemon's TOML
+    /// (printed to standard output).
+    ConvertConfig {
+        /// The old `Key: value` file.
+        file: PathBuf,
+    },
 }

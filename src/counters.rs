@@ -3,16 +3,26 @@
 
 use serde::Serialize;
 
+use crate::flows::UdpFlows;
 use crate::shard::Shard;
 use crate::wire::{self, LinkType, Malformed, Meta, NonIp, Skip};
 
 /// Parses one frame and counts it: into the interface's counters always, and
-/// into the shard if it is an IP packet. Live capture, replay and the
-/// benchmarks all count through here.
+/// into the shard if it is an IP packet (UDP datagrams first told apart as
+/// answers or initiations). Live capture, replay and the benchmarks all count
+/// through here.
 #[inline]
-pub fn count_frame(link: LinkType, data: &[u8], meta: Meta, c: &mut IfaceDelta, shard: &mut Shard) {
+pub fn count_frame(
+    link: LinkType,
+    data: &[u8],
+    meta: Meta,
+    c: &mut IfaceDelta,
+    shard: &mut Shard,
+    flows: &mut UdpFlows,
+) {
     match wire::parse(link, data, meta) {
-        Ok(s) => {
+        Ok(mut s) => {
+            flows.classify(&mut s);
             c.ip_packets += 1;
             c.ip_bytes += u64::from(s.l3_len);
             if let Some(a) = s.anomaly {

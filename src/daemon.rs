@@ -1,6 +1,9 @@
-//! The daemon's life: start capture and the API, refresh interfaces every
-//! tick, stop cleanly on SIGTERM or SIGINT and say what was counted.
+//! The daemon's life: restore the alert history, start the sinks, capture
+//! and the API, refresh interfaces every tick, reload the config on SIGHUP,
+//! stop cleanly on SIGTERM or SIGINT (flushing the sinks) and say what was
+//! counted.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use anyhow::Context;
@@ -9,11 +12,17 @@ use signal_hook::iterator::Signals;
 
 use crate::aggregator::RuntimeInfo;
 use crate::capture::Capture;
-use crate::config::Config;
+use crate::config::{self, Config};
+use crate::sinks::Sinks;
+use crate::sinks::history;
 use crate::snapshot::{self, Snapshot};
 
-/// Runs until SIGTERM or SIGINT.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Runs until SIGTERM or SIGINT. `path` is the config file given with
+/// `-c`, read again on SIGHUP (without one: the default path, if it exists).
+pub fn run(mut config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
+    // The missing privilege first: it is the most likely reason to fail,
+    // and the one with the clearest fix.
+    tpacket::Ring::check_access()?;
     let mut signals =
         Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
     let (sig_tx, sig_rx) = mpsc::channel();
@@ -30,7 +39,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot start the signal thread")?;
 
     let published = snapshot::publish(Snapshot::empty(&config, RuntimeInfo::default()));
-    let mut capture = Capture::start(&config, published.clone())?;
+    let restored = restore_history(&config)?;
+    let sinks = Sinks::start(&config.alerts, &restored.open)?;
+    let mut capture = Capture::start(&config, published.clone(), restored, sinks)?;
     let http = crate::http::start(&config.http.listen, published.clone())?;
     for a in http.addrs() {
         if !a.ip().is_loopback() {
@@ -55,9 +66,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     loop {
         match sig_rx.recv_timeout(tick) {
             Ok(SIGTERM) | Ok(SIGINT) => break,
-            Ok(SIGHUP) => log::warn!(
-                "SIGHUP: reloading the configuration is not supported by this version; restart to apply changes"
-            ),
+            Ok(SIGHUP) => match reload(path.as_deref()) {
+                Ok(new) => {
+                    if new.tick != config.tick || new.http != config.http {
+                        log::warn!("reload: tick and http.listen take effect after a restart");
+                    }
+                    capture.reconfigure(&new);
+                    config = new;
+                }
+                Err(e) => log::error!("reload refused, the running configuration stays: {e:#}"),
+            },
             Ok(_) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => capture.refresh(),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -86,6 +104,40 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the config again for SIGHUP.
+fn reload(path: Option<&Path>) -> anyhow::Result<Config> {
+    let default = Path::new(config::DEFAULT_PATH);
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None if default.exists() => Ok(Config::load(default)?),
+        None => Ok(Config::default()),
+    }
+}
+
+/// Alerts open when the daemon last stopped, from the history file.
+fn restore_history(config: &Config) -> anyhow::Result<history::Loaded> {
+    if config.alerts.history_file.is_empty() {
+        return Ok(history::Loaded::default());
+    }
+    let path = Path::new(&config.alerts.history_file);
+    let loaded = history::load(path)
+        .with_context(|| format!("cannot read the alert history {}", path.display()))?;
+    if let Some(at) = loaded.torn_at {
+        log::warn!(
+            "{}: the last line (at byte {at}) was cut short, probably by a power failure; it is skipped",
+            path.display()
+        );
+    }
+    if loaded.skipped > 0 {
+        log::warn!(
+            "{}: {} line(s) that are not alert events were skipped",
+            path.display(),
+            loaded.skipped
+        );
+    }
+    Ok(loaded)
+}
+
 fn display_list(v: &[String]) -> String {
     if v.is_empty() {
         "no interface yet".into()
@@ -97,7 +149,7 @@ fn display_list(v: &[String]) -> String {
 /// What was counted, per interface, since start.
 fn log_summary(s: &Snapshot) {
     log::info!(
-        "counted {} IP packets, {} bytes since start (untracked: {} bytes of unknown sources)",
+        "counted {} IP packets, {} bytes since start (untracked: {} bytes of sources the host table had no room for)",
         s.lifetime.packets,
         s.lifetime.bytes,
         s.lifetime_untracked.src_bytes

@@ -1,8 +1,9 @@
 //! The HTTP API: a small hyper server on its own thread, answering only from
 //! the latest published snapshot, so nothing it does reaches the capture.
 //!
-//! Endpoints: `/all` and `/capabilities` (the original TrafficAlerted's JSON
-//! shapes), `/api/v1/status`, `/api/v1/interfaces`, `/healthz`.
+//! Endpoints: `/all`, `/active` and `/capabilities` (the original
+//! TrafficAlerted's JSON shapes), `/api/v1/status`, `/api/v1/interfaces`,
+//! `/api/v1/alerts`, `/healthz`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -174,10 +175,12 @@ pub fn route<B>(req: &Request<B>, snap: &Snapshot) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let known = [
         "/all",
+        "/active",
         "/capabilities",
         "/healthz",
         "/api/v1/status",
         "/api/v1/interfaces",
+        "/api/v1/alerts",
     ];
     if !known.contains(&path) {
         return error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}"));
@@ -193,6 +196,11 @@ pub fn route<B>(req: &Request<B>, snap: &Snapshot) -> Response<Full<Bytes>> {
     }
     match path {
         "/all" => json_bytes(StatusCode::OK, snap.all_json()),
+        "/active" => json_bytes(StatusCode::OK, snap.active_json()),
+        "/api/v1/alerts" => json_value(
+            StatusCode::OK,
+            &json!({ "tick": snap.tick, "open": snap.alerts, "recently_closed": snap.closed }),
+        ),
         "/capabilities" => json_value(StatusCode::OK, &capabilities(snap)),
         "/healthz" => {
             let mut r = Response::new(Full::new(Bytes::from_static(b"ok\n")));
@@ -219,12 +227,21 @@ fn capabilities(snap: &Snapshot) -> serde_json::Value {
         .as_str()
         .and_then(|s| crate::config::units::parse_duration(s).ok())
         .map_or(0, |d| d.as_secs());
+    let port_secs = c["scan"]["port_interval"]
+        .as_str()
+        .and_then(|s| crate::config::units::parse_duration(s).ok())
+        .map_or(0, |d| d.as_secs());
     json!({
         "TrafficInterval": interval_secs,
         "ByteLimit": c["traffic"]["byte_limit"],
         "NoDestinations": c["traffic"]["keep_destinations"] == 0,
         "ChartMinBytes": c["traffic"]["chart_min_bytes"],
         "ExcludedInterfaces": c["capture"]["exclude_interfaces"],
+        "ContactedIPsAnalyze": c["scan"]["address_scan"],
+        "NumberContactedIPs": c["scan"]["max_contacted_ips"],
+        "AnalyzePorts": c["scan"]["port_scan"],
+        "NumContactedPorts": c["scan"]["max_contacted_ports"],
+        "PortInterval": port_secs,
         "Version": env!("CARGO_PKG_VERSION"),
         "Config": **c,
         "Runtime": *snap.runtime,
@@ -236,19 +253,23 @@ fn status(snap: &Snapshot) -> serde_json::Value {
         "version": env!("CARGO_PKG_VERSION"),
         "tick": snap.tick,
         "unix_ms": snap.unix_ms,
-        "interval_start_tick": snap.interval_start_tick,
-        "interval_ticks": snap.interval_ticks,
-        "totals": { "packets": snap.totals.packets, "bytes": snap.totals.bytes },
+        "window_ticks": snap.window_ticks,
+        "window": { "packets": snap.window.packets, "bytes": snap.window.bytes },
         "lifetime": { "packets": snap.lifetime.packets, "bytes": snap.lifetime.bytes },
+        "drop_ratio": snap.drop_ratio,
         "untracked": {
-            "src_bytes": snap.untracked.src_bytes,
-            "src_packets": snap.untracked.src_packets,
-            "dst_bytes": snap.untracked.dst_bytes,
-            "dst_packets": snap.untracked.dst_packets,
-            "pair_bytes": snap.untracked.pair_bytes,
-            "pair_packets": snap.untracked.pair_packets,
-            "port_initiations": snap.untracked.port_initiations,
+            "src_bytes": snap.lifetime_untracked.src_bytes,
+            "src_packets": snap.lifetime_untracked.src_packets,
+            "dst_bytes": snap.lifetime_untracked.dst_bytes,
+            "dst_packets": snap.lifetime_untracked.dst_packets,
+            "pair_bytes": snap.lifetime_untracked.pair_bytes,
+            "pair_packets": snap.lifetime_untracked.pair_packets,
+            "contacts": snap.lifetime_untracked.port_initiations,
         },
+        "hosts_listed": snap.hosts.len(),
+        "hosts_unlisted": snap.hosts_unlisted,
+        "alerts_open": snap.alerts.len(),
+        "sinks": snap.sinks,
         "tables": snap.tables,
         "health": snap.health,
         "late_shards_total": snap.late_shards_total,

@@ -3,12 +3,21 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregator;
+pub mod alert;
 pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod daemon;
+pub mod detect;
+pub mod distinct;
+pub mod flows;
+pub mod hosts;
 pub mod http;
+pub mod pairs;
+pub mod rules;
 pub mod shard;
+pub mod sinks;
 pub mod snapshot;
+pub mod window;
 pub mod wire;

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(&e, 2),
             };
-            match trafficalerted::daemon::run(config) {
+            match trafficalerted::daemon::run(config, cli.config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e, 1),
             }
@@ -38,6 +38,13 @@ fn main() -> ExitCode {
             print!("{}", config::DOCUMENTED_DEFAULT);
             ExitCode::SUCCESS
         }
+        Command::ConvertConfig { file } => match convert(&file) {
+            Ok(toml) => {
+                print!("{toml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e, 2),
+        },
     }
 }
 
@@ -59,6 +66,24 @@ fn load(path: Option<&Path>) -> anyhow::Result<Config> {
             }
         }
     }
+}
+
+/// Converts an original TrafficAlerted.conf; the result is checked before
+/// it is printed.
+fn convert(path: &Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let c =
+        config::legacy::convert(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for (line, key) in &c.unknown {
+        log::warn!(
+            "{}, line {line}: {key} has no equivalent; left as a comment",
+            path.display()
+        );
+    }
+    Config::parse(&c.toml, "the converted config")?;
+    Ok(c.toml)
 }
 
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {

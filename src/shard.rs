@@ -1,6 +1,7 @@
 //! A worker's private counters for one tick: per host, per (source,
-//! destination) pair, and the distinct destination ports each source
-//! initiated contact to.
+//! destination) pair, the contacts each source initiated (destination,
+//! protocol, port) and the answers that came back (a SYN-ACK, a UDP reply),
+//! which is what the scan detectors work from.
 //!
 //! A shard is filled by exactly one worker and then handed whole to the
 //! aggregator, so nothing in it is shared or locked. A table at its bound
@@ -31,8 +32,12 @@ pub struct ShardLimits {
     pub max_hosts: usize,
     /// Distinct (source, destination) pairs.
     pub max_pairs: usize,
-    /// Distinct (source, protocol, destination port) initiations.
+    /// Distinct contacts (source, destination, protocol, port) beyond the
+    /// first of each pair, and as many answers.
     pub max_ports: usize,
+    /// Record answers (replies by port): only `scan.count = "failed"` needs
+    /// them.
+    pub answers: bool,
 }
 
 /// Counters of one host within a shard.
@@ -53,6 +58,9 @@ pub mod role_bits {
     pub const REPLY: u8 = 1 << 1;
     pub const REFUSAL: u8 = 1 << 2;
     pub const ERROR: u8 = 1 << 3;
+    pub const OTHER: u8 = 1 << 4;
+    /// Anything that shows the destination answered: a reply or data.
+    pub const ANSWER: u8 = REPLY | OTHER;
 
     pub fn of(role: Role) -> u8 {
         match role {
@@ -60,7 +68,7 @@ pub mod role_bits {
             Role::Reply => REPLY,
             Role::Refusal => REFUSAL,
             Role::Error => ERROR,
-            Role::Other => 0,
+            Role::Other => OTHER,
         }
     }
 }
@@ -72,6 +80,10 @@ pub struct PairCounters {
     pub packets: u64,
     /// [`role_bits`] seen from source to destination.
     pub roles: u8,
+    /// The first contact (protocol and destination port) of this pair,
+    /// kept here: most pairs have one, and the pair is already in the
+    /// cache. Further ports go to the shard's contact table.
+    first_contact: Option<(u8, u16)>,
 }
 
 /// What did not fit in the tables: still counted, here.
@@ -87,7 +99,8 @@ pub struct Untracked {
     /// not fit).
     pub pair_bytes: u64,
     pub pair_packets: u64,
-    /// Port initiations the port table had no room for.
+    /// Contacts (initiations with a port) and answers the tables had no
+    /// room for.
     pub port_initiations: u64,
 }
 
@@ -110,6 +123,19 @@ pub struct Totals {
     pub bytes: u64,
 }
 
+fn insert_bounded(
+    set: &mut hashbrown::HashSet<u128, Hasher>,
+    key: u128,
+    max: usize,
+    untracked: &mut Untracked,
+) {
+    if set.len() < max {
+        set.insert(key);
+    } else if !set.contains(&key) {
+        untracked.port_initiations += 1;
+    }
+}
+
 /// Where the previous packet's flow was counted.
 #[derive(Debug, Clone, Copy)]
 struct LastFlow {
@@ -121,10 +147,30 @@ struct LastFlow {
     pair: Option<u32>,
 }
 
-/// Key of a distinct-port entry: source id, protocol, port.
+/// Key of a contact or an answer: (from, to, protocol, port). For a contact
+/// the port is the destination port; for an answer it is the answering
+/// side's (source) port, so that contact (A, B, p) is answered by (B, A, p).
 #[inline]
-fn port_key(src: u32, proto: u8, port: u16) -> u64 {
-    (u64::from(src) << 32) | (u64::from(proto) << 16) | u64::from(port)
+fn contact_key(from: u32, to: u32, proto: u8, port: u16) -> u128 {
+    (u128::from(from) << 96) | (u128::from(to) << 64) | (u128::from(proto) << 16) | u128::from(port)
+}
+
+fn split_contact(k: u128) -> (u32, u32, u8, u16) {
+    (
+        (k >> 96) as u32,
+        (k >> 64) as u32,
+        (k >> 16) as u8,
+        k as u16,
+    )
+}
+
+/// One contact or answer, with addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Contact {
+    pub from: Addr,
+    pub to: Addr,
+    pub proto: u8,
+    pub port: u16,
 }
 
 #[inline]
@@ -147,7 +193,8 @@ pub struct Shard {
     /// Pair key (source id, destination id) to its slot in `pair_slots`.
     pair_index: HashMap<u64, u32, Hasher>,
     pair_slots: Vec<(u64, PairCounters)>,
-    ports: hashbrown::HashSet<u64, Hasher>,
+    contacts: hashbrown::HashSet<u128, Hasher>,
+    answers: hashbrown::HashSet<u128, Hasher>,
     /// The flow of the previous packet: packets come in bursts of one flow,
     /// and a hit here skips every table lookup.
     last_flow: Option<LastFlow>,
@@ -174,7 +221,11 @@ impl Shard {
                 hasher.clone(),
             ),
             pair_slots: Vec::with_capacity(INITIAL.min(limits.max_pairs)),
-            ports: hashbrown::HashSet::with_capacity_and_hasher(
+            contacts: hashbrown::HashSet::with_capacity_and_hasher(
+                INITIAL.min(limits.max_ports),
+                hasher.clone(),
+            ),
+            answers: hashbrown::HashSet::with_capacity_and_hasher(
                 INITIAL.min(limits.max_ports),
                 hasher.clone(),
             ),
@@ -277,25 +328,50 @@ impl Shard {
                 self.untracked.dst_packets += 1;
             }
         }
+        let mut first_contact = false;
         match pair {
             Some(p) => {
                 let c = &mut self.pair_slots[p as usize].1;
                 c.bytes += len;
                 c.packets += 1;
                 c.roles |= role_bits::of(s.role);
+                if s.role == Role::Initiation && s.has_ports {
+                    match c.first_contact {
+                        None => {
+                            c.first_contact = Some((s.proto, s.dst_port));
+                            first_contact = true;
+                        }
+                        Some(f) => first_contact = f == (s.proto, s.dst_port),
+                    }
+                }
             }
             None => {
                 self.untracked.pair_bytes += len;
                 self.untracked.pair_packets += 1;
             }
         }
-        if s.role == Role::Initiation && s.has_ports {
-            if let Some(i) = src {
-                let key = port_key(i, s.proto, s.dst_port);
-                if self.ports.len() < self.limits.max_ports {
-                    self.ports.insert(key);
-                } else if !self.ports.contains(&key) {
-                    self.untracked.port_initiations += 1;
+        if s.has_ports {
+            if let (Some(i), Some(j)) = (src, dst) {
+                match s.role {
+                    Role::Initiation if !first_contact => {
+                        let key = contact_key(i, j, s.proto, s.dst_port);
+                        insert_bounded(
+                            &mut self.contacts,
+                            key,
+                            self.limits.max_ports,
+                            &mut self.untracked,
+                        );
+                    }
+                    Role::Reply if self.limits.answers => {
+                        let key = contact_key(i, j, s.proto, s.src_port);
+                        insert_bounded(
+                            &mut self.answers,
+                            key,
+                            self.limits.max_ports,
+                            &mut self.untracked,
+                        );
+                    }
+                    _ => {}
                 }
             }
         }
@@ -325,12 +401,33 @@ impl Shard {
         })
     }
 
-    /// Distinct initiations as (source, protocol, destination port).
-    pub fn ports(&self) -> impl Iterator<Item = (Addr, u8, u16)> + '_ {
-        self.ports.iter().map(|&k| {
-            let src = self.hosts[(k >> 32) as usize].addr;
-            (src, (k >> 16) as u8, k as u16)
-        })
+    /// Distinct contacts: initiations with a destination port.
+    pub fn contacts(&self) -> impl Iterator<Item = Contact> + '_ {
+        let inline = self.pair_slots.iter().filter_map(|(k, c)| {
+            let (proto, port) = c.first_contact?;
+            Some(Contact {
+                from: self.hosts[(k >> 32) as usize].addr,
+                to: self.hosts[(k & 0xffff_ffff) as usize].addr,
+                proto,
+                port,
+            })
+        });
+        inline.chain(self.contacts.iter().map(|&k| self.contact(k)))
+    }
+
+    /// Distinct answers: replies, keyed by the answering side's port.
+    pub fn answers(&self) -> impl Iterator<Item = Contact> + '_ {
+        self.answers.iter().map(|&k| self.contact(k))
+    }
+
+    fn contact(&self, k: u128) -> Contact {
+        let (from, to, proto, port) = split_contact(k);
+        Contact {
+            from: self.hosts[from as usize].addr,
+            to: self.hosts[to as usize].addr,
+            proto,
+            port,
+        }
     }
 
     /// Number of pairs.
@@ -343,7 +440,11 @@ impl Shard {
     /// twice what they held, so memory follows the traffic down after a burst
     /// without reallocating every tick.
     pub fn recycle(&mut self) {
-        let (hosts, pairs, ports) = (self.hosts.len(), self.pair_slots.len(), self.ports.len());
+        let (hosts, pairs, ports) = (
+            self.hosts.len(),
+            self.pair_slots.len(),
+            self.contacts.len().max(self.answers.len()),
+        );
         self.clear();
         if self.index.capacity() > 4 * hosts.max(INITIAL) {
             self.index.shrink_to(2 * hosts.max(INITIAL));
@@ -353,8 +454,9 @@ impl Shard {
             self.pair_index.shrink_to(2 * pairs.max(INITIAL));
             self.pair_slots.shrink_to(2 * pairs.max(INITIAL));
         }
-        if self.ports.capacity() > 4 * ports.max(INITIAL) {
-            self.ports.shrink_to(2 * ports.max(INITIAL));
+        if self.contacts.capacity().max(self.answers.capacity()) > 4 * ports.max(INITIAL) {
+            self.contacts.shrink_to(2 * ports.max(INITIAL));
+            self.answers.shrink_to(2 * ports.max(INITIAL));
         }
     }
 
@@ -365,7 +467,7 @@ impl Shard {
             + self.hosts.capacity() * size_of::<HostCounters>()
             + self.pair_index.capacity() * (size_of::<(u64, u32)>() + 1)
             + self.pair_slots.capacity() * size_of::<(u64, PairCounters)>()
-            + self.ports.capacity() * (size_of::<u64>() + 1)
+            + (self.contacts.capacity() + self.answers.capacity()) * (size_of::<u128>() + 1)
     }
 
     /// Empties the shard for reuse, keeping its table memory.
@@ -374,7 +476,8 @@ impl Shard {
         self.hosts.clear();
         self.pair_index.clear();
         self.pair_slots.clear();
-        self.ports.clear();
+        self.contacts.clear();
+        self.answers.clear();
         self.last_flow = None;
         self.untracked = Untracked::default();
         self.totals = Totals::default();
@@ -398,6 +501,7 @@ mod tests {
             max_hosts: h,
             max_pairs: p,
             max_ports: p,
+            answers: true,
         }
     }
 
@@ -479,7 +583,7 @@ mod tests {
     }
 
     #[test]
-    fn distinct_ports_only_from_initiations() {
+    fn contacts_from_initiations_answers_from_replies() {
         let mut s = Shard::new(limits(16, 16), &Hasher::new());
         for port in [22, 80, 80, 443] {
             let mut p = pkt(1, 2, 60);
@@ -488,24 +592,59 @@ mod tests {
             s.record(&p);
         }
         let mut reply = pkt(2, 1, 60);
+        reply.proto = proto::TCP;
         reply.role = Role::Reply;
-        reply.dst_port = 9999;
+        reply.src_port = 80;
+        reply.dst_port = 40000;
         s.record(&reply);
-        let mut ports: Vec<_> = s.ports().map(|(_, _, p)| p).collect();
+        let mut data = pkt(2, 1, 60);
+        data.role = Role::Other;
+        s.record(&data);
+        let mut ports: Vec<_> = s.contacts().map(|c| c.port).collect();
         ports.sort();
         assert_eq!(ports, vec![22, 80, 443]);
+        let a: Vec<_> = s.answers().collect();
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].from, a[0].to, a[0].port),
+            (
+                Addr::from_v4([10, 0, 0, 2]),
+                Addr::from_v4([10, 0, 0, 1]),
+                80
+            )
+        );
+        let back = s
+            .pairs()
+            .find(|(f, _, _)| *f == Addr::from_v4([10, 0, 0, 2]))
+            .unwrap();
+        assert_eq!(back.2.roles, role_bits::REPLY | role_bits::OTHER);
     }
 
     #[test]
     fn port_table_bound() {
+        // The first port of a pair is kept with the pair; two more fit the
+        // table; the last two do not and are counted.
         let mut s = Shard::new(limits(16, 2), &Hasher::new());
-        for port in [1, 2, 3, 3, 1] {
+        for port in [1, 2, 3, 3, 1, 4, 5] {
             let mut p = pkt(1, 2, 60);
             p.dst_port = port;
             s.record(&p);
         }
-        assert_eq!(s.ports().count(), 2);
+        let mut ports: Vec<u16> = s.contacts().map(|c| c.port).collect();
+        ports.sort();
+        assert_eq!(ports, vec![1, 2, 3]);
         assert_eq!(s.untracked.port_initiations, 2);
+    }
+
+    #[test]
+    fn answers_only_when_asked_for() {
+        let mut l = limits(16, 16);
+        l.answers = false;
+        let mut s = Shard::new(l, &Hasher::new());
+        let mut reply = pkt(2, 1, 60);
+        reply.role = Role::Reply;
+        s.record(&reply);
+        assert_eq!(s.answers().count(), 0);
     }
 
     #[test]

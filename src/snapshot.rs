@@ -9,10 +9,16 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::aggregator::{RuntimeInfo, TickHealth};
+use crate::alert::{Alert, AlertKind};
 use crate::config::Config;
 use crate::counters::IfaceReport;
 use crate::shard::{Totals, Untracked};
+use crate::sinks::SinkReport;
 use crate::wire::Addr;
+
+/// Hosts a snapshot lists at most (the largest senders, plus every host
+/// with an open alert); the rest are counted in the totals.
+pub const MAX_LISTED_HOSTS: usize = 10_000;
 
 /// One destination of a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +28,7 @@ pub struct DestView {
     pub packets: u64,
 }
 
-/// One host's totals in the current interval.
+/// One host's totals over the traffic window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostView {
     pub addr: Addr,
@@ -30,12 +36,23 @@ pub struct HostView {
     pub sent_packets: u64,
     pub recv_bytes: u64,
     pub recv_packets: u64,
-    pub peers: u32,
+    /// Distinct addresses it initiated contact to in the scan window.
     pub contacted: u32,
+    /// Distinct ports it initiated contact to in the port window.
     pub ports: u32,
-    /// Largest destinations first; only for hosts at or above the chart
-    /// threshold.
+    /// Bits of its open alerts ([`AlertKind::bit`]).
+    pub alerts: u8,
+    /// Largest destinations first; for hosts at or above the chart
+    /// threshold and hosts with an open alert.
     pub destinations: Vec<DestView>,
+}
+
+impl HostView {
+    /// The original's event type: `TRAFFIC`, `SCANNING`,
+    /// `TRAFFIC+SCANNING`, or `NONE` for a host without a source alert.
+    pub fn event_type(&self) -> &'static str {
+        event_type(self.alerts)
+    }
 }
 
 /// One interface.
@@ -58,8 +75,8 @@ pub struct TableFill {
     pub max_hosts: usize,
     pub pairs: usize,
     pub max_pairs: usize,
-    pub ports: usize,
-    pub max_ports: usize,
+    /// Bytes held by the host and pair tables.
+    pub bytes: usize,
 }
 
 /// Everything a reader may ask about, as of the end of one tick.
@@ -68,19 +85,28 @@ pub struct Snapshot {
     pub tick: u64,
     /// Wall-clock time the tick was closed, ms since the Unix epoch.
     pub unix_ms: u64,
-    pub interval_start_tick: u64,
-    pub interval_ticks: u64,
+    /// Length of the traffic window, ticks.
+    pub window_ticks: u64,
     pub chart_min_bytes: u64,
-    /// Every host of the interval, most bytes sent first.
+    /// The largest senders of the window (and hosts with open alerts), most
+    /// bytes sent first; at most [`MAX_LISTED_HOSTS`].
     pub hosts: Vec<HostView>,
+    /// Hosts tracked but not listed.
+    pub hosts_unlisted: usize,
     pub ifaces: Vec<IfaceView>,
-    /// The interval's totals and what its tables could not hold.
-    pub totals: Totals,
-    pub untracked: Untracked,
+    /// Over the traffic window.
+    pub window: Totals,
+    /// Share of packets the kernel dropped over the traffic window.
+    pub drop_ratio: f64,
     /// Since start.
     pub lifetime: Totals,
     pub lifetime_untracked: Untracked,
     pub tables: TableFill,
+    /// Open alerts, oldest first.
+    pub alerts: Vec<Alert>,
+    /// The last closed alerts, newest last.
+    pub closed: Vec<Alert>,
+    pub sinks: Vec<SinkReport>,
     pub health: TickHealth,
     pub late_shards_total: u64,
     pub shards_merged: u64,
@@ -88,6 +114,8 @@ pub struct Snapshot {
     pub runtime: Arc<RuntimeInfo>,
     /// The `/all` body, rendered on first request.
     pub all_json: OnceLock<Bytes>,
+    /// The `/active` body, rendered on first request.
+    pub active_json: OnceLock<Bytes>,
 }
 
 impl Snapshot {
@@ -96,13 +124,13 @@ impl Snapshot {
         Snapshot {
             tick: 0,
             unix_ms: 0,
-            interval_start_tick: 0,
-            interval_ticks: config.interval_ticks(),
+            window_ticks: config.interval_ticks(),
             chart_min_bytes: config.traffic.chart_min_bytes.0,
             hosts: Vec::new(),
+            hosts_unlisted: 0,
             ifaces: Vec::new(),
-            totals: Totals::default(),
-            untracked: Untracked::default(),
+            window: Totals::default(),
+            drop_ratio: 0.0,
             lifetime: Totals::default(),
             lifetime_untracked: Untracked::default(),
             tables: TableFill {
@@ -110,40 +138,110 @@ impl Snapshot {
                 max_hosts: config.traffic.max_hosts,
                 pairs: 0,
                 max_pairs: config.traffic.max_pairs,
-                ports: 0,
-                max_ports: config.traffic.max_pairs,
+                bytes: 0,
             },
+            alerts: Vec::new(),
+            closed: Vec::new(),
+            sinks: Vec::new(),
             health: TickHealth::default(),
             late_shards_total: 0,
             shards_merged: 0,
             config: Arc::new(serde_json::to_value(config).unwrap_or_default()),
             runtime: Arc::new(runtime),
             all_json: OnceLock::new(),
+            active_json: OnceLock::new(),
         }
     }
 
     /// The `/all` response body: the original TrafficAlerted's shape, a list
     /// of `{"EventType","SourceIP","DestinationIP":[{"IP","Bytes"}],
     /// "TotalBytes"}` for every source that sent at least `chart_min_bytes`
-    /// this interval, most bytes first.
+    /// over the window, most bytes first.
     pub fn all_json(&self) -> Bytes {
         self.all_json
             .get_or_init(|| {
-                let list: Vec<LegacyEvent<'_>> = self
-                    .hosts
+                legacy(
+                    self.hosts
+                        .iter()
+                        .filter(|h| h.sent_bytes >= self.chart_min_bytes.max(1)),
+                )
+            })
+            .clone()
+    }
+
+    /// The `/active` response body: the same shape, one entry per source
+    /// with an open traffic or scan alert (restored ones included), in the
+    /// order their first alert opened.
+    pub fn active_json(&self) -> Bytes {
+        self.active_json
+            .get_or_init(|| {
+                let mut subjects: Vec<(Addr, u8, Vec<DestView>, u64)> = Vec::new();
+                for a in self.alerts.iter().filter(|a| a.kind.subject_is_source()) {
+                    let addr = Addr::from(a.subject);
+                    let i = match subjects.iter().position(|s| s.0 == addr) {
+                        Some(i) => i,
+                        None => {
+                            let host = self.hosts.iter().find(|h| h.addr == addr);
+                            let dests = match host {
+                                Some(h) if !h.destinations.is_empty() => h.destinations.clone(),
+                                _ => a
+                                    .evidence
+                                    .destinations
+                                    .iter()
+                                    .map(|p| DestView {
+                                        addr: Addr::from(p.ip),
+                                        bytes: p.bytes,
+                                        packets: p.packets,
+                                    })
+                                    .collect(),
+                            };
+                            let total = host.map_or(0, |h| h.sent_bytes);
+                            subjects.push((addr, 0, dests, total));
+                            subjects.len() - 1
+                        }
+                    };
+                    subjects[i].1 |= a.kind.bit();
+                    if a.kind == AlertKind::Traffic && a.unit == crate::alert::Unit::Bytes {
+                        subjects[i].3 = subjects[i].3.max(a.value);
+                    }
+                }
+                let list: Vec<LegacyEvent<'_>> = subjects
                     .iter()
-                    .take_while(|h| h.sent_bytes >= self.chart_min_bytes.max(1))
-                    .map(|h| LegacyEvent {
-                        event_type: "NONE",
-                        source_ip: h.addr,
-                        destination_ip: &h.destinations,
-                        total_bytes: h.sent_bytes,
+                    .map(|(addr, bits, dests, total)| LegacyEvent {
+                        event_type: event_type(*bits),
+                        source_ip: *addr,
+                        destination_ip: dests,
+                        total_bytes: *total,
                     })
                     .collect();
                 Bytes::from(serde_json::to_vec(&list).unwrap_or_else(|_| b"[]".to_vec()))
             })
             .clone()
     }
+}
+
+/// The original's event type for a set of open alert kinds.
+fn event_type(bits: u8) -> &'static str {
+    let traffic = bits & AlertKind::Traffic.bit() != 0;
+    let scanning = bits & (AlertKind::AddressScan.bit() | AlertKind::PortScan.bit()) != 0;
+    match (traffic, scanning) {
+        (true, true) => "TRAFFIC+SCANNING",
+        (true, false) => "TRAFFIC",
+        (false, true) => "SCANNING",
+        (false, false) => "NONE",
+    }
+}
+
+fn legacy<'a>(hosts: impl Iterator<Item = &'a HostView>) -> Bytes {
+    let list: Vec<LegacyEvent<'_>> = hosts
+        .map(|h| LegacyEvent {
+            event_type: h.event_type(),
+            source_ip: h.addr,
+            destination_ip: &h.destinations,
+            total_bytes: h.sent_bytes,
+        })
+        .collect();
+    Bytes::from(serde_json::to_vec(&list).unwrap_or_else(|_| b"[]".to_vec()))
 }
 
 /// The original's `HumanEvent`, field names and all.
@@ -189,38 +287,29 @@ pub fn publish(initial: Snapshot) -> Published {
 mod tests {
     use super::*;
 
+    fn host(n: u8, sent: u64, alerts: u8) -> HostView {
+        HostView {
+            addr: Addr::from_v4([10, 0, 0, n]),
+            sent_bytes: sent,
+            sent_packets: 1,
+            recv_bytes: 0,
+            recv_packets: 0,
+            contacted: 0,
+            ports: 0,
+            alerts,
+            destinations: vec![DestView {
+                addr: "2001:db8::1".parse::<std::net::IpAddr>().unwrap().into(),
+                bytes: sent,
+                packets: 1,
+            }],
+        }
+    }
+
     #[test]
     fn all_json_has_the_original_shape() {
         let mut s = Snapshot::empty(&Config::default(), RuntimeInfo::default());
         s.chart_min_bytes = 100;
-        s.hosts = vec![
-            HostView {
-                addr: Addr::from_v4([10, 0, 0, 1]),
-                sent_bytes: 500,
-                sent_packets: 5,
-                recv_bytes: 0,
-                recv_packets: 0,
-                peers: 1,
-                contacted: 1,
-                ports: 1,
-                destinations: vec![DestView {
-                    addr: "2001:db8::1".parse::<std::net::IpAddr>().unwrap().into(),
-                    bytes: 500,
-                    packets: 5,
-                }],
-            },
-            HostView {
-                addr: Addr::from_v4([10, 0, 0, 2]),
-                sent_bytes: 99,
-                sent_packets: 1,
-                recv_bytes: 0,
-                recv_packets: 0,
-                peers: 0,
-                contacted: 0,
-                ports: 0,
-                destinations: vec![],
-            },
-        ];
+        s.hosts = vec![host(1, 500, 0), host(2, 99, 0)];
         let v: serde_json::Value = serde_json::from_slice(&s.all_json()).unwrap();
         assert_eq!(
             v,
@@ -234,8 +323,74 @@ mod tests {
     }
 
     #[test]
-    fn empty_snapshot_renders_an_empty_list() {
+    fn event_types_are_set_correctly() {
+        let t = AlertKind::Traffic.bit();
+        let a = AlertKind::AddressScan.bit();
+        let p = AlertKind::PortScan.bit();
+        let i = AlertKind::Inbound.bit();
+        assert_eq!(host(1, 1, 0).event_type(), "NONE");
+        assert_eq!(
+            host(1, 1, i).event_type(),
+            "NONE",
+            "an inbound alert is about a destination"
+        );
+        assert_eq!(host(1, 1, t).event_type(), "TRAFFIC");
+        assert_eq!(host(1, 1, a).event_type(), "SCANNING");
+        assert_eq!(host(1, 1, p).event_type(), "SCANNING");
+        assert_eq!(host(1, 1, t | p).event_type(), "TRAFFIC+SCANNING");
+    }
+
+    fn alert(kind: AlertKind, n: u8) -> Alert {
+        use crate::alert::{Evidence, Unit};
+        Alert {
+            id: u64::from(n),
+            kind,
+            subject: Addr::from_v4([10, 0, 0, n]).ip(),
+            rule: "default".into(),
+            start_ms: 0,
+            last_update_ms: 0,
+            end_ms: None,
+            value: 700,
+            peak: 700,
+            threshold: 1,
+            unit: Unit::Bytes,
+            window_secs: 1,
+            degraded: false,
+            drop_ratio: 0.0,
+            evidence: Evidence::default(),
+        }
+    }
+
+    #[test]
+    fn active_lists_each_alerting_source_once() {
+        let mut s = Snapshot::empty(&Config::default(), RuntimeInfo::default());
+        s.hosts = vec![host(1, 500, AlertKind::Traffic.bit()), host(2, 400, 0)];
+        s.alerts = vec![
+            alert(AlertKind::Traffic, 1),
+            alert(AlertKind::PortScan, 1),
+            alert(AlertKind::Inbound, 2),
+            alert(AlertKind::AddressScan, 3),
+        ];
+        let v: serde_json::Value = serde_json::from_slice(&s.active_json()).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+        assert_eq!(v[0]["EventType"], "TRAFFIC+SCANNING");
+        assert_eq!(v[0]["SourceIP"], "10.0.0.1");
+        assert_eq!(
+            v[0]["TotalBytes"], 700,
+            "the alert's value when above the window's"
+        );
+        assert_eq!(v[0]["DestinationIP"][0]["IP"], "2001:db8::1");
+        assert_eq!(
+            v[1]["SourceIP"], "10.0.0.3",
+            "a restored alert without traffic yet"
+        );
+        assert_eq!(v[1]["EventType"], "SCANNING");
+    }
+
+    #[test]
+    fn empty_snapshot_renders_empty_lists() {
         let s = Snapshot::empty(&Config::default(), RuntimeInfo::default());
         assert_eq!(&s.all_json()[..], b"[]");
+        assert_eq!(&s.active_json()[..], b"[]");
     }
 }

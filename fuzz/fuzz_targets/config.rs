@@ -1,14 +1,27 @@
-//! The config parser on arbitrary text: an error or a valid config, never a
-//! panic; an accepted config keeps its invariants.
+//! Everything read from files at start: the config parser (TOML, and the
+//! original `Key: value` format), and the alert history. An error or a
+//! result, never a panic; an accepted config keeps its invariants.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use trafficalerted::config::Config;
 
 fuzz_target!(|input: &[u8]| {
+    // The alert history is read back at start: any bytes are a history
+    // file, good or torn.
+    let loaded = trafficalerted::sinks::history::read(input).expect("reading from memory");
+    assert!(loaded.open.len() <= loaded.events);
     let Ok(text) = std::str::from_utf8(input) else {
         return;
     };
+    // An original TrafficAlerted.conf converts to valid TOML or an error.
+    if let Ok(c) = trafficalerted::config::legacy::convert(text) {
+        if let Err(e) = Config::parse(&c.toml, "converted") {
+            // Values the old format allowed but ours bounds (an interval of
+            // 0, a threshold of 0) are refused with a message, never a panic.
+            let _ = e.to_string();
+        }
+    }
     match Config::parse(text, "fuzz.toml") {
         Ok(c) => {
             assert!(c.interval_ticks() >= 1);

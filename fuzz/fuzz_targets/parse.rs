@@ -8,6 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use trafficalerted::counters::{IfaceDelta, count_frame};
+use trafficalerted::flows::UdpFlows;
 use trafficalerted::shard::{Hasher, Shard, ShardLimits};
 use trafficalerted::wire::{self, Direction, LinkType, Meta};
 
@@ -50,11 +51,13 @@ fuzz_target!(|input: &[u8]| {
             max_hosts: 4,
             max_pairs: 4,
             max_ports: 4,
+            answers: true,
         },
         hasher,
     );
     let mut iface = IfaceDelta::new(1);
-    count_frame(link, data, meta, &mut iface, &mut shard);
+    let mut flows = UdpFlows::new(4);
+    count_frame(link, data, meta, &mut iface, &mut shard, &mut flows);
     let tracked: u64 = shard.hosts().iter().map(|h| h.sent_bytes).sum();
     assert_eq!(tracked + shard.untracked.src_bytes, shard.totals.bytes);
 });

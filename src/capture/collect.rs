@@ -1,12 +1,17 @@
 //! The aggregator thread: at the end of every tick, collect each worker's
-//! shard, merge, and publish the tick's snapshot.
+//! shard, merge, detect, hand alert events to the sinks, publish the tick's
+//! snapshot.
 
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::clock::TickClock;
 use super::handoff::AggregatorSide;
 use crate::aggregator::{Aggregator, TickHealth};
+use crate::alert::AlertEvent;
+use crate::config::{AlertsConfig, Config};
+use crate::sinks::Sinks;
 use crate::snapshot::{Published, Snapshot};
 
 /// What the supervisor tells the aggregator about interfaces.
@@ -22,102 +27,158 @@ pub enum IfaceEvent {
     },
 }
 
+/// A new configuration to apply at the next tick.
+#[derive(Debug)]
+pub struct Reconfigure(pub Box<Config>);
+
 /// How long after a tick's end the aggregator waits for late shards before
 /// it closes the tick without them.
 fn grace(tick: Duration) -> Duration {
     (tick / 4).min(Duration::from_millis(250))
 }
 
-/// Runs until every worker has handed over its last shard; returns the
-/// final snapshot.
-pub fn run(
-    mut agg: Aggregator,
-    mut sides: Vec<AggregatorSide>,
-    clock: TickClock,
-    published: Published,
-    events: Receiver<IfaceEvent>,
-) -> Snapshot {
-    let n = sides.len();
-    let mut finished = vec![false; n];
-    let mut k = clock.tick_at(Instant::now());
-    loop {
-        let end = clock.end_of(k);
-        let close = end + grace(clock.tick());
-        let mut got = vec![false; n];
-        let mut merge_time = Duration::ZERO;
-        loop {
-            while let Ok(ev) = events.try_recv() {
-                match ev {
-                    IfaceEvent::Added {
-                        ifindex,
-                        name,
-                        link,
-                    } => agg.iface_added(ifindex, &name, &link),
-                    IfaceEvent::Removed { ifindex } => agg.iface_removed(ifindex, k),
-                }
-            }
-            for (w, side) in sides.iter_mut().enumerate() {
-                while let Some(shard) = side.take() {
-                    let t0 = Instant::now();
-                    agg.merge(&shard);
-                    merge_time += t0.elapsed();
-                    if shard.last {
-                        finished[w] = true;
-                    }
-                    if shard.last || shard.last_tick >= k {
-                        got[w] = true;
-                    }
-                    if !shard.last {
-                        side.give_back(shard);
-                    }
-                }
-            }
-            let now = Instant::now();
-            if finished.iter().all(|&f| f) {
-                let snap = close_tick(&mut agg, k, &got, &finished, merge_time);
-                published.store(std::sync::Arc::new(snap.clone()));
-                return snap;
-            }
-            let all_in = got.iter().zip(&finished).all(|(&g, &f)| g || f);
-            if now >= end && (all_in || now >= close) {
-                break;
-            }
-            let until = if now < end { end } else { close };
-            std::thread::park_timeout(until.saturating_duration_since(now));
-        }
-        let snap = close_tick(&mut agg, k, &got, &finished, merge_time);
-        published.store(std::sync::Arc::new(snap));
-        k += 1;
-    }
+/// How long sinks get to finish their queues when the daemon stops.
+const SINK_FLUSH: Duration = Duration::from_secs(10);
+
+/// Everything the aggregator thread works with.
+#[derive(Debug)]
+pub struct Collector {
+    pub agg: Aggregator,
+    pub sides: Vec<AggregatorSide>,
+    pub clock: TickClock,
+    pub published: Published,
+    pub events: Receiver<IfaceEvent>,
+    pub control: Receiver<Reconfigure>,
+    pub sinks: Sinks,
+    pub alerts: AlertsConfig,
 }
 
-fn close_tick(
-    agg: &mut Aggregator,
-    k: u64,
-    got: &[bool],
-    finished: &[bool],
-    merge_time: Duration,
-) -> Snapshot {
-    let t0 = Instant::now();
-    let late = got
-        .iter()
-        .zip(finished)
-        .filter(|&(&g, &f)| !g && !f)
-        .count() as u32;
-    let unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let mut snap = agg.end_tick(
-        k,
-        TickHealth {
-            late_workers: late,
-            merge_micros: 0,
-        },
-        unix_ms,
-    );
-    snap.health.merge_micros = (merge_time + t0.elapsed()).as_micros() as u64;
-    if late > 0 {
-        log::debug!("tick {k}: {late} worker(s) late; their packets count in a later tick");
+impl Collector {
+    /// Runs until every worker has handed over its last shard; returns the
+    /// final snapshot.
+    pub fn run(mut self) -> Arc<Snapshot> {
+        let n = self.sides.len();
+        let mut finished = vec![false; n];
+        let mut k = self.clock.tick_at(Instant::now());
+        loop {
+            let end = self.clock.end_of(k);
+            let close = end + grace(self.clock.tick());
+            let mut got = vec![false; n];
+            let mut merge_time = Duration::ZERO;
+            loop {
+                self.apply_control();
+                while let Ok(ev) = self.events.try_recv() {
+                    match ev {
+                        IfaceEvent::Added {
+                            ifindex,
+                            name,
+                            link,
+                        } => self.agg.iface_added(ifindex, &name, &link),
+                        IfaceEvent::Removed { ifindex } => self.agg.iface_removed(ifindex, k),
+                    }
+                }
+                for (w, side) in self.sides.iter_mut().enumerate() {
+                    while let Some(shard) = side.take() {
+                        let t0 = Instant::now();
+                        self.agg.merge(&shard);
+                        merge_time += t0.elapsed();
+                        if shard.last {
+                            finished[w] = true;
+                        }
+                        if shard.last || shard.last_tick >= k {
+                            got[w] = true;
+                        }
+                        if !shard.last {
+                            side.give_back(shard);
+                        }
+                    }
+                }
+                let now = Instant::now();
+                if finished.iter().all(|&f| f) {
+                    let snap = self.close_tick(k, &got, &finished, merge_time);
+                    self.sinks.stop(SINK_FLUSH);
+                    return snap;
+                }
+                let all_in = got.iter().zip(&finished).all(|(&g, &f)| g || f);
+                if now >= end && (all_in || now >= close) {
+                    break;
+                }
+                let until = if now < end { end } else { close };
+                std::thread::park_timeout(until.saturating_duration_since(now));
+            }
+            self.close_tick(k, &got, &finished, merge_time);
+            k += 1;
+        }
     }
-    snap
+
+    /// Applies a new configuration; sinks are restarted only if their part
+    /// changed, and kept if the new ones cannot start.
+    fn apply_control(&mut self) {
+        while let Ok(Reconfigure(cfg)) = self.control.try_recv() {
+            self.agg.reconfigure(&cfg);
+            if cfg.alerts != self.alerts {
+                // The old sinks finish their queues first, so the history
+                // writer that follows finds every line on disk.
+                std::mem::replace(&mut self.sinks, Sinks::none()).stop(SINK_FLUSH);
+                let start = |a: &AlertsConfig| {
+                    let open = crate::sinks::history::load(std::path::Path::new(&a.history_file))
+                        .map(|l| l.open)
+                        .unwrap_or_default();
+                    Sinks::start(a, &open)
+                };
+                match start(&cfg.alerts) {
+                    Ok(new) => {
+                        self.sinks = new;
+                        self.alerts = cfg.alerts.clone();
+                        log::info!("alert sinks restarted with the new configuration");
+                    }
+                    Err(e) => {
+                        log::error!("new alert sinks cannot start ({e}); keeping the old ones");
+                        match start(&self.alerts) {
+                            Ok(old) => self.sinks = old,
+                            Err(e) => {
+                                log::error!("the old alert sinks cannot start again either: {e}")
+                            }
+                        }
+                    }
+                }
+            }
+            log::info!("configuration reloaded");
+        }
+    }
+
+    fn close_tick(
+        &mut self,
+        k: u64,
+        got: &[bool],
+        finished: &[bool],
+        merge_time: Duration,
+    ) -> Arc<Snapshot> {
+        let t0 = Instant::now();
+        let late = got
+            .iter()
+            .zip(finished)
+            .filter(|&(&g, &f)| !g && !f)
+            .count() as u32;
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let (mut snap, events): (Snapshot, Vec<AlertEvent>) = self.agg.end_tick(
+            k,
+            TickHealth {
+                late_workers: late,
+                merge_micros: 0,
+            },
+            unix_ms,
+        );
+        self.sinks.send(&events);
+        snap.sinks = self.sinks.reports();
+        snap.health.merge_micros = (merge_time + t0.elapsed()).as_micros() as u64;
+        if late > 0 {
+            log::debug!("tick {k}: {late} worker(s) late; their packets count in a later tick");
+        }
+        let snap = Arc::new(snap);
+        self.published.store(snap.clone());
+        snap
+    }
 }

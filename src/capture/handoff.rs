@@ -102,6 +102,7 @@ mod tests {
             max_hosts: 8,
             max_pairs: 8,
             max_ports: 8,
+            answers: false,
         };
         let (mut w, mut a, mut cur) = channel(limits, &Hasher::new(), std::thread::current());
         let pkt = Summary {

@@ -22,13 +22,16 @@ use std::time::{Duration, Instant};
 
 use tpacket::{Fanout, FanoutMode, Ring, RingConfig, WaitKind, Waiter};
 
-use crate::aggregator::{Aggregator, AggregatorConfig, RuntimeInfo};
+use crate::aggregator::{Aggregator, RuntimeInfo};
+use crate::alert::Now;
 use crate::config::{Config, CountDirection, FanoutPolicy, WaitPolicy};
 use crate::shard::{Hasher, ShardLimits};
+use crate::sinks::Sinks;
+use crate::sinks::history::Loaded;
 use crate::snapshot::{Published, Snapshot};
 use crate::wire::LinkType;
 use clock::TickClock;
-use collect::IfaceEvent;
+use collect::{Collector, IfaceEvent, Reconfigure};
 use links::Link;
 use select::Skipped;
 use sizing::{Bytes, Machine, Sizing};
@@ -65,8 +68,9 @@ pub struct Capture {
     sizing: Sizing,
     wait: WaitKind,
     workers: Vec<WorkerHandle>,
-    aggregator: JoinHandle<Snapshot>,
+    aggregator: JoinHandle<Arc<Snapshot>>,
     agg_events: Sender<IfaceEvent>,
+    agg_control: Sender<Reconfigure>,
     clock: TickClock,
     watched: BTreeMap<u32, Watched>,
     /// Interfaces that could not be opened, with the error: not retried
@@ -107,9 +111,15 @@ pub fn link_name(l: &Link) -> String {
 }
 
 impl Capture {
-    /// Checks the privilege, sizes the rings, starts the aggregator and the
+    /// Checks the privilege, sizes the rings, starts the aggregator (with the
+    /// alert sinks and the alerts restored from the history) and the
     /// workers, and opens the interfaces present now.
-    pub fn start(config: &Config, published: Published) -> Result<Capture, StartError> {
+    pub fn start(
+        config: &Config,
+        published: Published,
+        restored: Loaded,
+        sinks: Sinks,
+    ) -> Result<Capture, StartError> {
         Ring::check_access()?;
         let cfg = config.capture.clone();
         let machine = Machine::detect();
@@ -139,26 +149,55 @@ impl Capture {
             ring_memory_max: sizing.ring_memory_max,
             source: "live".into(),
         };
-        let config_json = serde_json::to_value(config).unwrap_or_default();
         // Readers see the runtime facts from the start, not after a tick.
         published.store(Arc::new(Snapshot::empty(config, runtime.clone())));
-        let agg = Aggregator::new(AggregatorConfig::from_config(config), config_json, runtime);
+        let mut agg = Aggregator::new(config, runtime);
         let limits = ShardLimits {
             max_hosts: config.traffic.max_hosts,
             max_pairs: config.traffic.max_pairs,
             max_ports: config.traffic.max_pairs,
+            answers: config.scan.count == crate::config::ScanCount::Failed,
         };
         let clock = TickClock::new(Instant::now(), config.tick());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if !restored.open.is_empty() {
+            log::info!(
+                "{} alert(s) were open when the daemon last stopped; they stay open until their condition is gone",
+                restored.open.len()
+            );
+        }
+        agg.restore(
+            restored.open,
+            restored.max_id,
+            Now {
+                tick: 0,
+                unix_ms: now_ms,
+            },
+        );
 
         // The aggregator starts first: workers need its thread handle to
         // wake it, and it needs their queues, which it receives once made.
         let (sides_tx, sides_rx) = mpsc::channel();
         let (agg_events, events_rx) = mpsc::channel();
+        let (agg_control, control_rx) = mpsc::channel();
+        let alerts = config.alerts.clone();
         let aggregator = std::thread::Builder::new()
             .name("aggregator".into())
             .spawn(move || {
                 let sides = sides_rx.recv().unwrap_or_default();
-                collect::run(agg, sides, clock, published, events_rx)
+                Collector {
+                    agg,
+                    sides,
+                    clock,
+                    published,
+                    events: events_rx,
+                    control: control_rx,
+                    sinks,
+                    alerts,
+                }
+                .run()
             })
             .map_err(StartError::Thread)?;
 
@@ -201,6 +240,7 @@ impl Capture {
             workers,
             aggregator,
             agg_events,
+            agg_control,
             clock,
             watched: BTreeMap::new(),
             failed: HashMap::new(),
@@ -451,9 +491,46 @@ impl Capture {
         log::info!("stopped watching {}: {why}", w.name);
     }
 
+    /// Takes a reloaded configuration: interface selection applies at once,
+    /// detectors, rules and sinks at the next tick; what only a restart can
+    /// change is named in the log.
+    pub fn reconfigure(&mut self, new: &Config) {
+        let c = &new.capture;
+        let old = &self.cfg;
+        let mut restart = Vec::new();
+        if c.workers != old.workers {
+            restart.push("capture.workers");
+        }
+        if c.snaplen != old.snaplen {
+            restart.push("capture.snaplen");
+        }
+        if c.block_size != old.block_size
+            || c.block_count != old.block_count
+            || c.block_timeout != old.block_timeout
+        {
+            restart.push("capture.block_size/block_count/block_timeout");
+        }
+        if c.ring_memory_max != old.ring_memory_max {
+            restart.push("capture.ring_memory_max");
+        }
+        if c.fanout != old.fanout || c.wait != old.wait || c.direction != old.direction {
+            restart.push("capture.fanout/wait/direction");
+        }
+        if !restart.is_empty() {
+            log::warn!("reload: {} take effect after a restart", restart.join(", "));
+        }
+        self.cfg.interfaces = c.interfaces.clone();
+        self.cfg.exclude_interfaces = c.exclude_interfaces.clone();
+        self.cfg.skip_stacked = c.skip_stacked;
+        // Read the interface list again with the new selection.
+        self.last_list = None;
+        self.refresh();
+        let _ = self.agg_control.send(Reconfigure(Box::new(new.clone())));
+    }
+
     /// Stops the workers, lets the aggregator merge their last shards, and
     /// returns the final snapshot and what each worker did.
-    pub fn stop(self) -> (Option<Snapshot>, Vec<WorkerReport>) {
+    pub fn stop(self) -> (Option<Arc<Snapshot>>, Vec<WorkerReport>) {
         for w in &self.workers {
             w.wake.stop();
         }

@@ -20,6 +20,7 @@ use tpacket::{Block, Event, Ring, WaitKind, Waiter};
 use super::clock::TickClock;
 use super::handoff::WorkerSide;
 use crate::counters::{IfaceDelta, count_frame};
+use crate::flows::UdpFlows;
 use crate::shard::Shard;
 use crate::wire::{Direction, LinkType, Meta};
 
@@ -173,6 +174,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
     }
 
     let ingress_only = direction == crate::config::CountDirection::Ingress;
+    let mut flows = UdpFlows::new(crate::flows::SLOTS);
     let mut members: Vec<Member> = Vec::new();
     let mut events: Vec<Event> = Vec::with_capacity(64);
     let mut tick = clock.tick_at(Instant::now());
@@ -186,7 +188,14 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                 let Some(block) = m.ring.next_block() else {
                     break;
                 };
-                drain_block(&block, m.link, &mut m.counters, &mut shard, ingress_only);
+                drain_block(
+                    &block,
+                    m.link,
+                    &mut m.counters,
+                    &mut shard,
+                    &mut flows,
+                    ingress_only,
+                );
                 report.blocks += 1;
                 busy = true;
             }
@@ -195,6 +204,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         if now >= deadline {
             shard.last_tick = tick;
             hand_over_counters(&mut members, &mut shard);
+            flows.rotate();
             if side.exchange(&mut shard) {
                 report.handovers += 1;
             } else {
@@ -212,6 +222,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                 &mut members,
                 &mut waiter,
                 &mut shard,
+                &mut flows,
                 ingress_only,
                 id,
             );
@@ -244,7 +255,14 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
     // Last turn: everything still in the rings, then the final shard.
     for m in members.iter_mut() {
         while let Some(block) = m.ring.next_block() {
-            drain_block(&block, m.link, &mut m.counters, &mut shard, ingress_only);
+            drain_block(
+                &block,
+                m.link,
+                &mut m.counters,
+                &mut shard,
+                &mut flows,
+                ingress_only,
+            );
         }
     }
     shard.last_tick = tick;
@@ -264,6 +282,7 @@ fn drain_block(
     link: LinkType,
     c: &mut IfaceDelta,
     shard: &mut Shard,
+    flows: &mut UdpFlows,
     ingress_only: bool,
 ) {
     let mut frames = block.frames();
@@ -286,7 +305,7 @@ fn drain_block(
             protocol: f.protocol,
             net_offset: f.net_offset,
         };
-        count_frame(link, f.data, meta, c, shard);
+        count_frame(link, f.data, meta, c, shard, flows);
     }
     if frames.malformed() {
         c.ring_corrupt += u64::from(frames.remaining()).max(1);
@@ -317,6 +336,7 @@ fn apply_commands(
     members: &mut Vec<Member>,
     waiter: &mut Waiter,
     shard: &mut Shard,
+    flows: &mut UdpFlows,
     ingress_only: bool,
     id: usize,
 ) {
@@ -338,7 +358,7 @@ fn apply_commands(
                 };
                 let mut m = members.swap_remove(pos);
                 while let Some(block) = m.ring.next_block() {
-                    drain_block(&block, m.link, &mut m.counters, shard, ingress_only);
+                    drain_block(&block, m.link, &mut m.counters, shard, flows, ingress_only);
                 }
                 add_kernel_stats(&mut m);
                 shard.add_iface(m.counters.take());

@@ -4,6 +4,7 @@
 //! and `/capabilities` shows.
 
 mod glob;
+pub mod legacy;
 mod raw;
 pub mod units;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::rules::{Action, Cidr, Limits, Rule, RuleSet};
 use units::{Size, Span};
 
 /// Where the config lives unless `-c` says otherwise.
@@ -105,10 +107,87 @@ pub struct CaptureConfig {
 pub struct TrafficConfig {
     pub interval: Span,
     pub byte_limit: Size,
+    pub packet_limit: Option<Size>,
     pub chart_min_bytes: Size,
     pub keep_destinations: usize,
     pub max_hosts: usize,
     pub max_pairs: usize,
+}
+
+/// Which attempts count toward a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanCount {
+    /// Every initiation: TCP SYN without ACK, UDP that is not an answer,
+    /// SCTP INIT, ICMP echo and timestamp requests.
+    Initiations,
+    /// Only attempts that drew no answer or a refusal (RST, ICMP
+    /// unreachable, SCTP ABORT): the fewest false alarms.
+    Failed,
+}
+
+/// Body of the webhook POST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The alert event as JSON.
+    Json,
+    /// A list of alerts for Prometheus Alertmanager's `/api/v2/alerts`.
+    Alertmanager,
+}
+
+/// `[scan]`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanConfig {
+    pub address_scan: bool,
+    pub max_contacted_ips: u32,
+    pub interval: Span,
+    pub port_scan: bool,
+    pub max_contacted_ports: u32,
+    pub port_interval: Span,
+    pub count: ScanCount,
+}
+
+/// `[inbound]`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboundConfig {
+    pub enabled: bool,
+    pub byte_limit: Size,
+    pub packet_limit: Option<Size>,
+}
+
+/// `[alerts.webhook]`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub format: WebhookFormat,
+    pub timeout: Span,
+    pub retries: u32,
+    pub queue: usize,
+}
+
+/// `[alerts.exec]`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecConfig {
+    pub command: Vec<String>,
+    pub timeout: Span,
+    pub max_running: usize,
+    pub queue: usize,
+}
+
+/// `[alerts]`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertsConfig {
+    /// `None`: each detector's own window.
+    pub hold_down: Option<Span>,
+    pub log: bool,
+    /// Empty: no history file.
+    pub history_file: String,
+    pub history_max_size: Size,
+    pub history_keep: u32,
+    pub degraded_drop_ratio: f64,
+    pub webhook: Option<WebhookConfig>,
+    pub exec: Option<ExecConfig>,
 }
 
 /// `[http]`
@@ -123,6 +202,11 @@ pub struct Config {
     pub tick: Span,
     pub capture: CaptureConfig,
     pub traffic: TrafficConfig,
+    pub scan: ScanConfig,
+    pub inbound: InboundConfig,
+    pub alerts: AlertsConfig,
+    #[serde(rename = "rule")]
+    pub rules: Vec<Rule>,
     pub http: HttpConfig,
 }
 
@@ -142,16 +226,36 @@ pub mod limits {
     pub const MAX_HOSTS_MAX: usize = 1 << 26;
     pub const MAX_PAIRS_MAX: usize = 1 << 28;
     pub const BLOCK_TIMEOUT_MAX_MS: u128 = 10_000;
+    /// Scan thresholds bound the per-host sets kept to count distinct
+    /// destinations and ports.
+    pub const SCAN_THRESHOLD_MAX: u32 = 10_000;
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file. An original TrafficAlerted
+    /// config (`Key: value` lines) is converted on the fly, with a warning
+    /// that says how to convert it for good.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
             path: path.display().to_string(),
             err,
         })?;
-        Config::parse(&text, &path.display().to_string())
+        let origin = path.display().to_string();
+        if legacy::looks_legacy(&text) {
+            let converted = legacy::convert(&text).map_err(|message| ConfigError::Syntax {
+                origin: origin.clone(),
+                line: None,
+                message,
+            })?;
+            log::warn!(
+                "{origin} is an original TrafficAlerted config; it was converted on the fly. Convert it once: trafficalerted convert-config {origin} > /etc/trafficalerted/trafficalerted.toml"
+            );
+            for (line, key) in &converted.unknown {
+                log::warn!("{origin}, line {line}: {key} has no equivalent and was ignored");
+            }
+            return Config::parse(&converted.toml, &format!("{origin} (converted)"));
+        }
+        Config::parse(&text, &origin)
     }
 
     /// Parses and validates config text; `origin` names it in errors.
@@ -167,7 +271,32 @@ impl Config {
 
     /// Ticks per traffic interval.
     pub fn interval_ticks(&self) -> u64 {
-        (self.traffic.interval.0.as_millis() / self.tick.0.as_millis()) as u64
+        self.ticks(self.traffic.interval)
+    }
+
+    /// A duration of the config in ticks (validated to be whole ticks).
+    pub fn ticks(&self, d: Span) -> u64 {
+        (d.0.as_millis() / self.tick.0.as_millis()) as u64
+    }
+
+    /// The default limits of the detectors that are on, and the rules.
+    pub fn rule_set(&self) -> RuleSet {
+        let defaults = Limits {
+            byte_limit: Some(self.traffic.byte_limit.0),
+            packet_limit: self.traffic.packet_limit.map(|p| p.0),
+            max_contacted_ips: self
+                .scan
+                .address_scan
+                .then_some(self.scan.max_contacted_ips),
+            max_contacted_ports: self.scan.port_scan.then_some(self.scan.max_contacted_ports),
+            inbound_byte_limit: self.inbound.enabled.then_some(self.inbound.byte_limit.0),
+            inbound_packet_limit: if self.inbound.enabled {
+                self.inbound.packet_limit.map(|p| p.0)
+            } else {
+                None
+            },
+        };
+        RuleSet::new(defaults, self.rules.clone())
     }
 
     fn from_raw(raw: RawConfig, at: &Located<'_>) -> Result<Config, ConfigError> {
@@ -300,6 +429,181 @@ impl Config {
             return Err(at.invalid(&["traffic", "byte_limit"], "must be at least 1 byte".into()));
         }
 
+        if let Some(p) = t.packet_limit {
+            if p.0 == 0 {
+                return Err(at.invalid(
+                    &["traffic", "packet_limit"],
+                    "must be at least 1 packet".into(),
+                ));
+            }
+        }
+
+        let sc = raw.scan;
+        let scan_interval = sc.interval.unwrap_or(t.interval);
+        whole_ticks(&["scan", "interval"], scan_interval)?;
+        whole_ticks(&["scan", "port_interval"], sc.port_interval)?;
+        for (key, v) in [
+            ("max_contacted_ips", sc.max_contacted_ips),
+            ("max_contacted_ports", sc.max_contacted_ports),
+        ] {
+            if v == 0 || v > limits::SCAN_THRESHOLD_MAX {
+                return Err(at.invalid(
+                    &["scan", key],
+                    format!("must be between 1 and {}", limits::SCAN_THRESHOLD_MAX),
+                ));
+            }
+        }
+
+        let ib = raw.inbound;
+        if ib.byte_limit.0 == 0 {
+            return Err(at.invalid(&["inbound", "byte_limit"], "must be at least 1 byte".into()));
+        }
+        if ib.packet_limit.is_some_and(|p| p.0 == 0) {
+            return Err(at.invalid(
+                &["inbound", "packet_limit"],
+                "must be at least 1 packet".into(),
+            ));
+        }
+
+        let al = raw.alerts;
+        if let Some(h) = al.hold_down {
+            whole_ticks(&["alerts", "hold_down"], h)?;
+        }
+        if !(0.0..=1.0).contains(&al.degraded_drop_ratio) {
+            return Err(at.invalid(
+                &["alerts", "degraded_drop_ratio"],
+                format!(
+                    "must be a fraction between 0 and 1, got {}",
+                    al.degraded_drop_ratio
+                ),
+            ));
+        }
+        if al.history_max_size.0 < 64 * 1024 {
+            return Err(at.invalid(
+                &["alerts", "history_max_size"],
+                "must be at least 64KiB".into(),
+            ));
+        }
+        let webhook = match al.webhook {
+            None => None,
+            Some(w) => {
+                crate::sinks::webhook::Endpoint::parse(&w.url)
+                    .map_err(|m| at.invalid(&["alerts", "webhook", "url"], m))?;
+                if w.timeout.0.is_zero() {
+                    return Err(
+                        at.invalid(&["alerts", "webhook", "timeout"], "must be positive".into())
+                    );
+                }
+                if w.queue == 0 {
+                    return Err(
+                        at.invalid(&["alerts", "webhook", "queue"], "must be at least 1".into())
+                    );
+                }
+                Some(WebhookConfig {
+                    url: w.url,
+                    format: w.format,
+                    timeout: w.timeout,
+                    retries: w.retries,
+                    queue: w.queue,
+                })
+            }
+        };
+        let exec = match al.exec {
+            None => None,
+            Some(e) => {
+                if e.command.is_empty() || e.command[0].is_empty() {
+                    return Err(at.invalid(
+                        &["alerts", "exec", "command"],
+                        "needs the program to run, e.g. [\"/usr/local/bin/notify\", \"--quiet\"]"
+                            .into(),
+                    ));
+                }
+                if e.timeout.0.is_zero() {
+                    return Err(
+                        at.invalid(&["alerts", "exec", "timeout"], "must be positive".into())
+                    );
+                }
+                if e.max_running == 0 || e.queue == 0 {
+                    return Err(at.invalid(
+                        &[
+                            "alerts",
+                            "exec",
+                            if e.queue == 0 { "queue" } else { "max_running" },
+                        ],
+                        "must be at least 1".into(),
+                    ));
+                }
+                Some(ExecConfig {
+                    command: e.command,
+                    timeout: e.timeout,
+                    max_running: e.max_running,
+                    queue: e.queue,
+                })
+            }
+        };
+
+        let mut rules = Vec::new();
+        for (i, r) in raw.rule.into_iter().enumerate() {
+            let idx = i.to_string();
+            let key =
+                |k: &'static str| -> Vec<String> { vec!["rule".into(), idx.clone(), k.into()] };
+            if r.networks.is_empty() {
+                return Err(
+                    at.invalid_path(&key("networks"), "a rule needs at least one network".into())
+                );
+            }
+            let networks = r
+                .networks
+                .iter()
+                .map(|n| Cidr::parse(n))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| at.invalid_path(&key("networks"), m))?;
+            let limits = Limits {
+                byte_limit: r.byte_limit.map(|v| v.0),
+                packet_limit: r.packet_limit.map(|v| v.0),
+                max_contacted_ips: r.max_contacted_ips,
+                max_contacted_ports: r.max_contacted_ports,
+                inbound_byte_limit: r.inbound_byte_limit.map(|v| v.0),
+                inbound_packet_limit: r.inbound_packet_limit.map(|v| v.0),
+            };
+            for (k, v) in [
+                ("max_contacted_ips", r.max_contacted_ips),
+                ("max_contacted_ports", r.max_contacted_ports),
+            ] {
+                if v.is_some_and(|v| v == 0 || v > limits::SCAN_THRESHOLD_MAX) {
+                    return Err(at.invalid_path(
+                        &key(k),
+                        format!("must be between 1 and {}", limits::SCAN_THRESHOLD_MAX),
+                    ));
+                }
+            }
+            let action = if r.ignore {
+                if limits != Limits::default() {
+                    return Err(at.invalid_path(
+                        &key("ignore"),
+                        "a rule either ignores its networks or sets limits for them, not both"
+                            .into(),
+                    ));
+                }
+                Action::Ignore
+            } else if limits == Limits::default() {
+                return Err(at.invalid_path(
+                    &key("networks"),
+                    "the rule neither ignores its networks (ignore = true) nor sets a limit".into(),
+                ));
+            } else {
+                Action::Limits(limits)
+            };
+            rules.push(Rule {
+                name: r.name.unwrap_or_else(|| format!("rule {}", i + 1)),
+                networks,
+                action,
+            });
+        }
+        if rules.len() > usize::from(u16::MAX - 1) {
+            return Err(at.invalid(&["rule"], "too many rules".into()));
+        }
+
         let listen = raw.http.listen.0;
         if listen.is_empty() {
             return Err(at.invalid(&["http", "listen"], "needs at least one address".into()));
@@ -324,11 +628,37 @@ impl Config {
             traffic: TrafficConfig {
                 interval: t.interval,
                 byte_limit: t.byte_limit,
+                packet_limit: t.packet_limit,
                 chart_min_bytes: t.chart_min_bytes,
                 keep_destinations: t.keep_destinations,
                 max_hosts: t.max_hosts,
                 max_pairs: t.max_pairs,
             },
+            scan: ScanConfig {
+                address_scan: sc.address_scan,
+                max_contacted_ips: sc.max_contacted_ips,
+                interval: scan_interval,
+                port_scan: sc.port_scan,
+                max_contacted_ports: sc.max_contacted_ports,
+                port_interval: sc.port_interval,
+                count: sc.count,
+            },
+            inbound: InboundConfig {
+                enabled: ib.enabled,
+                byte_limit: ib.byte_limit,
+                packet_limit: ib.packet_limit,
+            },
+            alerts: AlertsConfig {
+                hold_down: al.hold_down,
+                log: al.log,
+                history_file: al.history_file,
+                history_max_size: al.history_max_size,
+                history_keep: al.history_keep,
+                degraded_drop_ratio: al.degraded_drop_ratio,
+                webhook,
+                exec,
+            },
+            rules,
             http: HttpConfig { listen },
         })
     }
@@ -369,6 +699,11 @@ impl<'a> Located<'a> {
             message,
         }
     }
+
+    fn invalid_path(&self, key: &[String], message: String) -> ConfigError {
+        let k: Vec<&str> = key.iter().map(String::as_str).collect();
+        self.invalid(&k, message)
+    }
 }
 
 /// 1-based line of a byte offset.
@@ -382,10 +717,19 @@ fn line_of_key(text: &str, key: &[&str]) -> Option<usize> {
     let root = DeTable::parse(text).ok()?;
     let mut table = root.get_ref();
     let (last, parents) = key.split_last()?;
-    for name in parents {
+    let mut parents = parents.iter().peekable();
+    while let Some(name) = parents.next() {
         let (_, v) = table.iter().find(|(k, _)| k.get_ref() == name)?;
         match v.get_ref() {
             DeValue::Table(t) => table = t,
+            // An array of tables ([[rule]]): the next segment is the index.
+            DeValue::Array(a) => {
+                let i: usize = parents.next()?.parse().ok()?;
+                match a.get(i)?.get_ref() {
+                    DeValue::Table(t) => table = t,
+                    _ => return None,
+                }
+            }
             _ => return None,
         }
     }
@@ -594,6 +938,63 @@ listen = ["127.0.0.1:9000", "[::1]:9000"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/ta.toml"), "{e}");
+    }
+
+    #[test]
+    fn rules_are_checked_with_their_position() {
+        let e = err(
+            "[[rule]]\nnetworks = [\"10.0.0.0/8\"]\nignore = true\n\n[[rule]]\nnetworks = [\"10.1.0.1/16\"]\nbyte_limit = 5\n",
+        );
+        assert!(e.contains("rule.1.networks") && e.contains("line 6"), "{e}");
+        assert!(e.contains("10.1.0.0/16"), "suggests the network: {e}");
+        let e = err("[[rule]]\nnetworks = [\"10.0.0.0/8\"]\nignore = true\nbyte_limit = 5\n");
+        assert!(e.contains("rule.0.ignore") && e.contains("not both"), "{e}");
+        let e = err("[[rule]]\nnetworks = [\"10.0.0.0/8\"]\n");
+        assert!(e.contains("neither"), "{e}");
+        let e = err("[[rule]]\nbyte_limit = 5\n");
+        assert!(e.contains("at least one network"), "{e}");
+        let c = Config::parse(
+            "[[rule]]\nname = \"backup\"\nnetworks = [\"10.0.0.5\", \"2001:db8::/32\"]\nbyte_limit = \"1T\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.rules[0].name, "backup");
+        let rs = c.rule_set();
+        let id = rs.lookup(crate::wire::Addr::from_v4([10, 0, 0, 5]));
+        assert_eq!(rs.limits(id).unwrap().byte_limit, Some(1_000_000_000_000));
+    }
+
+    #[test]
+    fn alert_sections_are_checked() {
+        let e = err("[alerts.webhook]\nurl = \"https://alerts.example/hook\"\n");
+        assert!(
+            e.contains("alerts.webhook.url") && e.contains("https"),
+            "{e}"
+        );
+        let e = err("[alerts]\ndegraded_drop_ratio = 2.0\n");
+        assert!(e.contains("degraded_drop_ratio"), "{e}");
+        let e = err("[alerts.exec]\ncommand = []\n");
+        assert!(e.contains("alerts.exec.command"), "{e}");
+        let e = err("[scan]\nmax_contacted_ips = 0\n");
+        assert!(e.contains("scan.max_contacted_ips"), "{e}");
+        let e = err("[scan]\ncount = \"some\"\n");
+        assert!(e.contains("\"initiations\", \"failed\""), "{e}");
+        let c = Config::parse(
+            "[alerts.webhook]\nurl = \"http://127.0.0.1:9/h\"\nformat = \"alertmanager\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            c.alerts.webhook.unwrap().format,
+            WebhookFormat::Alertmanager
+        );
+    }
+
+    #[test]
+    fn scan_interval_defaults_to_the_traffic_interval() {
+        let c = Config::parse("[traffic]\ninterval = \"5m\"\n", "t").unwrap();
+        assert_eq!(c.scan.interval.0.as_secs(), 300);
+        assert_eq!(c.ticks(c.scan.port_interval), 600);
     }
 
     #[test]

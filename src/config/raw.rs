@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use super::units::{Size, Span, parse_size};
-use super::{ConfigError, CountDirection, FanoutPolicy, WaitPolicy, line_of_offset};
+use super::{
+    ConfigError, CountDirection, FanoutPolicy, ScanCount, WaitPolicy, WebhookFormat, line_of_offset,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -16,6 +18,10 @@ pub struct RawConfig {
     pub tick: Span,
     pub capture: RawCapture,
     pub traffic: RawTraffic,
+    pub scan: RawScan,
+    pub inbound: RawInbound,
+    pub alerts: RawAlerts,
+    pub rule: Vec<RawRule>,
     pub http: RawHttp,
 }
 
@@ -25,9 +31,144 @@ impl Default for RawConfig {
             tick: Span(Duration::from_secs(1)),
             capture: RawCapture::default(),
             traffic: RawTraffic::default(),
+            scan: RawScan::default(),
+            inbound: RawInbound::default(),
+            alerts: RawAlerts::default(),
+            rule: Vec::new(),
             http: RawHttp::default(),
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawScan {
+    pub address_scan: bool,
+    pub max_contacted_ips: u32,
+    /// Default: the traffic interval.
+    pub interval: Option<Span>,
+    pub port_scan: bool,
+    pub max_contacted_ports: u32,
+    pub port_interval: Span,
+    pub count: ScanCount,
+}
+
+impl Default for RawScan {
+    fn default() -> Self {
+        RawScan {
+            address_scan: true,
+            max_contacted_ips: 15,
+            interval: None,
+            port_scan: true,
+            max_contacted_ports: 100,
+            port_interval: Span(Duration::from_secs(600)),
+            count: ScanCount::Initiations,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawInbound {
+    pub enabled: bool,
+    pub byte_limit: Size,
+    pub packet_limit: Option<Size>,
+}
+
+impl Default for RawInbound {
+    fn default() -> Self {
+        RawInbound {
+            enabled: true,
+            byte_limit: Size(1_000_000_000),
+            packet_limit: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlerts {
+    /// Default: each detector's own window.
+    pub hold_down: Option<Span>,
+    pub log: bool,
+    pub history_file: String,
+    pub history_max_size: Size,
+    pub history_keep: u32,
+    pub degraded_drop_ratio: f64,
+    pub webhook: Option<RawWebhook>,
+    pub exec: Option<RawExec>,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        RawAlerts {
+            hold_down: None,
+            log: true,
+            history_file: "/var/lib/trafficalerted/alerts.jsonl".into(),
+            history_max_size: Size(64_000_000),
+            history_keep: 3,
+            degraded_drop_ratio: 0.001,
+            webhook: None,
+            exec: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWebhook {
+    pub url: String,
+    pub format: WebhookFormat,
+    pub timeout: Span,
+    pub retries: u32,
+    pub queue: usize,
+}
+
+impl Default for RawWebhook {
+    fn default() -> Self {
+        RawWebhook {
+            url: String::new(),
+            format: WebhookFormat::Json,
+            timeout: Span(Duration::from_secs(5)),
+            retries: 3,
+            queue: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawExec {
+    pub command: Vec<String>,
+    pub timeout: Span,
+    pub max_running: usize,
+    pub queue: usize,
+}
+
+impl Default for RawExec {
+    fn default() -> Self {
+        RawExec {
+            command: Vec::new(),
+            timeout: Span(Duration::from_secs(10)),
+            max_running: 4,
+            queue: 1000,
+        }
+    }
+}
+
+/// `[[rule]]`: networks that are ignored or carry their own limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRule {
+    pub name: Option<String>,
+    pub networks: Vec<String>,
+    pub ignore: bool,
+    pub byte_limit: Option<Size>,
+    pub packet_limit: Option<Size>,
+    pub max_contacted_ips: Option<u32>,
+    pub max_contacted_ports: Option<u32>,
+    pub inbound_byte_limit: Option<Size>,
+    pub inbound_packet_limit: Option<Size>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +212,7 @@ impl Default for RawCapture {
 pub struct RawTraffic {
     pub interval: Span,
     pub byte_limit: Size,
+    pub packet_limit: Option<Size>,
     pub chart_min_bytes: Size,
     pub keep_destinations: usize,
     pub max_hosts: usize,
@@ -82,6 +224,7 @@ impl Default for RawTraffic {
         RawTraffic {
             interval: Span(Duration::from_secs(170)),
             byte_limit: Size(1_000_000_000),
+            packet_limit: None,
             chart_min_bytes: Size(10_000_000),
             keep_destinations: 100,
             max_hosts: 65_536,
@@ -260,6 +403,30 @@ impl<'de> Deserialize<'de> for FanoutPolicy {
                 ("hash", FanoutPolicy::Hash),
                 ("cpu", FanoutPolicy::Cpu),
                 ("lb", FanoutPolicy::Lb),
+            ],
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for ScanCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        keyword(
+            d,
+            &[
+                ("initiations", ScanCount::Initiations),
+                ("failed", ScanCount::Failed),
+            ],
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        keyword(
+            d,
+            &[
+                ("json", WebhookFormat::Json),
+                ("alertmanager", WebhookFormat::Alertmanager),
             ],
         )
     }

@@ -51,3 +51,48 @@ fn missing_config_file_is_an_error_naming_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/trafficalerted.toml"));
 }
+
+#[test]
+fn convert_config_turns_an_original_conf_into_toml() {
+    let dir = std::env::temp_dir().join(unique("c"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("TrafficAlerted.conf");
+    std::fs::write(
+        &old,
+        "# Configuration file for TrafficAlerted\nTrafficInterval: 300\nByteLimit: 1M\nNoDestinations: false\nChartMinBytes: 10M\nExcludedInterfaces: \"lo\",\"dummy0\"\nContactedIPsAnalyze: true\nNumberContactedIPs: 15\nAnalyzePorts: false\nNumContactedPorts: 100\nPortInterval: 600\nMystery: 1\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("convert-config")
+        .arg(&old)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Mystery"));
+    let (code, json, err) = check(&toml);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["traffic"]["interval"], "5m");
+    assert_eq!(v["traffic"]["byte_limit"], 1_000_000);
+    assert_eq!(
+        v["capture"]["exclude_interfaces"],
+        serde_json::json!(["lo", "dummy0"])
+    );
+    assert_eq!(v["scan"]["port_scan"], false);
+    let bad = dir.join("bad.conf");
+    std::fs::write(&bad, "ByteLimit: lots\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("convert-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: ByteLimit"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -30,6 +30,18 @@ impl<'n> Daemon<'n> {
         let dir = std::env::temp_dir().join(unique("d"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let cfg = dir.join("trafficalerted.toml");
+        // The history goes to the test's directory, never to /var/lib.
+        let history = format!(
+            "history_file = {:?}",
+            dir.join("alerts.jsonl").to_string_lossy()
+        );
+        let config = if config.contains("history_file") {
+            config.to_string()
+        } else if config.contains("[alerts]") {
+            config.replacen("[alerts]", &format!("[alerts]\n{history}"), 1)
+        } else {
+            format!("{config}\n[alerts]\n{history}\n")
+        };
         std::fs::write(&cfg, config).expect("write config");
         let log = std::fs::File::create(dir.join("log")).expect("log file");
         let out = std::fs::File::create(dir.join("out")).expect("out file");
@@ -52,6 +64,25 @@ impl<'n> Daemon<'n> {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// What the daemon wrote to standard output (the alert lines).
+    pub fn out(&self) -> String {
+        std::fs::read_to_string(self.dir.join("out")).unwrap_or_default()
+    }
+
+    /// The alert history file's lines.
+    pub fn history(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("alerts.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The directory of the daemon's files.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -114,6 +145,11 @@ impl<'n> Daemon<'n> {
             .iter()
             .find(|i| i["name"] == name)
             .cloned()
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        self.proc.signal(sig);
     }
 
     /// Sends SIGTERM and waits for the exit code.

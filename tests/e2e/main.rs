@@ -5,13 +5,16 @@
 //! They need root and the tools `.ci/run` installs (iperf3, trafgen, ethtool,
 //! ping, setpriv); without them they fail with a message saying so.
 
+mod alerts;
 mod capture;
 mod cli;
 mod daemon;
 mod fallback;
 mod http;
 mod interfaces;
+mod lifecycle;
 mod netns;
 mod privileges;
+mod receiver;
 mod ring;
 mod traffic;

@@ -1,0 +1,122 @@
+//! What an alert shows as its reason: the subject's largest destinations
+//! (traffic), the destinations it initiated contact to (address scans), a
+//! sample of the ports it tried (port scans), its largest sources (inbound).
+//! Gathered in one pass over the pair window for all alerts that need it.
+
+use hashbrown::HashMap;
+
+use crate::alert::{AlertKind, Evidence, Peer, PortRef};
+use crate::hosts::HostTable;
+use crate::pairs::PairWindow;
+use crate::shard::{Hasher, role_bits};
+use crate::wire::{Addr, proto};
+
+/// Peers listed per alert.
+pub const PEERS: usize = 10;
+/// Destinations listed for an address scan.
+pub const SCANNED: usize = 20;
+/// Ports listed for a port scan.
+pub const PORTS: usize = 50;
+
+/// Bytes, packets and role bits per peer of one subject.
+type PeerTotals = HashMap<Addr, (u64, u64, u8), Hasher>;
+
+pub fn gather(
+    wanted: &[(AlertKind, Addr)],
+    pairs: &PairWindow,
+    hosts: &HostTable,
+    tick: u64,
+    port_window: u64,
+) -> Vec<((AlertKind, Addr), Evidence)> {
+    // Per subject: what went to (or came from) each peer.
+    let mut out_of: HashMap<Addr, PeerTotals, Hasher> = HashMap::default();
+    let mut into: HashMap<Addr, PeerTotals, Hasher> = HashMap::default();
+    for &(kind, a) in wanted {
+        match kind {
+            AlertKind::Traffic | AlertKind::AddressScan => {
+                out_of.entry(a).or_default();
+            }
+            AlertKind::Inbound => {
+                into.entry(a).or_default();
+            }
+            AlertKind::PortScan => {}
+        }
+    }
+    if !out_of.is_empty() || !into.is_empty() {
+        pairs.for_each(tick, |s, d, c| {
+            if let Some(m) = out_of.get_mut(&s) {
+                let e = m.entry(d).or_default();
+                e.0 += c.bytes;
+                e.1 += c.packets;
+                e.2 |= c.roles;
+            }
+            if let Some(m) = into.get_mut(&d) {
+                let e = m.entry(s).or_default();
+                e.0 += c.bytes;
+                e.1 += c.packets;
+                e.2 |= c.roles;
+            }
+        });
+    }
+    wanted
+        .iter()
+        .map(|&(kind, a)| {
+            let mut ev = Evidence::default();
+            match kind {
+                AlertKind::Traffic => ev.destinations = top(out_of.get(&a), PEERS, |_| true),
+                AlertKind::AddressScan => {
+                    ev.destinations = top(out_of.get(&a), SCANNED, |roles| {
+                        roles & role_bits::INITIATION != 0
+                    })
+                }
+                AlertKind::Inbound => ev.sources = top(into.get(&a), PEERS, |_| true),
+                AlertKind::PortScan => {
+                    if let Some(s) = hosts.get(a).and_then(|h| h.scan.as_ref()) {
+                        let mut keys: Vec<u32> = s.ports.keys(tick, port_window).collect();
+                        keys.sort_unstable();
+                        ev.ports = keys
+                            .into_iter()
+                            .take(PORTS)
+                            .map(|k| PortRef {
+                                proto: proto_name((k >> 16) as u8),
+                                port: k as u16,
+                            })
+                            .collect();
+                    }
+                }
+            }
+            ((kind, a), ev)
+        })
+        .collect()
+}
+
+fn top(m: Option<&PeerTotals>, n: usize, keep: impl Fn(u8) -> bool) -> Vec<Peer> {
+    let Some(m) = m else { return Vec::new() };
+    let mut v: Vec<(Addr, u64, u64)> = m
+        .iter()
+        .filter(|(_, e)| keep(e.2))
+        .map(|(&a, e)| (a, e.0, e.1))
+        .collect();
+    if v.len() > n {
+        v.select_nth_unstable_by(n - 1, |x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        v.truncate(n);
+    }
+    v.sort_unstable_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    v.into_iter()
+        .map(|(a, bytes, packets)| Peer {
+            ip: a.ip(),
+            bytes,
+            packets,
+        })
+        .collect()
+}
+
+/// A protocol number in words.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        proto::TCP => "tcp".into(),
+        proto::UDP => "udp".into(),
+        proto::SCTP => "sctp".into(),
+        other => other.to_string(),
+    }
+}

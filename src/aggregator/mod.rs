@@ -1,0 +1,674 @@
+//! Merges the workers' shards into sliding windows per host and per pair,
+//! runs the detectors, keeps the alerts, and turns it all into a
+//! [`Snapshot`] once per tick.
+//!
+//! The aggregator is driven from outside: [`Aggregator::merge`] for each
+//! shard, [`Aggregator::end_tick`] when a tick is complete. Live capture calls
+//! them from the aggregator thread on the monotonic clock, replay on packet
+//! timestamps, tests by hand with made-up ticks — nothing here sleeps or
+//! reads a clock.
+
+mod evidence;
+mod failed;
+mod ifaces;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::alert::{Alert, AlertEvent, AlertKind, Lifecycle, Now, Situation, Transition};
+use crate::config::{Config, ScanCount};
+use crate::counters::IfaceDelta;
+use crate::detect::{self, Ctx, Detector};
+use crate::hosts::HostTable;
+use crate::pairs::{PairCount, PairWindow};
+use crate::rules::RuleSet;
+use crate::shard::{Contact, Hasher, Shard, Totals, Untracked, role_bits};
+use crate::snapshot::{DestView, HostView, MAX_LISTED_HOSTS, Snapshot, TableFill};
+use crate::window::{Geometry, TotalWindow, col};
+use crate::wire::Addr;
+
+/// Closed alerts kept in memory for the snapshot.
+const RECENT_CLOSED: usize = 200;
+/// Evidence of open alerts is gathered again this often (ticks).
+const EVIDENCE_EVERY: u64 = 10;
+
+/// What the aggregator needs from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregatorConfig {
+    pub tick_secs: f64,
+    /// Window lengths in ticks: traffic (bytes, packets, inbound), address
+    /// scans, port scans.
+    pub traffic_ticks: u64,
+    pub scan_ticks: u64,
+    pub port_ticks: u64,
+    /// Ticks below the threshold before an alert closes, per kind.
+    pub hold_down: [u64; 4],
+    pub max_hosts: usize,
+    pub max_pairs: usize,
+    pub keep_destinations: usize,
+    pub chart_min_bytes: u64,
+    pub scan_count: ScanCount,
+    pub degraded_ratio: f64,
+}
+
+impl AggregatorConfig {
+    pub fn from_config(c: &Config) -> Self {
+        let traffic = c.interval_ticks();
+        let scan = c.ticks(c.scan.interval);
+        let port = c.ticks(c.scan.port_interval);
+        let windows = [traffic, scan, port, traffic];
+        let hold_down = match c.alerts.hold_down {
+            Some(h) => [c.ticks(h); 4],
+            None => windows,
+        };
+        AggregatorConfig {
+            tick_secs: c.tick().as_secs_f64(),
+            traffic_ticks: traffic,
+            scan_ticks: scan,
+            port_ticks: port,
+            hold_down,
+            max_hosts: c.traffic.max_hosts,
+            max_pairs: c.traffic.max_pairs,
+            keep_destinations: c.traffic.keep_destinations,
+            chart_min_bytes: c.traffic.chart_min_bytes.0,
+            scan_count: c.scan.count,
+            degraded_ratio: c.alerts.degraded_drop_ratio,
+        }
+    }
+
+    fn window_secs(&self) -> [u64; 4] {
+        let s = |t: u64| (t as f64 * self.tick_secs).round() as u64;
+        [
+            s(self.traffic_ticks),
+            s(self.scan_ticks),
+            s(self.port_ticks),
+            s(self.traffic_ticks),
+        ]
+    }
+}
+
+/// Facts about the running daemon that the aggregator passes through to the
+/// snapshot.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RuntimeInfo {
+    pub version: &'static str,
+    pub workers: usize,
+    pub cpus: Vec<usize>,
+    pub wait: String,
+    pub ring_block_size: u64,
+    pub ring_block_count: u32,
+    pub ring_memory_max: u64,
+    pub source: String,
+}
+
+/// Per-tick health of the hand-over between workers and aggregator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TickHealth {
+    /// Workers whose shard for this tick had not arrived when the tick was
+    /// closed; their packets are counted in a later tick.
+    pub late_workers: u32,
+    /// Time spent merging, detecting and building the snapshot,
+    /// microseconds.
+    pub merge_micros: u64,
+}
+
+/// Merges shards, detects, keeps alerts, builds snapshots.
+#[derive(Debug)]
+pub struct Aggregator {
+    cfg: AggregatorConfig,
+    rules: RuleSet,
+    geo: Geometry,
+    hosts: HostTable,
+    pairs: PairWindow,
+    detectors: Vec<Box<dyn Detector>>,
+    lifecycle: Lifecycle,
+    failed: Option<failed::Pending>,
+    fingerprint: Hasher,
+    window_bytes: TotalWindow,
+    window_packets: TotalWindow,
+    kernel_packets: TotalWindow,
+    kernel_drops: TotalWindow,
+    ifaces: ifaces::Ifaces,
+    lifetime: Totals,
+    lifetime_untracked: Untracked,
+    shards_merged: u64,
+    late_total: u64,
+    recent_closed: VecDeque<Alert>,
+    touched: Vec<u32>,
+    config_json: Arc<serde_json::Value>,
+    runtime: Arc<RuntimeInfo>,
+}
+
+impl Aggregator {
+    pub fn new(config: &Config, runtime: RuntimeInfo) -> Aggregator {
+        let cfg = AggregatorConfig::from_config(config);
+        let hasher = Hasher::new();
+        let window_secs = cfg.window_secs();
+        Aggregator {
+            rules: config.rule_set(),
+            geo: Geometry::new(cfg.traffic_ticks),
+            hosts: HostTable::new(cfg.max_hosts, &hasher),
+            pairs: PairWindow::new(cfg.traffic_ticks, cfg.max_pairs, &hasher),
+            detectors: detect::all(),
+            lifecycle: Lifecycle::new(cfg.hold_down, window_secs),
+            failed: (cfg.scan_count == ScanCount::Failed)
+                .then(|| failed::Pending::new(cfg.max_pairs, &hasher)),
+            fingerprint: Hasher::new(),
+            window_bytes: TotalWindow::default(),
+            window_packets: TotalWindow::default(),
+            kernel_packets: TotalWindow::default(),
+            kernel_drops: TotalWindow::default(),
+            ifaces: ifaces::Ifaces::default(),
+            lifetime: Totals::default(),
+            lifetime_untracked: Untracked::default(),
+            shards_merged: 0,
+            late_total: 0,
+            recent_closed: VecDeque::new(),
+            touched: Vec::new(),
+            config_json: Arc::new(serde_json::to_value(config).unwrap_or_default()),
+            runtime: Arc::new(runtime),
+            cfg,
+        }
+    }
+
+    /// Takes a new configuration (SIGHUP) without losing counts or open
+    /// alerts. Window lengths that changed start their windows again.
+    pub fn reconfigure(&mut self, config: &Config) {
+        let cfg = AggregatorConfig::from_config(config);
+        if cfg.traffic_ticks != self.cfg.traffic_ticks {
+            log::warn!("traffic.interval changed: host and pair windows start again empty");
+            self.geo = Geometry::new(cfg.traffic_ticks);
+            let hasher = Hasher::new();
+            self.hosts = HostTable::new(cfg.max_hosts, &hasher);
+            self.pairs = PairWindow::new(cfg.traffic_ticks, cfg.max_pairs, &hasher);
+            self.window_bytes = TotalWindow::default();
+            self.window_packets = TotalWindow::default();
+            self.kernel_packets = TotalWindow::default();
+            self.kernel_drops = TotalWindow::default();
+        }
+        self.rules = config.rule_set();
+        self.hosts.relabel(&self.rules);
+        self.hosts.set_max(cfg.max_hosts);
+        self.pairs.set_max(cfg.max_pairs);
+        self.lifecycle.retime(cfg.hold_down, cfg.window_secs());
+        self.failed = match (cfg.scan_count, self.failed.take()) {
+            (ScanCount::Failed, Some(p)) => Some(p),
+            (ScanCount::Failed, None) => Some(failed::Pending::new(cfg.max_pairs, &Hasher::new())),
+            (ScanCount::Initiations, _) => None,
+        };
+        self.config_json = Arc::new(serde_json::to_value(config).unwrap_or_default());
+        self.cfg = cfg;
+    }
+
+    /// Puts back the alerts that were open when the daemon last stopped.
+    pub fn restore(&mut self, open: Vec<Alert>, max_id: u64, now: Now) {
+        self.lifecycle.continue_ids_after(max_id);
+        self.lifecycle.restore(open, now);
+    }
+
+    /// An interface started being watched.
+    pub fn iface_added(&mut self, ifindex: u32, name: &str, link: &str) {
+        self.ifaces.added(ifindex, name, link);
+    }
+
+    /// An interface stopped being watched at `tick`.
+    pub fn iface_removed(&mut self, ifindex: u32, tick: u64) {
+        self.ifaces.removed(ifindex, tick);
+    }
+
+    /// Adds a shard's counts, at the shard's last tick. The shard is left as
+    /// it was; the caller recycles it.
+    pub fn merge(&mut self, shard: &Shard) {
+        let t = shard.last_tick;
+        self.shards_merged += 1;
+        self.lifetime.packets += shard.totals.packets;
+        self.lifetime.bytes += shard.totals.bytes;
+        self.lifetime_untracked.add(&shard.untracked);
+        self.window_bytes.add(&self.geo, t, shard.totals.bytes);
+        self.window_packets.add(&self.geo, t, shard.totals.packets);
+
+        let mut overflow = Untracked::default();
+        for h in shard.hosts() {
+            match self.hosts.upsert(h.addr, &self.rules) {
+                Some(id) => self.hosts.slot_mut(id).win.add(
+                    &self.geo,
+                    t,
+                    [h.sent_bytes, h.sent_packets, h.recv_bytes, h.recv_packets],
+                ),
+                None => {
+                    overflow.src_bytes += h.sent_bytes;
+                    overflow.src_packets += h.sent_packets;
+                    overflow.dst_bytes += h.recv_bytes;
+                    overflow.dst_packets += h.recv_packets;
+                }
+            }
+        }
+        for (src, dst, p) in shard.pairs() {
+            let count = PairCount {
+                bytes: p.bytes,
+                packets: p.packets,
+                roles: p.roles,
+            };
+            if !self.pairs.add(t, src, dst, count) {
+                overflow.pair_bytes += p.bytes;
+                overflow.pair_packets += p.packets;
+            }
+            if p.roles & role_bits::INITIATION != 0 {
+                match &mut self.failed {
+                    Some(f) => f.address_contact(src, dst, t),
+                    None => self.address_contact(src, dst, t),
+                }
+            }
+            if p.roles & role_bits::ANSWER != 0 {
+                if let Some(f) = &mut self.failed {
+                    f.answered(src, dst);
+                }
+            }
+        }
+        for c in shard.contacts() {
+            match &mut self.failed {
+                Some(f) => f.port_contact(c, t),
+                None => self.port_contact(c, t),
+            }
+        }
+        if let Some(f) = &mut self.failed {
+            for a in shard.answers() {
+                f.answer(a);
+            }
+        }
+        self.lifetime_untracked.add(&overflow);
+
+        for d in &shard.ifaces {
+            self.ifaces.add(d);
+            self.kernel_packets.add(&self.geo, t, d.kernel_packets);
+            self.kernel_drops.add(&self.geo, t, d.kernel_drops);
+        }
+    }
+
+    /// A source initiated contact to a destination.
+    fn address_contact(&mut self, src: Addr, dst: Addr, tick: u64) {
+        let Some(id) = self.hosts.id(src) else { return };
+        let h = self.hosts.slot_mut(id);
+        let Some(limit) = self.rules.limits(h.rule).and_then(|l| l.max_contacted_ips) else {
+            return;
+        };
+        let key = self.fingerprint.hash_one(dst) as u32;
+        h.scan_mut()
+            .addresses
+            .touch(key, tick, self.cfg.scan_ticks, limit as usize + 1);
+        // Contacts resolved a tick late (count = "failed") come without
+        // traffic of their own this tick.
+        self.hosts.touch(id);
+    }
+
+    /// A source initiated contact to a port.
+    fn port_contact(&mut self, c: Contact, tick: u64) {
+        let Some(id) = self.hosts.id(c.from) else {
+            return;
+        };
+        let h = self.hosts.slot_mut(id);
+        let Some(limit) = self
+            .rules
+            .limits(h.rule)
+            .and_then(|l| l.max_contacted_ports)
+        else {
+            return;
+        };
+        let key = (u32::from(c.proto) << 16) | u32::from(c.port);
+        h.scan_mut()
+            .ports
+            .touch(key, tick, self.cfg.port_ticks, limit as usize + 1);
+        self.hosts.touch(id);
+    }
+
+    /// Closes tick `tick`: runs the detectors, moves alerts along, builds
+    /// the snapshot. Returns the snapshot and the alerts opened or closed.
+    pub fn end_tick(
+        &mut self,
+        tick: u64,
+        health: TickHealth,
+        unix_ms: u64,
+    ) -> (Snapshot, Vec<AlertEvent>) {
+        if let Some(mut f) = self.failed.take() {
+            let mut addrs = Vec::new();
+            let mut ports = Vec::new();
+            f.resolve(|s, d, t| addrs.push((s, d, t)), |c, t| ports.push((c, t)));
+            self.failed = Some(f);
+            for (s, d, t) in addrs {
+                self.address_contact(s, d, t);
+            }
+            for (c, t) in ports {
+                self.port_contact(c, t);
+            }
+        }
+        let now = Now { tick, unix_ms };
+        let kp = self.kernel_packets.sum(&self.geo, tick);
+        let drop_ratio = if kp == 0 {
+            0.0
+        } else {
+            self.kernel_drops.sum(&self.geo, tick) as f64 / kp as f64
+        };
+        let situation = Situation {
+            now,
+            drop_ratio,
+            degraded_ratio: self.cfg.degraded_ratio,
+        };
+        let (opened, closed) = self.detect(&situation);
+        let events = self.announce(opened, closed, now);
+        self.late_total += u64::from(health.late_workers);
+        self.ifaces.end_tick(tick);
+        let snap = self.snapshot(tick, health, unix_ms, drop_ratio);
+        let budget = (self.hosts.len() as u64 / self.geo.width).max(4096) as usize;
+        self.hosts.sweep(
+            &self.geo,
+            tick,
+            (self.cfg.scan_ticks, self.cfg.port_ticks),
+            budget,
+        );
+        (snap, events)
+    }
+
+    /// The detector pass: every host touched this tick and every subject of
+    /// an open alert. Returns the alerts opened and closed.
+    pub fn detect(&mut self, s: &Situation) -> (Vec<(AlertKind, Addr)>, Vec<Alert>) {
+        let tick = s.now.tick;
+        let ctx = Ctx {
+            now: tick,
+            traffic: &self.geo,
+            scan_window: self.cfg.scan_ticks,
+            port_window: self.cfg.port_ticks,
+        };
+        let mut closed = Vec::new();
+        let mut touched = std::mem::take(&mut self.touched);
+        self.hosts.take_touched(&mut touched);
+        // In slot order, the pass reads host memory front to back instead of
+        // missing the cache on every host.
+        touched.sort_unstable();
+        for &id in &touched {
+            self.hosts.slot_mut(id).evaluated = tick;
+            let h = self.hosts.slot(id);
+            let Some(limits) = self.rules.limits(h.rule) else {
+                continue;
+            };
+            for d in &self.detectors {
+                let kind = d.kind();
+                if let Some(m) = d.measure(h, &limits, &ctx) {
+                    if m.over() || h.alerting & kind.bit() != 0 {
+                        self.lifecycle.observe(
+                            kind,
+                            h.addr,
+                            m,
+                            self.rules.name(h.rule),
+                            s,
+                            &mut closed,
+                        );
+                    }
+                }
+            }
+        }
+        // Subjects of open alerts that did not move this tick: their values
+        // fall as their windows drain.
+        let quiet: Vec<(AlertKind, Addr)> = self.lifecycle.subjects().collect();
+        for (kind, addr) in quiet {
+            let Some(id) = self.hosts.id(addr) else {
+                continue;
+            };
+            let h = self.hosts.slot(id);
+            if h.evaluated == tick && h.alerting & kind.bit() != 0 {
+                continue;
+            }
+            let Some(limits) = self.rules.limits(h.rule) else {
+                continue;
+            };
+            if let Some(d) = self.detectors.iter().find(|d| d.kind() == kind) {
+                if let Some(m) = d.measure(h, &limits, &ctx) {
+                    self.lifecycle
+                        .observe(kind, addr, m, self.rules.name(h.rule), s, &mut closed);
+                }
+            }
+        }
+        self.touched = touched;
+        let opened = self.lifecycle.finish_tick(s.now, &mut closed);
+        for &(kind, addr) in &opened {
+            if let Some(h) = self.hosts.get_mut(addr) {
+                h.alerting |= kind.bit();
+            }
+        }
+        for a in &closed {
+            if let Some(h) = self.hosts.get_mut(Addr::from(a.subject)) {
+                h.alerting &= !a.kind.bit();
+            }
+        }
+        (opened, closed)
+    }
+
+    /// Gathers evidence and turns transitions into events.
+    fn announce(
+        &mut self,
+        opened: Vec<(AlertKind, Addr)>,
+        mut closed: Vec<Alert>,
+        now: Now,
+    ) -> Vec<AlertEvent> {
+        let refresh = now.tick % EVIDENCE_EVERY == 0;
+        let mut wanted: Vec<(AlertKind, Addr)> = if refresh {
+            self.lifecycle.subjects().collect()
+        } else {
+            opened.clone()
+        };
+        wanted.extend(closed.iter().map(|a| (a.kind, Addr::from(a.subject))));
+        if !wanted.is_empty() {
+            let found = evidence::gather(
+                &wanted,
+                &self.pairs,
+                &self.hosts,
+                now.tick,
+                self.cfg.port_ticks,
+            );
+            for (key, ev) in found {
+                if let Some(o) = self.lifecycle.get_mut(key.0, key.1) {
+                    o.alert.evidence = ev.clone();
+                    o.evidence_tick = now.tick;
+                }
+                for a in closed
+                    .iter_mut()
+                    .filter(|a| (a.kind, Addr::from(a.subject)) == key)
+                {
+                    // Keep the last evidence if the subject's window is empty.
+                    if !ev.destinations.is_empty() || !ev.sources.is_empty() || !ev.ports.is_empty()
+                    {
+                        a.evidence = ev.clone();
+                    }
+                }
+            }
+        }
+        let mut events = Vec::with_capacity(opened.len() + closed.len());
+        for (kind, addr) in opened {
+            if let Some(o) = self.lifecycle.get_mut(kind, addr) {
+                events.push(AlertEvent {
+                    event: Transition::Open,
+                    alert: o.alert.clone(),
+                });
+            }
+        }
+        for a in closed {
+            self.recent_closed.push_back(a.clone());
+            if self.recent_closed.len() > RECENT_CLOSED {
+                self.recent_closed.pop_front();
+            }
+            events.push(AlertEvent {
+                event: Transition::Close,
+                alert: a,
+            });
+        }
+        events
+    }
+
+    fn snapshot(&self, tick: u64, health: TickHealth, unix_ms: u64, drop_ratio: f64) -> Snapshot {
+        let g = &self.geo;
+        // Open alerts per subject, from the lifecycle (which also holds the
+        // alerts restored at start, whose hosts may have no traffic yet).
+        let mut bits: hashbrown::HashMap<Addr, u8, Hasher> = hashbrown::HashMap::default();
+        for (kind, addr) in self.lifecycle.subjects() {
+            *bits.entry(addr).or_default() |= kind.bit();
+        }
+        // Rank every host by bytes sent over the window; list the largest
+        // and every host with an open alert.
+        let mut ranked: Vec<(u64, u32)> = self
+            .hosts
+            .iter()
+            .filter_map(|h| {
+                let sent = h.win.sum(g, tick, col::SENT_BYTES);
+                let id = self.hosts.id(h.addr)?;
+                (sent > 0 || h.alerting != 0 || h.win.sum(g, tick, col::RECV_BYTES) > 0)
+                    .then_some((sent, id))
+            })
+            .collect();
+        let total = ranked.len();
+        if ranked.len() > MAX_LISTED_HOSTS {
+            ranked.select_nth_unstable_by(MAX_LISTED_HOSTS - 1, |a, b| b.0.cmp(&a.0));
+            let (top, rest) = ranked.split_at_mut(MAX_LISTED_HOSTS);
+            let alerting: Vec<(u64, u32)> = rest
+                .iter()
+                .copied()
+                .filter(|&(_, id)| bits.contains_key(&self.hosts.slot(id).addr))
+                .collect();
+            let mut v = top.to_vec();
+            v.extend(alerting);
+            ranked = v;
+        }
+        let mut hosts: Vec<HostView> = ranked
+            .iter()
+            .map(|&(sent, id)| {
+                let h = self.hosts.slot(id);
+                HostView {
+                    addr: h.addr,
+                    sent_bytes: sent,
+                    sent_packets: h.win.sum(g, tick, col::SENT_PACKETS),
+                    recv_bytes: h.win.sum(g, tick, col::RECV_BYTES),
+                    recv_packets: h.win.sum(g, tick, col::RECV_PACKETS),
+                    contacted: h
+                        .scan
+                        .as_ref()
+                        .map_or(0, |s| s.addresses.count(tick, self.cfg.scan_ticks) as u32),
+                    ports: h
+                        .scan
+                        .as_ref()
+                        .map_or(0, |s| s.ports.count(tick, self.cfg.port_ticks) as u32),
+                    alerts: bits.get(&h.addr).copied().unwrap_or(0),
+                    destinations: Vec::new(),
+                }
+            })
+            .collect();
+        hosts.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
+        self.fill_destinations(&mut hosts, tick);
+
+        let mut alerts: Vec<Alert> = self
+            .lifecycle
+            .open_alerts()
+            .map(|o| o.alert.clone())
+            .collect();
+        alerts.sort_by_key(|a| a.id);
+        Snapshot {
+            tick,
+            unix_ms,
+            window_ticks: self.cfg.traffic_ticks,
+            chart_min_bytes: self.cfg.chart_min_bytes,
+            hosts_unlisted: total.saturating_sub(hosts.len()),
+            hosts,
+            ifaces: self.ifaces.views(),
+            window: Totals {
+                packets: self.window_packets.sum(g, tick),
+                bytes: self.window_bytes.sum(g, tick),
+            },
+            drop_ratio,
+            lifetime: self.lifetime,
+            lifetime_untracked: self.lifetime_untracked,
+            tables: TableFill {
+                hosts: self.hosts.len(),
+                max_hosts: self.hosts.max(),
+                pairs: self.pairs.len(),
+                max_pairs: self.pairs.max(),
+                bytes: self.hosts.bytes() + self.pairs.bytes(),
+            },
+            alerts,
+            closed: self.recent_closed.iter().cloned().collect(),
+            sinks: Vec::new(),
+            health,
+            late_shards_total: self.late_total,
+            shards_merged: self.shards_merged,
+            config: self.config_json.clone(),
+            runtime: self.runtime.clone(),
+            all_json: Default::default(),
+            active_json: Default::default(),
+        }
+    }
+
+    /// Destinations of the charted and alerting sources, one pass over the
+    /// pair window.
+    fn fill_destinations(&self, hosts: &mut [HostView], tick: u64) {
+        if self.cfg.keep_destinations == 0 {
+            return;
+        }
+        let min = self.cfg.chart_min_bytes.max(1);
+        let pos: hashbrown::HashMap<Addr, usize, Hasher> = hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.sent_bytes >= min || h.alerts != 0)
+            .map(|(i, h)| (h.addr, i))
+            .collect();
+        if pos.is_empty() {
+            return;
+        }
+        let mut acc: Vec<hashbrown::HashMap<Addr, (u64, u64), Hasher>> = (0..hosts.len())
+            .map(|_| hashbrown::HashMap::default())
+            .collect();
+        self.pairs.for_each(tick, |s, d, c| {
+            if let Some(&i) = pos.get(&s) {
+                let e = acc[i].entry(d).or_default();
+                e.0 += c.bytes;
+                e.1 += c.packets;
+            }
+        });
+        for (i, m) in acc.into_iter().enumerate() {
+            if m.is_empty() {
+                continue;
+            }
+            let mut v: Vec<DestView> = m
+                .into_iter()
+                .map(|(addr, (bytes, packets))| DestView {
+                    addr,
+                    bytes,
+                    packets,
+                })
+                .collect();
+            v.sort_unstable_by(|a, b| b.bytes.cmp(&a.bytes).then(a.addr.cmp(&b.addr)));
+            v.truncate(self.cfg.keep_destinations);
+            hosts[i].destinations = v;
+        }
+    }
+
+    /// Deltas of the interfaces, for callers that count outside shards.
+    pub fn add_iface(&mut self, d: &IfaceDelta) {
+        self.ifaces.add(d);
+    }
+
+    /// Marks every host for the next detector pass (benchmarks: the worst
+    /// case, every host moved this tick).
+    pub fn touch_all(&mut self) {
+        let rules = self.rules.clone();
+        self.hosts.relabel(&rules);
+    }
+
+    /// Hosts tracked now.
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Heap bytes of the host table.
+    pub fn host_table_bytes(&self) -> usize {
+        self.hosts.bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,417 @@
+//! The aggregator driven tick by tick by hand: counting, windows, every
+//! detector, alert lifecycle, rules, reload.
+
+use super::*;
+use crate::shard::ShardLimits;
+use crate::wire::{Role, Summary, proto};
+
+fn config(extra: &str) -> Config {
+    Config::parse(
+        &format!(
+            "tick = 1\n[traffic]\ninterval = 10\nbyte_limit = 1000\nchart_min_bytes = 1\nkeep_destinations = 3\n[scan]\nmax_contacted_ips = 3\nmax_contacted_ports = 4\nport_interval = 20\n[inbound]\nbyte_limit = 5000\n[alerts]\nhold_down = 3\n{extra}"
+        ),
+        "test",
+    )
+    .unwrap()
+}
+
+fn agg(extra: &str) -> Aggregator {
+    Aggregator::new(&config(extra), RuntimeInfo::default())
+}
+
+fn shard(tick: u64) -> Shard {
+    let mut s = Shard::new(
+        ShardLimits {
+            max_hosts: 1000,
+            max_pairs: 1000,
+            max_ports: 1000,
+            answers: true,
+        },
+        &Hasher::new(),
+    );
+    s.first_tick = tick;
+    s.last_tick = tick;
+    s
+}
+
+fn a(n: u8) -> Addr {
+    Addr::from_v4([10, 0, 0, n])
+}
+
+fn pkt(src: u8, dst: u8, len: u32, port: u16, role: Role) -> Summary {
+    Summary {
+        src: a(src),
+        dst: a(dst),
+        l3_len: len,
+        proto: proto::TCP,
+        src_port: 40000,
+        dst_port: port,
+        has_ports: true,
+        role,
+        ..Summary::default()
+    }
+}
+
+/// Runs one tick with the given packets; returns the events.
+fn tick(g: &mut Aggregator, t: u64, pkts: &[Summary]) -> (Snapshot, Vec<AlertEvent>) {
+    let mut s = shard(t);
+    for p in pkts {
+        s.record(p);
+    }
+    g.merge(&s);
+    g.end_tick(t, TickHealth::default(), 1_000_000 + t * 1000)
+}
+
+fn host(s: &Snapshot, n: u8) -> &HostView {
+    s.hosts.iter().find(|h| h.addr == a(n)).unwrap()
+}
+
+fn opened(ev: &[AlertEvent], kind: AlertKind) -> Vec<&Alert> {
+    ev.iter()
+        .filter(|e| e.event == Transition::Open && e.alert.kind == kind)
+        .map(|e| &e.alert)
+        .collect()
+}
+
+fn closed(ev: &[AlertEvent], kind: AlertKind) -> Vec<&Alert> {
+    ev.iter()
+        .filter(|e| e.event == Transition::Close && e.alert.kind == kind)
+        .map(|e| &e.alert)
+        .collect()
+}
+
+#[test]
+fn shards_of_several_workers_add_up_exactly() {
+    let mut g = agg("");
+    let mut w1 = shard(0);
+    let mut w2 = shard(0);
+    w1.record(&pkt(1, 2, 100, 80, Role::Other));
+    w2.record(&pkt(1, 2, 50, 80, Role::Other));
+    w2.record(&pkt(1, 3, 10, 443, Role::Other));
+    w1.record(&pkt(4, 1, 7, 22, Role::Other));
+    g.merge(&w1);
+    g.merge(&w2);
+    let (s, _) = g.end_tick(0, TickHealth::default(), 0);
+    let h1 = host(&s, 1);
+    assert_eq!((h1.sent_bytes, h1.sent_packets, h1.recv_bytes), (160, 3, 7));
+    assert_eq!(h1.destinations[0].addr, a(2));
+    assert_eq!(h1.destinations[0].bytes, 150);
+    assert_eq!(s.window.bytes, 167);
+    assert_eq!(s.hosts[0].addr, a(1), "largest sender first");
+}
+
+#[test]
+fn counters_are_64_bit() {
+    let mut g = agg("");
+    let mut s = shard(0);
+    for _ in 0..100_000 {
+        s.record(&pkt(1, 2, 65_535, 80, Role::Other));
+    }
+    g.merge(&s);
+    g.merge(&s);
+    let (snap, _) = g.end_tick(0, TickHealth::default(), 0);
+    assert_eq!(host(&snap, 1).sent_bytes, 13_107_000_000);
+}
+
+#[test]
+fn traffic_at_the_limit_is_quiet_one_byte_more_alerts_once() {
+    let mut g = agg("");
+    let (_, ev) = tick(&mut g, 0, &[pkt(1, 2, 1000, 80, Role::Other)]);
+    assert!(ev.is_empty(), "1000 bytes is not more than 1000");
+    let (snap, ev) = tick(&mut g, 1, &[pkt(1, 2, 1, 80, Role::Other)]);
+    let t = opened(&ev, AlertKind::Traffic);
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        (t[0].subject, t[0].value, t[0].threshold),
+        (a(1).ip(), 1001, 1000)
+    );
+    assert_eq!(t[0].evidence.destinations[0].ip, a(2).ip());
+    assert_eq!(host(&snap, 1).event_type(), "TRAFFIC");
+    // Still over: updated, not announced again.
+    let (snap, ev) = tick(&mut g, 2, &[pkt(1, 2, 500, 80, Role::Other)]);
+    assert!(ev.is_empty());
+    assert_eq!(snap.alerts[0].peak, 1501);
+}
+
+#[test]
+fn a_burst_straddling_the_old_interval_boundary_is_caught() {
+    // 600 + 600 bytes in ticks 9 and 10: an interval reset between them (as
+    // the original did) would see two halves under the limit of 1000.
+    let mut g = agg("");
+    for t in 0..9 {
+        tick(&mut g, t, &[]);
+    }
+    tick(&mut g, 9, &[pkt(1, 2, 600, 80, Role::Other)]);
+    let (_, ev) = tick(&mut g, 10, &[pkt(1, 2, 600, 80, Role::Other)]);
+    assert_eq!(opened(&ev, AlertKind::Traffic).len(), 1);
+}
+
+#[test]
+fn alert_closes_after_hold_down_below_the_limit() {
+    let mut g = agg("");
+    let (_, ev) = tick(&mut g, 0, &[pkt(1, 2, 2000, 80, Role::Other)]);
+    assert_eq!(opened(&ev, AlertKind::Traffic).len(), 1);
+    // The 10-tick window drains at tick 10; three ticks below: closes at 12.
+    for t in 1..12 {
+        let (_, ev) = tick(&mut g, t, &[]);
+        assert!(closed(&ev, AlertKind::Traffic).is_empty(), "tick {t}");
+    }
+    let (snap, ev) = tick(&mut g, 12, &[]);
+    let c = closed(&ev, AlertKind::Traffic);
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].peak, c[0].value, c[0].end_ms),
+        (2000, 0, Some(1_012_000))
+    );
+    assert!(snap.alerts.is_empty());
+    assert_eq!(snap.closed.len(), 1);
+}
+
+#[test]
+fn address_scan_one_alert_for_many_targets() {
+    let mut g = agg("");
+    // A SYN to 3 addresses is not more than 3.
+    let syn = |d| pkt(1, d, 60, 80, Role::Initiation);
+    let (_, ev) = tick(&mut g, 0, &[syn(10), syn(11), syn(12)]);
+    assert!(opened(&ev, AlertKind::AddressScan).is_empty(), "{ev:?}");
+    let (snap, ev) = tick(&mut g, 1, &[syn(13)]);
+    let s = opened(&ev, AlertKind::AddressScan);
+    assert_eq!(s.len(), 1);
+    assert_eq!((s[0].value, s[0].threshold), (4, 3));
+    assert_eq!(s[0].evidence.destinations.len(), 4);
+    assert_eq!(host(&snap, 1).event_type(), "SCANNING");
+    // Fifty more targets: the same alert, no storm.
+    let more: Vec<_> = (20..70).map(syn).collect();
+    let (_, ev) = tick(&mut g, 2, &more);
+    assert!(opened(&ev, AlertKind::AddressScan).is_empty(), "{ev:?}");
+}
+
+#[test]
+fn replies_and_refusals_are_not_a_scan() {
+    let mut g = agg("");
+    // A server answering many clients (SYN-ACK) and a victim's backscatter
+    // (RST, ICMP unreachable) contact many addresses but initiate nothing.
+    let mut pkts = Vec::new();
+    for d in 10..60 {
+        pkts.push(pkt(1, d, 60, 40000, Role::Reply));
+        pkts.push(pkt(2, d, 60, 40000, Role::Refusal));
+        let mut icmp = pkt(3, d, 56, 0, Role::Refusal);
+        icmp.proto = proto::ICMP;
+        icmp.has_ports = false;
+        pkts.push(icmp);
+    }
+    let (_, ev) = tick(&mut g, 0, &pkts);
+    assert!(
+        ev.iter()
+            .all(|e| e.alert.kind != AlertKind::AddressScan && e.alert.kind != AlertKind::PortScan),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn port_scan_on_one_host() {
+    let mut g = agg("");
+    let ports: Vec<_> = (1..=5)
+        .map(|p| pkt(1, 2, 60, p, Role::Initiation))
+        .collect();
+    let (_, ev) = tick(&mut g, 0, &ports);
+    let p = opened(&ev, AlertKind::PortScan);
+    assert_eq!(p.len(), 1);
+    assert_eq!((p[0].value, p[0].threshold), (5, 4));
+    assert_eq!(p[0].evidence.ports.len(), 5);
+    assert_eq!(p[0].evidence.ports[0].proto, "tcp");
+    assert!(
+        opened(&ev, AlertKind::AddressScan).is_empty(),
+        "one destination"
+    );
+}
+
+#[test]
+fn port_window_is_its_own() {
+    let mut g = agg("");
+    // Ports 1..=4 at tick 0, port 5 at tick 15: within the 20-tick port
+    // window (but not within the 10-tick traffic window).
+    let ports: Vec<_> = (1..=4)
+        .map(|p| pkt(1, 2, 60, p, Role::Initiation))
+        .collect();
+    tick(&mut g, 0, &ports);
+    for t in 1..15 {
+        tick(&mut g, t, &[]);
+    }
+    let (_, ev) = tick(&mut g, 15, &[pkt(1, 2, 60, 5, Role::Initiation)]);
+    assert_eq!(opened(&ev, AlertKind::PortScan).len(), 1);
+}
+
+#[test]
+fn inbound_flood_from_spoofed_sources() {
+    let mut g = agg("");
+    let flood: Vec<_> = (0..=250u8)
+        .map(|n| Summary {
+            src: Addr::from_v4([198, 51, 100, n]),
+            dst: a(9),
+            l3_len: 20,
+            proto: proto::UDP,
+            dst_port: 53,
+            has_ports: true,
+            role: Role::Initiation,
+            ..Summary::default()
+        })
+        .collect();
+    let mut ev = Vec::new();
+    for t in 0..2 {
+        ev.extend(tick(&mut g, t, &flood).1);
+    }
+    let i = opened(&ev, AlertKind::Inbound);
+    assert_eq!(i.len(), 1, "{ev:?}");
+    assert_eq!(i[0].subject, a(9).ip());
+    assert_eq!(i[0].evidence.sources.len(), 10);
+    assert!(opened(&ev, AlertKind::Traffic).is_empty());
+}
+
+#[test]
+fn ignored_networks_get_no_alerts_but_are_counted() {
+    let mut g = agg("[[rule]]\nnetworks = [\"10.0.0.0/30\"]\nignore = true\n");
+    let (snap, ev) = tick(&mut g, 0, &[pkt(1, 2, 5000, 80, Role::Other)]);
+    assert!(ev.is_empty());
+    assert_eq!(host(&snap, 1).sent_bytes, 5000);
+}
+
+#[test]
+fn a_rule_raises_the_limit_for_its_network() {
+    let mut g =
+        agg("[[rule]]\nname = \"backup\"\nnetworks = [\"10.0.0.1\"]\nbyte_limit = \"1M\"\n");
+    let (_, ev) = tick(
+        &mut g,
+        0,
+        &[
+            pkt(1, 2, 5000, 80, Role::Other),
+            pkt(3, 2, 5000, 80, Role::Other),
+        ],
+    );
+    let t = opened(&ev, AlertKind::Traffic);
+    assert_eq!(t.len(), 1);
+    assert_eq!((t[0].subject, t[0].rule.as_str()), (a(3).ip(), "default"));
+}
+
+#[test]
+fn failed_mode_counts_only_unanswered_attempts() {
+    let mut g = Aggregator::new(
+        &config("").tap(|c| c.scan.count = ScanCount::Failed),
+        RuntimeInfo::default(),
+    );
+    // Host 1 reaches 5 servers that answer; host 2 probes 5 that do not.
+    let mut pkts = Vec::new();
+    for d in 10..15 {
+        pkts.push(pkt(1, d, 60, 80, Role::Initiation));
+        pkts.push(pkt(d, 1, 60, 80, Role::Reply));
+        pkts.push(pkt(2, d + 10, 60, 80, Role::Initiation));
+    }
+    let (_, ev) = tick(&mut g, 0, &pkts);
+    assert!(ev.is_empty(), "attempts wait a tick for their answer");
+    let (_, ev) = tick(&mut g, 1, &[]);
+    let s = opened(&ev, AlertKind::AddressScan);
+    assert_eq!(s.len(), 1, "{ev:?}");
+    assert_eq!(s[0].subject, a(2).ip());
+}
+
+#[test]
+fn degraded_when_the_kernel_dropped_packets() {
+    let mut g = agg("");
+    let mut s = shard(0);
+    s.record(&pkt(1, 2, 2000, 80, Role::Other));
+    let mut d = IfaceDelta::new(3);
+    d.kernel_packets = 1000;
+    d.kernel_drops = 100;
+    s.ifaces.push(d);
+    g.merge(&s);
+    let (snap, ev) = g.end_tick(0, TickHealth::default(), 0);
+    let t = opened(&ev, AlertKind::Traffic);
+    assert!(t[0].degraded);
+    assert!((t[0].drop_ratio - 0.1).abs() < 1e-9);
+    assert!((snap.drop_ratio - 0.1).abs() < 1e-9);
+}
+
+#[test]
+fn reload_keeps_counts_and_open_alerts() {
+    let mut g = agg("");
+    let (_, ev) = tick(&mut g, 0, &[pkt(1, 2, 2000, 80, Role::Other)]);
+    assert_eq!(opened(&ev, AlertKind::Traffic).len(), 1);
+    // A new limit above the value: the alert is below now and closes after
+    // the hold-down, the counts stay.
+    let mut c = config("");
+    c.traffic.byte_limit = crate::config::units::Size(10_000);
+    g.reconfigure(&c);
+    let (snap, ev) = tick(&mut g, 1, &[]);
+    assert!(ev.is_empty());
+    assert_eq!(host(&snap, 1).sent_bytes, 2000);
+    assert_eq!(snap.alerts.len(), 1);
+    assert_eq!(snap.alerts[0].threshold, 10_000);
+    tick(&mut g, 2, &[]);
+    let (_, ev) = tick(&mut g, 3, &[]);
+    assert_eq!(closed(&ev, AlertKind::Traffic).len(), 1);
+}
+
+#[test]
+fn restored_alerts_close_when_the_condition_is_gone() {
+    let mut g = agg("");
+    let (_, ev) = tick(&mut g, 0, &[pkt(1, 2, 2000, 80, Role::Other)]);
+    let open = opened(&ev, AlertKind::Traffic)[0].clone();
+    let mut g2 = agg("");
+    g2.restore(
+        vec![open.clone()],
+        open.id,
+        Now {
+            tick: 0,
+            unix_ms: 0,
+        },
+    );
+    let (snap, ev) = tick(&mut g2, 0, &[]);
+    assert_eq!(snap.alerts.len(), 1, "still open after the restart: {ev:?}");
+    tick(&mut g2, 1, &[]);
+    let (_, ev) = tick(&mut g2, 2, &[]);
+    let c = closed(&ev, AlertKind::Traffic);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].id, open.id);
+    // New alerts continue the numbering.
+    let (_, ev) = tick(&mut g2, 3, &[pkt(5, 2, 2000, 80, Role::Other)]);
+    assert_eq!(opened(&ev, AlertKind::Traffic)[0].id, open.id + 1);
+}
+
+#[test]
+fn full_host_table_reports_untracked_and_stays_bounded() {
+    let mut g = Aggregator::new(
+        &config("").tap(|c| {
+            c.traffic.max_hosts = 3;
+            c.traffic.max_pairs = 2;
+        }),
+        RuntimeInfo::default(),
+    );
+    let pkts: Vec<_> = (0..20).map(|n| pkt(n, 200, 10, 80, Role::Other)).collect();
+    let (snap, _) = tick(&mut g, 0, &pkts);
+    assert_eq!(snap.tables.hosts, 3);
+    assert!(snap.tables.pairs <= 2);
+    let tracked: u64 = snap.hosts.iter().map(|h| h.sent_bytes).sum();
+    assert_eq!(tracked + snap.lifetime_untracked.src_bytes, 200);
+}
+
+#[test]
+fn idle_hosts_are_swept_after_their_windows_drain() {
+    let mut g = agg("");
+    let (snap, _) = tick(&mut g, 0, &[pkt(1, 2, 10, 80, Role::Other)]);
+    assert_eq!(snap.tables.hosts, 2);
+    for t in 1..40 {
+        tick(&mut g, t, &[]);
+    }
+    assert_eq!(g.host_count(), 0);
+}
+
+trait Tap: Sized {
+    fn tap(self, f: impl FnOnce(&mut Self)) -> Self;
+}
+
+impl Tap for Config {
+    fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
+}

@@ -1,0 +1,620 @@
+//! Alerts and their life: opened on the first tick a threshold is crossed,
+//! updated (not re-sent) while it stays crossed, closed once the value has
+//! stayed at or below the threshold for the hold-down time.
+
+use std::net::IpAddr;
+
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::shard::Hasher;
+use crate::wire::Addr;
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A source sent more than its byte (or packet) limit within the window.
+    Traffic,
+    /// A source contacted more distinct addresses than allowed.
+    AddressScan,
+    /// A source contacted more distinct ports than allowed.
+    PortScan,
+    /// A destination received more than its limit from all sources.
+    Inbound,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 4] = [
+        AlertKind::Traffic,
+        AlertKind::AddressScan,
+        AlertKind::PortScan,
+        AlertKind::Inbound,
+    ];
+
+    /// Bit of this kind in a host's alert mask.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The word of the log line, as the original wrote it where it had one.
+    pub fn event_word(self) -> &'static str {
+        match self {
+            AlertKind::Traffic => "TRAFFIC",
+            AlertKind::AddressScan => "SCANNING",
+            AlertKind::PortScan => "SCANNING_PORT",
+            AlertKind::Inbound => "INBOUND",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::Traffic => "traffic",
+            AlertKind::AddressScan => "address_scan",
+            AlertKind::PortScan => "port_scan",
+            AlertKind::Inbound => "inbound",
+        }
+    }
+
+    /// Whether the subject is the sender or the receiver.
+    pub fn subject_is_source(self) -> bool {
+        self != AlertKind::Inbound
+    }
+}
+
+/// Unit of an alert's value and threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Bytes,
+    Packets,
+    Addresses,
+    Ports,
+}
+
+/// A detector's reading of one subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measurement {
+    pub value: u64,
+    pub threshold: u64,
+    pub unit: Unit,
+}
+
+impl Measurement {
+    /// "More than the limit": a value equal to the threshold is not over it.
+    pub fn over(&self) -> bool {
+        self.value > self.threshold
+    }
+}
+
+/// A host and what went between it and the subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub ip: IpAddr,
+    pub bytes: u64,
+    pub packets: u64,
+}
+
+/// A port contacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRef {
+    pub proto: String,
+    pub port: u16,
+}
+
+/// Why the alert was raised, in facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Largest destinations of the subject (traffic, address scan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<Peer>,
+    /// Largest sources toward the subject (inbound).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Peer>,
+    /// A sample of the ports contacted (port scan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortRef>,
+}
+
+/// One alert, as sinks, the history file and the API see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: u64,
+    pub kind: AlertKind,
+    pub subject: IpAddr,
+    /// The `[[rule]]` whose limits applied ("default" for none).
+    pub rule: String,
+    /// Unix time in milliseconds.
+    pub start_ms: u64,
+    pub last_update_ms: u64,
+    pub end_ms: Option<u64>,
+    /// The value now (at close: when it closed), its highest, and the limit.
+    pub value: u64,
+    pub peak: u64,
+    pub threshold: u64,
+    pub unit: Unit,
+    /// Length of the window the value is counted over, seconds.
+    pub window_secs: u64,
+    /// The capture was losing packets (ring drops above
+    /// `alerts.degraded_drop_ratio` of the window) while this alert was
+    /// open: its figures are a floor.
+    pub degraded: bool,
+    /// Highest share of packets the kernel dropped in the window while the
+    /// alert was open.
+    pub drop_ratio: f64,
+    pub evidence: Evidence,
+}
+
+/// What happened to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transition {
+    Open,
+    Close,
+}
+
+/// An alert opened or closed: what sinks receive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    pub event: Transition,
+    pub alert: Alert,
+}
+
+/// The current time in both clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub tick: u64,
+    pub unix_ms: u64,
+}
+
+/// An open alert and its bookkeeping.
+#[derive(Debug, Clone)]
+pub struct OpenAlert {
+    pub alert: Alert,
+    /// First tick of the current stretch at or below the threshold.
+    below_since: Option<u64>,
+    /// Tick of the last observation.
+    observed: u64,
+    /// Tick the evidence was last gathered.
+    pub evidence_tick: u64,
+    /// Opened this tick, not yet announced.
+    fresh: bool,
+}
+
+/// Open alerts, keyed by kind and subject.
+#[derive(Debug)]
+pub struct Lifecycle {
+    open: HashMap<(AlertKind, Addr), OpenAlert, Hasher>,
+    next_id: u64,
+    /// Ticks below the threshold before an alert closes, per kind.
+    hold_down: [u64; 4],
+    /// Seconds per tick, for `window_secs`.
+    window_secs: [u64; 4],
+}
+
+/// Context of the current tick for observations.
+#[derive(Debug, Clone, Copy)]
+pub struct Situation {
+    pub now: Now,
+    /// Share of packets the kernel dropped over the traffic window.
+    pub drop_ratio: f64,
+    /// Above this share, alerts are marked degraded.
+    pub degraded_ratio: f64,
+}
+
+impl Lifecycle {
+    pub fn new(hold_down: [u64; 4], window_secs: [u64; 4]) -> Lifecycle {
+        Lifecycle {
+            open: HashMap::with_hasher(Hasher::new()),
+            next_id: 1,
+            hold_down,
+            window_secs,
+        }
+    }
+
+    /// New hold-down and window lengths (configuration reload).
+    pub fn retime(&mut self, hold_down: [u64; 4], window_secs: [u64; 4]) {
+        self.hold_down = hold_down;
+        self.window_secs = window_secs;
+    }
+
+    /// Applies one reading. Returns true if the alert opened now.
+    pub fn observe(
+        &mut self,
+        kind: AlertKind,
+        subject: Addr,
+        m: Measurement,
+        rule: &str,
+        s: &Situation,
+        closed: &mut Vec<Alert>,
+    ) -> bool {
+        let now = s.now;
+        let degraded = s.drop_ratio > s.degraded_ratio;
+        if let Some(o) = self.open.get_mut(&(kind, subject)) {
+            o.observed = now.tick;
+            let a = &mut o.alert;
+            a.value = m.value;
+            a.threshold = m.threshold;
+            a.unit = m.unit;
+            if m.over() {
+                o.below_since = None;
+                a.peak = a.peak.max(m.value);
+                a.last_update_ms = now.unix_ms;
+                if degraded {
+                    a.degraded = true;
+                }
+                a.drop_ratio = a.drop_ratio.max(s.drop_ratio);
+                return false;
+            }
+            let since = *o.below_since.get_or_insert(now.tick);
+            if now.tick + 1 - since >= self.hold_down[kind.index()] {
+                if let Some(mut o) = self.open.remove(&(kind, subject)) {
+                    o.alert.end_ms = Some(now.unix_ms);
+                    closed.push(o.alert);
+                }
+            }
+            return false;
+        }
+        if !m.over() {
+            return false;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.open.insert(
+            (kind, subject),
+            OpenAlert {
+                alert: Alert {
+                    id,
+                    kind,
+                    subject: subject.ip(),
+                    rule: rule.to_string(),
+                    start_ms: now.unix_ms,
+                    last_update_ms: now.unix_ms,
+                    end_ms: None,
+                    value: m.value,
+                    peak: m.value,
+                    threshold: m.threshold,
+                    unit: m.unit,
+                    window_secs: self.window_secs[kind.index()],
+                    degraded,
+                    drop_ratio: s.drop_ratio,
+                    evidence: Evidence::default(),
+                },
+                below_since: None,
+                observed: now.tick,
+                evidence_tick: now.tick,
+                fresh: true,
+            },
+        );
+        true
+    }
+
+    /// Ends the tick: alerts nobody observed (their host is ignored by a rule
+    /// now, or its detector was switched off) count as below their
+    /// threshold. Returns the alerts opened this tick, to be announced.
+    pub fn finish_tick(&mut self, now: Now, closed: &mut Vec<Alert>) -> Vec<(AlertKind, Addr)> {
+        let mut gone = Vec::new();
+        let mut opened = Vec::new();
+        for (key, o) in self.open.iter_mut() {
+            if o.fresh {
+                o.fresh = false;
+                opened.push(*key);
+            }
+            if o.observed != now.tick {
+                let since = *o.below_since.get_or_insert(now.tick);
+                if now.tick + 1 - since >= self.hold_down[key.0.index()] {
+                    gone.push(*key);
+                }
+            }
+        }
+        for key in gone {
+            if let Some(mut o) = self.open.remove(&key) {
+                o.alert.end_ms = Some(now.unix_ms);
+                closed.push(o.alert);
+            }
+        }
+        opened
+    }
+
+    /// Puts back alerts that were open when the daemon stopped.
+    pub fn restore(&mut self, alerts: Vec<Alert>, now: Now) {
+        for a in alerts {
+            self.next_id = self.next_id.max(a.id + 1);
+            let Ok(addr) = a.subject.to_string().parse::<IpAddr>() else {
+                continue;
+            };
+            self.open.insert(
+                (a.kind, Addr::from(addr)),
+                OpenAlert {
+                    alert: a,
+                    below_since: None,
+                    // Not seen since the restart: below its threshold until
+                    // the detectors say otherwise.
+                    observed: u64::MAX,
+                    evidence_tick: now.tick,
+                    fresh: false,
+                },
+            );
+        }
+    }
+
+    /// Ids continue after those already in the history.
+    pub fn continue_ids_after(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id + 1);
+    }
+
+    pub fn get_mut(&mut self, kind: AlertKind, subject: Addr) -> Option<&mut OpenAlert> {
+        self.open.get_mut(&(kind, subject))
+    }
+
+    pub fn is_open(&self, kind: AlertKind, subject: Addr) -> bool {
+        self.open.contains_key(&(kind, subject))
+    }
+
+    /// Subjects with an open alert.
+    pub fn subjects(&self) -> impl Iterator<Item = (AlertKind, Addr)> + '_ {
+        self.open.keys().copied()
+    }
+
+    pub fn open_alerts(&self) -> impl Iterator<Item = &OpenAlert> {
+        self.open.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lc(hold: u64) -> Lifecycle {
+        Lifecycle::new([hold; 4], [170; 4])
+    }
+
+    fn sit(tick: u64) -> Situation {
+        Situation {
+            now: Now {
+                tick,
+                unix_ms: 1_000_000 + tick * 1000,
+            },
+            drop_ratio: 0.0,
+            degraded_ratio: 0.01,
+        }
+    }
+
+    fn m(value: u64) -> Measurement {
+        Measurement {
+            value,
+            threshold: 100,
+            unit: Unit::Bytes,
+        }
+    }
+
+    fn host() -> Addr {
+        Addr::from_v4([10, 0, 0, 1])
+    }
+
+    #[test]
+    fn at_the_limit_no_alert_one_past_it_opens() {
+        let mut l = lc(3);
+        let mut closed = Vec::new();
+        assert!(!l.observe(
+            AlertKind::Traffic,
+            host(),
+            m(100),
+            "default",
+            &sit(0),
+            &mut closed
+        ));
+        assert!(l.is_empty());
+        assert!(l.observe(
+            AlertKind::Traffic,
+            host(),
+            m(101),
+            "default",
+            &sit(1),
+            &mut closed
+        ));
+        assert_eq!(l.len(), 1);
+        let opened = l.finish_tick(sit(1).now, &mut closed);
+        assert_eq!(opened, vec![(AlertKind::Traffic, host())]);
+    }
+
+    #[test]
+    fn updates_are_not_new_alerts_and_peak_is_kept() {
+        let mut l = lc(3);
+        let mut closed = Vec::new();
+        l.observe(
+            AlertKind::Traffic,
+            host(),
+            m(150),
+            "default",
+            &sit(0),
+            &mut closed,
+        );
+        l.finish_tick(sit(0).now, &mut closed);
+        for (t, v) in [(1, 300), (2, 200), (3, 120)] {
+            assert!(!l.observe(
+                AlertKind::Traffic,
+                host(),
+                m(v),
+                "default",
+                &sit(t),
+                &mut closed
+            ));
+            assert!(l.finish_tick(sit(t).now, &mut closed).is_empty());
+        }
+        let a = &l.get_mut(AlertKind::Traffic, host()).unwrap().alert;
+        assert_eq!((a.id, a.value, a.peak), (1, 120, 300));
+        assert_eq!(a.last_update_ms, sit(3).now.unix_ms);
+        assert!(closed.is_empty());
+    }
+
+    #[test]
+    fn closes_after_hold_down_below_and_a_dip_resets_it() {
+        let mut l = lc(3);
+        let mut closed = Vec::new();
+        l.observe(
+            AlertKind::PortScan,
+            host(),
+            m(500),
+            "default",
+            &sit(0),
+            &mut closed,
+        );
+        // Below for two ticks, over again, below for three: closes on the
+        // third tick below.
+        for (t, v) in [(1, 50), (2, 50), (3, 500), (4, 50), (5, 50)] {
+            l.observe(
+                AlertKind::PortScan,
+                host(),
+                m(v),
+                "default",
+                &sit(t),
+                &mut closed,
+            );
+            l.finish_tick(sit(t).now, &mut closed);
+        }
+        assert!(closed.is_empty());
+        l.observe(
+            AlertKind::PortScan,
+            host(),
+            m(50),
+            "default",
+            &sit(6),
+            &mut closed,
+        );
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].end_ms, Some(sit(6).now.unix_ms));
+        assert_eq!(closed[0].peak, 500);
+        assert!(!l.is_open(AlertKind::PortScan, host()));
+        // A new crossing is a new alert with a new id.
+        assert!(l.observe(
+            AlertKind::PortScan,
+            host(),
+            m(101),
+            "default",
+            &sit(7),
+            &mut closed
+        ));
+        assert_eq!(l.get_mut(AlertKind::PortScan, host()).unwrap().alert.id, 2);
+    }
+
+    #[test]
+    fn unobserved_alerts_count_as_below() {
+        let mut l = lc(2);
+        let mut closed = Vec::new();
+        l.observe(
+            AlertKind::Inbound,
+            host(),
+            m(500),
+            "default",
+            &sit(0),
+            &mut closed,
+        );
+        l.finish_tick(sit(0).now, &mut closed);
+        l.finish_tick(sit(1).now, &mut closed);
+        assert!(closed.is_empty());
+        l.finish_tick(sit(2).now, &mut closed);
+        assert_eq!(closed.len(), 1);
+    }
+
+    #[test]
+    fn kinds_and_subjects_are_separate_alerts() {
+        let mut l = lc(2);
+        let mut closed = Vec::new();
+        let other = Addr::from_v4([10, 0, 0, 2]);
+        assert!(l.observe(
+            AlertKind::Traffic,
+            host(),
+            m(500),
+            "default",
+            &sit(0),
+            &mut closed
+        ));
+        assert!(l.observe(
+            AlertKind::AddressScan,
+            host(),
+            m(500),
+            "default",
+            &sit(0),
+            &mut closed
+        ));
+        assert!(l.observe(
+            AlertKind::Traffic,
+            other,
+            m(500),
+            "default",
+            &sit(0),
+            &mut closed
+        ));
+        assert_eq!(l.len(), 3);
+    }
+
+    #[test]
+    fn degraded_is_sticky() {
+        let mut l = lc(2);
+        let mut closed = Vec::new();
+        let mut s = sit(0);
+        s.drop_ratio = 0.05;
+        l.observe(
+            AlertKind::Traffic,
+            host(),
+            m(500),
+            "default",
+            &s,
+            &mut closed,
+        );
+        l.observe(
+            AlertKind::Traffic,
+            host(),
+            m(500),
+            "default",
+            &sit(1),
+            &mut closed,
+        );
+        let a = &l.get_mut(AlertKind::Traffic, host()).unwrap().alert;
+        assert!(a.degraded);
+        assert_eq!(a.drop_ratio, 0.05);
+    }
+
+    #[test]
+    fn restored_alerts_keep_their_ids() {
+        let mut l = lc(2);
+        let mut closed = Vec::new();
+        l.observe(
+            AlertKind::Traffic,
+            host(),
+            m(500),
+            "default",
+            &sit(0),
+            &mut closed,
+        );
+        let a = l.get_mut(AlertKind::Traffic, host()).unwrap().alert.clone();
+        let mut l2 = lc(2);
+        l2.restore(vec![a], sit(10).now);
+        assert!(l2.is_open(AlertKind::Traffic, host()));
+        assert!(l2.observe(
+            AlertKind::AddressScan,
+            host(),
+            m(500),
+            "default",
+            &sit(10),
+            &mut closed
+        ));
+        assert_eq!(
+            l2.get_mut(AlertKind::AddressScan, host()).unwrap().alert.id,
+            2
+        );
+    }
+}

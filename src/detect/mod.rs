@@ -1,0 +1,217 @@
+//! Detectors: each reads one thing off a host's windows and says how it
+//! stands against its limit. They are listed once, in [`all`]; the
+//! aggregator asks each of them about every host that moved this tick and
+//! every host with an open alert, and the alert lifecycle does the rest.
+
+mod address_scan;
+mod inbound;
+mod port_scan;
+mod traffic;
+
+use std::fmt;
+
+use crate::alert::{AlertKind, Measurement};
+use crate::hosts::HostState;
+use crate::rules::Limits;
+use crate::window::Geometry;
+
+/// What a detector may know about the moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub now: u64,
+    /// The traffic window (bytes and packets, sent and received).
+    pub traffic: &'a Geometry,
+    /// Address-scan window, ticks.
+    pub scan_window: u64,
+    /// Port-scan window, ticks.
+    pub port_window: u64,
+}
+
+/// One detector.
+pub trait Detector: Send + Sync + fmt::Debug {
+    fn kind(&self) -> AlertKind;
+    /// The reading for a host under its limits, or `None` if this detector
+    /// has no limit for it (switched off, or not set by its rule).
+    fn measure(&self, host: &HostState, limits: &Limits, ctx: &Ctx<'_>) -> Option<Measurement>;
+}
+
+/// Every detector.
+pub fn all() -> Vec<Box<dyn Detector>> {
+    vec![
+        Box::new(traffic::Traffic),
+        Box::new(address_scan::AddressScan),
+        Box::new(port_scan::PortScan),
+        Box::new(inbound::Inbound),
+    ]
+}
+
+/// The reading of a byte and an optional packet limit: over on either;
+/// reports the one that is over (bytes if neither).
+fn bytes_or_packets(
+    bytes: u64,
+    packets: u64,
+    byte_limit: Option<u64>,
+    packet_limit: Option<u64>,
+) -> Option<Measurement> {
+    use crate::alert::Unit;
+    let by_bytes = byte_limit.map(|t| Measurement {
+        value: bytes,
+        threshold: t,
+        unit: Unit::Bytes,
+    });
+    let by_packets = packet_limit.map(|t| Measurement {
+        value: packets,
+        threshold: t,
+        unit: Unit::Packets,
+    });
+    match (by_bytes, by_packets) {
+        (Some(b), Some(p)) if !b.over() && p.over() => Some(p),
+        (Some(b), _) => Some(b),
+        (None, p) => p,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Unit;
+    use crate::hosts::HostTable;
+    use crate::rules::RuleSet;
+    use crate::shard::Hasher;
+    use crate::window::col;
+    use crate::wire::Addr;
+
+    fn limits() -> Limits {
+        Limits {
+            byte_limit: Some(1000),
+            packet_limit: Some(10),
+            max_contacted_ips: Some(3),
+            max_contacted_ports: Some(5),
+            inbound_byte_limit: Some(2000),
+            inbound_packet_limit: None,
+        }
+    }
+
+    fn reading(kind: AlertKind, h: &HostState, l: &Limits, now: u64) -> Option<Measurement> {
+        let g = Geometry::new(10);
+        let ctx = Ctx {
+            now,
+            traffic: &g,
+            scan_window: 10,
+            port_window: 20,
+        };
+        all()
+            .into_iter()
+            .find(|d| d.kind() == kind)?
+            .measure(h, l, &ctx)
+    }
+
+    fn host() -> (HostTable, u32) {
+        let mut t = HostTable::new(10, &Hasher::new());
+        let id = t
+            .upsert(
+                Addr::from_v4([10, 0, 0, 1]),
+                &RuleSet::new(Limits::default(), vec![]),
+            )
+            .unwrap();
+        (t, id)
+    }
+
+    #[test]
+    fn traffic_at_and_past_the_byte_limit() {
+        let (mut t, id) = host();
+        let g = Geometry::new(10);
+        t.slot_mut(id).win.add(&g, 0, [1000, 1, 0, 0]);
+        let m = reading(AlertKind::Traffic, t.slot(id), &limits(), 0).unwrap();
+        assert_eq!(
+            (m.value, m.threshold, m.unit, m.over()),
+            (1000, 1000, Unit::Bytes, false)
+        );
+        t.slot_mut(id).win.add(&g, 1, [1, 1, 0, 0]);
+        assert!(
+            reading(AlertKind::Traffic, t.slot(id), &limits(), 1)
+                .unwrap()
+                .over()
+        );
+    }
+
+    #[test]
+    fn traffic_by_packets_when_only_packets_are_over() {
+        let (mut t, id) = host();
+        let g = Geometry::new(10);
+        t.slot_mut(id).win.add(&g, 0, [100, 11, 0, 0]);
+        let m = reading(AlertKind::Traffic, t.slot(id), &limits(), 0).unwrap();
+        assert_eq!((m.unit, m.value, m.over()), (Unit::Packets, 11, true));
+        let mut no_packets = limits();
+        no_packets.packet_limit = None;
+        assert!(
+            !reading(AlertKind::Traffic, t.slot(id), &no_packets, 0)
+                .unwrap()
+                .over()
+        );
+    }
+
+    #[test]
+    fn inbound_counts_what_a_host_received() {
+        let (mut t, id) = host();
+        let g = Geometry::new(10);
+        t.slot_mut(id).win.add(&g, 0, [0, 0, 2001, 5]);
+        assert_eq!(t.slot(id).win.sum(&g, 0, col::RECV_BYTES), 2001);
+        assert!(
+            reading(AlertKind::Inbound, t.slot(id), &limits(), 0)
+                .unwrap()
+                .over()
+        );
+        assert!(
+            !reading(AlertKind::Traffic, t.slot(id), &limits(), 0)
+                .unwrap()
+                .over()
+        );
+        let mut off = limits();
+        off.inbound_byte_limit = None;
+        assert_eq!(reading(AlertKind::Inbound, t.slot(id), &off, 0), None);
+    }
+
+    #[test]
+    fn scans_count_distinct_contacts_in_their_windows() {
+        let (mut t, id) = host();
+        let h = t.slot_mut(id);
+        for k in 0..4 {
+            h.scan_mut().addresses.touch(k, 5, 10, 4);
+        }
+        for p in 0..6 {
+            h.scan_mut().ports.touch(p, 5, 20, 6);
+        }
+        let a = reading(AlertKind::AddressScan, t.slot(id), &limits(), 5).unwrap();
+        assert_eq!(
+            (a.value, a.threshold, a.unit, a.over()),
+            (4, 3, Unit::Addresses, true)
+        );
+        let p = reading(AlertKind::PortScan, t.slot(id), &limits(), 5).unwrap();
+        assert_eq!((p.value, p.unit, p.over()), (6, Unit::Ports, true));
+        // The address window (10) has passed, the port window (20) not.
+        assert_eq!(
+            reading(AlertKind::AddressScan, t.slot(id), &limits(), 15)
+                .unwrap()
+                .value,
+            0
+        );
+        assert_eq!(
+            reading(AlertKind::PortScan, t.slot(id), &limits(), 15)
+                .unwrap()
+                .value,
+            6
+        );
+    }
+
+    #[test]
+    fn a_host_without_scan_sets_reads_zero() {
+        let (t, id) = host();
+        assert_eq!(
+            reading(AlertKind::AddressScan, t.slot(id), &limits(), 0)
+                .unwrap()
+                .value,
+            0
+        );
+    }
+}

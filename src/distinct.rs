@@ -1,0 +1,161 @@
+//! How many distinct destinations (or ports) a source contacted within a
+//! sliding window — counted exactly up to a cap, never beyond.
+//!
+//! A set holds each distinct key with the tick it was last contacted; the
+//! count is the keys seen within the window. The set never holds more than
+//! `cap` keys: the detector's threshold plus one is all it needs to know
+//! ("more than the threshold"). Past the cap, a new key takes the place of
+//! one that left the window if there is one; otherwise it is not stored and
+//! the count stays at the cap, which is already above the threshold. So
+//! counts are exact up to the cap and the cap beyond it, and a scanner costs
+//! at most `cap` entries.
+//!
+//! Destinations are stored as 32-bit fingerprints of their address (the
+//! full address is in the pair table when evidence is wanted). Two
+//! addresses with the same fingerprint count once: with 16 entries the
+//! chance of that is below one in ten million per set.
+
+/// A bounded set of keys with last-seen ticks.
+#[derive(Debug, Clone, Default)]
+pub struct DistinctSet {
+    /// `key << 32 | tick`, ticks truncated to 32 bits (136 years of
+    /// one-second ticks).
+    entries: Vec<u64>,
+}
+
+impl DistinctSet {
+    /// Records a contact with `key` at `tick`. Returns true if the key was
+    /// new to the window.
+    pub fn touch(&mut self, key: u32, tick: u64, window: u64, cap: usize) -> bool {
+        let t = tick as u32;
+        let entry = (u64::from(key) << 32) | u64::from(t);
+        if let Some(e) = self.entries.iter_mut().find(|e| (**e >> 32) as u32 == key) {
+            let stored = *e as u32;
+            // A late tick (older than what is stored) must not move the
+            // entry back in time.
+            let newer = t.wrapping_sub(stored) < (1 << 31);
+            if newer {
+                *e = entry;
+            }
+            return newer && u64::from(t.wrapping_sub(stored)) >= window;
+        }
+        if self.entries.len() < cap {
+            self.entries.push(entry);
+            return true;
+        }
+        // Full: take the place of a key that left the window.
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| age(**e as u32, t) >= window)
+        {
+            *e = entry;
+            return true;
+        }
+        false
+    }
+
+    /// Distinct keys contacted within the window ending at `now`.
+    pub fn count(&self, now: u64, window: u64) -> usize {
+        let t = now as u32;
+        self.entries
+            .iter()
+            .filter(|&&e| age(e as u32, t) < window)
+            .count()
+    }
+
+    /// The keys within the window, for evidence.
+    pub fn keys(&self, now: u64, window: u64) -> impl Iterator<Item = u32> + '_ {
+        let t = now as u32;
+        self.entries
+            .iter()
+            .filter(move |&&e| age(e as u32, t) < window)
+            .map(|&e| (e >> 32) as u32)
+    }
+
+    /// Drops what left the window; true if nothing is left.
+    pub fn expire(&mut self, now: u64, window: u64) -> bool {
+        let t = now as u32;
+        self.entries.retain(|&e| age(e as u32, t) < window);
+        if self.entries.capacity() > 4 * self.entries.len().max(4) {
+            self.entries.shrink_to_fit();
+        }
+        self.entries.is_empty()
+    }
+
+    /// Keeps at most `cap` entries (after a threshold was lowered).
+    pub fn truncate(&mut self, cap: usize) {
+        self.entries.truncate(cap);
+    }
+
+    /// Bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * 8
+    }
+}
+
+/// Ticks from `then` to `now`, both truncated to 32 bits; a `then` in the
+/// future (a late shard) reads as age 0.
+#[inline]
+fn age(then: u32, now: u32) -> u64 {
+    let d = now.wrapping_sub(then);
+    if d >= 1 << 31 { 0 } else { u64::from(d) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_distinct_keys_within_the_window() {
+        let mut s = DistinctSet::default();
+        assert!(s.touch(1, 10, 5, 100));
+        assert!(s.touch(2, 11, 5, 100));
+        assert!(!s.touch(1, 12, 5, 100), "already in the window");
+        assert_eq!(s.count(12, 5), 2);
+        // Key 2 was last seen at 11: gone at 16. Key 1 (12) at 17.
+        assert_eq!(s.count(15, 5), 2);
+        assert_eq!(s.count(16, 5), 1);
+        assert_eq!(s.count(17, 5), 0);
+        assert!(s.touch(2, 20, 5, 100), "back after leaving the window");
+    }
+
+    #[test]
+    fn the_cap_bounds_memory_and_the_count_stays_at_the_cap() {
+        let mut s = DistinctSet::default();
+        for k in 0..1000 {
+            s.touch(k, 1, 100, 16);
+        }
+        assert_eq!(s.count(1, 100), 16);
+        assert!(s.heap_bytes() <= 32 * 8);
+    }
+
+    #[test]
+    fn full_set_reuses_entries_that_left_the_window() {
+        let mut s = DistinctSet::default();
+        for k in 0..4 {
+            s.touch(k, 0, 10, 4);
+        }
+        assert!(!s.touch(99, 5, 10, 4), "full, nothing expired");
+        assert!(s.touch(100, 10, 10, 4), "the tick-0 entries expired");
+        assert_eq!(s.count(10, 10), 1);
+    }
+
+    #[test]
+    fn a_late_tick_does_not_move_an_entry_back() {
+        let mut s = DistinctSet::default();
+        s.touch(7, 100, 10, 4);
+        s.touch(7, 95, 10, 4);
+        assert_eq!(s.count(109, 10), 1);
+    }
+
+    #[test]
+    fn expire_frees_memory() {
+        let mut s = DistinctSet::default();
+        for k in 0..100 {
+            s.touch(k, 0, 10, 200);
+        }
+        assert!(s.expire(20, 10));
+        assert_eq!(s.heap_bytes(), 0);
+    }
+}

@@ -1,0 +1,210 @@
+//! Which UDP datagrams are answers. UDP has no handshake: a DNS server's
+//! response looks like any datagram. A datagram B:p → A:q is taken as an
+//! answer if A:q → B:p was seen shortly before (this tick or the last one);
+//! otherwise it is an initiation. So a server answering many clients is not
+//! taken for a scanner.
+//!
+//! Kept per worker, across its shards, in a direct-mapped table: one hash
+//! and one memory access per datagram, even when a flood makes every
+//! datagram a new flow. Two flows that land in the same slot push each
+//! other out; a flow pushed out before its answer came makes the answer
+//! count as an initiation (more scan alerts, never fewer). Pushed-out live
+//! flows are counted.
+//!
+//! The default fanout hashes both directions of a flow to the same worker;
+//! with `fanout = "cpu"` or `"lb"` the two directions may meet different
+//! workers, and answers then count as initiations too.
+
+use crate::shard::Hasher;
+use crate::wire::{Addr, Role, Summary, proto};
+
+/// A slot: 48 bits of the flow's fingerprint, the generation it was last
+/// seen in, which side spoke first, and a valid bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot(u64);
+
+impl Slot {
+    const EMPTY: Slot = Slot(0);
+
+    fn new(tag: u64, generation: u8, side: u8) -> Slot {
+        Slot((tag << 16) | (u64::from(generation) << 8) | (u64::from(side) << 1) | 1)
+    }
+    fn valid(self) -> bool {
+        self.0 & 1 != 0
+    }
+    fn tag(self) -> u64 {
+        self.0 >> 16
+    }
+    fn generation(self) -> u8 {
+        (self.0 >> 8) as u8
+    }
+    fn side(self) -> u8 {
+        ((self.0 >> 1) & 1) as u8
+    }
+}
+
+/// Slots of a worker's table.
+pub const SLOTS: usize = 1 << 16;
+
+/// Recent UDP flows of one worker.
+#[derive(Debug)]
+pub struct UdpFlows {
+    slots: Vec<Slot>,
+    mask: usize,
+    generation: u8,
+    /// Keys of this worker's fingerprints, so that flows cannot be chosen
+    /// from outside to push each other out.
+    seed: (u64, u64),
+    /// The previous datagram's flow and what it was: a burst of one flow is
+    /// decided once.
+    last: Option<(Addr, Addr, u16, u16, Role)>,
+    /// Live flows pushed out of their slot by another.
+    pub evicted: u64,
+}
+
+impl UdpFlows {
+    /// A table of `capacity` slots, rounded up to a power of two. 64Ki
+    /// slots (512 KiB, which stays in a core's cache) hold the UDP flows
+    /// of two ticks of a busy link; a flood of new flows pushes some out,
+    /// which is counted.
+    pub fn new(capacity: usize) -> UdpFlows {
+        let n = capacity.max(64).next_power_of_two();
+        let h = Hasher::new();
+        UdpFlows {
+            slots: vec![Slot::EMPTY; n],
+            mask: n - 1,
+            generation: 0,
+            seed: (h.hash_one(1u8), h.hash_one(2u8)),
+            last: None,
+            evicted: 0,
+        }
+    }
+
+    /// A keyed 64-bit mix of both ends (a folded 128-bit multiply, as fast
+    /// hashers do), the same for both directions.
+    #[inline]
+    fn fingerprint(&self, lo: (Addr, u16), hi: (Addr, u16)) -> u64 {
+        let fold = |a: u128| (a as u64) ^ ((a >> 64) as u64).rotate_left(23);
+        let x = fold(lo.0.0) ^ (u64::from(lo.1) << 40) ^ self.seed.0;
+        let y = fold(hi.0.0) ^ u64::from(hi.1) ^ self.seed.1;
+        let m = u128::from(x).wrapping_mul(u128::from(y | 1));
+        let z = (m as u64) ^ ((m >> 64) as u64);
+        let m2 = u128::from(z ^ x.rotate_left(31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (m2 as u64) ^ ((m2 >> 64) as u64)
+    }
+
+    /// Marks a UDP datagram as an answer or an initiation.
+    #[inline]
+    pub fn classify(&mut self, s: &mut Summary) {
+        if s.proto != proto::UDP || !s.has_ports {
+            return;
+        }
+        if let Some((src, dst, sp, dp, role)) = self.last {
+            if src == s.src && dst == s.dst && sp == s.src_port && dp == s.dst_port {
+                s.role = role;
+                return;
+            }
+        }
+        let from = (s.src, s.src_port);
+        let to = (s.dst, s.dst_port);
+        let (lo, hi, side) = if from <= to {
+            (from, to, 0)
+        } else {
+            (to, from, 1)
+        };
+        let fp = self.fingerprint(lo, hi);
+        let i = fp as usize & self.mask;
+        let tag = fp >> 16;
+        let slot = self.slots[i];
+        let live = slot.valid() && self.generation.wrapping_sub(slot.generation()) <= 1;
+        s.role = if live && slot.tag() == tag {
+            self.slots[i] = Slot::new(tag, self.generation, slot.side());
+            if slot.side() == side {
+                Role::Initiation
+            } else {
+                Role::Reply
+            }
+        } else {
+            if live {
+                self.evicted += 1;
+            }
+            self.slots[i] = Slot::new(tag, self.generation, side);
+            Role::Initiation
+        };
+        self.last = Some((s.src, s.dst, s.src_port, s.dst_port, s.role));
+    }
+
+    /// Starts a new generation (once per tick); flows not seen in this one
+    /// or the one before are forgotten.
+    pub fn rotate(&mut self) {
+        self.last = None;
+        self.generation = self.generation.wrapping_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dgram(src: u8, sport: u16, dst: u8, dport: u16) -> Summary {
+        Summary {
+            src: Addr::from_v4([10, 0, 0, src]),
+            dst: Addr::from_v4([10, 0, 0, dst]),
+            proto: proto::UDP,
+            src_port: sport,
+            dst_port: dport,
+            has_ports: true,
+            role: Role::Initiation,
+            ..Summary::default()
+        }
+    }
+
+    fn role(f: &mut UdpFlows, d: Summary) -> Role {
+        let mut d = d;
+        f.classify(&mut d);
+        d.role
+    }
+
+    #[test]
+    fn a_response_is_an_answer_a_query_an_initiation() {
+        let mut f = UdpFlows::new(100);
+        assert_eq!(role(&mut f, dgram(1, 5353, 2, 53)), Role::Initiation);
+        assert_eq!(role(&mut f, dgram(2, 53, 1, 5353)), Role::Reply);
+        // More queries of the same flow stay initiations.
+        assert_eq!(role(&mut f, dgram(1, 5353, 2, 53)), Role::Initiation);
+        // Another client's query to the same server is an initiation.
+        assert_eq!(role(&mut f, dgram(3, 5353, 2, 53)), Role::Initiation);
+    }
+
+    #[test]
+    fn answers_a_tick_later_still_count_two_ticks_not() {
+        let mut f = UdpFlows::new(100);
+        role(&mut f, dgram(1, 1000, 2, 53));
+        f.rotate();
+        assert_eq!(role(&mut f, dgram(2, 53, 1, 1000)), Role::Reply);
+        f.rotate();
+        f.rotate();
+        assert_eq!(role(&mut f, dgram(2, 53, 1, 1000)), Role::Initiation);
+    }
+
+    #[test]
+    fn a_flood_pushes_flows_out_and_counts_it() {
+        let mut f = UdpFlows::new(1 << 16);
+        for p in 0..200_000u32 {
+            let mut d = dgram(1, (p % 60_000) as u16, (p / 60_000) as u8 + 2, 53);
+            f.classify(&mut d);
+        }
+        assert!(f.evicted > 0);
+        assert_eq!(f.slots.len(), 1 << 16, "a fixed table");
+    }
+
+    #[test]
+    fn other_protocols_are_left_alone() {
+        let mut f = UdpFlows::new(10);
+        let mut t = dgram(1, 1, 2, 2);
+        t.proto = proto::TCP;
+        t.role = Role::Other;
+        f.classify(&mut t);
+        assert_eq!(t.role, Role::Other);
+    }
+}

@@ -1,0 +1,331 @@
+//! Every host the detectors track: its windows, its distinct-contact sets,
+//! which rule applies to it and which alerts it has open.
+//!
+//! Hosts live in a slab indexed by a hash map; the table is bounded
+//! (`max_hosts`) and hosts whose windows have drained are swept out a slice
+//! at a time, so neither memory nor any one tick's work grows without
+//! bound.
+
+use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
+
+use crate::distinct::DistinctSet;
+use crate::rules::{RuleId, RuleSet};
+use crate::shard::Hasher;
+use crate::window::{Geometry, HostWindow};
+use crate::wire::Addr;
+
+/// Distinct destinations and ports a source initiated contact to.
+#[derive(Debug, Clone, Default)]
+pub struct ScanSets {
+    pub addresses: DistinctSet,
+    pub ports: DistinctSet,
+}
+
+/// One tracked host.
+#[derive(Debug, Clone)]
+pub struct HostState {
+    pub addr: Addr,
+    pub rule: RuleId,
+    /// Bits of the alert kinds open for this host ([`crate::alert::AlertKind::bit`]);
+    /// a host with an open alert is never swept out.
+    pub alerting: u8,
+    /// Tick of the detector pass that last looked at this host.
+    pub evaluated: u64,
+    touched: bool,
+    pub win: HostWindow,
+    pub scan: Option<Box<ScanSets>>,
+}
+
+impl HostState {
+    /// The scan sets, made on first use.
+    pub fn scan_mut(&mut self) -> &mut ScanSets {
+        self.scan.get_or_insert_with(Box::default)
+    }
+
+    /// Heap memory of this host beyond the slab entry.
+    pub fn heap_bytes(&self) -> usize {
+        self.scan.as_ref().map_or(0, |s| {
+            std::mem::size_of::<ScanSets>() + s.addresses.heap_bytes() + s.ports.heap_bytes()
+        })
+    }
+}
+
+/// The bounded table of hosts.
+#[derive(Debug)]
+pub struct HostTable {
+    index: HashMap<Addr, u32, Hasher>,
+    slots: Vec<HostState>,
+    free: Vec<u32>,
+    touched: Vec<u32>,
+    max: usize,
+    sweep_at: usize,
+}
+
+impl HostTable {
+    pub fn new(max: usize, hasher: &Hasher) -> HostTable {
+        HostTable {
+            index: HashMap::with_hasher(hasher.clone()),
+            slots: Vec::new(),
+            free: Vec::new(),
+            touched: Vec::new(),
+            max,
+            sweep_at: 0,
+        }
+    }
+
+    /// Number of hosts tracked.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A new bound (reload); hosts beyond it stay until swept.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// The slot of a host, added if there is room. Marks it touched for
+    /// this tick.
+    #[inline]
+    pub fn upsert(&mut self, addr: Addr, rules: &RuleSet) -> Option<u32> {
+        let full = self.index.len() >= self.max;
+        let id = match self.index.entry(addr) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(_) if full => return None,
+            Entry::Vacant(v) => {
+                let state = HostState {
+                    addr,
+                    rule: rules.lookup(addr),
+                    alerting: 0,
+                    evaluated: u64::MAX,
+                    touched: false,
+                    win: HostWindow::default(),
+                    scan: None,
+                };
+                let id = match self.free.pop() {
+                    Some(id) => {
+                        self.slots[id as usize] = state;
+                        id
+                    }
+                    None => {
+                        self.slots.push(state);
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                v.insert(id);
+                id
+            }
+        };
+        let h = &mut self.slots[id as usize];
+        if !h.touched {
+            h.touched = true;
+            self.touched.push(id);
+        }
+        Some(id)
+    }
+
+    /// Marks a host for this tick's detector pass.
+    pub fn touch(&mut self, id: u32) {
+        let h = &mut self.slots[id as usize];
+        if !h.touched {
+            h.touched = true;
+            self.touched.push(id);
+        }
+    }
+
+    pub fn id(&self, addr: Addr) -> Option<u32> {
+        self.index.get(&addr).copied()
+    }
+
+    pub fn get(&self, addr: Addr) -> Option<&HostState> {
+        self.id(addr).map(|i| &self.slots[i as usize])
+    }
+
+    pub fn get_mut(&mut self, addr: Addr) -> Option<&mut HostState> {
+        let i = self.id(addr)?;
+        Some(&mut self.slots[i as usize])
+    }
+
+    pub fn slot(&self, id: u32) -> &HostState {
+        &self.slots[id as usize]
+    }
+
+    pub fn slot_mut(&mut self, id: u32) -> &mut HostState {
+        &mut self.slots[id as usize]
+    }
+
+    /// The hosts touched since the last call, cleared for the next tick.
+    pub fn take_touched(&mut self, into: &mut Vec<u32>) {
+        into.clear();
+        std::mem::swap(into, &mut self.touched);
+        for &id in into.iter() {
+            self.slots[id as usize].touched = false;
+        }
+    }
+
+    /// Every tracked host.
+    pub fn iter(&self) -> impl Iterator<Item = &HostState> {
+        self.index.values().map(|&i| &self.slots[i as usize])
+    }
+
+    /// Rules or limits changed: every host looks its rule up again and is
+    /// looked at by the next detector pass, moved or not.
+    pub fn relabel(&mut self, rules: &RuleSet) {
+        let ids: Vec<u32> = self.index.values().copied().collect();
+        for i in ids {
+            let h = &mut self.slots[i as usize];
+            h.rule = rules.lookup(h.addr);
+            self.touch(i);
+        }
+    }
+
+    /// Frees hosts with nothing left in their windows, no contacts in their
+    /// scan windows and no open alert. Looks at `budget` slots per call,
+    /// round robin, so that a call's work is bounded and the whole table is
+    /// visited every `len / budget` calls.
+    pub fn sweep(
+        &mut self,
+        g: &Geometry,
+        now: u64,
+        scan_windows: (u64, u64),
+        budget: usize,
+    ) -> usize {
+        let n = self.slots.len();
+        if n == 0 {
+            return 0;
+        }
+        let mut freed = 0;
+        for _ in 0..budget.min(n) {
+            let i = self.sweep_at % n;
+            self.sweep_at = (self.sweep_at + 1) % n;
+            let h = &mut self.slots[i];
+            if h.touched || h.alerting != 0 || self.index.get(&h.addr) != Some(&(i as u32)) {
+                continue;
+            }
+            let scans_empty = match &mut h.scan {
+                None => true,
+                Some(s) => {
+                    let a = s.addresses.expire(now, scan_windows.0);
+                    let p = s.ports.expire(now, scan_windows.1);
+                    a && p
+                }
+            };
+            if scans_empty {
+                h.scan = None;
+            }
+            if h.win.is_empty(g, now) && scans_empty {
+                self.index.remove(&h.addr);
+                self.free.push(i as u32);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// Heap memory of the table, bytes.
+    pub fn bytes(&self) -> usize {
+        self.index.capacity() * (std::mem::size_of::<(Addr, u32)>() + 1)
+            + self.slots.capacity() * std::mem::size_of::<HostState>()
+            + self.free.capacity() * 4
+            + self.touched.capacity() * 4
+            + self.iter().map(HostState::heap_bytes).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Limits;
+    use crate::window::col;
+
+    fn rules() -> RuleSet {
+        RuleSet::new(Limits::default(), vec![])
+    }
+
+    fn a(n: u32) -> Addr {
+        Addr::from_v4(n.to_be_bytes())
+    }
+
+    #[test]
+    fn bounded_and_reuses_slots() {
+        let g = Geometry::new(4);
+        let mut t = HostTable::new(3, &Hasher::new());
+        let r = rules();
+        for n in 0..3 {
+            let id = t.upsert(a(n), &r).unwrap();
+            t.slot_mut(id).win.add(&g, 0, [10, 1, 0, 0]);
+        }
+        assert_eq!(t.upsert(a(9), &r), None, "full");
+        let mut touched = Vec::new();
+        t.take_touched(&mut touched);
+        assert_eq!(touched.len(), 3);
+        // Four ticks later every window has drained: all can be swept.
+        assert_eq!(t.sweep(&g, 4, (4, 4), 10), 3);
+        assert!(t.is_empty());
+        let id = t.upsert(a(9), &r).unwrap();
+        assert!(id < 3, "a freed slot is reused");
+        assert_eq!(
+            t.slot(id).win.sum(&g, 4, col::SENT_BYTES),
+            0,
+            "fresh window"
+        );
+    }
+
+    #[test]
+    fn alerting_and_touched_hosts_are_not_swept() {
+        let g = Geometry::new(4);
+        let mut t = HostTable::new(10, &Hasher::new());
+        let r = rules();
+        let x = t.upsert(a(1), &r).unwrap();
+        t.upsert(a(2), &r).unwrap();
+        t.slot_mut(x).alerting = 1;
+        assert_eq!(t.sweep(&g, 100, (4, 4), 10), 0, "both touched this tick");
+        let mut touched = Vec::new();
+        t.take_touched(&mut touched);
+        assert_eq!(t.sweep(&g, 100, (4, 4), 10), 1);
+        assert!(t.get(a(1)).is_some());
+    }
+
+    #[test]
+    fn hosts_with_recent_contacts_stay() {
+        let g = Geometry::new(4);
+        let mut t = HostTable::new(10, &Hasher::new());
+        let r = rules();
+        let x = t.upsert(a(1), &r).unwrap();
+        t.slot_mut(x).scan_mut().ports.touch(80, 5, 600, 10);
+        let mut touched = Vec::new();
+        t.take_touched(&mut touched);
+        assert_eq!(
+            t.sweep(&g, 100, (4, 600), 10),
+            0,
+            "port contact 95 ticks ago, window 600"
+        );
+        assert_eq!(t.sweep(&g, 605, (4, 600), 10), 1);
+    }
+
+    #[test]
+    fn rules_are_looked_up_once_and_again_on_relabel() {
+        use crate::rules::{Action, Cidr, Rule};
+        let mut t = HostTable::new(10, &Hasher::new());
+        t.upsert(a(0x0a00_0001), &rules()).unwrap();
+        assert_eq!(t.get(a(0x0a00_0001)).unwrap().rule, 0);
+        let r2 = RuleSet::new(
+            Limits::default(),
+            vec![Rule {
+                name: "lan".into(),
+                networks: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+                action: Action::Ignore,
+            }],
+        );
+        t.relabel(&r2);
+        assert_eq!(t.get(a(0x0a00_0001)).unwrap().rule, 1);
+    }
+}

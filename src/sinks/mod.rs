@@ -1,0 +1,201 @@
+//! Where alerts go: a log line, the history file, a webhook, a program.
+//!
+//! Each sink runs on a thread of its own behind a bounded queue. The
+//! aggregator only ever tries to enqueue: a slow or failing sink fills its
+//! own queue, and what does not fit is dropped and counted, never waited
+//! for. On shutdown every queue is drained (bounded in time) before the
+//! daemon exits.
+
+pub mod exec;
+pub mod history;
+pub mod logline;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::alert::{Alert, AlertEvent};
+use crate::config::AlertsConfig;
+
+/// Counters of one sink.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Events handed to the sink's queue.
+    pub queued: AtomicU64,
+    /// Events the full queue could not take.
+    pub dropped: AtomicU64,
+    /// Events delivered.
+    pub delivered: AtomicU64,
+    /// Events given up on after every retry.
+    pub failed: AtomicU64,
+}
+
+/// A snapshot of a sink's counters.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SinkReport {
+    pub name: &'static str,
+    pub queued: u64,
+    pub dropped: u64,
+    pub delivered: u64,
+    pub failed: u64,
+}
+
+impl SinkStats {
+    fn report(&self, name: &'static str) -> SinkReport {
+        SinkReport {
+            name,
+            queued: self.queued.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a sink thread gets: events in order, then the end of the queue.
+pub type Inbox = Receiver<Arc<AlertEvent>>;
+
+struct Sink {
+    name: &'static str,
+    tx: Option<SyncSender<Arc<AlertEvent>>>,
+    stats: Arc<SinkStats>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The running sinks.
+pub struct Sinks {
+    sinks: Vec<Sink>,
+}
+
+impl std::fmt::Debug for Sinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.sinks.iter().map(|s| s.name))
+            .finish()
+    }
+}
+
+/// Why sinks could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("alert history {path}: {err}")]
+    History { path: String, err: std::io::Error },
+    #[error("alerts.exec.command: {0}")]
+    Exec(String),
+    #[error("cannot start a sink thread: {0}")]
+    Thread(std::io::Error),
+}
+
+impl Sinks {
+    /// Starts the configured sinks. The history file is opened (and made)
+    /// here, so a path that cannot be written is an error at start.
+    pub fn start(cfg: &AlertsConfig, restored: &[Alert]) -> Result<Sinks, SinkError> {
+        let mut sinks = Vec::new();
+        if cfg.log {
+            sinks.push(spawn("log", 10_000, logline::run)?);
+        }
+        if !cfg.history_file.is_empty() {
+            let h = history::Writer::open(cfg, restored).map_err(|err| SinkError::History {
+                path: cfg.history_file.clone(),
+                err,
+            })?;
+            sinks.push(spawn("history", 10_000, move |rx, st| h.run(rx, st))?);
+        }
+        if let Some(w) = &cfg.webhook {
+            let hook = webhook::Webhook::new(w);
+            sinks.push(spawn("webhook", w.queue, move |rx, st| hook.run(rx, st))?);
+        }
+        if let Some(e) = &cfg.exec {
+            let runner = exec::Runner::new(e).map_err(SinkError::Exec)?;
+            sinks.push(spawn("exec", e.queue, move |rx, st| runner.run(rx, st))?);
+        }
+        Ok(Sinks { sinks })
+    }
+
+    /// No sinks at all (tests, replay to stdout only).
+    pub fn none() -> Sinks {
+        Sinks { sinks: Vec::new() }
+    }
+
+    /// Offers events to every sink without waiting.
+    pub fn send(&self, events: &[AlertEvent]) {
+        for ev in events {
+            let ev = Arc::new(ev.clone());
+            for s in &self.sinks {
+                let Some(tx) = &s.tx else { continue };
+                match tx.try_send(ev.clone()) {
+                    Ok(()) => {
+                        s.stats.queued.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                        let n = s.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n.is_power_of_two() {
+                            log::warn!(
+                                "alert sink {}: queue full, {n} event(s) dropped so far",
+                                s.name
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counters of every sink.
+    pub fn reports(&self) -> Vec<SinkReport> {
+        self.sinks.iter().map(|s| s.stats.report(s.name)).collect()
+    }
+
+    /// Shared counters, for readers on other threads.
+    pub fn stats(&self) -> Vec<(&'static str, Arc<SinkStats>)> {
+        self.sinks
+            .iter()
+            .map(|s| (s.name, s.stats.clone()))
+            .collect()
+    }
+
+    /// Closes the queues and waits up to `limit` for the sinks to finish
+    /// what they hold.
+    pub fn stop(mut self, limit: Duration) {
+        for s in &mut self.sinks {
+            s.tx = None;
+        }
+        let end = Instant::now() + limit;
+        for s in &mut self.sinks {
+            let Some(t) = s.thread.take() else { continue };
+            while !t.is_finished() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                log::warn!("alert sink {} did not finish in time; leaving it", s.name);
+            }
+        }
+    }
+}
+
+fn spawn(
+    name: &'static str,
+    queue: usize,
+    body: impl FnOnce(Inbox, Arc<SinkStats>) + Send + 'static,
+) -> Result<Sink, SinkError> {
+    let (tx, rx) = mpsc::sync_channel(queue);
+    let stats = Arc::new(SinkStats::default());
+    let st = stats.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("sink-{name}"))
+        .spawn(move || body(rx, st))
+        .map_err(SinkError::Thread)?;
+    Ok(Sink {
+        name,
+        tx: Some(tx),
+        stats,
+        thread: Some(thread),
+    })
+}

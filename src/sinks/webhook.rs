@@ -1,0 +1,278 @@
+//! HTTP POST of each alert event to a URL, with a timeout and retries with
+//! backoff. Either the event as JSON, or the list Prometheus Alertmanager's
+//! `/api/v2/alerts` takes.
+//!
+//! Plain `http://` only: a webhook on a monitoring box usually points at a
+//! local relay or an Alertmanager on the management network.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use super::{Inbox, SinkStats};
+use crate::alert::{AlertEvent, Transition};
+use crate::config::{WebhookConfig, WebhookFormat};
+
+/// Where to POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Endpoint {
+    /// Parses `http://host[:port]/path`.
+    pub fn parse(url: &str) -> Result<Endpoint, String> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            if url.starts_with("https://") {
+                format!("{url:?}: https is not supported; point it at an http:// endpoint (a local relay or Alertmanager on the management network)")
+            } else {
+                format!("{url:?}: expected an URL like \"http://127.0.0.1:9093/api/v2/alerts\"")
+            }
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!(
+                "{url:?}: no host (or credentials in the URL, which are not supported)"
+            ));
+        }
+        let (host, port) = if let Some(h) = authority.strip_prefix('[') {
+            let (h, p) = h
+                .split_once(']')
+                .ok_or_else(|| format!("{url:?}: unclosed [ in the host"))?;
+            (h.to_string(), p.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            }
+        };
+        let port = match port {
+            None | Some("") => 80,
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("{url:?}: the port must be a number from 1 to 65535"))?,
+        };
+        if host.is_empty() || port == 0 || path.contains([' ', '\r', '\n']) {
+            return Err(format!("{url:?}: not a valid http URL"));
+        }
+        Ok(Endpoint {
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    fn host_header(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The webhook sink.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    endpoint: Endpoint,
+    format: WebhookFormat,
+    timeout: Duration,
+    retries: u32,
+}
+
+impl Webhook {
+    pub fn new(c: &WebhookConfig) -> Webhook {
+        Webhook {
+            // Validated with the config.
+            endpoint: Endpoint::parse(&c.url).unwrap_or(Endpoint {
+                host: "127.0.0.1".into(),
+                port: 80,
+                path: "/".into(),
+            }),
+            format: c.format,
+            timeout: c.timeout.0,
+            retries: c.retries,
+        }
+    }
+
+    /// Posts events until the queue closes.
+    pub fn run(self, rx: Inbox, stats: Arc<SinkStats>) {
+        let mut last_log: Option<Instant> = None;
+        while let Ok(ev) = rx.recv() {
+            let body = self.body(&ev);
+            let mut delay = Duration::from_millis(500);
+            let mut result = Err(String::new());
+            for attempt in 0..=self.retries {
+                result = self.post(&body);
+                if result.is_ok() {
+                    break;
+                }
+                if attempt < self.retries {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+            match result {
+                Ok(()) => {
+                    stats.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    let now = Instant::now();
+                    if last_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+                        last_log = Some(now);
+                        log::warn!(
+                            "webhook http://{}{}: alert {} not delivered after {} attempt(s): {e}",
+                            self.endpoint.host_header(),
+                            self.endpoint.path,
+                            ev.alert.id,
+                            self.retries + 1
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The request body for an event.
+    pub fn body(&self, ev: &AlertEvent) -> Vec<u8> {
+        match self.format {
+            WebhookFormat::Json => serde_json::to_vec(ev).unwrap_or_default(),
+            WebhookFormat::Alertmanager => {
+                serde_json::to_vec(&alertmanager(ev)).unwrap_or_default()
+            }
+        }
+    }
+
+    fn post(&self, body: &[u8]) -> Result<(), String> {
+        let e = &self.endpoint;
+        let addrs = (e.host.as_str(), e.port)
+            .to_socket_addrs()
+            .map_err(|err| format!("cannot resolve {}: {err}", e.host))?;
+        let mut last = String::from("no address");
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.timeout) {
+                Ok(s) => return self.exchange(s, body),
+                Err(err) => last = format!("connect {addr}: {err}"),
+            }
+        }
+        Err(last)
+    }
+
+    fn exchange(&self, mut s: TcpStream, body: &[u8]) -> Result<(), String> {
+        s.set_read_timeout(Some(self.timeout))
+            .map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(self.timeout))
+            .map_err(|e| e.to_string())?;
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: trafficalerted/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.endpoint.path,
+            self.endpoint.host_header(),
+            env!("CARGO_PKG_VERSION"),
+            body.len()
+        );
+        s.write_all(head.as_bytes())
+            .map_err(|e| format!("send: {e}"))?;
+        s.write_all(body).map_err(|e| format!("send: {e}"))?;
+        let mut reply = [0u8; 64];
+        let mut n = 0;
+        while n < 12 {
+            match s.read(&mut reply[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) => return Err(format!("no answer: {e}")),
+            }
+        }
+        let line = String::from_utf8_lossy(&reply[..n]);
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("not an HTTP answer: {line:?}"))?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(format!("HTTP {status}"))
+        }
+    }
+}
+
+fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// Alertmanager's `/api/v2/alerts` body: a list with one alert. An open
+/// alert gets an end a day ahead (Alertmanager resolves alerts it stops
+/// hearing about; this daemon announces openings and closings, not every
+/// tick), a closed one its real end.
+pub fn alertmanager(ev: &AlertEvent) -> serde_json::Value {
+    let a = &ev.alert;
+    let ends = match ev.event {
+        Transition::Close => a.end_ms.unwrap_or(a.last_update_ms),
+        Transition::Open => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(a.last_update_ms, |d| d.as_millis() as u64);
+            now.max(a.start_ms) + 24 * 3600 * 1000
+        }
+    };
+    let role = if a.kind.subject_is_source() {
+        "source"
+    } else {
+        "destination"
+    };
+    json!([{
+        "labels": {
+            "alertname": format!("trafficalerted_{}", a.kind.name()),
+            "kind": a.kind.name(),
+            "subject": a.subject.to_string(),
+            "rule": a.rule,
+            "severity": if a.degraded { "warning-degraded" } else { "warning" },
+        },
+        "annotations": {
+            "summary": format!("{} {} {}: {} {:?} over {}s (limit {})", a.kind.event_word(), role, a.subject, a.value, a.unit, a.window_secs, a.threshold),
+            "alert_id": a.id.to_string(),
+            "peak": a.peak.to_string(),
+        },
+        "startsAt": rfc3339(a.start_ms),
+        "endsAt": rfc3339(ends),
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_http_urls() {
+        let e = Endpoint::parse("http://127.0.0.1:9093/api/v2/alerts").unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path.as_str()),
+            ("127.0.0.1", 9093, "/api/v2/alerts")
+        );
+        let e = Endpoint::parse("http://alerts.lan").unwrap();
+        assert_eq!((e.port, e.path.as_str()), (80, "/"));
+        let e = Endpoint::parse("http://[::1]:8080/hook").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("::1", 8080));
+        assert_eq!(e.host_header(), "[::1]:8080");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_post_to() {
+        assert!(Endpoint::parse("https://x/").unwrap_err().contains("https"));
+        assert!(Endpoint::parse("ftp://x/").is_err());
+        assert!(Endpoint::parse("http://:80/").is_err());
+        assert!(Endpoint::parse("http://x:99999/").is_err());
+        assert!(Endpoint::parse("http://user:pw@x/").is_err());
+        assert!(Endpoint::parse("http://[::1/").is_err());
+    }
+}

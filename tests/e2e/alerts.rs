@@ -1,0 +1,291 @@
+//! Alerts from real traffic of real tools: nmap scans, an iperf3 transfer,
+//! a spoofed-source flood. Each alert must reach the log, the history file
+//! and a webhook receiver.
+
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::daemon::Daemon;
+use crate::netns::{Topology, require, wait_until};
+use crate::receiver::Receiver;
+use crate::traffic::trafgen;
+
+fn config(webhook: &str, extra_inbound: &str) -> String {
+    format!(
+        r#"
+[traffic]
+interval = "30s"
+byte_limit = "5M"
+chart_min_bytes = 1
+[scan]
+max_contacted_ips = 15
+max_contacted_ports = 100
+port_interval = "60s"
+[inbound]
+{extra_inbound}
+[alerts]
+hold_down = "1h"
+[alerts.webhook]
+url = "{webhook}"
+timeout = "2s"
+retries = 1
+"#
+    )
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Open alerts of a kind.
+fn open(d: &Daemon<'_>, kind: &str) -> Vec<Value> {
+    d.json("/api/v1/alerts")["open"]
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["kind"] == kind).cloned().collect())
+        .unwrap_or_default()
+}
+
+fn wait_open(d: &Daemon<'_>, kind: &str, subject: &str) -> Value {
+    wait_until(Duration::from_secs(20), || {
+        open(d, kind).into_iter().find(|a| a["subject"] == subject)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no {kind} alert for {subject}; open: {}\nlog:\n{}",
+            d.json("/api/v1/alerts"),
+            d.log()
+        )
+    })
+}
+
+/// The alert reached the log line, the history file and the webhook.
+fn delivered_everywhere(d: &Daemon<'_>, hook: &Receiver, alert: &Value, log_prefix: &str) {
+    let id = alert["id"].as_u64().unwrap();
+    let seen = wait_until(Duration::from_secs(10), || {
+        let in_log = d
+            .out()
+            .lines()
+            .any(|l| l.starts_with(log_prefix) && l.contains(&format!("STATE=OPEN ID={id} ")));
+        let in_history = d
+            .history()
+            .iter()
+            .any(|e| e["event"] == "open" && e["alert"]["id"] == id);
+        let in_webhook = hook
+            .bodies()
+            .iter()
+            .any(|b| b["event"] == "open" && b["alert"]["id"] == id);
+        (in_log && in_history && in_webhook).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "alert {id} not everywhere: stdout:\n{}\nhistory: {:?}\nwebhook: {:?}",
+        d.out(),
+        d.history(),
+        hook.bodies()
+    );
+}
+
+fn opened_in_history(d: &Daemon<'_>, kind: &str) -> usize {
+    d.history()
+        .iter()
+        .filter(|e| e["event"] == "open" && e["alert"]["kind"] == kind)
+        .count()
+}
+
+#[test]
+fn nmap_ping_sweep_is_one_address_scan_alert() {
+    require(&["nmap", "ethtool", "ping"]);
+    let t = Topology::new();
+    let hook = Receiver::start(&t.rtr);
+    let d = Daemon::start(&t.rtr, &config(&hook.url(), ""));
+    let started = now_ms();
+    let out = t.gen_ns.exec_output(&[
+        "nmap",
+        "-sn",
+        "-n",
+        "-T4",
+        "--max-retries",
+        "0",
+        "10.2.0.0/24",
+    ]);
+    assert!(
+        out.status.success(),
+        "nmap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = wait_open(&d, "address_scan", "10.1.0.2");
+    // nmap probes all 256 addresses in its first moments: the threshold is
+    // crossed right after it starts, and the alert must follow within two
+    // ticks (1 s each) of that.
+    let late = a["start_ms"].as_u64().unwrap().saturating_sub(started);
+    assert!(late <= 3000, "alert {late} ms after nmap started");
+    assert!(a["value"].as_u64().unwrap() > 15);
+    assert!(!a["evidence"]["destinations"].as_array().unwrap().is_empty());
+    delivered_everywhere(&d, &hook, &a, "EVENT=SCANNING SRC=10.1.0.2 ");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        opened_in_history(&d, "address_scan"),
+        1,
+        "one scan, one alert: {:?}",
+        d.history()
+    );
+    assert_eq!(opened_in_history(&d, "port_scan"), 0);
+    assert_eq!(opened_in_history(&d, "traffic"), 0);
+    let active = d.json("/active");
+    assert_eq!(active[0]["SourceIP"], "10.1.0.2");
+    assert_eq!(active[0]["EventType"], "SCANNING");
+}
+
+#[test]
+fn nmap_syn_scan_of_2000_ports_is_one_port_scan_alert() {
+    require(&["nmap", "ethtool", "ping"]);
+    let t = Topology::new();
+    let hook = Receiver::start(&t.rtr);
+    let d = Daemon::start(&t.rtr, &config(&hook.url(), ""));
+    let out = t.gen_ns.exec_output(&[
+        "nmap",
+        "-sS",
+        "-n",
+        "-Pn",
+        "-T4",
+        "--max-retries",
+        "0",
+        "-p1-2000",
+        "10.2.0.2",
+    ]);
+    assert!(
+        out.status.success(),
+        "nmap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = wait_open(&d, "port_scan", "10.1.0.2");
+    assert!(a["value"].as_u64().unwrap() > 100);
+    assert_eq!(a["evidence"]["ports"][0]["proto"], "tcp");
+    delivered_everywhere(&d, &hook, &a, "EVENT=SCANNING_PORT SRC=10.1.0.2 PORTS=[");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(opened_in_history(&d, "port_scan"), 1, "{:?}", d.history());
+    assert_eq!(
+        opened_in_history(&d, "address_scan"),
+        0,
+        "one target is no address scan"
+    );
+}
+
+#[test]
+fn iperf3_above_the_byte_limit_is_one_traffic_alert_and_no_scan() {
+    require(&["iperf3", "ethtool", "ping"]);
+    let t = Topology::new();
+    t.gen_ns.ip(&["addr", "add", "10.1.0.3/24", "dev", &t.g0]);
+    let hook = Receiver::start(&t.rtr);
+    let d = Daemon::start(&t.rtr, &config(&hook.url(), "byte_limit = \"1G\""));
+    let mut server = t.sink.spawn(
+        &["iperf3", "-s", "-1", "-p", "5201", "-B", "10.2.0.2"],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || t
+            .sink
+            .listening(5201)
+            .then_some(()))
+        .is_some()
+    );
+    let out = t.gen_ns.exec_output(&[
+        "iperf3", "-c", "10.2.0.2", "-p", "5201", "-B", "10.1.0.3", "-n", "20M",
+    ]);
+    assert!(
+        out.status.success(),
+        "iperf3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        server.wait_for(Duration::from_secs(60)).is_some(),
+        "iperf3 server did not finish"
+    );
+    let a = wait_open(&d, "traffic", "10.1.0.3");
+    assert_eq!(a["evidence"]["destinations"][0]["ip"], "10.2.0.2", "{a}");
+    assert!(a["value"].as_u64().unwrap() > 5_000_000);
+    delivered_everywhere(&d, &hook, &a, "EVENT=TRAFFIC SRC=10.1.0.3 TOTALBYTES=");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(opened_in_history(&d, "traffic"), 1, "{:?}", d.history());
+    assert_eq!(opened_in_history(&d, "address_scan"), 0);
+    assert_eq!(opened_in_history(&d, "port_scan"), 0);
+    let active = d.json("/active");
+    assert_eq!(active.as_array().unwrap().len(), 1, "{active}");
+    assert_eq!(active[0]["EventType"], "TRAFFIC");
+    assert_eq!(active[0]["DestinationIP"][0]["IP"], "10.2.0.2");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn daemon_pid(ns: &crate::netns::Netns) -> u32 {
+    let out = crate::netns::sh(&["ip", "netns", "pids", &ns.name]);
+    out.split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "trafficalerted")
+        })
+        .expect("daemon pid")
+}
+
+#[test]
+fn spoofed_flood_is_an_inbound_alert_with_flat_memory_and_no_backscatter_scan() {
+    require(&["trafgen", "ethtool", "ping"]);
+    let t = Topology::new();
+    let hook = Receiver::start(&t.rtr);
+    let cfg = config(&hook.url(), "byte_limit = \"5M\"").replace(
+        "chart_min_bytes = 1",
+        "chart_min_bytes = 1\nmax_hosts = 20000\nmax_pairs = 40000",
+    );
+    let d = Daemon::start(&t.rtr, &cfg);
+    let pid = daemon_pid(&t.rtr);
+    let mac = t.rtr.mac(&t.r0);
+    // 200 000 datagrams of 100 bytes from random sources to the sink's
+    // discard port: the sink answers some with ICMP port unreachable, to
+    // the spoofed sources (backscatter).
+    let flood = format!(
+        "{{ eth(da={mac}), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=drnd(), dp=9), fill(0x41, 72) }}"
+    );
+    let rss0 = rss_kib(pid);
+    trafgen(&t.gen_ns, &t.g0, 200_000, 5, &flood);
+    let a = wait_open(&d, "inbound", "10.2.0.2");
+    assert!(a["value"].as_u64().unwrap() > 5_000_000);
+    assert_eq!(a["evidence"]["sources"].as_array().unwrap().len(), 10);
+    delivered_everywhere(&d, &hook, &a, "EVENT=INBOUND DST=10.2.0.2 TOTALBYTES=");
+    std::thread::sleep(Duration::from_millis(1500));
+    let rss1 = rss_kib(pid);
+    trafgen(&t.gen_ns, &t.g0, 200_000, 5, &flood);
+    std::thread::sleep(Duration::from_millis(2500));
+    let rss2 = rss_kib(pid);
+    eprintln!(
+        "spoofed flood: RSS {rss0} KiB before, {rss1} KiB after 200k sources, {rss2} KiB after 400k"
+    );
+    assert!(
+        rss2 <= rss1 + rss1 / 10 + 4096,
+        "memory must stay flat once the tables are full: {rss0} → {rss1} → {rss2} KiB"
+    );
+    let status = d.json("/api/v1/status");
+    assert_eq!(status["tables"]["hosts"], 20000, "{status}");
+    assert!(status["untracked"]["src_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(opened_in_history(&d, "inbound"), 1);
+    assert_eq!(
+        opened_in_history(&d, "address_scan"),
+        0,
+        "backscatter is no scan: {:?}",
+        d.history()
+    );
+    assert_eq!(opened_in_history(&d, "port_scan"), 0);
+}
