@@ -83,6 +83,8 @@ wait = "$1"
 workers = $2
 [traffic]
 interval = "1h"
+[alerts]
+history_file = "$WORK/alerts.jsonl"
 EOF
     ip netns exec $R "$BIN" -c $WORK/ta.toml > $WORK/ta.out 2> $WORK/ta.log &
     DAEMON=$!
@@ -171,8 +173,8 @@ spoofed_sources() {
     fill=$(api /api/v1/status | python3 -c "
 import json,sys
 s=json.load(sys.stdin); t=s['tables']; u=s['untracked']
-print('%d/%d hosts, %d/%d pairs; interval bytes %s, of which from untracked sources %s'
-      % (t['hosts'], t['max_hosts'], t['pairs'], t['max_pairs'], format(s['totals']['bytes'], ','), format(u['src_bytes'], ',')))")
+print('%d/%d hosts, %d/%d pairs; bytes counted %s, of which from sources the host table had no room for %s'
+      % (t['hosts'], t['max_hosts'], t['pairs'], t['max_pairs'], format(s['lifetime']['bytes'], ','), format(u['src_bytes'], ',')))")
     kill -TERM $DAEMON; wait $DAEMON 2>/dev/null || true
     echo "Spoofed sources (4 × 1,000,000 random source addresses, 50-byte IP packets = 200,000,000 bytes," \
          "default bounds): RSS in MiB at start and after each million: $rss;" \

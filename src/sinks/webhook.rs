@@ -267,6 +267,38 @@ mod tests {
     }
 
     #[test]
+    fn alertmanager_body_has_labels_and_times() {
+        use crate::alert::{Alert, AlertKind, Evidence, Unit};
+        let a = Alert {
+            id: 9,
+            kind: AlertKind::PortScan,
+            subject: "10.1.0.2".parse().unwrap(),
+            rule: "default".into(),
+            start_ms: 1_700_000_000_000,
+            last_update_ms: 1_700_000_060_000,
+            end_ms: Some(1_700_000_120_000),
+            value: 300,
+            peak: 400,
+            threshold: 100,
+            unit: Unit::Ports,
+            window_secs: 600,
+            degraded: false,
+            drop_ratio: 0.0,
+            evidence: Evidence::default(),
+        };
+        let v = alertmanager(&AlertEvent {
+            event: Transition::Close,
+            alert: a,
+        });
+        let x = &v[0];
+        assert_eq!(x["labels"]["alertname"], "trafficalerted_port_scan");
+        assert_eq!(x["labels"]["subject"], "10.1.0.2");
+        assert_eq!(x["startsAt"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(x["endsAt"], "2023-11-14T22:15:20.000Z");
+        assert_eq!(x["annotations"]["alert_id"], "9");
+    }
+
+    #[test]
     fn refuses_what_it_cannot_post_to() {
         assert!(Endpoint::parse("https://x/").unwrap_err().contains("https"));
         assert!(Endpoint::parse("ftp://x/").is_err());
