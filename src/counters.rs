@@ -123,7 +123,7 @@ impl IfaceDelta {
 }
 
 /// Totals for display, derived from accumulated deltas.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct IfaceReport {
     pub frames: u64,
     pub wire_bytes: u64,

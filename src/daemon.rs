@@ -42,11 +42,15 @@ pub fn run(mut config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let restored = restore_history(&config)?;
     let sinks = Sinks::start(&config.alerts, &restored.open)?;
     let mut capture = Capture::start(&config, published.clone(), restored, sinks)?;
-    let http = crate::http::start(&config.http.listen, published.clone())?;
-    for a in http.addrs() {
-        if !a.ip().is_loopback() {
+    let http = crate::http::start(
+        &config.http.listen,
+        config.http.auth.as_ref(),
+        published.clone(),
+    )?;
+    if config.http.auth.is_none() {
+        for a in http.addrs().iter().filter(|a| !a.ip().is_loopback()) {
             log::warn!(
-                "the HTTP API on {a} is reachable from the network and has no access control; keep it on a management network"
+                "the HTTP API on {a} is reachable from the network and has no access control; set [http.auth] or keep it on a management network"
             );
         }
     }

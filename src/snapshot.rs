@@ -85,6 +85,8 @@ pub struct Snapshot {
     pub tick: u64,
     /// Wall-clock time the tick was closed, ms since the Unix epoch.
     pub unix_ms: u64,
+    /// Length of a tick, ms.
+    pub tick_ms: u64,
     /// Length of the traffic window, ticks.
     pub window_ticks: u64,
     pub chart_min_bytes: u64,
@@ -104,6 +106,9 @@ pub struct Snapshot {
     pub tables: TableFill,
     /// Open alerts, oldest first.
     pub alerts: Vec<Alert>,
+    /// Alerts opened and closed since start, per kind ([`AlertKind::index`]).
+    pub alerts_opened: [u64; 4],
+    pub alerts_closed: [u64; 4],
     /// The last closed alerts, newest last.
     pub closed: Vec<Alert>,
     pub sinks: Vec<SinkReport>,
@@ -116,6 +121,11 @@ pub struct Snapshot {
     pub all_json: OnceLock<Bytes>,
     /// The `/active` body, rendered on first request.
     pub active_json: OnceLock<Bytes>,
+    /// The `/metrics` body, rendered on first request.
+    pub metrics_text: OnceLock<Bytes>,
+    /// The event stream's message for this tick, rendered once for every
+    /// listener.
+    pub stream_event: OnceLock<Bytes>,
 }
 
 impl Snapshot {
@@ -124,6 +134,7 @@ impl Snapshot {
         Snapshot {
             tick: 0,
             unix_ms: 0,
+            tick_ms: config.tick().as_millis() as u64,
             window_ticks: config.interval_ticks(),
             chart_min_bytes: config.traffic.chart_min_bytes.0,
             hosts: Vec::new(),
@@ -141,6 +152,8 @@ impl Snapshot {
                 bytes: 0,
             },
             alerts: Vec::new(),
+            alerts_opened: [0; 4],
+            alerts_closed: [0; 4],
             closed: Vec::new(),
             sinks: Vec::new(),
             health: TickHealth::default(),
@@ -150,6 +163,8 @@ impl Snapshot {
             runtime: Arc::new(runtime),
             all_json: OnceLock::new(),
             active_json: OnceLock::new(),
+            metrics_text: OnceLock::new(),
+            stream_event: OnceLock::new(),
         }
     }
 
@@ -275,12 +290,43 @@ fn legacy_dests<S: serde::Serializer>(d: &&[DestView], s: S) -> Result<S::Ok, S:
     }))
 }
 
-/// Where the latest snapshot is published.
-pub type Published = Arc<ArcSwap<Snapshot>>;
+/// Where the latest snapshot is published, and who is told when a new one
+/// arrives (the event stream).
+#[derive(Debug)]
+pub struct Publisher {
+    snap: ArcSwap<Snapshot>,
+    tick: tokio::sync::watch::Sender<u64>,
+}
+
+impl Publisher {
+    /// The latest snapshot.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.snap.load_full()
+    }
+
+    /// Swaps in a new snapshot and tells the subscribers.
+    pub fn store(&self, s: Arc<Snapshot>) {
+        let tick = s.tick;
+        self.snap.store(s);
+        self.tick.send_replace(tick);
+    }
+
+    /// Told of every new snapshot (by its tick).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tick.subscribe()
+    }
+}
+
+/// The shared publication point.
+pub type Published = Arc<Publisher>;
 
 /// Makes a publication point holding `initial`.
 pub fn publish(initial: Snapshot) -> Published {
-    Arc::new(ArcSwap::from_pointee(initial))
+    let (tick, _) = tokio::sync::watch::channel(initial.tick);
+    Arc::new(Publisher {
+        snap: ArcSwap::from_pointee(initial),
+        tick,
+    })
 }
 
 #[cfg(test)]

@@ -99,6 +99,8 @@ pub struct RuntimeInfo {
     pub ring_block_count: u32,
     pub ring_memory_max: u64,
     pub source: String,
+    /// When the daemon started, ms since the Unix epoch.
+    pub started_ms: u64,
 }
 
 /// Per-tick health of the hand-over between workers and aggregator.
@@ -134,6 +136,8 @@ pub struct Aggregator {
     shards_merged: u64,
     late_total: u64,
     recent_closed: VecDeque<Alert>,
+    opened_total: [u64; 4],
+    closed_total: [u64; 4],
     touched: Vec<u32>,
     config_json: Arc<serde_json::Value>,
     runtime: Arc<RuntimeInfo>,
@@ -164,6 +168,8 @@ impl Aggregator {
             shards_merged: 0,
             late_total: 0,
             recent_closed: VecDeque::new(),
+            opened_total: [0; 4],
+            closed_total: [0; 4],
             touched: Vec::new(),
             config_json: Arc::new(serde_json::to_value(config).unwrap_or_default()),
             runtime: Arc::new(runtime),
@@ -482,6 +488,12 @@ impl Aggregator {
             }
         }
         let mut events = Vec::with_capacity(opened.len() + closed.len());
+        for (kind, _) in &opened {
+            self.opened_total[kind.index()] += 1;
+        }
+        for a in &closed {
+            self.closed_total[a.kind.index()] += 1;
+        }
         for (kind, addr) in opened {
             if let Some(o) = self.lifecycle.get_mut(kind, addr) {
                 events.push(AlertEvent {
@@ -571,6 +583,7 @@ impl Aggregator {
         Snapshot {
             tick,
             unix_ms,
+            tick_ms: (self.cfg.tick_secs * 1000.0).round() as u64,
             window_ticks: self.cfg.traffic_ticks,
             chart_min_bytes: self.cfg.chart_min_bytes,
             hosts_unlisted: total.saturating_sub(hosts.len()),
@@ -591,6 +604,8 @@ impl Aggregator {
                 bytes: self.hosts.bytes() + self.pairs.bytes(),
             },
             alerts,
+            alerts_opened: self.opened_total,
+            alerts_closed: self.closed_total,
             closed: self.recent_closed.iter().cloned().collect(),
             sinks: Vec::new(),
             health,
@@ -600,6 +615,8 @@ impl Aggregator {
             runtime: self.runtime.clone(),
             all_json: Default::default(),
             active_json: Default::default(),
+            metrics_text: Default::default(),
+            stream_event: Default::default(),
         }
     }
 

@@ -148,6 +148,9 @@ impl Capture {
             ring_block_count: sizing.block_count,
             ring_memory_max: sizing.ring_memory_max,
             source: "live".into(),
+            started_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
         };
         // Readers see the runtime facts from the start, not after a tick.
         published.store(Arc::new(Snapshot::empty(config, runtime.clone())));

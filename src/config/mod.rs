@@ -194,6 +194,47 @@ pub struct AlertsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HttpConfig {
     pub listen: Vec<SocketAddr>,
+    /// `None`: no access control (fine on loopback).
+    pub auth: Option<Auth>,
+}
+
+/// Who may read the API.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>` (or `?access_token=` for the
+    /// dashboard's event stream).
+    Bearer(String),
+    /// `Authorization: Basic` with this user and password.
+    Basic { user: String, password: String },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Bearer(_) => f.write_str("Bearer(..)"),
+            Auth::Basic { user, .. } => write!(f, "Basic({user}, ..)"),
+        }
+    }
+}
+
+impl Serialize for Auth {
+    /// Never the secret, only which kind.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Auth::Bearer(_) => serde_json::json!({ "kind": "bearer" }).serialize(s),
+            Auth::Basic { user, .. } => {
+                serde_json::json!({ "kind": "basic", "user": user }).serialize(s)
+            }
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsConfig {
+    /// Hosts with their own series on `/metrics` (the largest senders), so
+    /// that the number of series stays bounded.
+    pub top_hosts: usize,
 }
 
 /// The validated configuration.
@@ -208,6 +249,7 @@ pub struct Config {
     #[serde(rename = "rule")]
     pub rules: Vec<Rule>,
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -229,6 +271,8 @@ pub mod limits {
     /// Scan thresholds bound the per-host sets kept to count distinct
     /// destinations and ports.
     pub const SCAN_THRESHOLD_MAX: u32 = 10_000;
+    /// Hosts with their own `/metrics` series, at most.
+    pub const TOP_HOSTS_MAX: usize = 1000;
 }
 
 impl Config {
@@ -608,6 +652,19 @@ impl Config {
         if listen.is_empty() {
             return Err(at.invalid(&["http", "listen"], "needs at least one address".into()));
         }
+        let auth = match raw.http.auth {
+            None => None,
+            Some(a) => Some(auth(a, at)?),
+        };
+        if raw.metrics.top_hosts > limits::TOP_HOSTS_MAX {
+            return Err(at.invalid(
+                &["metrics", "top_hosts"],
+                format!(
+                    "at most {}: every host is a set of series",
+                    limits::TOP_HOSTS_MAX
+                ),
+            ));
+        }
 
         Ok(Config {
             tick,
@@ -659,8 +716,56 @@ impl Config {
                 exec,
             },
             rules,
-            http: HttpConfig { listen },
+            http: HttpConfig { listen, auth },
+            metrics: MetricsConfig {
+                top_hosts: raw.metrics.top_hosts,
+            },
         })
+    }
+}
+
+/// A secret given inline or as a file to read (trailing newline dropped).
+fn secret(
+    inline: Option<String>,
+    file: Option<String>,
+    key: &'static str,
+    at: &Located<'_>,
+) -> Result<Option<String>, ConfigError> {
+    let value = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(at.invalid(
+                &["http", "auth", key],
+                format!("give {key} or {key}_file, not both"),
+            ));
+        }
+        (Some(v), None) => v,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|e| at.invalid(&["http", "auth", key], format!("cannot read {path}: {e}")))?,
+        (None, None) => return Ok(None),
+    };
+    if value.is_empty() {
+        return Err(at.invalid(&["http", "auth", key], "must not be empty".into()));
+    }
+    Ok(Some(value))
+}
+
+fn auth(a: raw::RawAuth, at: &Located<'_>) -> Result<Auth, ConfigError> {
+    let token = secret(a.bearer_token, a.bearer_token_file, "bearer_token", at)?;
+    let password = secret(a.password, a.password_file, "password", at)?;
+    match (token, a.user, password) {
+        (Some(t), None, None) => Ok(Auth::Bearer(t)),
+        (None, Some(user), Some(password)) if !user.is_empty() && !user.contains(':') => {
+            Ok(Auth::Basic { user, password })
+        }
+        (None, Some(_), Some(_)) => Err(at.invalid(
+            &["http", "auth", "user"],
+            "must not be empty or contain ':'".into(),
+        )),
+        _ => Err(at.invalid(
+            &["http", "auth"],
+            "set either bearer_token (or bearer_token_file), or user and password (or password_file)".into(),
+        )),
     }
 }
 
@@ -988,6 +1093,46 @@ listen = ["127.0.0.1:9000", "[::1]:9000"]
             c.alerts.webhook.unwrap().format,
             WebhookFormat::Alertmanager
         );
+    }
+
+    #[test]
+    fn auth_forms() {
+        let c = Config::parse("[http.auth]\nbearer_token = \"s3cret\"\n", "t").unwrap();
+        assert_eq!(c.http.auth, Some(Auth::Bearer("s3cret".into())));
+        let v = serde_json::to_string(&c).unwrap();
+        assert!(!v.contains("s3cret"), "the secret never shows: {v}");
+        let c = Config::parse("[http.auth]\nuser = \"ops\"\npassword = \"pw\"\n", "t").unwrap();
+        assert_eq!(
+            c.http.auth,
+            Some(Auth::Basic {
+                user: "ops".into(),
+                password: "pw".into()
+            })
+        );
+        let dir = std::env::temp_dir().join(format!("ta-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("token");
+        std::fs::write(&f, "from-file\n").unwrap();
+        let c = Config::parse(
+            &format!(
+                "[http.auth]\nbearer_token_file = {:?}\n",
+                f.to_string_lossy()
+            ),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.http.auth, Some(Auth::Bearer("from-file".into())));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(err("[http.auth]\nuser = \"ops\"\n").contains("either bearer_token"));
+        assert!(
+            err("[http.auth]\nbearer_token = \"x\"\nbearer_token_file = \"/y\"\n")
+                .contains("not both")
+        );
+        assert!(
+            err("[http.auth]\nbearer_token_file = \"/nonexistent/t\"\n")
+                .contains("cannot read /nonexistent/t")
+        );
+        assert!(err("[metrics]\ntop_hosts = 100000\n").contains("metrics.top_hosts"));
     }
 
     #[test]

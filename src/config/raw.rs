@@ -23,6 +23,7 @@ pub struct RawConfig {
     pub alerts: RawAlerts,
     pub rule: Vec<RawRule>,
     pub http: RawHttp,
+    pub metrics: RawMetrics,
 }
 
 impl Default for RawConfig {
@@ -36,6 +37,7 @@ impl Default for RawConfig {
             alerts: RawAlerts::default(),
             rule: Vec::new(),
             http: RawHttp::default(),
+            metrics: RawMetrics::default(),
         }
     }
 }
@@ -237,13 +239,39 @@ impl Default for RawTraffic {
 #[serde(deny_unknown_fields, default)]
 pub struct RawHttp {
     pub listen: Listen,
+    pub auth: Option<RawAuth>,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
         RawHttp {
             listen: Listen(vec![SocketAddr::from(([127, 0, 0, 1], 8698))]),
+            auth: None,
         }
+    }
+}
+
+/// `[http.auth]`: a bearer token, or a user and password (basic), each
+/// secret given inline or read from a file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMetrics {
+    pub top_hosts: usize,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics { top_hosts: 20 }
     }
 }
 

@@ -150,31 +150,92 @@ impl Netns {
 
     /// Sends raw request bytes from inside the namespace: (status, body).
     pub fn http_raw(&self, addr: &str, request: &str) -> (u16, String) {
+        let r = self.http_exchange(addr, request.as_bytes().to_vec());
+        (r.status, r.body)
+    }
+
+    /// A request with headers and an optional body, from inside the
+    /// namespace, on a connection of its own.
+    pub fn http(
+        &self,
+        addr: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
+        }
+        req.push_str("\r\n");
+        req.push_str(body.unwrap_or(""));
+        self.http_exchange(addr, req.into_bytes())
+    }
+
+    fn http_exchange(&self, addr: &str, request: Vec<u8>) -> Reply {
         let ns = self.name.clone();
         let addr = addr.to_string();
-        let request = request.to_string();
         std::thread::spawn(move || {
             enter(&ns);
             let mut s = std::net::TcpStream::connect(&addr)
                 .unwrap_or_else(|e| panic!("connect {addr} in {ns}: {e}"));
-            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-            s.write_all(request.as_bytes()).expect("send request");
+            s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+            s.write_all(&request).expect("send request");
             let mut buf = Vec::new();
             let _ = s.read_to_end(&mut buf);
-            let text = String::from_utf8_lossy(&buf).into_owned();
-            let status = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            let body = text
-                .split_once("\r\n\r\n")
-                .map(|(_, b)| b.to_string())
-                .unwrap_or_default();
-            (status, body)
+            Reply::parse(&buf)
         })
         .join()
         .expect("http thread")
+    }
+
+    /// Reads a streamed response (server-sent events) until `enough` says
+    /// so or `limit` passes; everything read, head included.
+    pub fn http_stream(
+        &self,
+        addr: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        limit: Duration,
+        enough: impl Fn(&str) -> bool + Send + 'static,
+    ) -> String {
+        let ns = self.name.clone();
+        let addr = addr.to_string();
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        std::thread::spawn(move || {
+            enter(&ns);
+            let mut s = std::net::TcpStream::connect(&addr)
+                .unwrap_or_else(|e| panic!("connect {addr} in {ns}: {e}"));
+            s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+            s.write_all(req.as_bytes()).expect("send request");
+            let end = Instant::now() + limit;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            while Instant::now() < end {
+                match s.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(_) => {}
+                }
+                if enough(&String::from_utf8_lossy(&buf)) {
+                    break;
+                }
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+        .join()
+        .expect("stream thread")
     }
 
     /// True if a TCP socket listens on `port` inside the namespace (without
@@ -226,6 +287,72 @@ impl Drop for Netns {
             .args(["netns", "del", &self.name])
             .status();
     }
+}
+
+/// An HTTP response as read off the socket.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub status: u16,
+    /// Header lines, names lower-cased: `name: value`.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    fn parse(raw: &[u8]) -> Reply {
+        let text = String::from_utf8_lossy(raw);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return Reply::default();
+        };
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): status {} {}", self.status, self.body))
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

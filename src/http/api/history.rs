@@ -1,0 +1,325 @@
+//! Pages of the alert history, read from the history file and its rotated
+//! predecessors, oldest first.
+//!
+//! An event's time is when the alert opened (for an opening) or closed (for
+//! a closing). Pages are in (time, alert id, opening before closing) order;
+//! `since` is inclusive and `next_since` is where the next page starts. A
+//! page never ends inside a millisecond, so paging by `next_since` misses
+//! nothing — unless more than `limit` events share one millisecond, which
+//! the page then says (`split_millisecond`).
+
+use std::collections::{BinaryHeap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::alert::{Alert, AlertEvent, AlertKind, Transition};
+
+/// Most events on one page.
+pub const MAX_LIMIT: usize = 1000;
+/// Longer lines are not events the daemon wrote; skipped.
+const MAX_LINE: u64 = 1 << 20;
+
+/// One event with the time it is ordered by.
+#[derive(Debug, Serialize)]
+pub struct Event {
+    pub time_ms: u64,
+    pub event: Transition,
+    pub alert: Alert,
+}
+
+/// One page.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub since: u64,
+    pub limit: usize,
+    pub events: Vec<Event>,
+    /// More events follow; ask again with `since = next_since`.
+    pub more: bool,
+    pub next_since: u64,
+    /// The page had to end inside a millisecond: events of that millisecond
+    /// past the page are not reachable by paging.
+    pub split_millisecond: bool,
+    pub files_read: usize,
+    /// Lines that were not events (torn or foreign).
+    pub skipped_lines: usize,
+}
+
+/// The order of events: time, then id, then opening before closing.
+type Key = (u64, u64, u8);
+
+struct Item(Key, AlertEvent);
+
+impl PartialEq for Item {
+    fn eq(&self, o: &Self) -> bool {
+        self.0 == o.0
+    }
+}
+impl Eq for Item {}
+impl PartialOrd for Item {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Item {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&o.0)
+    }
+}
+
+fn key(ev: &AlertEvent) -> Key {
+    match ev.event {
+        Transition::Open => (ev.alert.start_ms, ev.alert.id, 0),
+        Transition::Close => (
+            ev.alert.end_ms.unwrap_or(ev.alert.last_update_ms),
+            ev.alert.id,
+            1,
+        ),
+    }
+}
+
+/// The files in time order: `file.keep` … `file.1`, then `file`.
+fn files(path: &Path, keep: u32) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = (1..=keep)
+        .rev()
+        .map(|n| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(format!(".{n}"));
+            PathBuf::from(p)
+        })
+        .collect();
+    v.push(path.to_path_buf());
+    v
+}
+
+/// Reads one page. Memory stays at `limit` events whatever the files hold.
+pub fn read_page(
+    path: &Path,
+    keep: u32,
+    since: u64,
+    limit: usize,
+    kind: Option<AlertKind>,
+) -> io::Result<Page> {
+    let limit = limit.clamp(1, MAX_LIMIT);
+    // The `limit + 1` smallest keys seen, the largest on top to be pushed out.
+    let mut heap: BinaryHeap<Item> = BinaryHeap::with_capacity(limit + 2);
+    // A rotated file starts with the alerts still open: the same opening
+    // twice, once in each file.
+    let mut held: HashSet<Key> = HashSet::new();
+    let mut files_read = 0;
+    let mut skipped = 0;
+    for f in files(path, keep) {
+        let file = match File::open(&f) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", f.display()))),
+        };
+        files_read += 1;
+        let mut r = BufReader::new(file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = r.by_ref().take(MAX_LINE).read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            if line.last() != Some(&b'\n') {
+                skipped += 1;
+                if n as u64 == MAX_LINE {
+                    // Skip the rest of an overlong line.
+                    let mut rest = Vec::new();
+                    r.read_until(b'\n', &mut rest)?;
+                    continue;
+                }
+                break;
+            }
+            let Ok(ev) = serde_json::from_slice::<AlertEvent>(&line) else {
+                skipped += 1;
+                continue;
+            };
+            if kind.is_some_and(|k| ev.alert.kind != k) {
+                continue;
+            }
+            let k = key(&ev);
+            if k.0 < since || held.contains(&k) {
+                continue;
+            }
+            if heap.len() > limit {
+                if heap.peek().is_some_and(|top| top.0 <= k) {
+                    continue;
+                }
+                if let Some(out) = heap.pop() {
+                    held.remove(&out.0);
+                }
+            }
+            held.insert(k);
+            heap.push(Item(k, ev));
+        }
+    }
+    let mut v = heap.into_sorted_vec();
+    let more = v.len() > limit;
+    let mut split = false;
+    let next_since;
+    if more {
+        let boundary = v[limit].0.0;
+        let keep_n = v[..limit].iter().take_while(|i| i.0.0 < boundary).count();
+        if keep_n == 0 {
+            split = true;
+            v.truncate(limit);
+            next_since = boundary + 1;
+        } else {
+            v.truncate(keep_n);
+            next_since = boundary;
+        }
+    } else {
+        next_since = v.last().map_or(since, |i| i.0.0 + 1);
+    }
+    Ok(Page {
+        since,
+        limit,
+        events: v
+            .into_iter()
+            .map(|Item(k, ev)| Event {
+                time_ms: k.0,
+                event: ev.event,
+                alert: ev.alert,
+            })
+            .collect(),
+        more,
+        next_since,
+        split_millisecond: split,
+        files_read,
+        skipped_lines: skipped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Evidence, Unit};
+    use std::io::Write;
+
+    fn ev(id: u64, open: bool, start: u64, end: u64) -> String {
+        let a = Alert {
+            id,
+            kind: if id % 2 == 0 {
+                AlertKind::Traffic
+            } else {
+                AlertKind::PortScan
+            },
+            subject: "10.0.0.1".parse().unwrap(),
+            rule: "default".into(),
+            start_ms: start,
+            last_update_ms: end,
+            end_ms: (!open).then_some(end),
+            value: 1,
+            peak: 1,
+            threshold: 1,
+            unit: Unit::Bytes,
+            window_secs: 1,
+            degraded: false,
+            drop_ratio: 0.0,
+            evidence: Evidence::default(),
+        };
+        let e = AlertEvent {
+            event: if open {
+                Transition::Open
+            } else {
+                Transition::Close
+            },
+            alert: a,
+        };
+        format!("{}\n", serde_json::to_string(&e).unwrap())
+    }
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ta-hist-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn pages_cover_rotated_files_without_duplicates_or_gaps() {
+        let d = dir("pages");
+        let p = d.join("alerts.jsonl");
+        // .2 is oldest. Alert 3 stays open across the rotation into the
+        // current file, which repeats its opening.
+        std::fs::write(
+            d.join("alerts.jsonl.2"),
+            ev(1, true, 100, 0) + &ev(1, false, 100, 200) + &ev(2, true, 300, 0),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("alerts.jsonl.1"),
+            ev(2, false, 300, 400) + &ev(3, true, 400, 0) + "{torn",
+        )
+        .unwrap();
+        let mut f = File::create(&p).unwrap();
+        f.write_all(
+            (ev(3, true, 400, 0) + &ev(4, true, 400, 0) + &ev(3, false, 400, 900)).as_bytes(),
+        )
+        .unwrap();
+
+        let all = read_page(&p, 2, 0, 100, None).unwrap();
+        let keys: Vec<(u64, u64)> = all.events.iter().map(|e| (e.time_ms, e.alert.id)).collect();
+        assert_eq!(
+            keys,
+            [
+                (100, 1),
+                (200, 1),
+                (300, 2),
+                (400, 2),
+                (400, 3),
+                (400, 4),
+                (900, 3)
+            ]
+        );
+        assert_eq!(
+            (all.more, all.next_since, all.files_read, all.skipped_lines),
+            (false, 901, 3, 1)
+        );
+
+        // Pages of 3: the second would end inside ms 400, so it stops before.
+        let p1 = read_page(&p, 2, 0, 3, None).unwrap();
+        assert_eq!(p1.events.len(), 3);
+        assert!(p1.more);
+        let p2 = read_page(&p, 2, p1.next_since, 3, None).unwrap();
+        assert_eq!(p2.events.len(), 3, "{p2:?}");
+        assert!(p2.events.iter().all(|e| e.time_ms == 400));
+        let p3 = read_page(&p, 2, p2.next_since, 3, None).unwrap();
+        assert_eq!(
+            p3.events.iter().map(|e| e.time_ms).collect::<Vec<_>>(),
+            [900]
+        );
+        assert!(!p3.more);
+
+        let two = read_page(&p, 2, 300, 2, None).unwrap();
+        assert_eq!(two.events.len(), 1, "stops before the ms-400 group");
+        assert_eq!(two.next_since, 400);
+        let one = read_page(&p, 2, 400, 1, None).unwrap();
+        assert!(one.split_millisecond);
+        assert_eq!(one.next_since, 401);
+
+        let scans = read_page(&p, 2, 0, 100, Some(AlertKind::PortScan)).unwrap();
+        assert!(
+            scans
+                .events
+                .iter()
+                .all(|e| e.alert.kind == AlertKind::PortScan)
+        );
+        assert_eq!(scans.events.len(), 4);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn missing_files_are_an_empty_history() {
+        let d = dir("missing");
+        let page = read_page(&d.join("none.jsonl"), 3, 5, 10, None).unwrap();
+        assert!(page.events.is_empty());
+        assert_eq!((page.more, page.next_since, page.files_read), (false, 5, 0));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -1,0 +1,475 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4),
+//! rendered once per snapshot however many scrapers ask.
+//!
+//! Per-host series exist only for the `[metrics] top_hosts` largest senders
+//! of the window, so the number of series stays bounded whatever the
+//! traffic; they are gauges over the traffic window, not counters, because
+//! hosts come and go.
+
+use std::fmt::Write;
+
+use hyper::Response;
+use hyper::StatusCode;
+use hyper::body::Bytes;
+
+use super::api::iface_rates;
+use super::respond::{Body, bytes};
+use crate::alert::AlertKind;
+use crate::snapshot::Snapshot;
+
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub fn response(snap: &Snapshot) -> Response<Body> {
+    let text = snap.metrics_text.get_or_init(|| Bytes::from(render(snap)));
+    bytes(StatusCode::OK, CONTENT_TYPE, text.clone())
+}
+
+/// Writes families: one `# HELP`/`# TYPE` header, then its samples.
+struct Out {
+    s: String,
+}
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.s, "# HELP {name} {help}");
+        let _ = writeln!(self.s, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.s.push_str(name);
+        if !labels.is_empty() {
+            self.s.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.s.push(',');
+                }
+                self.s.push_str(k);
+                self.s.push_str("=\"");
+                escape(&mut self.s, v);
+                self.s.push('"');
+            }
+            self.s.push('}');
+        }
+        let _ = writeln!(self.s, " {value}");
+    }
+
+    fn one(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The whole exposition for one snapshot.
+pub fn render(snap: &Snapshot) -> String {
+    let mut o = Out {
+        s: String::with_capacity(16 * 1024),
+    };
+    o.family(
+        "trafficalerted_build_info",
+        "gauge",
+        "Version of the running daemon.",
+    );
+    o.sample(
+        "trafficalerted_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    o.one(
+        "trafficalerted_start_time_seconds",
+        "gauge",
+        "When the daemon started, seconds since the Unix epoch.",
+        snap.runtime.started_ms as f64 / 1000.0,
+    );
+    o.one(
+        "trafficalerted_ticks_total",
+        "counter",
+        "Ticks closed since start.",
+        snap.tick,
+    );
+    o.one(
+        "trafficalerted_tick_seconds",
+        "gauge",
+        "Length of a tick.",
+        snap.tick_ms as f64 / 1000.0,
+    );
+    o.one(
+        "trafficalerted_tick_duration_seconds",
+        "gauge",
+        "Time the last tick took to merge, detect and publish.",
+        snap.health.merge_micros as f64 / 1e6,
+    );
+    o.one(
+        "trafficalerted_late_shards_total",
+        "counter",
+        "Worker shards that missed their tick (their packets counted in a later one).",
+        snap.late_shards_total,
+    );
+    o.one(
+        "trafficalerted_workers",
+        "gauge",
+        "Capture worker threads.",
+        snap.runtime.workers,
+    );
+    o.one(
+        "trafficalerted_packets_total",
+        "counter",
+        "IP packets counted since start.",
+        snap.lifetime.packets,
+    );
+    o.one(
+        "trafficalerted_bytes_total",
+        "counter",
+        "IP bytes (layer 3) counted since start.",
+        snap.lifetime.bytes,
+    );
+    o.one(
+        "trafficalerted_window_drop_ratio",
+        "gauge",
+        "Share of packets the kernel dropped over the traffic window.",
+        snap.drop_ratio,
+    );
+
+    ifaces(&mut o, snap);
+    tables(&mut o, snap);
+    alerts(&mut o, snap);
+    sinks(&mut o, snap);
+    hosts(&mut o, snap);
+    o.s
+}
+
+fn ifaces(o: &mut Out, snap: &Snapshot) {
+    type Get = fn(&crate::counters::IfaceReport) -> u64;
+    let counters: [(&str, &str, Get); 9] = [
+        (
+            "trafficalerted_interface_frames_total",
+            "Frames read from the interface's rings.",
+            |r| r.frames,
+        ),
+        (
+            "trafficalerted_interface_wire_bytes_total",
+            "Bytes of those frames as on the wire.",
+            |r| r.wire_bytes,
+        ),
+        (
+            "trafficalerted_interface_ip_packets_total",
+            "IP packets counted on the interface.",
+            |r| r.ip_packets,
+        ),
+        (
+            "trafficalerted_interface_ip_bytes_total",
+            "IP bytes (layer 3) counted on the interface.",
+            |r| r.ip_bytes,
+        ),
+        (
+            "trafficalerted_interface_kernel_packets_total",
+            "Packets the kernel passed to the rings (PACKET_STATISTICS).",
+            |r| r.kernel_packets,
+        ),
+        (
+            "trafficalerted_interface_ring_drops_total",
+            "Packets the kernel dropped because a ring was full.",
+            |r| r.kernel_drops,
+        ),
+        (
+            "trafficalerted_interface_ring_freezes_total",
+            "Times a ring froze because it was full.",
+            |r| r.kernel_freezes,
+        ),
+        (
+            "trafficalerted_interface_outgoing_skipped_total",
+            "Outgoing frames skipped (direction = ingress).",
+            |r| r.outgoing_skipped,
+        ),
+        (
+            "trafficalerted_interface_ring_corrupt_total",
+            "Ring blocks or frames with impossible headers, skipped.",
+            |r| r.ring_corrupt,
+        ),
+    ];
+    o.family(
+        "trafficalerted_interface_up",
+        "gauge",
+        "1 while the interface exists and is watched.",
+    );
+    for v in &snap.ifaces {
+        o.sample(
+            "trafficalerted_interface_up",
+            &[("interface", &v.name)],
+            u8::from(v.present),
+        );
+    }
+    for (name, help, get) in counters {
+        o.family(name, "counter", help);
+        for v in &snap.ifaces {
+            o.sample(name, &[("interface", &v.name)], get(&v.totals));
+        }
+    }
+    o.family(
+        "trafficalerted_interface_bytes_per_second",
+        "gauge",
+        "IP bytes per second over the last tick.",
+    );
+    for r in iface_rates(snap) {
+        o.sample(
+            "trafficalerted_interface_bytes_per_second",
+            &[("interface", &r.view.name)],
+            r.rate.ip_bytes_per_sec,
+        );
+    }
+    o.family(
+        "trafficalerted_interface_non_ip_frames_total",
+        "counter",
+        "Frames that carry no IP, by what they carry.",
+    );
+    for v in &snap.ifaces {
+        for (kind, n) in &v.totals.non_ip {
+            o.sample(
+                "trafficalerted_interface_non_ip_frames_total",
+                &[("interface", &v.name), ("kind", kind)],
+                n,
+            );
+        }
+    }
+    o.family(
+        "trafficalerted_parser_errors_total",
+        "counter",
+        "Packets with a malformed header, by layer and problem.",
+    );
+    for v in &snap.ifaces {
+        for (reason, n) in &v.totals.malformed {
+            o.sample(
+                "trafficalerted_parser_errors_total",
+                &[("interface", &v.name), ("reason", reason)],
+                n,
+            );
+        }
+    }
+}
+
+fn tables(o: &mut Out, snap: &Snapshot) {
+    let t = &snap.tables;
+    o.family(
+        "trafficalerted_table_entries",
+        "gauge",
+        "Entries in a bounded table.",
+    );
+    o.sample(
+        "trafficalerted_table_entries",
+        &[("table", "hosts")],
+        t.hosts,
+    );
+    o.sample(
+        "trafficalerted_table_entries",
+        &[("table", "pairs")],
+        t.pairs,
+    );
+    o.family(
+        "trafficalerted_table_capacity",
+        "gauge",
+        "Most entries a table may hold (config).",
+    );
+    o.sample(
+        "trafficalerted_table_capacity",
+        &[("table", "hosts")],
+        t.max_hosts,
+    );
+    o.sample(
+        "trafficalerted_table_capacity",
+        &[("table", "pairs")],
+        t.max_pairs,
+    );
+    o.one(
+        "trafficalerted_table_memory_bytes",
+        "gauge",
+        "Heap bytes held by the host and pair tables.",
+        t.bytes,
+    );
+    let u = &snap.lifetime_untracked;
+    o.family(
+        "trafficalerted_untracked_bytes_total",
+        "counter",
+        "Bytes counted in totals but not per host or pair, because the table was full.",
+    );
+    for (table, n) in [
+        ("sources", u.src_bytes),
+        ("destinations", u.dst_bytes),
+        ("pairs", u.pair_bytes),
+    ] {
+        o.sample(
+            "trafficalerted_untracked_bytes_total",
+            &[("table", table)],
+            n,
+        );
+    }
+}
+
+fn alerts(o: &mut Out, snap: &Snapshot) {
+    let mut open = [0u64; 4];
+    for a in &snap.alerts {
+        open[a.kind.index()] += 1;
+    }
+    let fams: [(&str, &str, &str, &[u64; 4]); 3] = [
+        (
+            "trafficalerted_alerts_open",
+            "gauge",
+            "Alerts open now.",
+            &open,
+        ),
+        (
+            "trafficalerted_alerts_opened_total",
+            "counter",
+            "Alerts opened since start.",
+            &snap.alerts_opened,
+        ),
+        (
+            "trafficalerted_alerts_closed_total",
+            "counter",
+            "Alerts closed since start.",
+            &snap.alerts_closed,
+        ),
+    ];
+    for (name, kind, help, counts) in fams {
+        o.family(name, kind, help);
+        for k in AlertKind::ALL {
+            o.sample(name, &[("kind", k.name())], counts[k.index()]);
+        }
+    }
+}
+
+fn sinks(o: &mut Out, snap: &Snapshot) {
+    o.family(
+        "trafficalerted_sink_events_total",
+        "counter",
+        "Alert events per sink: queued, delivered, failed, or dropped because its queue was full.",
+    );
+    for s in &snap.sinks {
+        for (outcome, n) in [
+            ("queued", s.queued),
+            ("delivered", s.delivered),
+            ("failed", s.failed),
+            ("dropped", s.dropped),
+        ] {
+            o.sample(
+                "trafficalerted_sink_events_total",
+                &[("sink", s.name), ("outcome", outcome)],
+                n,
+            );
+        }
+    }
+}
+
+fn hosts(o: &mut Out, snap: &Snapshot) {
+    let top = snap.config["metrics"]["top_hosts"].as_u64().unwrap_or(20) as usize;
+    // Snapshot hosts are already ordered by bytes sent, largest first.
+    let hosts = &snap.hosts[..snap.hosts.len().min(top)];
+    type Get = fn(&crate::snapshot::HostView) -> u64;
+    let fams: [(&str, &str, Get); 6] = [
+        (
+            "trafficalerted_host_sent_bytes",
+            "IP bytes the host sent over the traffic window (top hosts only).",
+            |h| h.sent_bytes,
+        ),
+        (
+            "trafficalerted_host_sent_packets",
+            "IP packets the host sent over the traffic window (top hosts only).",
+            |h| h.sent_packets,
+        ),
+        (
+            "trafficalerted_host_received_bytes",
+            "IP bytes the host received over the traffic window (top hosts only).",
+            |h| h.recv_bytes,
+        ),
+        (
+            "trafficalerted_host_received_packets",
+            "IP packets the host received over the traffic window (top hosts only).",
+            |h| h.recv_packets,
+        ),
+        (
+            "trafficalerted_host_contacted_addresses",
+            "Distinct addresses the host initiated contact to in the scan window (top hosts only).",
+            |h| u64::from(h.contacted),
+        ),
+        (
+            "trafficalerted_host_contacted_ports",
+            "Distinct ports the host initiated contact to in the port window (top hosts only).",
+            |h| u64::from(h.ports),
+        ),
+    ];
+    let names: Vec<String> = hosts.iter().map(|h| h.addr.to_string()).collect();
+    for (name, help, get) in fams {
+        o.family(name, "gauge", help);
+        for (h, n) in hosts.iter().zip(&names) {
+            o.sample(name, &[("host", n)], get(h));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregator::RuntimeInfo;
+    use crate::config::Config;
+    use crate::snapshot::{HostView, IfaceView};
+    use crate::wire::Addr;
+
+    #[test]
+    fn labels_are_escaped_and_hosts_bounded() {
+        let mut c = Config::default();
+        c.metrics.top_hosts = 2;
+        let mut s = Snapshot::empty(&c, RuntimeInfo::default());
+        s.ifaces.push(IfaceView {
+            ifindex: 3,
+            name: "we\"ird\\\n".into(),
+            link: "ether".into(),
+            present: true,
+            totals: Default::default(),
+            last_tick: Default::default(),
+        });
+        s.hosts = (1..=5u8)
+            .map(|n| HostView {
+                addr: Addr::from_v4([10, 0, 0, n]),
+                sent_bytes: 100 - u64::from(n),
+                sent_packets: 1,
+                recv_bytes: 0,
+                recv_packets: 0,
+                contacted: 0,
+                ports: 0,
+                alerts: 0,
+                destinations: Vec::new(),
+            })
+            .collect();
+        let t = render(&s);
+        assert!(
+            t.contains(r#"trafficalerted_interface_up{interface="we\"ird\\\n"} 1"#),
+            "{t}"
+        );
+        assert!(t.contains(r#"trafficalerted_host_sent_bytes{host="10.0.0.2"} 98"#));
+        assert!(!t.contains("10.0.0.3"), "only the top 2 hosts");
+        assert!(t.contains(r#"trafficalerted_alerts_opened_total{kind="port_scan"} 0"#));
+        // Every sample line belongs to a family declared before it.
+        let mut declared = std::collections::HashSet::new();
+        for line in t.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                assert!(
+                    declared.insert(rest.split(' ').next().unwrap().to_string()),
+                    "{line}"
+                );
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert!(declared.contains(name), "{line}");
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The HTTP API: a small hyper server on its own thread, answering only from
+//! the latest published snapshot, so nothing it does reaches the capture.
+//!
+//! Endpoints: the original TrafficAlerted's `/all`, `/active` and
+//! `/capabilities` in their JSON shapes; everything new under `/api/v1/`
+//! ([`api`]); `/metrics` for Prometheus ([`metrics`]); the live dashboard
+//! under `/dashboard/` ([`dashboard`]); `/healthz`, open to load balancers
+//! even when access control is on ([`auth`]).
+
+mod api;
+mod auth;
+mod dashboard;
+mod metrics;
+mod query;
+mod respond;
+mod stream;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::config::Auth;
+use crate::snapshot::Published;
+
+pub use auth::Access;
+pub use respond::Body;
+
+/// Most simultaneous connections; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Most simultaneous event streams (each holds a connection for as long as
+/// the client wants); more get 503.
+pub const MAX_STREAMS: usize = 32;
+/// Most history reads at once (each reads files from disk).
+pub const MAX_HISTORY_READS: usize = 2;
+/// Most bytes of request head (request line and headers) accepted.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Time a client gets to send a request head, also between requests on a
+/// kept-alive connection: an idle or trickling client is cut off after it.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot listen on {addr}: {err}")]
+    Bind {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+    #[error("cannot start the HTTP thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The running server.
+#[derive(Debug)]
+pub struct HttpServer {
+    addrs: Vec<SocketAddr>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// The addresses actually bound (useful with port 0).
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops accepting, ends open streams and the thread.
+    pub fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub published: Published,
+    pub access: Access,
+    pub streams: Arc<Semaphore>,
+    pub history_reads: Arc<Semaphore>,
+}
+
+/// Binds every address now (so a busy port is an error at start), then
+/// serves from a thread of its own.
+pub fn start(
+    listen: &[SocketAddr],
+    auth: Option<&Auth>,
+    published: Published,
+) -> Result<HttpServer, HttpError> {
+    let mut listeners = Vec::new();
+    let mut addrs = Vec::new();
+    for &addr in listen {
+        let l = std::net::TcpListener::bind(addr).map_err(|err| HttpError::Bind { addr, err })?;
+        l.set_nonblocking(true)
+            .map_err(|err| HttpError::Bind { addr, err })?;
+        addrs.push(l.local_addr().unwrap_or(addr));
+        listeners.push(l);
+    }
+    let shared = Arc::new(Shared {
+        published,
+        access: Access::new(auth),
+        streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+        history_reads: Arc::new(Semaphore::new(MAX_HISTORY_READS)),
+    });
+    let (tx, rx) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || serve(listeners, shared, rx))
+        .map_err(HttpError::Thread)?;
+    Ok(HttpServer {
+        addrs,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    })
+}
+
+fn serve(
+    listeners: Vec<std::net::TcpListener>,
+    shared: Arc<Shared>,
+    shutdown: oneshot::Receiver<()>,
+) {
+    // History reads go to the blocking pool; two threads are plenty.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_HISTORY_READS)
+        .thread_name("http-io")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("HTTP: cannot start its runtime: {e}");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        for l in listeners {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => {
+                    tokio::spawn(accept_loop(l, shared.clone(), permits.clone()));
+                }
+                Err(e) => log::error!("HTTP: {e}"),
+            }
+        }
+        let _ = shutdown.await;
+    });
+    // Dropping the runtime drops every connection and stream task with it.
+    rt.shutdown_timeout(Duration::from_millis(500));
+}
+
+async fn accept_loop(l: tokio::net::TcpListener, shared: Arc<Shared>, permits: Arc<Semaphore>) {
+    let mut refused: u64 = 0;
+    loop {
+        let (stream, _) = match l.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                log::warn!("HTTP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                log::warn!(
+                    "HTTP: {refused} connection(s) refused so far: more than {MAX_CONNECTIONS} open"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+            drop(permit);
+        });
+    }
+}
+
+/// Answers one request: access, method, then the route.
+pub(crate) async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return respond::method_not_allowed(req.method(), &path);
+    }
+    if path != "/healthz" && !dashboard::is_public(&path, &shared.access) {
+        if let Err(refused) = shared.access.check(req.headers()) {
+            return refused.response();
+        }
+    }
+    let snap = shared.published.load();
+    let answer = match path.as_str() {
+        "/healthz" => Ok(respond::text(StatusCode::OK, "ok\n")),
+        "/metrics" => Ok(metrics::response(&snap)),
+        "/api/v1/stream" => stream::open(shared),
+        "/api/v1/alerts/history" => api::history(&snap, query.as_deref(), shared).await,
+        "/dashboard" => Ok(respond::redirect("/dashboard/")),
+        "/" => Ok(respond::redirect("/dashboard/")),
+        p if p.starts_with("/dashboard/") => dashboard::file(p),
+        p => api::route(p, query.as_deref(), &snap),
+    };
+    answer.unwrap_or_else(|e| e.response())
+}
