@@ -340,7 +340,7 @@
 
   const graph = new FlowGraph($("flows"), showHost);
   $("flow-labels").addEventListener("change", (ev) => graph.setLabels(ev.target.checked));
-  $("flow-reset").addEventListener("click", () => graph.fit());
+  $("flow-reset").addEventListener("click", () => graph.fit(true));
   $("flow-limit").addEventListener("change", refreshFlows);
 
   async function refreshFlows() {

@@ -23,6 +23,8 @@
       this.alpha = 0;
       this.showLabels = true;
       this.picked = null;
+      // Until the operator zooms or pans, the view follows the graph.
+      this.userMoved = false;
       this.svg = el("svg", { role: "img", "aria-label": "flow chart" });
       this.root = el("g", {});
       this.edgeLayer = el("g", { class: "edges" });
@@ -50,6 +52,7 @@
         this.tx = mx - (mx - this.tx) * (k / this.k);
         this.ty = my - (my - this.ty) * (k / this.k);
         this.k = k;
+        this.userMoved = true;
         this.applyView();
       }, { passive: false });
       this.svg.addEventListener("mousedown", (ev) => {
@@ -60,6 +63,7 @@
         if (!drag) return;
         this.tx = drag.tx + ev.clientX - drag.x;
         this.ty = drag.ty + ev.clientY - drag.y;
+        this.userMoved = true;
         this.applyView();
       });
       window.addEventListener("mouseup", () => { drag = null; });
@@ -69,7 +73,8 @@
       this.root.setAttribute("transform", `translate(${this.tx},${this.ty}) scale(${this.k})`);
     }
 
-    fit() {
+    fit(byUser) {
+      if (byUser) this.userMoved = false;
       const { w, h } = this.size();
       if (this.nodes.size === 0) { this.k = 1; this.tx = w / 2; this.ty = h / 2; this.applyView(); return; }
       let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
@@ -138,6 +143,7 @@
       });
       this.alpha = fresh > 0 ? 1 : Math.max(this.alpha, 0.3);
       if (!this.running) this.run(fresh === this.nodes.size);
+      else if (!this.userMoved) this.fit();
     }
 
     pick(id) {
@@ -152,7 +158,7 @@
         const steps = first ? 30 : 2;
         for (let i = 0; i < steps && this.alpha > 0.01; i++) this.step();
         this.draw();
-        if (first) { this.fit(); first = false; }
+        if (first || !this.userMoved) { this.fit(); first = false; }
         if (this.alpha > 0.01) requestAnimationFrame(frame); else this.running = false;
       };
       requestAnimationFrame(frame);

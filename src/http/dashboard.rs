@@ -13,7 +13,7 @@ use super::respond::{Answer, ApiError, bytes, set};
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-const FILES: [(&str, &str, &str); 4] = [
+const FILES: [(&str, &str, &str); 5] = [
     (
         "/dashboard/",
         "text/html; charset=utf-8",
@@ -28,6 +28,11 @@ const FILES: [(&str, &str, &str); 4] = [
         "/dashboard/graph.js",
         "text/javascript; charset=utf-8",
         include_str!("../dashboard/graph.js"),
+    ),
+    (
+        "/dashboard/icon.svg",
+        "image/svg+xml",
+        include_str!("../dashboard/icon.svg"),
     ),
     (
         "/dashboard/style.css",

@@ -6,6 +6,7 @@
 //! ping, setpriv); without them they fail with a message saying so.
 
 mod alerts;
+mod browser;
 mod capture;
 mod cli;
 mod daemon;
@@ -15,6 +16,7 @@ mod interfaces;
 mod lifecycle;
 mod netns;
 mod privileges;
+mod prometheus;
 mod receiver;
 mod ring;
 mod traffic;

@@ -188,8 +188,19 @@ impl Netns {
                 .unwrap_or_else(|e| panic!("connect {addr} in {ns}: {e}"));
             s.set_read_timeout(Some(Duration::from_secs(30))).ok();
             s.write_all(&request).expect("send request");
+            // Read to the end of the body (by its length, when given): a
+            // server may keep the connection open despite `close`.
             let mut buf = Vec::new();
-            let _ = s.read_to_end(&mut buf);
+            let mut chunk = [0u8; 16384];
+            loop {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                if Reply::complete(&buf) {
+                    break;
+                }
+            }
             Reply::parse(&buf)
         })
         .join()
@@ -299,6 +310,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The head is in and the body is as long as its Content-Length says.
+    fn complete(raw: &[u8]) -> bool {
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        head.lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .is_some_and(|n| raw.len() >= end + 4 + n)
+    }
+
     fn parse(raw: &[u8]) -> Reply {
         let text = String::from_utf8_lossy(raw);
         let Some((head, body)) = text.split_once("\r\n\r\n") else {
