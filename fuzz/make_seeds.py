@@ -140,4 +140,30 @@ blocks = {
 for name, img in blocks.items():
     with open(f"seeds/ring_block/{name}", "wb") as f:
         f.write(img)
-print(f"{len(seeds)} parse, {len(configs)} config, {len(blocks)} ring_block seeds")
+# http_request: byte 0 = access mode (0 open, 1 bearer "t0ken", 2 basic
+# ops:pw), then the request target, then "\n" and the Authorization value.
+os.makedirs("seeds/http_request", exist_ok=True)
+requests = {
+    "hosts_all_params": b"\x00/api/v1/hosts?sort=packets&order=asc&limit=10&offset=5&detail&alerting=false&net=10.0.0.0%2F8",
+    "hosts_overflow": b"\x00/api/v1/hosts?limit=99999999999999999999999&offset=18446744073709551615",
+    "hosts_bad_escape": b"\x00/api/v1/hosts?net=%E0%A4%A&sort=%ff",
+    "host_v6": b"\x00/api/v1/hosts/2001:db8::1",
+    "host_v4_mapped": b"\x00/api/v1/hosts/::ffff:10.0.0.2",
+    "host_garbage": b"\x00/api/v1/hosts/%2e%2e%2f%2e%2e",
+    "flows_min_max": b"\x00/api/v1/flows?limit=5000&min_bytes=18446744073709551615",
+    "alerts_kind": b"\x00/api/v1/alerts?kind=port_scan&kind=traffic",
+    "dashboard_traversal": b"\x00/dashboard/../../etc/passwd",
+    "metrics": b"\x00/metrics",
+    "legacy_with_query": b"\x00/all?x==&&=",
+    "bearer_ok": b"\x01/api/v1/status\nBearer t0ken",
+    "bearer_case": b"\x01/api/v1/status\nbEaReR   t0ken  ",
+    "bearer_empty": b"\x01/api/v1/status\nBearer ",
+    "basic_ok": b"\x02/api/v1/hosts\nBasic b3BzOnB3",
+    "basic_bad_b64": b"\x02/api/v1/hosts\nBasic ====",
+    "basic_no_colon": b"\x02/api/v1/hosts\nBasic b3Bz",
+    "dashboard_basic": b"\x02/dashboard/\n",
+}
+for name, data in requests.items():
+    with open(f"seeds/http_request/{name}", "wb") as f:
+        f.write(data)
+print(f"{len(seeds)} parse, {len(configs)} config, {len(blocks)} ring_block, {len(requests)} http_request seeds")

@@ -21,9 +21,12 @@ fi
 need=()
 for pair in iperf3:iperf3 nmap:nmap trafgen:netsniff-ng tcpdump:tcpdump ethtool:ethtool \
             ip:iproute2 ss:iproute2 ping:iputils-ping setpriv:util-linux curl:curl \
-            taskset:util-linux python3:python3; do
+            taskset:util-linux python3:python3 prometheus:prometheus promtool:prometheus \
+            chromium:chromium chromedriver:chromium-driver; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
+# Text in the dashboard's screenshot needs a font.
+[ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
     echo "== installing: ${need[*]}"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -37,7 +40,7 @@ echo "== fuzzing (bounded)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 RUNS=${FUZZ_RUNS:-1000000}
 SECS=${FUZZ_SECONDS:-60}
-for target in parse config ring_block; do
+for target in parse config ring_block http_request; do
     corpus=$(mktemp -d)
     log=$(mktemp)
     if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \

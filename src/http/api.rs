@@ -288,10 +288,12 @@ fn hosts(snap: &Snapshot, query: Option<&str>) -> Answer {
         .filter(|h| net.as_ref().is_none_or(|n| n.contains(h.addr)))
         .collect();
     let key = sort_key(sort);
-    // Ties broken by address, so pages do not overlap.
-    if order == "desc" {
+    // Ties broken by address, so pages do not overlap. The snapshot lists
+    // hosts by bytes sent already (same tie-break): no sort for that.
+    let presorted = sort == "bytes" && order == "desc";
+    if !presorted && order == "desc" {
         picked.sort_by(|a, b| key(b).cmp(&key(a)).then(a.addr.cmp(&b.addr)));
-    } else {
+    } else if !presorted {
         picked.sort_by(|a, b| key(a).cmp(&key(b)).then(a.addr.cmp(&b.addr)));
     }
     let total = picked.len();

@@ -29,7 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::config::Auth;
-use crate::snapshot::Published;
+use crate::snapshot::{Published, Snapshot};
 
 pub use auth::Access;
 pub use respond::Body;
@@ -216,14 +216,39 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<
     }
     let snap = shared.published.load();
     let answer = match path.as_str() {
-        "/healthz" => Ok(respond::text(StatusCode::OK, "ok\n")),
-        "/metrics" => Ok(metrics::response(&snap)),
         "/api/v1/stream" => stream::open(shared),
         "/api/v1/alerts/history" => api::history(&snap, query.as_deref(), shared).await,
-        "/dashboard" => Ok(respond::redirect("/dashboard/")),
-        "/" => Ok(respond::redirect("/dashboard/")),
-        p if p.starts_with("/dashboard/") => dashboard::file(p),
-        p => api::route(p, query.as_deref(), &snap),
+        p => answer(p, query.as_deref(), &snap),
     };
     answer.unwrap_or_else(|e| e.response())
+}
+
+/// The answers that need nothing but the snapshot.
+fn answer(path: &str, query: Option<&str>, snap: &Snapshot) -> respond::Answer {
+    match path {
+        "/healthz" => Ok(respond::text(StatusCode::OK, "ok\n")),
+        "/metrics" => Ok(metrics::response(snap)),
+        "/dashboard" | "/" => Ok(respond::redirect("/dashboard/")),
+        p if p.starts_with("/dashboard/") => dashboard::file(p),
+        p => api::route(p, query, snap),
+    }
+}
+
+/// The status a GET of `target` (path and query) with these headers would
+/// get, for everything answered from the snapshot alone: what the fuzz
+/// target drives, untrusted text in, never a panic.
+pub fn probe(target: &str, headers: &hyper::HeaderMap, access: &Access, snap: &Snapshot) -> u16 {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    if path != "/healthz" && !dashboard::is_public(path, access) {
+        if let Err(refused) = access.check(headers) {
+            return refused.response().status().as_u16();
+        }
+    }
+    match answer(path, query, snap) {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.status.as_u16(),
+    }
 }
