@@ -66,17 +66,21 @@ pub fn run(mut config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         )
     );
 
+    crate::notify::ready(&format!("watching {}", display_list(&capture.watched())));
+
     let tick = config.tick();
     loop {
         match sig_rx.recv_timeout(tick) {
             Ok(SIGTERM) | Ok(SIGINT) => break,
             Ok(SIGHUP) => match reload(path.as_deref()) {
                 Ok(new) => {
+                    crate::notify::notify("RELOADING=1");
                     if new.tick != config.tick || new.http != config.http {
                         log::warn!("reload: tick and http.listen take effect after a restart");
                     }
                     capture.reconfigure(&new);
                     config = new;
+                    crate::notify::notify("READY=1");
                 }
                 Err(e) => log::error!("reload refused, the running configuration stays: {e:#}"),
             },
@@ -86,6 +90,7 @@ pub fn run(mut config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         }
     }
     log::info!("stopping");
+    crate::notify::notify("STOPPING=1");
     let (last, reports) = capture.stop();
     http.stop();
     sig_handle.close();

@@ -14,6 +14,7 @@ pub mod distinct;
 pub mod flows;
 pub mod hosts;
 pub mod http;
+pub mod notify;
 pub mod pairs;
 pub mod rules;
 pub mod shard;

@@ -36,6 +36,9 @@ fi
 echo "== cargo test (unit, integration, end-to-end in namespaces, benches once)"
 cargo test --workspace --all-targets --locked
 
+echo "== Debian package: build, lintian, systemd-analyze, install/upgrade/remove/purge in a fresh root"
+$SUDO ./packaging/test-deb.sh
+
 echo "== fuzzing (bounded)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 RUNS=${FUZZ_RUNS:-1000000}
