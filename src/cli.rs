@@ -29,6 +29,32 @@ pub enum Command {
     },
     /// Print the documented default config file.
     DefaultConfig,
+    /// Play capture files (pcap, pcapng; plain, gzip or zstd; `-` for
+    /// standard input) through the detection, on the packets' clock.
+    Replay {
+        /// The files, played one after the other.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// `max`: as fast as it goes; `realtime`: paced by the timestamps,
+        /// with the HTTP API and dashboard.
+        #[arg(long, value_enum, default_value = "max")]
+        speed: crate::replay::Speed,
+        /// Only the alert lines on standard output: no other sink, no summary.
+        #[arg(long, conflicts_with = "json")]
+        alerts_only: bool,
+        /// The summary as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+        /// Hosts and pairs listed in the summary (0: all).
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        top: usize,
+        /// Append the alerts to this history file (never the configured one).
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
+        /// No progress bar, even on a terminal.
+        #[arg(long)]
+        no_progress: bool,
+    },
     /// Convert an original TrafficAlerted.conf to this daemon's TOML
     /// (printed to standard output).
     ConvertConfig {

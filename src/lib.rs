@@ -16,6 +16,7 @@ pub mod hosts;
 pub mod http;
 pub mod notify;
 pub mod pairs;
+pub mod replay;
 pub mod rules;
 pub mod shard;
 pub mod sinks;

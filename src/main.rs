@@ -34,6 +34,43 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e, 2),
             }
         }
+        Command::Replay {
+            files,
+            speed,
+            alerts_only,
+            json,
+            top,
+            history,
+            no_progress,
+        } => {
+            let config = match load(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return fail(&e, 2),
+            };
+            let opts = trafficalerted::replay::Options {
+                files,
+                speed,
+                alerts_only,
+                json,
+                top,
+                history,
+                progress: !no_progress,
+            };
+            match trafficalerted::replay::run(&config, &opts) {
+                Ok(summary) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&summary).unwrap_or_default()
+                        );
+                    } else if !alerts_only {
+                        print!("{}", summary.table());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e, 1),
+            }
+        }
         Command::DefaultConfig => {
             print!("{}", config::DOCUMENTED_DEFAULT);
             ExitCode::SUCCESS

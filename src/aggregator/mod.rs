@@ -335,6 +335,27 @@ impl Aggregator {
         health: TickHealth,
         unix_ms: u64,
     ) -> (Snapshot, Vec<AlertEvent>) {
+        let (events, drop_ratio) = self.close(tick, health, unix_ms);
+        let snap = self.snapshot(tick, health, unix_ms, drop_ratio);
+        self.sweep(tick);
+        (snap, events)
+    }
+
+    /// Like [`Aggregator::end_tick`] for a reader that needs no snapshot of
+    /// this tick (a replay at full speed): the snapshot is most of a tick's
+    /// work when nothing is alerting.
+    pub fn end_tick_quiet(
+        &mut self,
+        tick: u64,
+        health: TickHealth,
+        unix_ms: u64,
+    ) -> Vec<AlertEvent> {
+        let (events, _) = self.close(tick, health, unix_ms);
+        self.sweep(tick);
+        events
+    }
+
+    fn close(&mut self, tick: u64, health: TickHealth, unix_ms: u64) -> (Vec<AlertEvent>, f64) {
         if let Some(mut f) = self.failed.take() {
             let mut addrs = Vec::new();
             let mut ports = Vec::new();
@@ -363,7 +384,10 @@ impl Aggregator {
         let events = self.announce(opened, closed, now);
         self.late_total += u64::from(health.late_workers);
         self.ifaces.end_tick(tick);
-        let snap = self.snapshot(tick, health, unix_ms, drop_ratio);
+        (events, drop_ratio)
+    }
+
+    fn sweep(&mut self, tick: u64) {
         let budget = (self.hosts.len() as u64 / self.geo.width).max(4096) as usize;
         self.hosts.sweep(
             &self.geo,
@@ -371,7 +395,6 @@ impl Aggregator {
             (self.cfg.scan_ticks, self.cfg.port_ticks),
             budget,
         );
-        (snap, events)
     }
 
     /// The detector pass: every host touched this tick and every subject of

@@ -18,5 +18,6 @@ mod netns;
 mod privileges;
 mod prometheus;
 mod receiver;
+mod replay;
 mod ring;
 mod traffic;

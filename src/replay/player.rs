@@ -1,0 +1,168 @@
+//! The live pipeline on the packets' own clock: parse and count into a
+//! shard (the same `count_frame` a capture worker calls), hand the shard to
+//! the aggregator when a packet's timestamp crosses into the next tick,
+//! detect, announce. One thread: a replay is limited by one core's parse
+//! and count speed, not by hand-overs.
+//!
+//! Ticks are counted from the first packet. Empty ticks between packets
+//! are closed one by one, so windows slide and alerts close exactly as they
+//! would have live. A packet older than the tick being filled (files merged
+//! out of order) is counted in that tick, and counted as out of order.
+
+use crate::aggregator::{Aggregator, RuntimeInfo, TickHealth};
+use crate::alert::AlertEvent;
+use crate::config::{Config, ScanCount};
+use crate::counters::{IfaceDelta, count_frame};
+use crate::flows::{SLOTS, UdpFlows};
+use crate::shard::{Hasher, Shard, ShardLimits};
+use crate::snapshot::Snapshot;
+use crate::wire::Meta;
+
+use super::reader::Packet;
+use super::totals::WholeTotals;
+
+/// Called with every tick's alerts opened or closed, and its snapshot when
+/// one is built (each tick with `snapshots`, else only the last).
+pub type OnTick<'a> = dyn FnMut(Option<Snapshot>, Vec<AlertEvent>) + 'a;
+
+/// The pipeline of one replay.
+pub struct Player<'a> {
+    agg: Aggregator,
+    shard: Shard,
+    flows: UdpFlows,
+    /// Counters per (file, interface), by ifindex − 1.
+    ifaces: Vec<IfaceDelta>,
+    tick_ns: u64,
+    /// Time of the first packet: the start of tick 0.
+    t0: Option<u64>,
+    tick: u64,
+    /// Where the current tick ends.
+    tick_end_ns: u64,
+    pub out_of_order: u64,
+    pub totals: WholeTotals,
+    /// Build a snapshot every tick (someone watches the API), or only at
+    /// the end.
+    snapshots: bool,
+    on_tick: Box<OnTick<'a>>,
+}
+
+impl std::fmt::Debug for Player<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Player")
+            .field("tick", &self.tick)
+            .field("t0", &self.t0)
+            .field("ifaces", &self.ifaces.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Player<'a> {
+    pub fn new(
+        config: &Config,
+        runtime: RuntimeInfo,
+        snapshots: bool,
+        on_tick: Box<OnTick<'a>>,
+    ) -> Player<'a> {
+        let limits = ShardLimits {
+            max_hosts: config.traffic.max_hosts,
+            max_pairs: config.traffic.max_pairs,
+            max_ports: config.traffic.max_pairs,
+            answers: config.scan.count == ScanCount::Failed,
+        };
+        Player {
+            agg: Aggregator::new(config, runtime),
+            shard: Shard::new(limits, &Hasher::new()),
+            flows: UdpFlows::new(SLOTS),
+            ifaces: Vec::new(),
+            tick_ns: config.tick().as_nanos().max(1) as u64,
+            t0: None,
+            tick: 0,
+            tick_end_ns: 0,
+            out_of_order: 0,
+            totals: WholeTotals::new(config.traffic.max_hosts, config.traffic.max_pairs),
+            snapshots,
+            on_tick,
+        }
+    }
+
+    /// Names an input interface; returns its index for [`Player::packet`].
+    pub fn add_iface(&mut self, name: &str, link: &str) -> u32 {
+        let ifindex = self.ifaces.len() as u32 + 1;
+        self.ifaces.push(IfaceDelta::new(ifindex));
+        self.agg.iface_added(ifindex, name, link);
+        ifindex
+    }
+
+    /// Counts one packet read from interface `ifindex`.
+    #[inline]
+    pub fn packet(&mut self, p: &Packet<'_>, ifindex: u32) {
+        if p.ts_ns >= self.tick_end_ns {
+            self.advance(p.ts_ns);
+        } else if p.ts_ns + self.tick_ns < self.tick_end_ns {
+            self.out_of_order += 1;
+        }
+        let Some(c) = self.ifaces.get_mut(ifindex as usize - 1) else {
+            return;
+        };
+        c.frames += 1;
+        c.wire_bytes += u64::from(p.wire_len);
+        let meta = Meta {
+            wire_len: p.wire_len,
+            ..Meta::default()
+        };
+        count_frame(p.link, p.data, meta, c, &mut self.shard, &mut self.flows);
+    }
+
+    /// Closes ticks until the one holding `ts_ns`.
+    fn advance(&mut self, ts_ns: u64) {
+        let t0 = *self.t0.get_or_insert(ts_ns - ts_ns % self.tick_ns);
+        if self.tick_end_ns == 0 {
+            self.tick_end_ns = t0 + self.tick_ns;
+            if ts_ns < self.tick_end_ns {
+                return;
+            }
+        }
+        while ts_ns >= self.tick_end_ns {
+            self.close_tick(self.snapshots);
+        }
+    }
+
+    /// Hands the shard to the aggregator and closes the current tick.
+    fn close_tick(&mut self, snapshot: bool) {
+        self.shard.first_tick = self.tick;
+        self.shard.last_tick = self.tick;
+        for c in &mut self.ifaces {
+            self.shard.add_iface(c.take());
+        }
+        self.totals.add(&self.shard);
+        self.agg.merge(&self.shard);
+        self.shard.recycle();
+        self.flows.rotate();
+        let unix_ms = self.tick_end_ns / 1_000_000;
+        if snapshot {
+            let (snap, events) = self.agg.end_tick(self.tick, TickHealth::default(), unix_ms);
+            (self.on_tick)(Some(snap), events);
+        } else {
+            let events = self
+                .agg
+                .end_tick_quiet(self.tick, TickHealth::default(), unix_ms);
+            (self.on_tick)(None, events);
+        }
+        self.tick += 1;
+        self.tick_end_ns += self.tick_ns;
+    }
+
+    /// Closes the last tick (partly filled) and returns how many ticks the
+    /// replay spanned.
+    pub fn finish(mut self) -> (u64, WholeTotals, u64) {
+        if self.t0.is_some() {
+            self.close_tick(true);
+        }
+        (self.tick, self.totals, self.out_of_order)
+    }
+
+    /// The capture time of the start of tick 0 (ns since the epoch).
+    pub fn start_ns(&self) -> Option<u64> {
+        self.t0
+    }
+}
