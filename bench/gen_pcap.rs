@@ -5,10 +5,11 @@
 //! host that contacted random addresses would be an address scan) —
 //! timestamps spread evenly over the given number of seconds.
 //!
-//!   cargo run --release --example gen_pcap -- OUT PACKETS HOSTS SECONDS [random-sources]
+//!   cargo run --release --example gen_pcap -- OUT PACKETS HOSTS SECONDS [SOURCES]
 //!
-//! With `random-sources` every packet comes from a random IPv4 source (a
-//! spoofed flood); the destinations stay in the pool.
+//! With SOURCES > 0 every packet's source is drawn from that many random
+//! IPv4 addresses (a spoofed flood); the destinations stay in the pool.
+//! The seed is fixed: the same arguments write the same file.
 
 use std::io::{BufWriter, Write};
 
@@ -17,15 +18,16 @@ use rand::{Rng, SeedableRng};
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: gen_pcap OUT PACKETS HOSTS SECONDS [random-sources]");
+        eprintln!("usage: gen_pcap OUT PACKETS HOSTS SECONDS [SOURCES]");
         std::process::exit(2);
     }
     let out = &args[1];
     let packets: u64 = args[2].parse().expect("PACKETS");
     let hosts: u32 = args[3].parse().expect("HOSTS");
     let seconds: u64 = args[4].parse().expect("SECONDS");
-    let random_sources = args.get(5).is_some_and(|a| a == "random-sources");
+    let sources: u32 = args.get(5).map_or(0, |a| a.parse().expect("SOURCES"));
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x7a_2026);
+    let spoofed: Vec<u32> = (0..sources).map(|_| rng.random()).collect();
     let mut w = BufWriter::with_capacity(8 << 20, std::fs::File::create(out)?);
     // pcap header: microseconds, little-endian, Ethernet.
     w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
@@ -83,8 +85,8 @@ fn main() -> std::io::Result<()> {
         } else {
             (host(a), host(b))
         };
-        if random_sources {
-            src = rng.random::<u32>().to_be_bytes();
+        if !spoofed.is_empty() {
+            src = spoofed[rng.random_range(0..spoofed.len())].to_be_bytes();
         }
         let ip_len = (len - 14) as u16;
         let f = &mut frame[14..len];

@@ -166,4 +166,65 @@ requests = {
 for name, data in requests.items():
     with open(f"seeds/http_request/{name}", "wb") as f:
         f.write(data)
-print(f"{len(seeds)} parse, {len(configs)} config, {len(blocks)} ring_block, {len(requests)} http_request seeds")
+# replay_reader: capture files, good and broken.
+def pcap_file(be=False, nanos=False, linktype=1, snaplen=65535, recs=(), modified=False):
+    e = ">" if be else "<"
+    magic = 0xa1b2cd34 if modified else (0xa1b23c4d if nanos else 0xa1b2c3d4)
+    out = struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)
+    for ts, data, orig in recs:
+        out += struct.pack(e + "IIII", ts, 1, len(data), orig if orig is not None else len(data))
+        if modified:
+            out += bytes(8)
+        out += data
+    return out
+
+def ng_block(kind, body, be=False, length=None):
+    e = ">" if be else "<"
+    body = body + bytes(-len(body) % 4)
+    n = 12 + len(body) if length is None else length
+    return struct.pack(e + "II", kind, n) + body + struct.pack(e + "I", n)
+
+def ng_file(be=False, ifaces=((1, None),), pkts=(), extra=b""):
+    e = ">" if be else "<"
+    out = ng_block(0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1), be)
+    for lt, res in ifaces:
+        body = struct.pack(e + "HHI", lt, 0, 0)
+        if res is not None:
+            body += struct.pack(e + "HH", 9, 1) + bytes([res, 0, 0, 0]) + struct.pack(e + "HH", 0, 0)
+        out += ng_block(1, body, be)
+    for ifid, ts, data in pkts:
+        out += ng_block(6, struct.pack(e + "IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data, be)
+    return out + extra
+
+udp_frame = eth(0x0800, ipv4(17, udp(8)))
+os.makedirs("seeds/replay_reader", exist_ok=True)
+captures = {
+    "pcap_le": pcap_file(recs=[(1, udp_frame, None), (2, udp_frame, None)]),
+    "pcap_be_nanos": pcap_file(be=True, nanos=True, recs=[(1, udp_frame, None)]),
+    "pcap_modified": pcap_file(modified=True, recs=[(1, udp_frame, None)]),
+    "pcap_raw_ip": pcap_file(linktype=101, recs=[(1, udp_frame[14:], None)]),
+    "pcap_sll": pcap_file(linktype=113, recs=[(1, bytes(14) + b"\x08\x00" + udp_frame[14:], None)]),
+    "pcap_snaplen_zero": pcap_file(snaplen=0, recs=[(1, udp_frame, None)]),
+    "pcap_snaplen_max": pcap_file(snaplen=0xFFFFFFFF, recs=[(1, udp_frame, None)]),
+    "pcap_caplen_over_wire": pcap_file(recs=[(1, udp_frame, 10)]),
+    "pcap_truncated_record": pcap_file(recs=[(1, udp_frame, None)])[:-5],
+    "pcap_huge_caplen": pcap_file()[:24] + struct.pack("<IIII", 1, 1, 0xFFFFFFF0, 60),
+    "pcap_unknown_linktype": pcap_file(linktype=147, recs=[(1, udp_frame, None)]),
+    "pcap_header_only_cut": pcap_file()[:13],
+    "ng_two_ifaces": ng_file(ifaces=((1, None), (101, 9)), pkts=[(0, 5, udp_frame), (1, 6, udp_frame[14:])]),
+    "ng_be": ng_file(be=True, pkts=[(0, 5, udp_frame)]),
+    "ng_unknown_if": ng_file(pkts=[(3, 5, udp_frame)]),
+    "ng_unknown_link": ng_file(ifaces=((147, None),), pkts=[(0, 5, udp_frame)]),
+    "ng_bad_tsresol": ng_file(ifaces=((1, 0xFF),), pkts=[(0, 5, udp_frame)]),
+    "ng_block_len_odd": ng_file() + ng_block(6, bytes(20), length=13),
+    "ng_block_len_huge": ng_file() + ng_block(6, bytes(20), length=0x7FFFFFF0),
+    "ng_block_len_tiny": ng_file() + ng_block(6, b"", length=4),
+    "ng_no_shb": ng_block(1, struct.pack("<HHI", 1, 0, 0)),
+    "ng_spb_first": ng_file(ifaces=()) + ng_block(3, struct.pack("<I", len(udp_frame)) + udp_frame),
+    "ng_two_sections": ng_file(pkts=[(0, 1, udp_frame)]) + ng_file(be=True, pkts=[(0, 2, udp_frame)]),
+    "ng_epb_caplen_lies": ng_file() + ng_block(6, struct.pack("<IIIII", 0, 0, 1, 5000, 60) + udp_frame),
+}
+for name, data in captures.items():
+    with open(f"seeds/replay_reader/{name}", "wb") as f:
+        f.write(data)
+print(f"{len(seeds)} parse, {len(configs)} config, {len(blocks)} ring_block, {len(requests)} http_request, {len(captures)} replay_reader seeds")

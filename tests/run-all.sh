@@ -22,13 +22,16 @@ need=()
 for pair in iperf3:iperf3 nmap:nmap trafgen:netsniff-ng tcpdump:tcpdump ethtool:ethtool \
             ip:iproute2 ss:iproute2 ping:iputils-ping setpriv:util-linux curl:curl \
             taskset:util-linux python3:python3 prometheus:prometheus promtool:prometheus \
-            chromium:chromium chromedriver:chromium-driver; do
+            chromium:chromium chromedriver:chromium-driver tshark:tshark dnsmasq:dnsmasq-base \
+            dig:bind9-dnsutils gzip:gzip; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 # Text in the dashboard's screenshot needs a font.
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
     echo "== installing: ${need[*]}"
+    # tshark asks whether non-root users may capture; the tests need no answer.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
@@ -43,7 +46,7 @@ echo "== fuzzing (bounded)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 RUNS=${FUZZ_RUNS:-1000000}
 SECS=${FUZZ_SECONDS:-60}
-for target in parse config ring_block http_request; do
+for target in parse config ring_block http_request replay_reader; do
     corpus=$(mktemp -d)
     log=$(mktemp)
     if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \

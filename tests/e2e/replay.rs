@@ -338,3 +338,75 @@ fn replay_matches_tshark_and_the_live_daemon() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A pcap of UDP frames from 10.7.0.1, one every 100 ms for `secs`.
+fn paced_capture(secs: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+    frame.extend_from_slice(&[
+        0x45, 0, 0, 100, 0, 1, 0, 0, 64, 17, 0, 0, 10, 7, 0, 1, 10, 7, 0, 2,
+    ]);
+    frame.extend_from_slice(&[0x9c, 0x40, 0, 9, 0, 80, 0, 0]);
+    frame.resize(114, 0x41);
+    for i in 0..secs * 10 {
+        let us = 1_700_000_000_000_000u64 + i * 100_000;
+        for v in [(us / 1_000_000) as u32, (us % 1_000_000) as u32, 114, 114] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&frame);
+    }
+    out
+}
+
+#[test]
+fn realtime_replay_serves_the_api_while_it_plays() {
+    require(&[]);
+    let ns = crate::netns::Netns::new("rt");
+    let dir = std::env::temp_dir().join(unique("rt"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("paced.pcap");
+    std::fs::write(&file, paced_capture(4)).unwrap();
+    let file_s = file.to_string_lossy().into_owned();
+    let started = std::time::Instant::now();
+    let mut p = ns.spawn(
+        &[
+            BIN,
+            "replay",
+            "--speed",
+            "realtime",
+            "--no-progress",
+            &file_s,
+        ],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    // While it plays: the API answers from the replay's snapshots.
+    let seen = wait_until(Duration::from_secs(10), || {
+        if !ns.tcp_open(crate::daemon::API) {
+            return None;
+        }
+        let (status, body) = ns.http_get(crate::daemon::API, "/api/v1/hosts/10.7.0.1");
+        (status == 200).then(|| serde_json::from_str::<Value>(&body).unwrap())
+    })
+    .expect("the API answers during a real-time replay");
+    assert!(
+        seen["host"]["sent_packets"].as_u64().unwrap() >= 1,
+        "{seen}"
+    );
+    let status: Value =
+        serde_json::from_str(&ns.http_get(crate::daemon::API, "/api/v1/status").1).unwrap();
+    assert_eq!(status["runtime"]["source"], "replay");
+    assert!(
+        p.wait_for(Duration::from_secs(15)).is_some(),
+        "the replay ends"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(3500),
+        "paced by the timestamps: 4 s of capture took {took:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Instructions per packet, counted by valgrind's callgrind: repeatable on
+# a shared machine where seconds are not. A fixed file (bench/gen_pcap.rs,
+# fixed seed: 200 000 IMIX frames, 10 000 hosts, 10 s) is replayed once;
+# the report gives instructions per packet for the whole replay, for the
+# parse + count path (counters::count_frame, inclusive) and for reading
+# the file (Reader::next_packet, inclusive).
+#
+# Usage: bench/callgrind.sh        (installs valgrind if missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=200000
+command -v valgrind >/dev/null || env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind
+cargo build --release --quiet
+cargo build --release --quiet --example gen_pcap
+mkdir -p target/bench-data
+f=target/bench-data/callgrind-$N.pcap
+[ -f "$f" ] || target/release/examples/gen_pcap "$f" $N 10000 10
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+valgrind --tool=callgrind --callgrind-out-file="$out" \
+    target/release/trafficalerted replay --no-progress --top 1 "$f" > /dev/null 2>&1
+ann=$(callgrind_annotate --inclusive=yes "$out" 2>/dev/null)
+total=$(echo "$ann" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+# Inclusive cost of a function, or of a file's code inlined into one.
+fn_ir() { echo "$ann" | grep -F -- "$1" | head -1 | awk '{gsub(",", "", $1); print $1}' || true; }
+count=$(fn_ir "src/counters.rs:trafficalerted::counters::count_frame")
+# The reader is inlined into the play loop: its lines there.
+read=$(fn_ir "src/replay/reader.rs:trafficalerted::replay::input::play")
+tick=$(fn_ir "src/replay/player.rs:trafficalerted::replay::player::Player::close_tick")
+[ -n "$total" ] && [ -n "$count" ] || { echo "$ann" | head -40; echo "bench/callgrind.sh: no figures" >&2; exit 1; }
+python3 - "$N" "$total" "$count" "$read" "$tick" <<'PY'
+import sys
+n, total, count, read, tick = int(sys.argv[1]), *(int(x or 0) for x in sys.argv[2:])
+print(f"callgrind, {n} packets: {total/n:.0f} instructions per packet for the whole replay "
+      f"(start and summary included), {count/n:.0f} in parse + count (count_frame), "
+      f"{read/n:.0f} reading the file, {tick/n:.0f} in the per-tick merge and detection")
+PY

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Replay speed against the tools a user has: on the same generated file,
+# from the page cache, each on CPU 0:
+#   ours     trafficalerted replay --speed max FILE   (parse, count, detect)
+#   tcpdump  tcpdump -r FILE -w /dev/null             (a pure read and write)
+#   tshark   tshark -r FILE -q -z endpoints,ip        (what a user reaches for)
+# Files (bench/gen_pcap.rs, fixed seed): 10 000 000 Ethernet frames of IMIX
+# sizes over 10 s of capture time (1 Mpps, ~2.7 Gbit/s), 10 000 hosts in
+# conversations with bursts of 8 packets on average; and the same with the
+# sources drawn from 1 000 000 random addresses (a spoofed flood).
+#
+# Usage: bench/replay.sh [PACKETS]   (default 10000000; needs ~8 GB in target/)
+# Writes Markdown to stdout and bench/results/replay-<time>.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${1:-10000000}
+OUT=bench/results
+DATA=target/bench-data
+mkdir -p "$OUT" "$DATA"
+RESULT=$OUT/replay-$(date -u +%Y%m%dT%H%M%SZ).md
+for t in tcpdump tshark taskset; do
+    command -v $t >/dev/null || { echo "bench/replay.sh needs $t" >&2; exit 1; }
+done
+cargo build --release --quiet
+cargo build --release --quiet --example gen_pcap
+BIN=target/release/trafficalerted
+
+mix=$DATA/mix-$N.pcap
+flood=$DATA/flood-$N.pcap
+[ -f "$mix" ] || target/release/examples/gen_pcap "$mix" "$N" 10000 10
+[ -f "$flood" ] || target/release/examples/gen_pcap "$flood" "$N" 10000 10 1000000
+
+# Seconds (wall) of the best of REPEAT runs of a command on CPU 0.
+best() {
+    local repeat=$1; shift
+    local b=""
+    for _ in $(seq "$repeat"); do
+        local t0 t1
+        t0=$(date +%s.%N)
+        taskset -c 0 "$@" > /dev/null 2>&1
+        t1=$(date +%s.%N)
+        b=$(python3 -c "a='$b'; d=$t1-$t0; print(d if not a else min(float(a), d))")
+    done
+    echo "$b"
+}
+
+rows=""
+for f in "$mix" "$flood"; do
+    cat "$f" > /dev/null  # into the page cache
+    size=$(stat -c %s "$f")
+    ours=$(best 3 "$BIN" replay --speed max --no-progress --top 5 "$f")
+    td=$(best 3 tcpdump -r "$f" -w /dev/null)
+    ts=$(best 1 tshark -r "$f" -q -z endpoints,ip)
+    rows+=$(python3 - "$f" "$N" "$size" "$ours" "$td" "$ts" <<'PY'
+import sys
+f, n, size, ours, td, ts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *map(float, sys.argv[4:])
+mpps = lambda s: n / s / 1e6
+print(f"| {f.split('/')[-1]} | {size/1e9:.2f} GB | {ours:.2f} s = {mpps(ours):.2f} Mpps | {td:.2f} s = {mpps(td):.2f} Mpps | "
+      f"{ts:.1f} s = {mpps(ts):.3f} Mpps | {ours/td:.2f}× | {ts/ours:.0f}× |")
+PY
+)
+    rows+=$'\n'
+done
+
+{
+    echo "# Replay speed ($(date -u +%F), $(nproc) cores, $(uname -r))"
+    echo
+    echo "$N packets per file, from the page cache, each tool on CPU 0; ours and tcpdump best of 3, tshark once."
+    echo
+    echo "| file | size | ours: replay --speed max | tcpdump -r -w /dev/null | tshark -z endpoints,ip | ours / tcpdump (time) | tshark / ours (time) |"
+    echo "|---|---|---|---|---|---|---|"
+    printf "%s" "$rows"
+} | tee "$RESULT"
