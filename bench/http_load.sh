@@ -24,6 +24,7 @@ OUT=bench/results
 mkdir -p "$OUT"
 RESULT=$OUT/http-load-$(date -u +%Y%m%dT%H%M%SZ).md
 WORK=$(mktemp -d)
+. bench/netns.sh
 
 [ "$(id -u)" = 0 ] || { echo "bench/http_load.sh needs root (network namespaces)" >&2; exit 1; }
 command -v wrk >/dev/null || env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
@@ -32,40 +33,9 @@ for t in trafgen ethtool curl ip wrk python3; do
 done
 [ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release" >&2; exit 1; }
 
-cleanup() {
-    for n in $G $R $S; do
-        ip netns pids $n 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-        ip netns del $n 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
 
-mac() { ip -n "$1" -j link show dev "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])'; }
-rx_packets() { ip -n $R -j -s link show dev $P-r0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])'; }
-api() { ip netns exec $R curl -sf "http://127.0.0.1:8698$1"; }
-r0_counter() {
-    api /api/v1/interfaces | python3 -c "
-import json,sys
-for i in json.load(sys.stdin)['interfaces']:
-    if i['name'] == '$P-r0': print(i['totals']['$1'])"
-}
 
-for n in $G $R $S; do ip netns add $n; ip -n $n link set lo up; done
-ip link add $P-g0 netns $G type veth peer name $P-r0 netns $R
-ip link add $P-r1 netns $R type veth peer name $P-s0 netns $S
-ip -n $G addr add 10.1.0.2/24 dev $P-g0
-ip -n $R addr add 10.1.0.1/24 dev $P-r0
-ip -n $R addr add 10.2.0.1/24 dev $P-r1
-ip -n $S addr add 10.2.0.2/24 dev $P-s0
-for pair in "$G $P-g0" "$R $P-r0" "$R $P-r1" "$S $P-s0"; do
-    set -- $pair
-    ip netns exec $1 sysctl -qw net.ipv6.conf.$2.disable_ipv6=1
-    ip -n $1 link set $2 up
-    ip netns exec $1 ethtool -K $2 tso off gso off gro off >/dev/null
-done
-ip netns exec $R sysctl -qw net.ipv4.ip_forward=1
-ip -n $R neigh replace 10.2.0.2 lladdr "$(mac $S $P-s0)" dev $P-r1 nud permanent
+setup
 
 cat > $WORK/ta.toml <<EOF
 [capture]

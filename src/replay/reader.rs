@@ -252,16 +252,7 @@ impl<R: Read> Reader<R> {
                 format!("the file ends inside a record header ({avail} of {head} bytes)"),
             ));
         }
-        let b = &self.buf[self.start..self.end];
-        let word = |i: usize| {
-            let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
-            if be {
-                u32::from_be_bytes(w)
-            } else {
-                u32::from_le_bytes(w)
-            }
-        };
-        let caplen = word(8) as usize;
+        let caplen = word(&self.buf[self.start..self.end], 8, be) as usize;
         if caplen > MAX_RECORD {
             return Err(at(
                 self.offset,
@@ -355,15 +346,7 @@ impl<R: Read> Reader<R> {
                     }
                 }
             };
-            let word = |i: usize| {
-                let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
-                if be {
-                    u32::from_be_bytes(w)
-                } else {
-                    u32::from_le_bytes(w)
-                }
-            };
-            let len = word(4) as usize;
+            let len = word(b, 4, be) as usize;
             if len > MAX_RECORD {
                 return Err(at(
                     self.offset + 4,
@@ -521,6 +504,17 @@ impl<R: Read> Reader<R> {
                 }));
             }
         }
+    }
+}
+
+/// The 32-bit field at `i` (the caller checked the length) in the file's
+/// byte order.
+fn word(b: &[u8], i: usize, be: bool) -> u32 {
+    let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+    if be {
+        u32::from_be_bytes(w)
+    } else {
+        u32::from_le_bytes(w)
     }
 }
 
