@@ -13,6 +13,7 @@ mod dashboard;
 mod metrics;
 mod query;
 mod respond;
+mod stall;
 mod stream;
 
 use std::convert::Infallible;
@@ -46,6 +47,8 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Time a client gets to send a request head, also between requests on a
 /// kept-alive connection: an idle or trickling client is cut off after it.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a write may wait for a client that does not read.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +198,10 @@ async fn accept_loop(l: tokio::net::TcpListener, shared: Arc<Shared>, permits: A
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEAD_BYTES)
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection(
+                    TokioIo::new(stall::WriteDeadline::new(stream, WRITE_TIMEOUT)),
+                    svc,
+                )
                 .await;
             drop(permit);
         });
