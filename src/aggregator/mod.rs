@@ -114,6 +114,11 @@ pub struct TickHealth {
     pub merge_micros: u64,
 }
 
+/// The largest senders whose destinations every snapshot carries, whatever
+/// `chart_min_bytes` says: the API shows them per host and the dashboard
+/// charts them when nothing reaches the chart threshold.
+pub const DETAIL_HOSTS: usize = 200;
+
 /// Merges shards, detects, keeps alerts, builds snapshots.
 #[derive(Debug)]
 pub struct Aggregator {
@@ -643,8 +648,9 @@ impl Aggregator {
         }
     }
 
-    /// Destinations of the charted and alerting sources, one pass over the
-    /// pair window.
+    /// Destinations of the charted and alerting sources and of the
+    /// [`DETAIL_HOSTS`] largest senders (`hosts` is ordered by bytes sent),
+    /// one pass over the pair window.
     fn fill_destinations(&self, hosts: &mut [HostView], tick: u64) {
         if self.cfg.keep_destinations == 0 {
             return;
@@ -653,7 +659,9 @@ impl Aggregator {
         let pos: hashbrown::HashMap<Addr, usize, Hasher> = hosts
             .iter()
             .enumerate()
-            .filter(|(_, h)| h.sent_bytes >= min || h.alerts != 0)
+            .filter(|&(i, h)| {
+                h.sent_bytes >= min || h.alerts != 0 || (i < DETAIL_HOSTS && h.sent_bytes > 0)
+            })
             .map(|(i, h)| (h.addr, i))
             .collect();
         if pos.is_empty() {

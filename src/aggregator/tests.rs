@@ -415,3 +415,22 @@ impl Tap for Config {
         self
     }
 }
+
+#[test]
+fn the_largest_senders_carry_destinations_below_the_chart_threshold() {
+    // chart_min_bytes far above the traffic: only the DETAIL_HOSTS largest
+    // senders get destinations, and /all still lists nobody.
+    let mut c = config("");
+    c.traffic.chart_min_bytes.0 = 1_000_000;
+    let mut g = Aggregator::new(&c, RuntimeInfo::default());
+    let mut pkts = Vec::new();
+    for src in 1..=(DETAIL_HOSTS as u8).min(250) {
+        pkts.push(pkt(src, 251, 100, 80, Role::Other));
+    }
+    pkts.push(pkt(1, 252, 50, 80, Role::Other));
+    let (s, _) = tick(&mut g, 0, &pkts);
+    let h1 = host(&s, 1);
+    assert_eq!(h1.destinations.len(), 2);
+    assert_eq!(h1.destinations[0].addr, a(251));
+    assert_eq!(&s.all_json()[..], b"[]", "/all keeps the chart threshold");
+}

@@ -345,8 +345,16 @@
 
   async function refreshFlows() {
     try {
-      const f = await api(`/api/v1/flows?limit=${$("flow-limit").value}`);
-      $("flow-info").textContent = `(${f.nodes.length} hosts, ${f.edges.length} of ${f.edges_total} pairs ≥ ${fmtBytes(f.min_bytes)} over ${fmtDuration(f.window_secs)})`;
+      const limit = $("flow-limit").value;
+      let f = await api(`/api/v1/flows?limit=${limit}`);
+      let note = "";
+      if (f.edges_total === 0) {
+        // Nothing reaches traffic.chart_min_bytes: chart the largest pairs.
+        const min = f.min_bytes;
+        f = await api(`/api/v1/flows?limit=${limit}&min_bytes=1`);
+        note = ` — none reach chart_min_bytes (${fmtBytes(min)}): the largest senders' pairs`;
+      }
+      $("flow-info").textContent = `(${f.nodes.length} hosts, ${f.edges.length} of ${f.edges_total} pairs ≥ ${fmtBytes(f.min_bytes)} over ${fmtDuration(f.window_secs)}${note})`;
       graph.update(f);
     } catch (e) { /* the next tick tries again */ }
   }

@@ -71,6 +71,9 @@
 
     applyView() {
       this.root.setAttribute("transform", `translate(${this.tx},${this.ty}) scale(${this.k})`);
+      // Labels keep their size on screen whatever the zoom.
+      this.labelLayer.style.fontSize = `${(11 / this.k).toFixed(2)}px`;
+      this.labelLayer.style.strokeWidth = `${(3 / this.k).toFixed(2)}px`;
     }
 
     fit(byUser) {
