@@ -373,6 +373,31 @@ impl Lifecycle {
     }
 }
 
+impl Alert {
+    /// An open traffic alert with small figures, for tests to adjust with
+    /// struct update syntax.
+    #[cfg(test)]
+    pub(crate) fn sample(id: u64, kind: AlertKind, subject: &str) -> Alert {
+        Alert {
+            id,
+            kind,
+            subject: subject.parse().expect("an IP address"),
+            rule: "default".into(),
+            start_ms: 1,
+            last_update_ms: 2,
+            end_ms: None,
+            value: 5,
+            peak: 5,
+            threshold: 1,
+            unit: Unit::Bytes,
+            window_secs: 170,
+            degraded: false,
+            drop_ratio: 0.0,
+            evidence: Evidence::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -387,23 +387,10 @@ mod tests {
     }
 
     fn alert(kind: AlertKind, n: u8) -> Alert {
-        use crate::alert::{Evidence, Unit};
         Alert {
-            id: u64::from(n),
-            kind,
-            subject: Addr::from_v4([10, 0, 0, n]).ip(),
-            rule: "default".into(),
-            start_ms: 0,
-            last_update_ms: 0,
-            end_ms: None,
             value: 700,
             peak: 700,
-            threshold: 1,
-            unit: Unit::Bytes,
-            window_secs: 1,
-            degraded: false,
-            drop_ratio: 0.0,
-            evidence: Evidence::default(),
+            ..Alert::sample(u64::from(n), kind, &format!("10.0.0.{n}"))
         }
     }
 

@@ -260,10 +260,10 @@ impl Ring {
 
     fn status_word(&self, index: usize) -> &AtomicU32 {
         debug_assert!(index < self.block_count);
-        // SAFETY: `index < block_count`, so the offset stays inside the
-        // mapping; blocks start page-aligned and the status word is at byte 8,
-        // so the pointer is 4-aligned. The kernel and we access this word only
-        // atomically, and it lives as long as `self` (the mapping).
+        // Blocks start page-aligned and the status word is at byte 8, so the
+        // pointer is 4-aligned; the kernel and we access it only atomically.
+        // SAFETY: `index < block_count` keeps the offset inside the mapping,
+        // which lives as long as `self`; aligned and atomic-only as above.
         unsafe {
             AtomicU32::from_ptr(
                 self.base
@@ -288,12 +288,12 @@ impl Ring {
             return None;
         }
         self.head = (index + 1) % self.block_count;
+        // The kernel does not touch a block again until its status is set
+        // back to TP_STATUS_KERNEL, which only Block's Drop does. The slice
+        // starts after the status word (never aliased by it), ends at the end
+        // of this block, and borrows `self` mutably: no second Block exists.
         // SAFETY: the Acquire load above saw TP_STATUS_USER, so the kernel has
-        // finished writing this block and will not touch it again until the
-        // status is set back to TP_STATUS_KERNEL, which only Block's Drop
-        // does. The slice starts after the status word (never aliased by it),
-        // ends at the end of this block, and borrows `self` mutably, so no
-        // second Block can exist while it lives.
+        // finished writing this block; no aliasing as explained above.
         let bytes = unsafe {
             let start = self
                 .base

@@ -436,52 +436,29 @@ impl<R: Read> Reader<R> {
                     }
                     Block::EnhancedPacket(epb) => {
                         self.stats.records += 1;
-                        match ifaces.get(epb.if_id as usize) {
-                            None => self.stats.unknown_interface += 1,
-                            Some(i) => match i.link {
-                                None => {
-                                    *self
-                                        .stats
-                                        .unknown_link
-                                        .entry(i.linktype as u32)
-                                        .or_default() += 1
-                                }
-                                Some(link) => {
-                                    let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                                    let ns = (u128::from(ts) * 1_000_000_000 / u128::from(i.units))
-                                        as i128
-                                        + i128::from(i.offset_s) * 1_000_000_000;
-                                    let ns = ns.clamp(0, i128::from(u64::MAX)) as u64;
-                                    *last_ts = ns;
-                                    // The block pads the data to 32 bits.
-                                    let n = (epb.caplen as usize).min(epb.data.len());
-                                    let data_at = epb.data.as_ptr() as usize - base;
-                                    found = Some((data_at, n, ns, epb.origlen, epb.if_id, link));
-                                }
-                            },
+                        if let Some((link, i)) =
+                            parseable(&mut self.stats, ifaces.get(epb.if_id as usize))
+                        {
+                            let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                            let ns = (u128::from(ts) * 1_000_000_000 / u128::from(i.units)) as i128
+                                + i128::from(i.offset_s) * 1_000_000_000;
+                            let ns = ns.clamp(0, i128::from(u64::MAX)) as u64;
+                            *last_ts = ns;
+                            // The block pads the data to 32 bits.
+                            let n = (epb.caplen as usize).min(epb.data.len());
+                            let data_at = epb.data.as_ptr() as usize - base;
+                            found = Some((data_at, n, ns, epb.origlen, epb.if_id, link));
                         }
                     }
                     Block::SimplePacket(spb) => {
                         self.stats.records += 1;
                         self.stats.untimed_packets += 1;
-                        match ifaces.first() {
-                            None => self.stats.unknown_interface += 1,
-                            Some(i) => match i.link {
-                                None => {
-                                    *self
-                                        .stats
-                                        .unknown_link
-                                        .entry(i.linktype as u32)
-                                        .or_default() += 1
-                                }
-                                Some(link) => {
-                                    // No captured length: the wire length,
-                                    // up to the (padded) data present.
-                                    let n = (spb.origlen as usize).min(spb.data.len());
-                                    let data_at = spb.data.as_ptr() as usize - base;
-                                    found = Some((data_at, n, *last_ts, spb.origlen, 0, link));
-                                }
-                            },
+                        if let Some((link, _)) = parseable(&mut self.stats, ifaces.first()) {
+                            // No captured length: the wire length, up to the
+                            // (padded) data present.
+                            let n = (spb.origlen as usize).min(spb.data.len());
+                            let data_at = spb.data.as_ptr() as usize - base;
+                            found = Some((data_at, n, *last_ts, spb.origlen, 0, link));
                         }
                     }
                     _ => self.stats.other_blocks += 1,
@@ -503,6 +480,22 @@ impl<R: Read> Reader<R> {
                     wire_len,
                 }));
             }
+        }
+    }
+}
+
+/// The interface a pcapng packet names, if we can parse its link type; a
+/// packet we cannot is counted as skipped, by why.
+fn parseable(stats: &mut ReadStats, iface: Option<&Iface>) -> Option<(LinkType, Iface)> {
+    let Some(i) = iface else {
+        stats.unknown_interface += 1;
+        return None;
+    };
+    match i.link {
+        Some(link) => Some((link, *i)),
+        None => {
+            *stats.unknown_link.entry(i.linktype as u32).or_default() += 1;
+            None
         }
     }
 }

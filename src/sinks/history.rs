@@ -229,27 +229,11 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{AlertKind, Evidence, Unit};
+    use crate::alert::AlertKind;
     use crate::config::Config;
 
     fn alert(id: u64) -> Alert {
-        Alert {
-            id,
-            kind: AlertKind::Traffic,
-            subject: "10.0.0.1".parse().unwrap(),
-            rule: "default".into(),
-            start_ms: 1,
-            last_update_ms: 2,
-            end_ms: None,
-            value: 5,
-            peak: 5,
-            threshold: 1,
-            unit: Unit::Bytes,
-            window_secs: 170,
-            degraded: false,
-            drop_ratio: 0.0,
-            evidence: Evidence::default(),
-        }
+        Alert::sample(id, AlertKind::Traffic, "10.0.0.1")
     }
 
     fn ev(t: Transition, id: u64) -> AlertEvent {

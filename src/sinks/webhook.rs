@@ -268,12 +268,8 @@ mod tests {
 
     #[test]
     fn alertmanager_body_has_labels_and_times() {
-        use crate::alert::{Alert, AlertKind, Evidence, Unit};
+        use crate::alert::{Alert, AlertKind, Unit};
         let a = Alert {
-            id: 9,
-            kind: AlertKind::PortScan,
-            subject: "10.1.0.2".parse().unwrap(),
-            rule: "default".into(),
             start_ms: 1_700_000_000_000,
             last_update_ms: 1_700_000_060_000,
             end_ms: Some(1_700_000_120_000),
@@ -282,9 +278,7 @@ mod tests {
             threshold: 100,
             unit: Unit::Ports,
             window_secs: 600,
-            degraded: false,
-            drop_ratio: 0.0,
-            evidence: Evidence::default(),
+            ..Alert::sample(9, AlertKind::PortScan, "10.1.0.2")
         };
         let v = alertmanager(&AlertEvent {
             event: Transition::Close,

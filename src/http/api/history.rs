@@ -198,30 +198,19 @@ pub fn read_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{Evidence, Unit};
     use std::io::Write;
 
     fn ev(id: u64, open: bool, start: u64, end: u64) -> String {
+        let kind = if id % 2 == 0 {
+            AlertKind::Traffic
+        } else {
+            AlertKind::PortScan
+        };
         let a = Alert {
-            id,
-            kind: if id % 2 == 0 {
-                AlertKind::Traffic
-            } else {
-                AlertKind::PortScan
-            },
-            subject: "10.0.0.1".parse().unwrap(),
-            rule: "default".into(),
             start_ms: start,
             last_update_ms: end,
             end_ms: (!open).then_some(end),
-            value: 1,
-            peak: 1,
-            threshold: 1,
-            unit: Unit::Bytes,
-            window_secs: 1,
-            degraded: false,
-            drop_ratio: 0.0,
-            evidence: Evidence::default(),
+            ..Alert::sample(id, kind, "10.0.0.1")
         };
         let e = AlertEvent {
             event: if open {

@@ -1,6 +1,5 @@
 use super::*;
 use crate::aggregator::RuntimeInfo;
-use crate::alert::{Evidence, Unit};
 use crate::config::Config;
 use crate::snapshot::DestView;
 use http_body_util::BodyExt;
@@ -42,21 +41,11 @@ fn snap() -> Snapshot {
         host(3, 50, 1, 0, &[]),
     ];
     s.alerts = vec![Alert {
-        id: 4,
-        kind: AlertKind::Traffic,
-        subject: "10.0.0.1".parse().unwrap(),
-        rule: "default".into(),
-        start_ms: 1,
-        last_update_ms: 2,
-        end_ms: None,
         value: 5000,
         peak: 5000,
         threshold: 10,
-        unit: Unit::Bytes,
         window_secs: 60,
-        degraded: false,
-        drop_ratio: 0.0,
-        evidence: Evidence::default(),
+        ..Alert::sample(4, AlertKind::Traffic, "10.0.0.1")
     }];
     s
 }
