@@ -72,6 +72,12 @@ pub fn run(config: &Config, opts: &Options) -> anyhow::Result<Summary> {
         alerts.log = false;
     }
     let sinks = Sinks::start(&alerts, &[]).context("cannot start the alert sinks")?;
+    // Readers of the replay's snapshots (`/capabilities`, the history
+    // endpoint) see the sinks it really uses, not the live daemon's.
+    let config = &Config {
+        alerts,
+        ..config.clone()
+    };
 
     let runtime = RuntimeInfo {
         source: "replay".into(),

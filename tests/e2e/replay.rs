@@ -383,6 +383,11 @@ fn realtime_replay_serves_the_api_while_it_plays() {
     let status: Value =
         serde_json::from_str(&ns.http_get(crate::daemon::API, "/api/v1/status").1).unwrap();
     assert_eq!(status["runtime"]["source"], "replay");
+    // Without --history the replay keeps no history, and does not show the
+    // live daemon's.
+    let (code, body) = ns.http_get(crate::daemon::API, "/api/v1/alerts/history");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no history"), "{body}");
     assert!(
         p.wait_for(Duration::from_secs(15)).is_some(),
         "the replay ends"
