@@ -59,6 +59,10 @@ pub struct IfaceDelta {
     pub malformed: [u64; Malformed::COUNT],
     /// Frames a ring block announced but its frame chain did not reach.
     pub ring_corrupt: u64,
+    /// TCP super-packets GRO merged from several segments (Linux 6.3+ marks
+    /// them): each stands for more packets, and more header bytes, than it
+    /// is counted as.
+    pub gso_frames: u64,
     /// Kernel counters (PACKET_STATISTICS) since the previous delta.
     pub kernel_packets: u64,
     pub kernel_drops: u64,
@@ -77,6 +81,7 @@ impl IfaceDelta {
             non_ip: [0; NonIp::COUNT],
             malformed: [0; Malformed::COUNT],
             ring_corrupt: 0,
+            gso_frames: 0,
             kernel_packets: 0,
             kernel_drops: 0,
             kernel_freezes: 0,
@@ -97,6 +102,7 @@ impl IfaceDelta {
             *a += b;
         }
         self.ring_corrupt += o.ring_corrupt;
+        self.gso_frames += o.gso_frames;
         self.kernel_packets += o.kernel_packets;
         self.kernel_drops += o.kernel_drops;
         self.kernel_freezes += o.kernel_freezes;
@@ -133,6 +139,7 @@ pub struct IfaceReport {
     pub malformed: std::collections::BTreeMap<String, u64>,
     pub outgoing_skipped: u64,
     pub ring_corrupt: u64,
+    pub gso_frames: u64,
     pub kernel_packets: u64,
     pub kernel_drops: u64,
     pub kernel_freezes: u64,
@@ -152,6 +159,7 @@ impl From<&IfaceDelta> for IfaceReport {
             malformed: d.malformed_by_reason().collect(),
             outgoing_skipped: d.outgoing_skipped,
             ring_corrupt: d.ring_corrupt,
+            gso_frames: d.gso_frames,
             kernel_packets: d.kernel_packets,
             kernel_drops: d.kernel_drops,
             kernel_freezes: d.kernel_freezes,

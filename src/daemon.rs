@@ -69,6 +69,7 @@ pub fn run(mut config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     crate::notify::ready(&format!("watching {}", display_list(&capture.watched())));
 
     let tick = config.tick();
+    let mut failure = None;
     loop {
         match sig_rx.recv_timeout(tick) {
             Ok(SIGTERM) | Ok(SIGINT) => break,
@@ -87,6 +88,11 @@ pub fn run(mut config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             Ok(_) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => capture.refresh(),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(why) = capture.lost_worker() {
+            log::error!("{why}; stopping so that the service manager starts the daemon again");
+            failure = Some(why);
+            break;
         }
     }
     log::info!("stopping");
@@ -110,7 +116,10 @@ pub fn run(mut config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             r.wakeups
         );
     }
-    Ok(())
+    match failure {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// Reads the config again for SIGHUP.

@@ -49,20 +49,28 @@ impl Slot {
 /// UDP flows a second per worker, far longer than an answer takes.
 pub const SLOTS: usize = 1 << 14;
 
+/// Generations between two visits of the sweep to any slot: well under the
+/// 256 an 8-bit generation takes to wrap, so no slot lives long enough to
+/// look fresh again.
+const SWEEP_ROUND: usize = 128;
+
 /// Recent UDP flows of one worker.
 #[derive(Debug)]
 pub struct UdpFlows {
     slots: Vec<Slot>,
     mask: usize,
     generation: u8,
+    /// Where the sweep of forgotten slots goes on at the next rotation.
+    sweep_at: usize,
     /// Keys of this worker's fingerprints, so that flows cannot be chosen
     /// from outside to push each other out.
     seed: (u64, u64),
     /// The previous datagram's flow and what it was: a burst of one flow is
     /// decided once.
     last: Option<(Addr, Addr, u16, u16, Role)>,
-    /// Live flows pushed out of their slot by another.
-    pub evicted: u64,
+    /// Live flows pushed out of their slot by another, since the last
+    /// [`UdpFlows::take_evicted`].
+    evicted: u64,
 }
 
 impl UdpFlows {
@@ -76,6 +84,7 @@ impl UdpFlows {
             slots: vec![Slot::EMPTY; n],
             mask: n - 1,
             generation: 0,
+            sweep_at: 0,
             seed: (h.hash_one(1u8), h.hash_one(2u8)),
             last: None,
             evicted: 0,
@@ -137,10 +146,31 @@ impl UdpFlows {
     }
 
     /// Starts a new generation (once per tick); flows not seen in this one
-    /// or the one before are forgotten.
+    /// or the one before are forgotten. A slice of the table is swept of
+    /// such flows each time, so that every slot is visited every
+    /// [`SWEEP_ROUND`] generations: the generation is 8 bits, and a slot
+    /// left alone for 256 of them would read as seen in this one.
     pub fn rotate(&mut self) {
         self.last = None;
         self.generation = self.generation.wrapping_add(1);
+        let n = self.slots.len();
+        let step = n.div_ceil(SWEEP_ROUND);
+        for i in self.sweep_at..(self.sweep_at + step).min(n) {
+            let s = self.slots[i];
+            if s.valid() && self.generation.wrapping_sub(s.generation()) > 1 {
+                self.slots[i] = Slot::EMPTY;
+            }
+        }
+        self.sweep_at = if self.sweep_at + step >= n {
+            0
+        } else {
+            self.sweep_at + step
+        };
+    }
+
+    /// Live flows pushed out of their slot since the last call.
+    pub fn take_evicted(&mut self) -> u64 {
+        std::mem::take(&mut self.evicted)
     }
 }
 
@@ -189,6 +219,24 @@ mod tests {
         assert_eq!(role(&mut f, dgram(2, 53, 1, 1000)), Role::Initiation);
     }
 
+    /// Regression (issue 10, item 8): a slot idle for 256 ticks looked live
+    /// again when the 8-bit generation wrapped.
+    #[test]
+    fn a_flow_idle_for_a_full_generation_wrap_is_forgotten() {
+        for idle in [254u32, 255, 256, 257, 511, 512, 1000] {
+            let mut f = UdpFlows::new(SLOTS);
+            role(&mut f, dgram(1, 1000, 2, 53));
+            for _ in 0..idle {
+                f.rotate();
+            }
+            assert_eq!(
+                role(&mut f, dgram(2, 53, 1, 1000)),
+                Role::Initiation,
+                "an answer {idle} ticks late"
+            );
+        }
+    }
+
     #[test]
     fn a_flood_pushes_flows_out_and_counts_it() {
         let mut f = UdpFlows::new(SLOTS);
@@ -196,7 +244,9 @@ mod tests {
             let mut d = dgram(1, (p % 60_000) as u16, (p / 60_000) as u8 + 2, 53);
             f.classify(&mut d);
         }
-        assert!(f.evicted > 0);
+        let evicted = f.take_evicted();
+        assert!(evicted > 0);
+        assert_eq!(f.take_evicted(), 0, "taken");
         assert_eq!(f.slots.len(), SLOTS, "a fixed table");
     }
 

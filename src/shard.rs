@@ -200,6 +200,9 @@ pub struct Shard {
     last_flow: Option<LastFlow>,
     pub untracked: Untracked,
     pub totals: Totals,
+    /// UDP flows the worker's flow table pushed out while they were live
+    /// (their answers then count as initiations).
+    pub udp_evicted: u64,
     /// Per-interface counters since the previous hand-over, one entry per
     /// interface ([`Shard::add_iface`]), filled by the worker when it hands the
     /// shard over.
@@ -232,6 +235,7 @@ impl Shard {
             last_flow: None,
             untracked: Untracked::default(),
             totals: Totals::default(),
+            udp_evicted: 0,
             ifaces: Vec::with_capacity(16),
         }
     }
@@ -481,6 +485,7 @@ impl Shard {
         self.last_flow = None;
         self.untracked = Untracked::default();
         self.totals = Totals::default();
+        self.udp_evicted = 0;
         self.ifaces.clear();
         self.last = false;
     }

@@ -115,6 +115,8 @@ pub struct Snapshot {
     pub health: TickHealth,
     pub late_shards_total: u64,
     pub shards_merged: u64,
+    /// Live UDP flows pushed out of the workers' flow tables since start.
+    pub udp_flows_evicted: u64,
     pub config: Arc<serde_json::Value>,
     pub runtime: Arc<RuntimeInfo>,
     /// The `/all` body, rendered on first request.
@@ -159,6 +161,7 @@ impl Snapshot {
             health: TickHealth::default(),
             late_shards_total: 0,
             shards_merged: 0,
+            udp_flows_evicted: 0,
             config: Arc::new(serde_json::to_value(config).unwrap_or_default()),
             runtime: Arc::new(runtime),
             all_json: OnceLock::new(),

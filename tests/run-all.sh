@@ -39,6 +39,17 @@ fi
 echo "== cargo test (unit, integration, end-to-end in namespaces, benches once)"
 cargo test --workspace --all-targets --locked
 
+echo "== capture end-to-end tests on Debian 12's kernel (qemu, tests/kernels/)"
+e2e=$(cargo test --test e2e --no-run --locked --message-format=json 2>/dev/null |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "e2e":
+        print(m["executable"])')
+[ -x "$e2e" ] || { echo "cannot find the e2e test binary" >&2; exit 1; }
+$SUDO ./tests/kernels/run.sh -t 1500 -- "$e2e" --test-threads=1 \
+    capture:: churn:: ring:: interfaces:: privileges:: alerts:: decap::
+
 echo "== Debian package: build, lintian, systemd-analyze, install/upgrade/remove/purge in a fresh root"
 $SUDO ./packaging/test-deb.sh
 

@@ -164,6 +164,13 @@ impl Frame<'_> {
     pub fn copy_truncated(&self) -> bool {
         self.status & sys::TP_STATUS_COPY != 0
     }
+
+    /// True if the frame is a TCP super-packet merged by GRO (or not yet
+    /// split by GSO): one frame for several segments on the wire, with one
+    /// set of headers. Linux 6.3+ says so; older kernels never set it.
+    pub fn gso_tcp(&self) -> bool {
+        self.status & sys::TP_STATUS_GSO_TCP != 0
+    }
 }
 
 /// Iterator over the frames of a block.
@@ -227,6 +234,13 @@ impl<'b> Iterator for Frames<'b> {
     }
 }
 
+/// Cache lines of a frame to fetch ahead, as offsets from its start: the
+/// frame header and link-layer address (0), the link, IP and first
+/// transport bytes (64, 128: the kernel puts the network header at 96 for
+/// Ethernet), and the rest of a transport header behind VLAN tags or IPv6
+/// extension headers (192).
+const PREFETCH_LINES: [usize; 4] = [0, 64, 128, 192];
+
 /// Hints the CPU to load the first cache lines of `b`.
 #[inline(always)]
 fn prefetch(b: &[u8]) {
@@ -234,13 +248,11 @@ fn prefetch(b: &[u8]) {
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         let p = b.as_ptr().cast::<i8>();
-        // SAFETY: prefetching is a hint that never faults and has no effect
-        // on memory; SSE, which it needs, is part of the x86_64 baseline.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(192));
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(256));
+        for off in PREFETCH_LINES {
+            // SAFETY: prefetching is a hint that never faults and has no
+            // effect on memory; SSE, which it needs, is part of the x86_64
+            // baseline.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -445,6 +457,37 @@ mod tests {
             let mut it = b.frames();
             assert_eq!(it.by_ref().count(), 1);
             assert!(it.malformed());
+        });
+    }
+
+    #[test]
+    fn prefetch_covers_every_line_up_to_the_transport_header() {
+        // Where the kernel puts an Ethernet frame's network header:
+        // TPACKET_ALIGN(tp_hdrlen + 16), tp_hdrlen being the frame header
+        // plus the sockaddr_ll.
+        let net = (frame::META_LEN + 16).next_multiple_of(16);
+        // IPv4 or IPv6 header and a TCP header with options, behind a VLAN
+        // tag left inline.
+        let end = net + 4 + 40 + 60;
+        for line in (0..end).step_by(64) {
+            assert!(
+                PREFETCH_LINES.contains(&(line / 64 * 64)),
+                "line at {line} is not fetched ahead: {PREFETCH_LINES:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gso_flag_is_read_from_the_frame_status() {
+        let mut img = BlockImage::new(4096);
+        img.push(&[1u8; 60], 60, None, 0);
+        let mut img = img.finish();
+        let at = block::HEADER_LEN + frame::STATUS;
+        let st = sys::TP_STATUS_USER | sys::TP_STATUS_GSO_TCP;
+        img[at..at + 4].copy_from_slice(&st.to_ne_bytes());
+        with_block(&img, |b| {
+            let f = b.frames().next().unwrap();
+            assert!(f.gso_tcp());
         });
     }
 

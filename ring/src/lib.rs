@@ -23,8 +23,20 @@ mod sys;
 mod wait;
 
 pub use block::{Block, Frame, Frames, PacketType, VlanTag};
-pub use ring::{Fanout, FanoutMode, Ring, RingConfig, Stats};
+pub use ring::{BindProbe, Fanout, FanoutMode, MAX_BLOCK_SIZE, Ring, RingConfig, Stats};
 pub use wait::{Event, WaitKind, Waiter};
+
+/// The running kernel's (major, minor) version; (0, 0) if unknown.
+pub fn kernel_version() -> (u32, u32) {
+    sys::kernel_version()
+}
+
+/// Whether generic receive offload is on for the interface called `name`
+/// (in this network namespace), asked through `ring`'s socket.
+pub fn gro_enabled(ring: &Ring, name: &str) -> io::Result<bool> {
+    use std::os::fd::AsFd;
+    sys::gro_enabled(ring.as_fd(), name)
+}
 
 use std::io;
 
@@ -79,10 +91,20 @@ pub enum Error {
     /// A system call failed.
     #[error("{op}: {err}")]
     Sys { op: &'static str, err: io::Error },
+    /// The interface is down, and this kernel lets a socket join a fanout
+    /// group only while its interface is up (Linux before 6.13): open it
+    /// again once it is up.
+    #[error(
+        "setsockopt(PACKET_FANOUT): {err}: the interface is down, and this kernel (before Linux 6.13) joins fanout groups only on interfaces that are up"
+    )]
+    FanoutWhileDown { err: io::Error },
     /// The requested ring cannot be built.
     #[error("invalid ring geometry: {0}")]
     Geometry(String),
 }
+
+/// The name of the ignore-outgoing socket option in [`Error::Sys`].
+pub(crate) const OP_IGNORE_OUTGOING: &str = "setsockopt(PACKET_IGNORE_OUTGOING)";
 
 impl Error {
     pub(crate) fn sys(op: &'static str, err: io::Error) -> Self {
@@ -97,24 +119,30 @@ impl Error {
         }
     }
 
-    /// True if the error says the interface is gone (ENODEV, ENXIO,
-    /// ENETDOWN): it vanished between listing and opening.
+    /// True if the error says the interface is gone (ENODEV, ENXIO): it
+    /// vanished between listing and opening.
     pub fn is_interface_gone(&self) -> bool {
         match self {
-            Error::Sys { err, .. } => matches!(
-                err.raw_os_error(),
-                Some(libc::ENODEV | libc::ENXIO | libc::ENETDOWN)
-            ),
+            Error::Sys { err, .. } => {
+                matches!(err.raw_os_error(), Some(libc::ENODEV | libc::ENXIO))
+            }
             _ => false,
         }
     }
 
-    /// True if a socket option this kernel does not know was refused
-    /// (ENOPROTOOPT, or EINVAL from kernels that predate it).
-    pub fn is_unsupported_option(&self) -> bool {
+    /// True if the interface was down and the kernel could not add the
+    /// socket to its fanout group: worth trying again once it is up.
+    pub fn is_interface_down(&self) -> bool {
+        matches!(self, Error::FanoutWhileDown { .. })
+    }
+
+    /// True if this kernel has no PACKET_IGNORE_OUTGOING (before 4.20: it
+    /// refuses the option with ENOPROTOOPT). Only that option's refusal
+    /// counts: an EINVAL of another option means something else.
+    pub fn is_ignore_outgoing_unsupported(&self) -> bool {
         match self {
             Error::Sys { op, err } => {
-                op.starts_with("setsockopt")
+                *op == OP_IGNORE_OUTGOING
                     && matches!(err.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EINVAL))
             }
             _ => false,

@@ -56,8 +56,11 @@ pub struct RingConfig {
     /// Bytes of each packet copied into the ring (the rest is only counted
     /// in the original length).
     pub snaplen: u32,
-    /// Do not deliver packets this host sends (PACKET_IGNORE_OUTGOING, and
-    /// for a fanout group PACKET_FANOUT_FLAG_IGNORE_OUTGOING, Linux 6.9+).
+    /// Ask the kernel not to deliver packets this host sends
+    /// (PACKET_IGNORE_OUTGOING, Linux 4.20+, and for a fanout group
+    /// PACKET_FANOUT_FLAG_IGNORE_OUTGOING, Linux 6.2+). Whether it does is
+    /// [`Ring::ignores_outgoing`]: callers that must not see outgoing
+    /// packets check [`Frame::packet_type`](crate::Frame) as well.
     pub ignore_outgoing: bool,
     /// Share the interface with other rings.
     pub fanout: Option<Fanout>,
@@ -75,6 +78,13 @@ impl RingConfig {
         if bs < page || !bs.is_power_of_two() {
             return Err(Error::Geometry(format!(
                 "block size {bs} must be a power of two and at least the page size {page}"
+            )));
+        }
+        // The kernel reads the block size as a C int and refuses anything
+        // that is not positive.
+        if bs > MAX_BLOCK_SIZE {
+            return Err(Error::Geometry(format!(
+                "block size {bs} is larger than the kernel takes ({MAX_BLOCK_SIZE})"
             )));
         }
         if self.block_count == 0 {
@@ -104,6 +114,13 @@ impl RingConfig {
         Ok(())
     }
 }
+
+/// The largest block size the kernel accepts: a power of two below 2^31.
+pub const MAX_BLOCK_SIZE: usize = 1 << 30;
+
+/// The first kernel whose fanout groups honour
+/// PACKET_FANOUT_FLAG_IGNORE_OUTGOING.
+const FANOUT_IGNORE_OUTGOING_SINCE: (u32, u32) = (6, 2);
 
 pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf with a valid name has no preconditions.
@@ -143,11 +160,16 @@ pub struct Ring {
     head: usize,
     ifindex: u32,
     fanout_group: Option<u16>,
+    ignores_outgoing: bool,
 }
 
-// SAFETY: a Ring owns its socket and its mapping; the raw base pointer is only
-// dereferenced through `&mut self`, so moving the ring to another thread moves
-// the only access path with it.
+// SAFETY: `base` points into the mapping the Ring owns, which stays valid
+// wherever the Ring lives; it is not tied to the thread that made it. The
+// only memory reached through it is the kernel-shared ring: status words are
+// read and written atomically only (`status_word`, from `&self`), and block
+// bytes are lent out only as a `Block` borrowing `&mut self`. Moving the Ring
+// moves all of that with it. (Ring is not Sync: `&Ring` on two threads is
+// not needed and not offered.)
 unsafe impl Send for Ring {}
 
 impl Ring {
@@ -195,25 +217,38 @@ impl Ring {
             .map_err(|e| Error::sys("setsockopt(SO_ATTACH_FILTER)", e))?;
         if cfg.ignore_outgoing {
             sys::setsockopt(bfd, sys::SOL_PACKET, sys::PACKET_IGNORE_OUTGOING, &1i32)
-                .map_err(|e| Error::sys("setsockopt(PACKET_IGNORE_OUTGOING)", e))?;
+                .map_err(|e| Error::sys(crate::OP_IGNORE_OUTGOING, e))?;
         }
         sys::bind_ll(bfd, ifindex).map_err(|e| Error::sys("bind(AF_PACKET)", e))?;
+        // Binding to an interface that is down succeeds but leaves the socket
+        // idle with ENETDOWN pending; kernels before 6.13 then refuse to add
+        // it to a fanout group, with an EINVAL that says nothing more.
+        let down = take_socket_error(bfd).is_some_and(|e| e.raw_os_error() == Some(libc::ENETDOWN));
 
         let mut fanout_group = None;
+        let mut ignores_outgoing = cfg.ignore_outgoing;
         if let Some(fanout) = cfg.fanout {
             let ignore = if cfg.ignore_outgoing {
                 sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING
             } else {
                 0
             };
+            // Older kernels accept the flag and ignore it: the socket option
+            // alone does not reach the group's hook there.
+            ignores_outgoing &= crate::kernel_version() >= FANOUT_IGNORE_OUTGOING_SINCE;
             let arg: u32 = match fanout {
                 Fanout::New(mode) => {
                     (mode.kernel_type() | ignore | sys::PACKET_FANOUT_FLAG_UNIQUEID) << 16
                 }
                 Fanout::Join(mode, id) => ((mode.kernel_type() | ignore) << 16) | u32::from(id),
             };
-            sys::setsockopt(bfd, sys::SOL_PACKET, sys::PACKET_FANOUT, &arg)
-                .map_err(|e| Error::sys("setsockopt(PACKET_FANOUT)", e))?;
+            sys::setsockopt(bfd, sys::SOL_PACKET, sys::PACKET_FANOUT, &arg).map_err(|e| {
+                if down && e.raw_os_error() == Some(libc::EINVAL) {
+                    Error::FanoutWhileDown { err: e }
+                } else {
+                    Error::sys("setsockopt(PACKET_FANOUT)", e)
+                }
+            })?;
             let mut got: u32 = 0;
             sys::getsockopt(bfd, sys::SOL_PACKET, sys::PACKET_FANOUT, &mut got)
                 .map_err(|e| Error::sys("getsockopt(PACKET_FANOUT)", e))?;
@@ -232,6 +267,7 @@ impl Ring {
             head: 0,
             ifindex,
             fanout_group,
+            ignores_outgoing,
         })
     }
 
@@ -246,6 +282,35 @@ impl Ring {
     /// The interface this ring is bound to.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+
+    /// True if the kernel keeps packets this host sends out of this ring:
+    /// asked for, and honoured by this kernel for this kind of socket.
+    pub fn ignores_outgoing(&self) -> bool {
+        self.ignores_outgoing
+    }
+
+    /// False once the interface the ring was bound to has been unregistered
+    /// (deleted, or moved to another namespace): the socket lives on but
+    /// will never see a packet again, even if an interface with the same
+    /// index appears.
+    pub fn is_bound(&self) -> bool {
+        sys::bound_ifindex(self.fd.as_fd()).is_ok_and(|i| i > 0)
+    }
+
+    /// A second descriptor of this ring's socket, for another thread to ask
+    /// [`BindProbe::is_bound`] while the ring itself is in use. The socket
+    /// (and its ring memory) lives until both are dropped.
+    pub fn bind_probe(&self) -> io::Result<BindProbe> {
+        Ok(BindProbe(self.fd.try_clone()?))
+    }
+
+    /// Stops new packets from entering the ring (a drop-everything filter);
+    /// blocks already in it stay readable, and the kernel still hands over
+    /// the partly filled one when its retire timeout passes.
+    pub fn detach(&self) -> Result<()> {
+        sys::attach_filter(self.fd.as_fd(), &drop_all_program())
+            .map_err(|e| Error::sys("setsockopt(SO_ATTACH_FILTER)", e))
     }
 
     /// The id of the fanout group this ring is a member of.
@@ -326,12 +391,27 @@ impl Ring {
     /// Takes the pending socket error (SO_ERROR), which also clears it: the
     /// kernel sets ENETDOWN when the interface goes down or away.
     pub fn take_error(&self) -> Option<io::Error> {
-        let mut err: libc::c_int = 0;
-        match sys::getsockopt(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_ERROR, &mut err) {
-            Ok(_) if err == 0 => None,
-            Ok(_) => Some(io::Error::from_raw_os_error(err)),
-            Err(e) => Some(e),
-        }
+        take_socket_error(self.fd.as_fd())
+    }
+}
+
+/// See [`Ring::bind_probe`].
+#[derive(Debug)]
+pub struct BindProbe(OwnedFd);
+
+impl BindProbe {
+    /// Like [`Ring::is_bound`].
+    pub fn is_bound(&self) -> bool {
+        sys::bound_ifindex(self.0.as_fd()).is_ok_and(|i| i > 0)
+    }
+}
+
+fn take_socket_error(fd: BorrowedFd<'_>) -> Option<io::Error> {
+    let mut err: libc::c_int = 0;
+    match sys::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err) {
+        Ok(_) if err == 0 => None,
+        Ok(_) => Some(io::Error::from_raw_os_error(err)),
+        Err(e) => Some(e),
     }
 }
 
@@ -410,6 +490,17 @@ mod tests {
         c.block_size = 4096;
         c.snaplen = 8192;
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn geometry_rejects_block_sizes_the_kernel_refuses() {
+        // The kernel takes the block size as a C int: 2^31 is negative.
+        let mut c = cfg();
+        c.block_size = 1 << 31;
+        c.block_count = 1;
+        assert!(matches!(c.validate(), Err(Error::Geometry(_))));
+        c.block_size = 1 << 30;
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub const PACKET_FANOUT_HASH: u32 = 0;
 pub const PACKET_FANOUT_LB: u32 = 1;
 pub const PACKET_FANOUT_CPU: u32 = 2;
 pub const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
-/// Linux 6.9+: the group itself ignores outgoing packets; the per-socket
-/// PACKET_IGNORE_OUTGOING does not reach a fanout group's hook.
+/// Linux 6.2+: the group itself ignores outgoing packets; the per-socket
+/// PACKET_IGNORE_OUTGOING does not reach a fanout group's hook. Older
+/// kernels take the flag without a word and deliver outgoing packets.
 pub const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
 
 pub const TP_STATUS_KERNEL: u32 = 0;
@@ -34,6 +35,9 @@ pub const TP_STATUS_COPY: u32 = 1 << 1;
 pub const TP_STATUS_LOSING: u32 = 1 << 2;
 pub const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 pub const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+/// Linux 6.3+: the frame is a TCP super-packet that GRO (or GSO) merged
+/// from several segments on the wire.
+pub const TP_STATUS_GSO_TCP: u32 = 1 << 8;
 
 pub const ETH_P_ALL: u16 = 0x0003;
 
@@ -228,4 +232,116 @@ pub fn bind_ll(fd: BorrowedFd<'_>, ifindex: u32) -> io::Result<()> {
         )
     };
     check(ret)
+}
+
+/// The interface index a packet socket is bound to (`getsockname`): the
+/// kernel sets it to -1 when the interface is unregistered (deleted, or
+/// moved to another namespace), which the socket outlives.
+pub fn bound_ifindex(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: sockaddr_ll is a C struct of integers; all-zero is valid.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `addr` is an exclusive, live sockaddr_ll and `len` says how
+    // many bytes the kernel may write into it.
+    let ret = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut addr as *mut libc::sockaddr_ll).cast(),
+            &mut len,
+        )
+    };
+    check(ret)?;
+    Ok(addr.sll_ifindex)
+}
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_GGRO: u32 = 0x2b;
+
+/// `struct ethtool_value`.
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+/// `struct ifreq` with the `ifr_data` member of its union.
+#[repr(C)]
+struct IfreqData {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    data: *mut EthtoolValue,
+    _pad: [u8; 16],
+}
+
+/// Whether generic receive offload is on for interface `name`
+/// (SIOCETHTOOL, ETHTOOL_GGRO), asked through any socket of the namespace.
+pub fn gro_enabled(fd: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not an interface name",
+        ));
+    }
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_GGRO,
+        data: 0,
+    };
+    let mut req = IfreqData {
+        name: [0; libc::IFNAMSIZ],
+        data: &mut value,
+        _pad: [0; 16],
+    };
+    for (d, &b) in req.name.iter_mut().zip(bytes) {
+        *d = b as libc::c_char;
+    }
+    // SAFETY: `req` is a fully initialised ifreq whose data pointer points at
+    // `value`, both live and exclusive through the call; the kernel reads the
+    // name and writes one ethtool_value, nothing else.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL as _, &mut req as *mut IfreqData) };
+    check(ret)?;
+    Ok(value.data != 0)
+}
+
+/// The running kernel's version (major, minor), from uname(2); (0, 0) if it
+/// cannot be read.
+pub fn kernel_version() -> (u32, u32) {
+    // SAFETY: utsname is a C struct of char arrays; all-zero is valid.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is an exclusive, live utsname for uname to fill.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return (0, 0);
+    }
+    let release: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    parse_version(&String::from_utf8_lossy(&release))
+}
+
+/// "6.1.0-57-amd64" → (6, 1).
+pub fn parse_version(release: &str) -> (u32, u32) {
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (it.next().flatten(), it.next().flatten()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions_parse() {
+        assert_eq!(parse_version("6.1.0-57-amd64"), (6, 1));
+        assert_eq!(parse_version("6.18.44-fc-v857"), (6, 18));
+        assert_eq!(parse_version("5.15.0-91-generic"), (5, 15));
+        assert_eq!(parse_version("garbage"), (0, 0));
+        let (major, _) = kernel_version();
+        assert!(major >= 3, "this kernel reads as {:?}", kernel_version());
+    }
 }

@@ -139,8 +139,28 @@ struct UringWait {
     ring: IoUring,
     /// Registered descriptors, to re-arm a poll the kernel ended.
     fds: Vec<(u64, RawFd)>,
-    /// Events seen while waiting for a removal, handed out by the next wait.
-    stash: Vec<Event>,
+    /// Completions of other tokens reaped while waiting for a removal,
+    /// kept whole (flags included: one may be the last of its poll) for the
+    /// next wait to handle like fresh ones.
+    stash: Vec<Completion>,
+}
+
+/// What the next wait needs of a completion queue entry.
+#[derive(Debug, Clone, Copy)]
+struct Completion {
+    user_data: u64,
+    result: i32,
+    more: bool,
+}
+
+impl From<&cqueue::Entry> for Completion {
+    fn from(cqe: &cqueue::Entry) -> Self {
+        Completion {
+            user_data: cqe.user_data(),
+            result: cqe.result(),
+            more: cqueue::more(cqe.flags()),
+        }
+    }
 }
 
 impl UringWait {
@@ -229,7 +249,7 @@ impl UringWait {
                         poll_ended = true;
                     }
                 } else if ud & REMOVE_BIT == 0 {
-                    stash.push(event_from(ud, cqe.result()));
+                    stash.push(Completion::from(&cqe));
                 }
             }
             self.stash = stash;
@@ -242,8 +262,8 @@ impl UringWait {
     }
 
     fn wait(&mut self, timeout: Duration, out: &mut Vec<Event>) -> io::Result<()> {
-        out.append(&mut self.stash);
-        if out.is_empty() && self.ring.completion().is_empty() {
+        let mut done = std::mem::take(&mut self.stash);
+        if done.is_empty() && self.ring.completion().is_empty() {
             let ts = types::Timespec::from(timeout);
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
@@ -252,26 +272,31 @@ impl UringWait {
                 Err(e) => return Err(e),
             }
         }
+        done.extend(self.ring.completion().map(|c| Completion::from(&c)));
         let mut rearm = Vec::new();
-        for cqe in self.ring.completion() {
-            let ud = cqe.user_data();
-            if ud & REMOVE_BIT != 0 {
+        for c in &done {
+            if c.user_data & REMOVE_BIT != 0 {
                 continue;
             }
-            let res = cqe.result();
-            if res == -libc::ECANCELED {
-                continue;
-            }
-            let ev = event_from(ud, res);
             // A multishot poll without IORING_CQE_F_MORE has ended (the kernel
-            // does that on overflow or error); arm it again while registered.
-            if !cqueue::more(cqe.flags()) && !ev.invalid {
-                if let Some(&(_, fd)) = self.fds.iter().find(|&&(t, _)| t == ud) {
-                    rearm.push((fd, ud));
+            // does that on overflow, on error, or when it cancels it); arm it
+            // again while it is registered.
+            if !c.more {
+                if let Some(&(t, fd)) = self.fds.iter().find(|&&(t, _)| t == c.user_data) {
+                    if c.result != -libc::EBADF {
+                        rearm.push((fd, t));
+                    }
                 }
             }
+            // A cancellation is ours to know about, not an event.
+            if c.result == -libc::ECANCELED {
+                continue;
+            }
+            let ev = event_from(c.user_data, c.result);
             out.push(ev);
         }
+        self.stash = done;
+        self.stash.clear();
         for (fd, token) in rearm {
             self.arm(fd, token)?;
         }
@@ -426,6 +451,48 @@ mod tests {
         );
         assert_eq!(w.kind(), WaitKind::IoUring);
         exercise(WaitKind::IoUring);
+    }
+
+    /// A multishot poll that the kernel ended while another token was being
+    /// removed (here: the completion queue overflowed) is armed again.
+    #[test]
+    fn a_poll_ended_during_another_removal_is_armed_again() {
+        let (mut w, _) = Waiter::new(WaitKind::IoUring).expect("io_uring");
+        let (ra, wa) = pipe().unwrap();
+        let (rb, wb) = pipe().unwrap();
+        w.register(ra.as_fd(), 1).unwrap();
+        w.register(rb.as_fd(), 2).unwrap();
+        // Far more readiness events for A than the 128-entry completion
+        // queue holds, none reaped: the kernel ends A's multishot poll.
+        for _ in 0..400 {
+            write_byte(&wa);
+        }
+        w.deregister(2).unwrap();
+        drop((rb, wb));
+        let mut out = Vec::new();
+        w.wait(Duration::from_millis(50), &mut out).unwrap();
+        assert!(out.iter().all(|e| e.token == 1), "{out:?}");
+        assert!(
+            !out.iter().any(|e| e.error),
+            "no other token's cancellation may show up as an error: {out:?}"
+        );
+        // Empty the pipe; A must still wake on new data.
+        let mut buf = [0u8; 1024];
+        // SAFETY: reads into a live buffer of the length given from an open
+        // non-blocking pipe.
+        while unsafe { libc::read(ra.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        for _ in 0..3 {
+            out.clear();
+            w.wait(Duration::from_millis(20), &mut out).unwrap();
+        }
+        out.clear();
+        write_byte(&wa);
+        w.wait(Duration::from_secs(2), &mut out).unwrap();
+        assert!(
+            out.iter().any(|e| e.token == 1 && e.readable),
+            "A stopped waking after its poll ended: {out:?}"
+        );
+        drop((ra, wa));
     }
 
     #[test]

@@ -139,6 +139,7 @@ pub struct Aggregator {
     lifetime: Totals,
     lifetime_untracked: Untracked,
     shards_merged: u64,
+    udp_evicted: u64,
     late_total: u64,
     recent_closed: VecDeque<Alert>,
     opened_total: [u64; 4],
@@ -171,6 +172,7 @@ impl Aggregator {
             lifetime: Totals::default(),
             lifetime_untracked: Untracked::default(),
             shards_merged: 0,
+            udp_evicted: 0,
             late_total: 0,
             recent_closed: VecDeque::new(),
             opened_total: [0; 4],
@@ -232,6 +234,7 @@ impl Aggregator {
     pub fn merge(&mut self, shard: &Shard) {
         let t = shard.last_tick;
         self.shards_merged += 1;
+        self.udp_evicted += shard.udp_evicted;
         self.lifetime.packets += shard.totals.packets;
         self.lifetime.bytes += shard.totals.bytes;
         self.lifetime_untracked.add(&shard.untracked);
@@ -639,6 +642,7 @@ impl Aggregator {
             health,
             late_shards_total: self.late_total,
             shards_merged: self.shards_merged,
+            udp_flows_evicted: self.udp_evicted,
             config: self.config_json.clone(),
             runtime: self.runtime.clone(),
             all_json: Default::default(),

@@ -3,6 +3,7 @@
 //! snapshot.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -51,6 +52,8 @@ pub struct Collector {
     pub control: Receiver<Reconfigure>,
     pub sinks: Sinks,
     pub alerts: AlertsConfig,
+    /// Workers that ended without handing over their last shard.
+    pub lost: Arc<AtomicUsize>,
 }
 
 impl Collector {
@@ -78,6 +81,9 @@ impl Collector {
                     }
                 }
                 for (w, side) in self.sides.iter_mut().enumerate() {
+                    // Asked before the queue is drained: once abandoned,
+                    // nothing more can arrive after what is queued.
+                    let abandoned = !finished[w] && side.is_abandoned();
                     while let Some(shard) = side.take() {
                         let t0 = Instant::now();
                         self.agg.merge(&shard);
@@ -91,6 +97,15 @@ impl Collector {
                         if !shard.last {
                             side.give_back(shard);
                         }
+                    }
+                    if abandoned && !finished[w] {
+                        // Its packets from now on are not counted; waiting
+                        // for it would stall every tick and the shutdown.
+                        finished[w] = true;
+                        self.lost.fetch_add(1, Ordering::Release);
+                        log::error!(
+                            "capture worker {w} ended without handing over its last shard; its rings are no longer read"
+                        );
                     }
                 }
                 let now = Instant::now();
@@ -180,5 +195,76 @@ impl Collector {
         let snap = Arc::new(snap);
         self.published.store(snap.clone());
         snap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregator::RuntimeInfo;
+    use crate::capture::handoff;
+    use crate::shard::{Hasher, ShardLimits};
+    use std::sync::mpsc;
+
+    /// Regression (issue 10, item 4): a worker that ends without its last
+    /// shard made every later tick wait out the grace period and the
+    /// shutdown wait for ever.
+    #[test]
+    fn a_worker_gone_without_its_last_shard_does_not_hold_the_aggregator() {
+        let config = Config::default();
+        let limits = ShardLimits {
+            max_hosts: 16,
+            max_pairs: 16,
+            max_ports: 16,
+            answers: false,
+        };
+        let hasher = Hasher::new();
+        let clock = TickClock::new(Instant::now(), Duration::from_millis(40));
+        let (_ev_tx, events) = mpsc::channel();
+        let (_ctl_tx, control) = mpsc::channel();
+        let (sides_tx, sides_rx) = mpsc::channel::<Vec<AggregatorSide>>();
+        let lost = Arc::new(AtomicUsize::new(0));
+        let lost2 = lost.clone();
+        let published = crate::snapshot::publish(Snapshot::empty(&config, RuntimeInfo::default()));
+        let agg = Aggregator::new(&config, RuntimeInfo::default());
+        let alerts = config.alerts.clone();
+        let t = std::thread::spawn(move || {
+            let sides = sides_rx.recv().unwrap();
+            Collector {
+                agg,
+                sides,
+                clock,
+                published,
+                events,
+                control,
+                sinks: Sinks::none(),
+                alerts,
+                lost: lost2,
+            }
+            .run()
+        });
+        let (mut good, a0, mut shard) = handoff::channel(limits, &hasher, t.thread().clone());
+        let (bad, a1, _) = handoff::channel(limits, &hasher, t.thread().clone());
+        sides_tx.send(vec![a0, a1]).unwrap();
+        // The healthy worker hands over a few ticks, the other one is gone.
+        drop(bad);
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(40));
+            shard.last_tick = clock.tick_at(Instant::now());
+            good.exchange(&mut shard);
+        }
+        assert_eq!(lost.load(Ordering::Acquire), 1);
+        let started = Instant::now();
+        good.finish(shard);
+        let last = t.join().expect("the aggregator ends");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the aggregator ended {:?} after the last worker",
+            started.elapsed()
+        );
+        assert_eq!(
+            last.health.late_workers, 0,
+            "the lost worker is not waited for"
+        );
     }
 }

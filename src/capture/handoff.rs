@@ -78,6 +78,13 @@ impl WorkerSide {
 }
 
 impl AggregatorSide {
+    /// True once the worker's side is gone (the worker ended without
+    /// [`WorkerSide::finish`]: it panicked or gave up): no shard will come
+    /// after those already queued.
+    pub fn is_abandoned(&self) -> bool {
+        self.full.is_abandoned()
+    }
+
     /// The next filled shard, if one arrived.
     pub fn take(&mut self) -> Option<Box<Shard>> {
         self.full.pop().ok()

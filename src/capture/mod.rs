@@ -16,6 +16,7 @@ mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -60,6 +61,17 @@ struct WorkerHandle {
 struct Watched {
     name: String,
     ring_bytes: u64,
+    /// A second descriptor of one of its sockets: tells whether the
+    /// interface the rings were opened on still exists (an interface
+    /// deleted and made again can come back with the same index).
+    probe: Option<tpacket::BindProbe>,
+}
+
+/// An interface that could not be opened.
+struct Failure {
+    /// Try again once the interface is up: it was down, and this kernel
+    /// cannot add a down interface's sockets to a fanout group.
+    when_up: bool,
 }
 
 /// The running capture.
@@ -73,9 +85,13 @@ pub struct Capture {
     agg_control: Sender<Reconfigure>,
     clock: TickClock,
     watched: BTreeMap<u32, Watched>,
-    /// Interfaces that could not be opened, with the error: not retried
-    /// (and not logged again) while they keep their index.
-    failed: HashMap<u32, String>,
+    /// Interfaces that could not be opened: not retried (and not logged
+    /// again) while they keep their index, unless they were only down.
+    failed: HashMap<u32, Failure>,
+    /// Interfaces warned about for GRO.
+    gro_warned: HashSet<String>,
+    /// Said once: this kernel's fanout groups deliver outgoing packets.
+    fanout_outgoing_logged: bool,
     /// Interfaces skipped as stacked, logged once.
     stacked_logged: HashSet<u32>,
     ring_used: u64,
@@ -85,6 +101,8 @@ pub struct Capture {
     /// is read every tick.
     watch: Option<links::LinkWatch>,
     last_list: Option<Instant>,
+    /// Workers the aggregator found gone.
+    lost: Arc<AtomicUsize>,
 }
 
 /// The interface list is read again at least this often, in case an
@@ -186,6 +204,8 @@ impl Capture {
         let (agg_events, events_rx) = mpsc::channel();
         let (agg_control, control_rx) = mpsc::channel();
         let alerts = config.alerts.clone();
+        let lost = Arc::new(AtomicUsize::new(0));
+        let lost_agg = lost.clone();
         let aggregator = std::thread::Builder::new()
             .name("aggregator".into())
             .spawn(move || {
@@ -199,6 +219,7 @@ impl Capture {
                     control: control_rx,
                     sinks,
                     alerts,
+                    lost: lost_agg,
                 }
                 .run()
             })
@@ -223,6 +244,7 @@ impl Capture {
                 commands: commands_rx,
                 side,
                 shard,
+                retire: cfg.block_timeout.0.max(Duration::from_millis(1)),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("cap-{id}"))
@@ -247,6 +269,8 @@ impl Capture {
             clock,
             watched: BTreeMap::new(),
             failed: HashMap::new(),
+            gro_warned: HashSet::new(),
+            fanout_outgoing_logged: false,
             stacked_logged: HashSet::new(),
             ring_used: 0,
             last_list_error: None,
@@ -261,6 +285,7 @@ impl Capture {
                 }
             },
             last_list: None,
+            lost,
         };
         capture.refresh();
         if capture.watched.is_empty() {
@@ -286,6 +311,27 @@ impl Capture {
     /// The tick clock shared by workers and aggregator.
     pub fn clock(&self) -> TickClock {
         self.clock
+    }
+
+    /// Why capture cannot go on, if a worker thread has ended (it
+    /// panicked, or could not wait for its rings): its share of every
+    /// interface is no longer read. The daemon stops with an error then, so
+    /// that its supervisor (systemd's `Restart=on-failure`) starts it again.
+    pub fn lost_worker(&self) -> Option<String> {
+        let gone: Vec<usize> = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.thread.is_finished())
+            .map(|(i, _)| i)
+            .collect();
+        let lost = self.lost.load(Ordering::Acquire);
+        if gone.is_empty() && lost == 0 {
+            return None;
+        }
+        Some(format!(
+            "capture worker(s) {gone:?} ended while running ({lost} without handing over their last counts): their share of the packets is no longer read"
+        ))
     }
 
     /// Names of the interfaces being watched.
@@ -334,6 +380,24 @@ impl Capture {
         self.failed.retain(|i, _| present.contains(i));
         self.stacked_logged.retain(|i| present.contains(i));
 
+        // Rings whose interface was unregistered (deleted, or moved to
+        // another namespace) see nothing more, even when an interface comes
+        // back with the same index: close them, and open the new one below.
+        let dead: Vec<u32> = self
+            .watched
+            .iter()
+            .filter(|(_, w)| w.probe.as_ref().is_some_and(|p| !p.is_bound()))
+            .map(|(&i, _)| i)
+            .collect();
+        for ifindex in dead {
+            let why = if present.contains(&ifindex) {
+                "it was removed and an interface with its index took its place"
+            } else {
+                "it went away"
+            };
+            self.unwatch(ifindex, why);
+        }
+
         let wanted: HashMap<u32, &Link> = watch.iter().map(|l| (l.ifindex, *l)).collect();
         let gone: Vec<u32> = self
             .watched
@@ -362,8 +426,12 @@ impl Capture {
                 }
                 continue;
             }
-            if self.failed.contains_key(&l.ifindex) {
-                continue;
+            match self.failed.get(&l.ifindex) {
+                Some(f) if f.when_up && l.up => {
+                    self.failed.remove(&l.ifindex);
+                }
+                Some(_) => continue,
+                None => {}
             }
             self.watch(l);
         }
@@ -400,6 +468,8 @@ impl Capture {
                 let bytes = per_ring(block_count) * n;
                 self.ring_used += bytes;
                 let link = LinkType::from_arphrd(l.hatype);
+                let probe = rings.first().and_then(|r| r.bind_probe().ok());
+                self.warn_offloads(l, &rings);
                 for (ring, w) in rings.into_iter().zip(&self.workers) {
                     let m = Member::new(ring, link, l.name.clone());
                     if w.commands.send(Command::Add(Box::new(m))).is_ok() {
@@ -426,11 +496,19 @@ impl Capture {
                     Watched {
                         name: l.name.clone(),
                         ring_bytes: bytes,
+                        probe,
                     },
                 );
             }
             Err(e) if e.is_interface_gone() => {
                 log::debug!("{} went away while being opened", l.name);
+            }
+            Err(e) if e.is_interface_down() => {
+                log::info!(
+                    "{} is down; watching it once it comes up (this kernel adds sockets to fanout groups only on interfaces that are up)",
+                    l.name
+                );
+                self.failed.insert(l.ifindex, Failure { when_up: true });
             }
             Err(e) => self.fail(l, e.to_string()),
         }
@@ -438,7 +516,32 @@ impl Capture {
 
     fn fail(&mut self, l: &Link, why: String) {
         log::warn!("not watching {}: {why}", l.name);
-        self.failed.insert(l.ifindex, why);
+        self.failed.insert(l.ifindex, Failure { when_up: false });
+    }
+
+    /// Warns once per interface when GRO merges its packets, and once per
+    /// run when the kernel's fanout groups deliver outgoing packets.
+    fn warn_offloads(&mut self, l: &Link, rings: &[Ring]) {
+        if let Some(r) = rings.first() {
+            if l.hatype != tpacket::arphrd::LOOPBACK
+                && tpacket::gro_enabled(r, &l.name).unwrap_or(false)
+                && self.gro_warned.insert(l.name.clone())
+            {
+                log::warn!(
+                    "{}: generic receive offload (GRO) is on: the kernel merges TCP segments into one frame with one set of headers, so packets and header bytes are undercounted (about 3 % of bytes at a 1500-byte MTU; counted as gso_frames); turn it off for exact counts: ethtool -K {} gro off",
+                    l.name,
+                    l.name
+                );
+            }
+            let asked = self.cfg.direction == CountDirection::Ingress;
+            if asked && rings.len() > 1 && !r.ignores_outgoing() && !self.fanout_outgoing_logged {
+                self.fanout_outgoing_logged = true;
+                let (major, minor) = tpacket::kernel_version();
+                log::info!(
+                    "this kernel ({major}.{minor}) delivers outgoing packets to fanout groups (Linux 6.2 and later keep them out); they are left out (and counted as outgoing_skipped) in user space"
+                );
+            }
+        }
     }
 
     fn open_rings(&mut self, l: &Link, block_count: u32) -> tpacket::Result<Vec<Ring>> {
@@ -465,7 +568,7 @@ impl Capture {
                 }
             }
             let ring = match Ring::open(l.ifindex, &rc) {
-                Err(e) if rc.ignore_outgoing && e.is_unsupported_option() => {
+                Err(e) if rc.ignore_outgoing && e.is_ignore_outgoing_unsupported() => {
                     log::info!(
                         "the kernel has no PACKET_IGNORE_OUTGOING; outgoing packets are filtered (and counted) in user space"
                     );

@@ -27,8 +27,14 @@ use crate::wire::{Direction, LinkType, Meta};
 /// Blocks read from one ring before turning to the next, so that one busy
 /// interface cannot starve the others' rings.
 const BLOCKS_PER_TURN: usize = 16;
-/// The waiter token of the wake-up descriptor; ring tokens are ifindexes.
+/// The waiter token of the wake-up descriptor; rings get tokens counted
+/// from 1, never reused, so that a ring being closed and the new ring of an
+/// interface re-created with the same index are never confused.
 const WAKE_TOKEN: u64 = 1 << 40;
+/// A closing ring is read until the kernel has handed over its last,
+/// partly filled block — which it does within two retire timeouts — or
+/// this many retire timeouts have passed.
+const CLOSE_TIMEOUTS: u32 = 3;
 /// Repeated errors of one interface are logged at most this often.
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -71,6 +77,13 @@ pub struct Member {
     pub name: String,
     pub counters: IfaceDelta,
     last_error_log: Option<Instant>,
+    token: u64,
+    /// Set when the ring is closing: read what is left in it until then.
+    closing: Option<Instant>,
+    /// Frames read, and frames the kernel put in the ring (its packets
+    /// less its drops), since the ring was opened.
+    read: u64,
+    placed: u64,
 }
 
 impl Member {
@@ -82,6 +95,10 @@ impl Member {
             name,
             counters: IfaceDelta::new(ifindex),
             last_error_log: None,
+            token: 0,
+            closing: None,
+            read: 0,
+            placed: 0,
         }
     }
 }
@@ -106,6 +123,8 @@ pub struct WorkerSetup {
     pub commands: Receiver<Command>,
     pub side: WorkerSide,
     pub shard: Box<Shard>,
+    /// The rings' block retire timeout.
+    pub retire: Duration,
 }
 
 /// What a worker did, reported when it ends.
@@ -133,6 +152,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         commands,
         mut side,
         mut shard,
+        retire,
     } = setup;
     let mut report = WorkerReport {
         id,
@@ -158,6 +178,8 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
             match Waiter::new(WaitKind::Poll) {
                 Ok((w, _)) => w,
                 Err(e) => {
+                    // Returning drops `side`: the aggregator sees the worker
+                    // gone, and the daemon stops with an error.
                     log::error!("worker {id}: cannot wait at all: {e}");
                     return report;
                 }
@@ -172,10 +194,17 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         log::error!("worker {id}: cannot register its wake-up descriptor: {e}");
         return report;
     }
+    let fault = fault::Injected::from_env(id);
 
     let ingress_only = direction == crate::config::CountDirection::Ingress;
-    let mut flows = UdpFlows::new(crate::flows::SLOTS);
-    let mut members: Vec<Member> = Vec::new();
+    let mut w = Work {
+        id,
+        ingress_only,
+        retire,
+        flows: UdpFlows::new(crate::flows::SLOTS),
+        members: Vec::new(),
+        next_token: 1,
+    };
     let mut events: Vec<Event> = Vec::with_capacity(64);
     let mut tick = clock.tick_at(Instant::now());
     shard.first_tick = tick;
@@ -183,17 +212,17 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
 
     loop {
         let mut busy = false;
-        for m in members.iter_mut() {
+        for m in w.members.iter_mut() {
             for _ in 0..BLOCKS_PER_TURN {
                 let Some(block) = m.ring.next_block() else {
                     break;
                 };
-                drain_block(
+                m.read += drain_block(
                     &block,
                     m.link,
                     &mut m.counters,
                     &mut shard,
-                    &mut flows,
+                    &mut w.flows,
                     ingress_only,
                 );
                 report.blocks += 1;
@@ -201,10 +230,12 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
             }
         }
         let now = Instant::now();
+        w.close_finished(&mut waiter, &mut shard, now);
         if now >= deadline {
             shard.last_tick = tick;
-            hand_over_counters(&mut members, &mut shard);
-            flows.rotate();
+            hand_over_counters(&mut w.members, &mut shard);
+            shard.udp_evicted += w.flows.take_evicted();
+            w.flows.rotate();
             if side.exchange(&mut shard) {
                 report.handovers += 1;
             } else {
@@ -215,17 +246,12 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                 shard.first_tick = tick;
             }
             deadline = clock.end_of(tick);
+            if fault.due(report.handovers) {
+                return fault.strike(report);
+            }
         }
         if wake.commands.swap(false, Ordering::Acquire) {
-            apply_commands(
-                &commands,
-                &mut members,
-                &mut waiter,
-                &mut shard,
-                &mut flows,
-                ingress_only,
-                id,
-            );
+            w.apply_commands(&commands, &mut waiter, now);
         }
         if wake.stop.load(Ordering::Acquire) {
             break;
@@ -233,7 +259,8 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         if !busy {
             events.clear();
             report.wakeups += 1;
-            if let Err(e) = waiter.wait(deadline.saturating_duration_since(now), &mut events) {
+            let until = w.next_close().map_or(deadline, |c| c.min(deadline));
+            if let Err(e) = waiter.wait(until.saturating_duration_since(now), &mut events) {
                 log::error!("worker {id}: wait failed: {e}");
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -241,10 +268,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                 if e.token == WAKE_TOKEN {
                     let _ = wake.fd.read();
                 } else if e.error || e.invalid {
-                    if let Some(m) = members
-                        .iter_mut()
-                        .find(|m| u64::from(m.ring.ifindex()) == e.token)
-                    {
+                    if let Some(m) = w.members.iter_mut().find(|m| m.token == e.token) {
                         report_socket_error(m, id);
                     }
                 }
@@ -252,30 +276,153 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         }
     }
 
-    // Last turn: everything still in the rings, then the final shard.
-    for m in members.iter_mut() {
-        while let Some(block) = m.ring.next_block() {
-            drain_block(
-                &block,
-                m.link,
-                &mut m.counters,
-                &mut shard,
-                &mut flows,
-                ingress_only,
-            );
+    // Last turn: every ring closes as a removed one does, so that the
+    // packets in partly filled blocks are counted too; then the final shard.
+    let now = Instant::now();
+    for m in w.members.iter_mut() {
+        m.start_closing(now, retire);
+    }
+    while !w.members.is_empty() {
+        let mut busy = false;
+        for m in w.members.iter_mut() {
+            while let Some(block) = m.ring.next_block() {
+                m.read += drain_block(
+                    &block,
+                    m.link,
+                    &mut m.counters,
+                    &mut shard,
+                    &mut w.flows,
+                    ingress_only,
+                );
+                busy = true;
+            }
+        }
+        let now = Instant::now();
+        w.close_finished(&mut waiter, &mut shard, now);
+        if !busy && !w.members.is_empty() {
+            events.clear();
+            let until = w.next_close().unwrap_or(now);
+            let _ = waiter.wait(until.saturating_duration_since(now), &mut events);
         }
     }
     shard.last_tick = tick;
     shard.last = true;
-    hand_over_counters(&mut members, &mut shard);
-    for m in &members {
-        let _ = waiter.deregister(u64::from(m.ring.ifindex()));
-    }
+    shard.udp_evicted += w.flows.take_evicted();
     side.finish(shard);
     report
 }
 
-/// Counts every frame of a block.
+/// A worker's rings and what goes with them.
+struct Work {
+    id: usize,
+    ingress_only: bool,
+    retire: Duration,
+    flows: UdpFlows,
+    members: Vec<Member>,
+    next_token: u64,
+}
+
+impl Member {
+    /// Stops new packets from entering the ring; what is in it is still
+    /// read, until the kernel has handed over the last block or the time is
+    /// up.
+    fn start_closing(&mut self, now: Instant, retire: Duration) {
+        if self.closing.is_some() {
+            return;
+        }
+        if let Err(e) = self.ring.detach() {
+            log::debug!("{}: {e}", self.name);
+        }
+        self.closing = Some(now + retire * CLOSE_TIMEOUTS);
+    }
+
+    /// Every frame the kernel put in the ring has been read.
+    fn drained(&mut self) -> bool {
+        add_kernel_stats(self);
+        self.read >= self.placed
+    }
+}
+
+impl Work {
+    /// The earliest time a closing ring must be let go.
+    fn next_close(&self) -> Option<Instant> {
+        self.members.iter().filter_map(|m| m.closing).min()
+    }
+
+    /// Lets go of closing rings that are empty or out of time: their
+    /// counters go into the shard, their descriptors out of the waiter.
+    fn close_finished(&mut self, waiter: &mut Waiter, shard: &mut Shard, now: Instant) {
+        let mut i = 0;
+        while i < self.members.len() {
+            let m = &mut self.members[i];
+            let done = match m.closing {
+                Some(until) => now >= until || m.drained(),
+                None => false,
+            };
+            if !done {
+                i += 1;
+                continue;
+            }
+            let mut m = self.members.swap_remove(i);
+            while let Some(block) = m.ring.next_block() {
+                m.read += drain_block(
+                    &block,
+                    m.link,
+                    &mut m.counters,
+                    shard,
+                    &mut self.flows,
+                    self.ingress_only,
+                );
+            }
+            add_kernel_stats(&mut m);
+            if m.read < m.placed {
+                log::warn!(
+                    "{}: {} packet(s) the kernel put in the ring were still unread when it closed",
+                    m.name,
+                    m.placed - m.read
+                );
+            }
+            shard.add_iface(m.counters.take());
+            if let Err(e) = waiter.deregister(m.token) {
+                log::warn!(
+                    "worker {}: removing {} from the waiter: {e}",
+                    self.id,
+                    m.name
+                );
+            }
+        }
+    }
+
+    fn apply_commands(&mut self, commands: &Receiver<Command>, waiter: &mut Waiter, now: Instant) {
+        while let Ok(cmd) = commands.try_recv() {
+            match cmd {
+                Command::Add(mut m) => {
+                    m.token = self.next_token;
+                    self.next_token += 1;
+                    match waiter.register(m.ring.as_fd(), m.token) {
+                        Ok(()) => self.members.push(*m),
+                        Err(e) => log::error!(
+                            "worker {}: cannot wait on {}: {e}; not watching it",
+                            self.id,
+                            m.name
+                        ),
+                    }
+                }
+                Command::Remove(ifindex) => {
+                    for m in self
+                        .members
+                        .iter_mut()
+                        .filter(|m| m.ring.ifindex() == ifindex)
+                    {
+                        m.start_closing(now, self.retire);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Counts every frame of a block; returns how many frames it held.
 #[inline]
 fn drain_block(
     block: &Block<'_>,
@@ -284,11 +431,15 @@ fn drain_block(
     shard: &mut Shard,
     flows: &mut UdpFlows,
     ingress_only: bool,
-) {
+) -> u64 {
     let mut frames = block.frames();
+    let mut n = 0;
     for f in frames.by_ref() {
-        c.frames += 1;
+        n += 1;
         c.wire_bytes += u64::from(f.wire_len);
+        if f.gso_tcp() {
+            c.gso_frames += 1;
+        }
         let outgoing = f.packet_type.is_outgoing();
         if outgoing && ingress_only {
             c.outgoing_skipped += 1;
@@ -307,9 +458,11 @@ fn drain_block(
         };
         count_frame(link, f.data, meta, c, shard, flows);
     }
+    c.frames += n;
     if frames.malformed() {
         c.ring_corrupt += u64::from(frames.remaining()).max(1);
     }
+    n + u64::from(frames.remaining())
 }
 
 /// Moves each member's counters, and the kernel's, into the shard.
@@ -326,47 +479,9 @@ fn add_kernel_stats(m: &mut Member) {
             m.counters.kernel_packets += st.packets;
             m.counters.kernel_drops += st.drops;
             m.counters.kernel_freezes += st.freezes;
+            m.placed += st.packets.saturating_sub(st.drops);
         }
         Err(e) => log_limited(m, || format!("cannot read kernel statistics: {e}")),
-    }
-}
-
-fn apply_commands(
-    commands: &Receiver<Command>,
-    members: &mut Vec<Member>,
-    waiter: &mut Waiter,
-    shard: &mut Shard,
-    flows: &mut UdpFlows,
-    ingress_only: bool,
-    id: usize,
-) {
-    while let Ok(cmd) = commands.try_recv() {
-        match cmd {
-            Command::Add(m) => {
-                let token = u64::from(m.ring.ifindex());
-                match waiter.register(m.ring.as_fd(), token) {
-                    Ok(()) => members.push(*m),
-                    Err(e) => log::error!(
-                        "worker {id}: cannot wait on {}: {e}; not watching it",
-                        m.name
-                    ),
-                }
-            }
-            Command::Remove(ifindex) => {
-                let Some(pos) = members.iter().position(|m| m.ring.ifindex() == ifindex) else {
-                    continue;
-                };
-                let mut m = members.swap_remove(pos);
-                while let Some(block) = m.ring.next_block() {
-                    drain_block(&block, m.link, &mut m.counters, shard, flows, ingress_only);
-                }
-                add_kernel_stats(&mut m);
-                shard.add_iface(m.counters.take());
-                if let Err(e) = waiter.deregister(u64::from(ifindex)) {
-                    log::warn!("worker {id}: removing {} from the waiter: {e}", m.name);
-                }
-            }
-        }
     }
 }
 
@@ -402,4 +517,55 @@ fn pin(cpu: usize) -> nix::Result<()> {
     let mut set = CpuSet::new();
     set.set(cpu)?;
     sched_setaffinity(Pid::from_raw(0), &set)
+}
+
+/// Faults a test can ask a debug build's worker for, to see the daemon
+/// notice a worker that is gone. Release builds have none.
+mod fault {
+    use super::WorkerReport;
+
+    #[derive(Debug, Clone, Copy)]
+    pub enum Injected {
+        None,
+        /// After this many hand-overs, return without the last shard.
+        Exit(u64),
+        /// After this many hand-overs, panic.
+        Panic(u64),
+    }
+
+    impl Injected {
+        /// `TRAFFICALERTED_TEST_WORKER_FAULT=exit:ID:N` or `panic:ID:N`.
+        pub fn from_env(id: usize) -> Injected {
+            if !cfg!(debug_assertions) {
+                return Injected::None;
+            }
+            let Ok(v) = std::env::var("TRAFFICALERTED_TEST_WORKER_FAULT") else {
+                return Injected::None;
+            };
+            let mut it = v.split(':');
+            let (kind, who, after) = (it.next(), it.next(), it.next());
+            let who = who.and_then(|w| w.parse::<usize>().ok());
+            let after = after.and_then(|a| a.parse::<u64>().ok()).unwrap_or(1);
+            match (kind, who) {
+                (Some("exit"), Some(w)) if w == id => Injected::Exit(after),
+                (Some("panic"), Some(w)) if w == id => Injected::Panic(after),
+                _ => Injected::None,
+            }
+        }
+
+        pub fn due(&self, handovers: u64) -> bool {
+            match *self {
+                Injected::None => false,
+                Injected::Exit(n) | Injected::Panic(n) => handovers >= n,
+            }
+        }
+
+        pub fn strike(&self, report: WorkerReport) -> WorkerReport {
+            if let Injected::Panic(_) = self {
+                panic!("worker {}: panic injected by a test", report.id);
+            }
+            log::error!("worker {}: exit injected by a test", report.id);
+            report
+        }
+    }
 }

@@ -127,6 +127,7 @@ pub fn status(snap: &Snapshot) -> serde_json::Value {
         "tables": snap.tables,
         "health": snap.health,
         "late_shards_total": snap.late_shards_total,
+        "udp_flows_evicted": snap.udp_flows_evicted,
         "workers": snap.runtime.workers,
         "runtime": *snap.runtime,
     })

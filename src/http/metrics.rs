@@ -117,6 +117,12 @@ pub fn render(snap: &Snapshot) -> String {
         snap.late_shards_total,
     );
     o.one(
+        "trafficalerted_udp_flows_evicted_total",
+        "counter",
+        "Live UDP flows pushed out of the workers' flow tables by others (their answers then count as initiations).",
+        snap.udp_flows_evicted,
+    );
+    o.one(
         "trafficalerted_workers",
         "gauge",
         "Capture worker threads.",
@@ -151,7 +157,7 @@ pub fn render(snap: &Snapshot) -> String {
 
 fn ifaces(o: &mut Out, snap: &Snapshot) {
     type Get = fn(&crate::counters::IfaceReport) -> u64;
-    let counters: [(&str, &str, Get); 9] = [
+    let counters: [(&str, &str, Get); 10] = [
         (
             "trafficalerted_interface_frames_total",
             "Frames read from the interface's rings.",
@@ -196,6 +202,11 @@ fn ifaces(o: &mut Out, snap: &Snapshot) {
             "trafficalerted_interface_ring_corrupt_total",
             "Ring blocks or frames with impossible headers, skipped.",
             |r| r.ring_corrupt,
+        ),
+        (
+            "trafficalerted_interface_gso_frames_total",
+            "Frames GRO merged from several TCP segments (Linux 6.3+ marks them): packets and header bytes are undercounted.",
+            |r| r.gso_frames,
         ),
     ];
     o.family(

@@ -134,6 +134,7 @@ impl<'a> Player<'a> {
         for c in &mut self.ifaces {
             self.shard.add_iface(c.take());
         }
+        self.shard.udp_evicted += self.flows.take_evicted();
         self.totals.add(&self.shard);
         self.agg.merge(&self.shard);
         self.shard.recycle();

@@ -152,6 +152,11 @@ impl<'n> Daemon<'n> {
         self.proc.signal(sig);
     }
 
+    /// Waits for the daemon to exit on its own; its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        self.proc.wait_for(limit)
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub fn stop(mut self) -> (Option<i32>, String) {
         self.proc.signal(nix::sys::signal::Signal::SIGTERM);

@@ -8,6 +8,7 @@
 mod alerts;
 mod browser;
 mod capture;
+mod churn;
 mod cli;
 mod daemon;
 mod fallback;
