@@ -17,7 +17,7 @@ use trafficalerted::config::Config;
 use trafficalerted::counters::{IfaceDelta, count_frame};
 use trafficalerted::flows::UdpFlows;
 use trafficalerted::shard::{Hasher, Shard, ShardLimits};
-use trafficalerted::wire::{LinkType, Meta};
+use trafficalerted::wire::{Decap, LinkType, Meta};
 
 const FRAMES: usize = 1_000_000;
 const FRAME_LEN: usize = 64;
@@ -103,7 +103,15 @@ fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta, flows: &mut U
             wire_len: u32::from(len),
             ..Meta::default()
         };
-        count_frame(LinkType::Ethernet, data, meta, iface, shard, flows);
+        count_frame(
+            LinkType::Ethernet,
+            data,
+            meta,
+            &Decap::NONE,
+            iface,
+            shard,
+            flows,
+        );
     }
 }
 

@@ -31,6 +31,15 @@ def udp(n=8, length=None):
     length = 8 + n if length is None else length
     return struct.pack(">HHHH", 5353, 53, length & 0xFFFF, 0) + b"A" * n
 
+def mpls(*labels):
+    out = b""
+    for i, l in enumerate(labels):
+        out += struct.pack(">I", (l << 12) | ((i + 1 == len(labels)) << 8) | 64)
+    return out
+
+def pppoe(proto, payload):
+    return struct.pack(">BBHHH", 0x11, 0, 0x1234, len(payload) + 2, proto) + payload
+
 def ext(nh, units, rest):
     return bytes([nh, units]) + bytes(8 * (units + 1) - 2) + rest
 
@@ -77,6 +86,34 @@ seeds = {
     "null_be_inet6": (4, 0, struct.pack(">I", 30) + ipv6(6, tcp())),
     "loop_inet6": (5, 0, struct.pack(">I", 24) + ipv6(6, tcp())),
     "kernel_offset_beyond": (6, 0, b"\x00" * 3),
+    # Encapsulations operators have (issue 10).
+    "eth_mpls_ipv4": (0, 0, eth(0x8847, mpls(100, 200) + ipv4(17, udp(8)))),
+    "eth_mpls_pw_cw_eth": (0, 0, eth(0x8847, mpls(16) + bytes(4) + eth(0x0800, ipv4(6, tcp())))),
+    "eth_mpls_no_bos_deep": (0, 0, eth(0x8847, struct.pack(">I", 16 << 12 | 64) * 20)),
+    "eth_mpls_gal": (0, 0, eth(0x8847, mpls(13) + bytes([0x10, 0, 0, 1]))),
+    "eth_mpls_cut": (0, 100, eth(0x8847, mpls(1, 2))[:17]),
+    "eth_pppoe_ipv4": (0, 0, eth(0x8864, pppoe(0x21, ipv4(17, udp(8))))),
+    "eth_pppoe_ipv6": (0, 0, eth(0x8864, pppoe(0x57, ipv6(6, tcp())))),
+    "eth_pppoe_lcp": (0, 0, eth(0x8864, pppoe(0xC021, bytes(8)))),
+    "eth_pppoe_bad_version": (0, 0, eth(0x8864, b"\x22" + pppoe(0x21, ipv4(17, udp(8)))[1:])),
+    "eth_llc_snap_ipv4": (0, 0, eth(36, b"\xaa\xaa\x03\x00\x00\x00\x08\x00" + ipv4(17, udp(8)))),
+    "eth_llc_snap_cut": (0, 0, eth(36, b"\xaa\xaa\x03\x00")),
+    "eth_pbb_itag": (0, 0, eth(0x88E7, bytes(4) + bytes(12) + b"\x08\x00" + ipv4(17, udp(8)), tags=(0x88A8,))),
+    "eth_vntag": (0, 0, eth(0x8926, bytes(4) + b"\x86\xdd" + ipv6(17, udp(4)))),
+    "eth_etag": (0, 0, eth(0x893F, bytes(6) + b"\x08\x00" + ipv4(6, tcp()))),
+    "eth_shim_loop": (0, 0, eth(0x8926, (bytes(4) + b"\x89\x26") * 20)),
+    # Tunnels the parse target also looks into.
+    "eth_vxlan": (0, 0, eth(0x0800, ipv4(17, struct.pack(">HHHH", 50000, 4789, 16 + 54, 0) + b"\x08" + bytes(7) + eth(0x0800, ipv4(6, tcp()))))),
+    "eth_vxlan_no_i": (0, 0, eth(0x0800, ipv4(17, struct.pack(">HHHH", 50000, 4789, 16, 0) + bytes(8)))),
+    "eth_geneve_opts": (0, 0, eth(0x0800, ipv4(17, struct.pack(">HHHH", 50000, 6081, 100, 0) + b"\x3f\x00\x65\x58" + bytes(4) + bytes(20)))),
+    "eth_gretap_key": (0, 0, eth(0x0800, ipv4(47, struct.pack(">HHI", 0x2000, 0x6558, 9) + eth(0x0800, ipv4(17, udp(8)))))),
+    "eth_gre_ip": (0, 0, eth(0x0800, ipv4(47, struct.pack(">HH", 0, 0x0800) + ipv4(17, udp(8))))),
+    "eth_erspan2": (0, 0, eth(0x0800, ipv4(47, struct.pack(">HHI", 0x1000, 0x88BE, 1) + bytes(8) + eth(0x0800, ipv4(6, tcp()))))),
+    "eth_erspan3_opt": (0, 0, eth(0x0800, ipv4(47, struct.pack(">HHI", 0x1000, 0x22EB, 1) + bytes(11) + b"\x01" + bytes(8) + eth(0x86DD, ipv6(6, tcp()))))),
+    "eth_erspan3_cut": (0, 0, eth(0x0800, ipv4(47, struct.pack(">HHI", 0x1000, 0x22EB, 1) + bytes(5)))),
+    "eth_gre_in_gre": (0, 0, eth(0x0800, ipv4(47, struct.pack(">HH", 0, 0x0800) + ipv4(47, struct.pack(">HH", 0, 0x0800) + ipv4(17, udp(8)))))),
+    # TSO: total length 0 on a segment captured before the NIC filled it in.
+    "eth_ipv4_tso_zero_len": (0, 0, eth(0x0800, ipv4(6, tcp() + b"x" * 1400, total=0))),
 }
 
 os.makedirs("seeds/parse", exist_ok=True)
@@ -223,6 +260,15 @@ captures = {
     "ng_spb_first": ng_file(ifaces=()) + ng_block(3, struct.pack("<I", len(udp_frame)) + udp_frame),
     "ng_two_sections": ng_file(pkts=[(0, 1, udp_frame)]) + ng_file(be=True, pkts=[(0, 2, udp_frame)]),
     "ng_epb_caplen_lies": ng_file() + ng_block(6, struct.pack("<IIIII", 0, 0, 1, 5000, 60) + udp_frame),
+    # FCS information above the link type (issue 10): with and without bit 26.
+    "pcap_fcs_len_4": pcap_file(linktype=0x24000001, recs=[(1, udp_frame + b"\xde\xad\xbe\xef", None)]),
+    "pcap_linktype_0x30000001": pcap_file(linktype=0x30000001, recs=[(1, udp_frame, None)]),
+    "pcap_fcs_longer_than_frame": pcap_file(linktype=0xF4000001, recs=[(1, b"\x01\x02", None)]),
+    "ng_if_fcslen_32": ng_file(ifaces=()) + ng_block(1, struct.pack("<HHIHH", 1, 0, 0, 13, 1) + bytes([32, 0, 0, 0]) + bytes(4)) + ng_block(6, struct.pack("<IIIII", 0, 0, 1, len(udp_frame) + 4, len(udp_frame) + 4) + udp_frame + bytes(4)),
+    "ng_epb_flags_fcs": ng_file() + ng_block(6, struct.pack("<IIIII", 0, 0, 1, len(udp_frame), len(udp_frame)) + udp_frame + bytes(-len(udp_frame) % 4) + struct.pack("<HHI", 2, 4, 15 << 5) + bytes(4)),
+    "ng_trailing_len_differs": ng_file(pkts=[(0, 5, udp_frame)])[:-4] + struct.pack("<I", 999),
+    "ng_idb_too_short": ng_file(ifaces=()) + ng_block(1, b"\x01\x00\x00\x00"),
+    "pcap_tso_zero_len": pcap_file(recs=[(1, eth(0x0800, ipv4(6, tcp() + b"x" * 1400, total=0)), None)]),
 }
 for name, data in captures.items():
     with open(f"seeds/replay_reader/{name}", "wb") as f:

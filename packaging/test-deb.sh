@@ -3,9 +3,13 @@
 # lintian; the unit with systemd-analyze (verify, and the security score);
 # then, in a fresh Debian root made by debootstrap, install with dpkg -i,
 # check files, conffile, man page, capability, `--version` and
-# `check-config` of the shipped config from inside that root; upgrade to a
-# rebuilt newer version with the config edited (the edit must stay); remove
-# and purge (nothing may stay behind but the system user).
+# `check-config` of the shipped config from inside that root; boot that
+# root with systemd as PID 1 (systemd-nspawn) and check the service as
+# systemd runs it: active, CAP_NET_RAW its only capability, counting
+# packets sent to the container's interface, reloading on `systemctl
+# reload`, restarted after a kill, stopping cleanly; upgrade to a rebuilt
+# newer version with the config edited (the edit must stay); remove and
+# purge (nothing may stay behind but the system user).
 #
 # Usage (root): packaging/test-deb.sh
 #   DEB_ROOT_CACHE=path  tarball of the debootstrap root, reused when present
@@ -15,7 +19,8 @@ cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "packaging/test-deb.sh needs root (chroot, dpkg in the root)" >&2; exit 1; }
 need=()
-for pair in lintian:lintian debootstrap:debootstrap systemd-analyze:systemd getcap:libcap2-bin; do
+for pair in lintian:lintian debootstrap:debootstrap systemd-analyze:systemd getcap:libcap2-bin \
+            systemd-nspawn:systemd-container nsenter:util-linux ping:iputils-ping; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -26,8 +31,12 @@ command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
 WORK=$(mktemp -d)
 ROOT=$WORK/root
-CACHE=${DEB_ROOT_CACHE:-target/debootstrap-bookworm-systemd.tgz}
+CACHE=${DEB_ROOT_CACHE:-target/debootstrap-bookworm-systemd-net.tgz}
+NS=ta-deb-$$
+NSPAWN=""
 cleanup() {
+    [ -n "$NSPAWN" ] && kill -9 "$NSPAWN" 2>/dev/null || true
+    ip netns del "$NS" 2>/dev/null || true
     umount "$ROOT/proc" 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -69,7 +78,7 @@ mkdir -p "$ROOT"
 if [ -f "$CACHE" ]; then
     tar -xzf "$CACHE" -C "$ROOT"
 else
-    debootstrap --variant=minbase --include=adduser,libcap2-bin,init-system-helpers,systemd,procps,man-db \
+    debootstrap --variant=minbase --include=adduser,libcap2-bin,init-system-helpers,systemd,systemd-sysv,procps,man-db,iproute2,curl \
         bookworm "$ROOT" http://deb.debian.org/debian > "$WORK/debootstrap.log" 2>&1 ||
         { tail -20 "$WORK/debootstrap.log"; fail "debootstrap"; }
     mkdir -p "$(dirname "$CACHE")"
@@ -107,6 +116,106 @@ if in_root setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c '/usr/bin
 fi
 in_root systemd-analyze verify /usr/lib/systemd/system/trafficalerted.service > "$WORK/verify" 2>&1 || { cat "$WORK/verify"; fail "systemd-analyze verify"; }
 echo "installed: files, conffile, man page, state dir, cap_net_raw on root:trafficalerted 0754, enabled, --version, check-config, unit verified"
+
+echo "== the service under systemd (systemd-nspawn --boot)"
+# The container's host side of its veth lives in a namespace of ours, so
+# that nothing of the test touches this machine's own network.
+umount "$ROOT/proc"
+rm -f "$ROOT/usr/sbin/policy-rc.d"
+echo "ta-deb-test" > "$ROOT/etc/hostname"
+ip netns add "$NS"
+ip netns exec "$NS" ip link set lo up
+nsenter --net="/run/netns/$NS" systemd-nspawn --boot --register=no --keep-unit --quiet \
+    --network-veth -M ta-deb-$$ -D "$ROOT" > "$WORK/boot.log" 2>&1 &
+NSPAWN=$!
+# The container's PID 1: systemd, the child of systemd-nspawn.
+leader=""
+for _ in $(seq 100); do
+    leader=$(pgrep -P "$NSPAWN" -x systemd || true)
+    [ -n "$leader" ] && break
+    sleep 0.2
+done
+[ -n "$leader" ] || { cat "$WORK/boot.log"; fail "the container did not boot"; }
+inside() { nsenter -t "$leader" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER= "$@"; }
+state=""
+for _ in $(seq 150); do
+    state=$(inside systemctl is-active trafficalerted 2>/dev/null || true)
+    [ "$state" = active ] && break
+    sleep 0.2
+done
+[ "$state" = active ] || { inside systemctl status trafficalerted --no-pager -l 2>&1 | tail -30; fail "service not active: $state"; }
+main_pid() { inside systemctl show -p MainPID --value trafficalerted; }
+pid=$(main_pid)
+capeff=$(inside grep CapEff "/proc/$pid/status" | awk '{print $2}')
+# CAP_NET_RAW is bit 13.
+[ "$capeff" = 0000000000002000 ] || fail "CapEff of the service is $capeff, not CAP_NET_RAW alone"
+[ "$(inside stat -c %U "/proc/$pid")" = trafficalerted ] || fail "the service does not run as trafficalerted"
+echo "active as trafficalerted with CapEff $capeff (CAP_NET_RAW only)"
+
+# Packets sent to the container's host0: 20 echo requests of 1000 bytes.
+host=$(ip netns exec "$NS" ip -o link | awk -F': ' '/ve-/{print $2}' | cut -d@ -f1 | head -1)
+[ -n "$host" ] || fail "no host side of the container's veth"
+ip netns exec "$NS" ip addr add 10.99.0.1/24 dev "$host"
+ip netns exec "$NS" ip link set "$host" up
+inside ip addr add 10.99.0.2/24 dev host0
+inside ip link set host0 up
+for _ in $(seq 50); do
+    inside ip -o link show host0 | grep -q 'state UP' && break
+    sleep 0.2
+done
+ip netns exec "$NS" ping -q -c 20 -i 0.05 -s 972 -W 2 10.99.0.2 > /dev/null || fail "cannot ping the container"
+sent=0
+for _ in $(seq 60); do
+    sent=$(inside curl -sf localhost:8698/api/v1/hosts/10.99.0.1 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["host"]["sent_bytes"])' 2>/dev/null || echo 0)
+    [ "$sent" -ge 20000 ] && break
+    sleep 0.5
+done
+[ "$sent" = 20000 ] || fail "the service counted $sent bytes from 10.99.0.1, not 20 × 1000"
+echo "counted the 20 × 1000 bytes sent to host0"
+
+# Reload: a changed config is taken, the process stays.
+sed -i 's/^byte_limit = .*/byte_limit = "3G"/' "$ROOT/etc/trafficalerted/trafficalerted.toml"
+inside systemctl reload trafficalerted || fail "systemctl reload"
+for _ in $(seq 50); do
+    inside journalctl -u trafficalerted --no-pager -o cat | grep -q 'configuration reloaded' && break
+    sleep 0.2
+done
+inside journalctl -u trafficalerted --no-pager -o cat | grep -q 'configuration reloaded' || fail "reload not applied"
+[ "$(main_pid)" = "$pid" ] || fail "reload restarted the process"
+[ "$(inside systemctl is-active trafficalerted)" = active ] || fail "not active after reload"
+echo "reloaded in place"
+
+# Killed: systemd starts it again (Restart=on-failure).
+inside systemctl kill -s KILL trafficalerted
+new=""
+for _ in $(seq 100); do
+    new=$(main_pid)
+    if [ "$new" != 0 ] && [ "$new" != "$pid" ] && [ "$(inside systemctl is-active trafficalerted)" = active ]; then break; fi
+    sleep 0.2
+done
+[ "$new" != 0 ] && [ "$new" != "$pid" ] || fail "not restarted after a kill (MainPID $new)"
+[ "$(inside systemctl show -p NRestarts --value trafficalerted)" -ge 1 ] || fail "no restart counted"
+echo "restarted after a kill (pid $pid -> $new)"
+
+# Stopped: cleanly, within its stop timeout, exit status 0.
+start=$(date +%s)
+inside systemctl stop trafficalerted || fail "systemctl stop"
+took=$(( $(date +%s) - start ))
+[ "$(inside systemctl show -p Result --value trafficalerted)" = success ] || fail "stop result: $(inside systemctl show -p Result --value trafficalerted)"
+[ "$(inside systemctl show -p ExecMainStatus --value trafficalerted)" = 0 ] || fail "exit status $(inside systemctl show -p ExecMainStatus --value trafficalerted)"
+inside journalctl -u trafficalerted --no-pager -o cat | grep -q 'stopping' || fail "no clean stop in the journal"
+echo "stopped cleanly in ${took} s"
+inside systemctl poweroff >/dev/null 2>&1 || true
+for _ in $(seq 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.2; done
+kill -9 "$NSPAWN" 2>/dev/null || true
+wait "$NSPAWN" 2>/dev/null || true
+NSPAWN=""
+ip netns del "$NS"
+sed -i 's/^byte_limit = "3G"/byte_limit = "1G"/' "$ROOT/etc/trafficalerted/trafficalerted.toml"
+mount -t proc proc "$ROOT/proc"
+printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"
+chmod 755 "$ROOT/usr/sbin/policy-rc.d"
 
 echo "== upgrade to $(basename "$DEB2") with an edited config"
 sed -i 's/^byte_limit = .*/byte_limit = "7G" # edited by the operator/' "$ROOT/etc/trafficalerted/trafficalerted.toml"

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::flows::UdpFlows;
 use crate::shard::Shard;
-use crate::wire::{self, LinkType, Malformed, Meta, NonIp, Skip};
+use crate::wire::{self, Decap, LinkType, Malformed, Meta, NonIp, Skip, TunnelSkip};
 
 /// Parses one frame and counts it: into the interface's counters always, and
 /// into the shard if it is an IP packet (UDP datagrams first told apart as
@@ -16,15 +16,20 @@ pub fn count_frame(
     link: LinkType,
     data: &[u8],
     meta: Meta,
+    decap: &Decap,
     c: &mut IfaceDelta,
     shard: &mut Shard,
     flows: &mut UdpFlows,
 ) {
-    match wire::parse(link, data, meta) {
+    match wire::parse_with(link, data, meta, decap) {
         Ok(mut s) => {
             flows.classify(&mut s);
             c.ip_packets += 1;
             c.ip_bytes += u64::from(s.l3_len);
+            if s.tunnel_len > 0 {
+                c.tunnel_packets += 1;
+                c.tunnel_bytes += u64::from(s.tunnel_len);
+            }
             if let Some(a) = s.anomaly {
                 c.malformed[a.index()] += 1;
             }
@@ -32,6 +37,14 @@ pub fn count_frame(
         }
         Err(Skip::NonIp(k)) => c.non_ip[k.index()] += 1,
         Err(Skip::Malformed(m)) => c.malformed[m.index()] += 1,
+        Err(Skip::Tunneled { tunnel_len, inner }) => {
+            c.tunnel_packets += 1;
+            c.tunnel_bytes += u64::from(tunnel_len);
+            match inner {
+                TunnelSkip::NonIp(k) => c.non_ip[k.index()] += 1,
+                TunnelSkip::Malformed(m) => c.malformed[m.index()] += 1,
+            }
+        }
     }
 }
 
@@ -63,6 +76,11 @@ pub struct IfaceDelta {
     /// them): each stands for more packets, and more header bytes, than it
     /// is counted as.
     pub gso_frames: u64,
+    /// Tunnel packets looked into (`capture.decapsulate`) and their
+    /// layer-3 bytes: what the mirror session itself carried. The packets
+    /// inside are counted as IP packets and bytes.
+    pub tunnel_packets: u64,
+    pub tunnel_bytes: u64,
     /// Kernel counters (PACKET_STATISTICS) since the previous delta.
     pub kernel_packets: u64,
     pub kernel_drops: u64,
@@ -82,6 +100,8 @@ impl IfaceDelta {
             malformed: [0; Malformed::COUNT],
             ring_corrupt: 0,
             gso_frames: 0,
+            tunnel_packets: 0,
+            tunnel_bytes: 0,
             kernel_packets: 0,
             kernel_drops: 0,
             kernel_freezes: 0,
@@ -103,6 +123,8 @@ impl IfaceDelta {
         }
         self.ring_corrupt += o.ring_corrupt;
         self.gso_frames += o.gso_frames;
+        self.tunnel_packets += o.tunnel_packets;
+        self.tunnel_bytes += o.tunnel_bytes;
         self.kernel_packets += o.kernel_packets;
         self.kernel_drops += o.kernel_drops;
         self.kernel_freezes += o.kernel_freezes;
@@ -140,6 +162,8 @@ pub struct IfaceReport {
     pub outgoing_skipped: u64,
     pub ring_corrupt: u64,
     pub gso_frames: u64,
+    pub tunnel_packets: u64,
+    pub tunnel_bytes: u64,
     pub kernel_packets: u64,
     pub kernel_drops: u64,
     pub kernel_freezes: u64,
@@ -160,6 +184,8 @@ impl From<&IfaceDelta> for IfaceReport {
             outgoing_skipped: d.outgoing_skipped,
             ring_corrupt: d.ring_corrupt,
             gso_frames: d.gso_frames,
+            tunnel_packets: d.tunnel_packets,
+            tunnel_bytes: d.tunnel_bytes,
             kernel_packets: d.kernel_packets,
             kernel_drops: d.kernel_drops,
             kernel_freezes: d.kernel_freezes,

@@ -2,7 +2,8 @@
 //!
 //! Input: one byte choosing the link type, four bytes of wire length
 //! (little-endian; the captured bytes may be shorter, as with a snap
-//! length), then the frame.
+//! length), then the frame. Frames are parsed as they are and looking
+//! into every tunnel kind (VXLAN, GENEVE, GRE, ERSPAN).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,7 +11,7 @@ use std::sync::OnceLock;
 use trafficalerted::counters::{IfaceDelta, count_frame};
 use trafficalerted::flows::UdpFlows;
 use trafficalerted::shard::{Hasher, Shard, ShardLimits};
-use trafficalerted::wire::{self, Direction, LinkType, Meta};
+use trafficalerted::wire::{self, Decap, Direction, LinkType, Meta};
 
 const LINKS: [LinkType; 7] = [
     LinkType::Ethernet,
@@ -23,6 +24,7 @@ const LINKS: [LinkType; 7] = [
 ];
 
 static HASHER: OnceLock<Hasher> = OnceLock::new();
+static ALL_TUNNELS: OnceLock<Decap> = OnceLock::new();
 
 fuzz_target!(|input: &[u8]| {
     if input.len() < 5 {
@@ -39,10 +41,21 @@ fuzz_target!(|input: &[u8]| {
         protocol: u16::from_be_bytes([input[1], input[2]]),
         net_offset: u16::from(input[3]),
     };
-    if let Ok(s) = wire::parse(link, data, meta) {
-        assert!(s.l3_len <= wire_len, "layer-3 length beyond the frame");
-        if s.has_ports {
-            assert!(!s.later_fragment);
+    let all = ALL_TUNNELS.get_or_init(|| {
+        let mut d = Decap::NONE;
+        for e in ["gre", "erspan", "vxlan", "geneve"] {
+            d.add(e).expect("a tunnel kind");
+        }
+        d
+    });
+    for decap in [&Decap::NONE, all] {
+        if let Ok(s) = wire::parse_with(link, data, meta, decap) {
+            assert!(s.l3_len <= wire_len, "layer-3 length beyond the frame");
+            assert!(s.tunnel_len <= wire_len, "tunnel length beyond the frame");
+            assert!(s.l3_len <= s.tunnel_len || s.tunnel_len == 0, "inner packet larger than its tunnel");
+            if s.has_ports {
+                assert!(!s.later_fragment);
+            }
         }
     }
     let hasher = HASHER.get_or_init(Hasher::new);
@@ -57,7 +70,7 @@ fuzz_target!(|input: &[u8]| {
     );
     let mut iface = IfaceDelta::new(1);
     let mut flows = UdpFlows::new(4);
-    count_frame(link, data, meta, &mut iface, &mut shard, &mut flows);
+    count_frame(link, data, meta, all, &mut iface, &mut shard, &mut flows);
     let tracked: u64 = shard.hosts().iter().map(|h| h.sent_bytes).sum();
     assert_eq!(tracked + shard.untracked.src_bytes, shard.totals.bytes);
 });

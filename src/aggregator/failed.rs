@@ -78,6 +78,14 @@ impl Pending {
         }
     }
 
+    /// No contact is waiting for its answer.
+    pub fn is_idle(&self) -> bool {
+        self.addr_now.is_empty()
+            && self.addr_prev.is_empty()
+            && self.port_now.is_empty()
+            && self.port_prev.is_empty()
+    }
+
     /// Ends a tick: hands out the previous tick's contacts that got no
     /// answer in that tick or this one, and moves this tick's along.
     pub fn resolve(

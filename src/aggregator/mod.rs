@@ -711,6 +711,15 @@ impl Aggregator {
         self.hosts.relabel(&rules);
     }
 
+    /// True when no host is tracked, no alert is open and no contact waits
+    /// for its answer: closing empty ticks then changes nothing but the
+    /// tick number, so a reader on packet time may jump over them.
+    pub fn is_idle(&self) -> bool {
+        self.hosts.is_empty()
+            && self.lifecycle.is_empty()
+            && self.failed.as_ref().is_none_or(|f| f.is_idle())
+    }
+
     /// Hosts tracked now.
     pub fn host_count(&self) -> usize {
         self.hosts.len()

@@ -470,8 +470,9 @@ impl Capture {
                 let link = LinkType::from_arphrd(l.hatype);
                 let probe = rings.first().and_then(|r| r.bind_probe().ok());
                 self.warn_offloads(l, &rings);
+                let decap = self.cfg.decap_for(&l.name);
                 for (ring, w) in rings.into_iter().zip(&self.workers) {
-                    let m = Member::new(ring, link, l.name.clone());
+                    let m = Member::new(ring, link, l.name.clone(), decap);
                     if w.commands.send(Command::Add(Box::new(m))).is_ok() {
                         w.wake.commands();
                     }
@@ -628,6 +629,20 @@ impl Capture {
         self.cfg.interfaces = c.interfaces.clone();
         self.cfg.exclude_interfaces = c.exclude_interfaces.clone();
         self.cfg.skip_stacked = c.skip_stacked;
+        if c.decapsulate != self.cfg.decapsulate
+            || c.decapsulate_interfaces != self.cfg.decapsulate_interfaces
+        {
+            self.cfg.decapsulate = c.decapsulate.clone();
+            self.cfg.decapsulate_interfaces = c.decapsulate_interfaces.clone();
+            for (&ifindex, w) in &self.watched {
+                let decap = self.cfg.decap_for(&w.name);
+                for wk in &self.workers {
+                    if wk.commands.send(Command::Decap(ifindex, decap)).is_ok() {
+                        wk.wake.commands();
+                    }
+                }
+            }
+        }
         // Read the interface list again with the new selection.
         self.last_list = None;
         self.refresh();

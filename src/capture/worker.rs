@@ -22,7 +22,7 @@ use super::handoff::WorkerSide;
 use crate::counters::{IfaceDelta, count_frame};
 use crate::flows::UdpFlows;
 use crate::shard::Shard;
-use crate::wire::{Direction, LinkType, Meta};
+use crate::wire::{Decap, Direction, LinkType, Meta};
 
 /// Blocks read from one ring before turning to the next, so that one busy
 /// interface cannot starve the others' rings.
@@ -76,6 +76,8 @@ pub struct Member {
     pub link: LinkType,
     pub name: String,
     pub counters: IfaceDelta,
+    /// Tunnels whose packets are looked into on this interface.
+    pub decap: Decap,
     last_error_log: Option<Instant>,
     token: u64,
     /// Set when the ring is closing: read what is left in it until then.
@@ -87,13 +89,14 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn new(ring: Ring, link: LinkType, name: String) -> Member {
+    pub fn new(ring: Ring, link: LinkType, name: String, decap: Decap) -> Member {
         let ifindex = ring.ifindex();
         Member {
             ring,
             link,
             name,
             counters: IfaceDelta::new(ifindex),
+            decap,
             last_error_log: None,
             token: 0,
             closing: None,
@@ -109,6 +112,8 @@ pub enum Command {
     Add(Box<Member>),
     /// Stop watching the interface with this index.
     Remove(u32),
+    /// Look into these tunnels on the interface with this index.
+    Decap(u32, Decap),
 }
 
 /// Everything a worker thread starts with.
@@ -220,6 +225,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                 m.read += drain_block(
                     &block,
                     m.link,
+                    &m.decap,
                     &mut m.counters,
                     &mut shard,
                     &mut w.flows,
@@ -289,6 +295,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                 m.read += drain_block(
                     &block,
                     m.link,
+                    &m.decap,
                     &mut m.counters,
                     &mut shard,
                     &mut w.flows,
@@ -368,6 +375,7 @@ impl Work {
                 m.read += drain_block(
                     &block,
                     m.link,
+                    &m.decap,
                     &mut m.counters,
                     shard,
                     &mut self.flows,
@@ -417,6 +425,15 @@ impl Work {
                         m.start_closing(now, self.retire);
                     }
                 }
+                Command::Decap(ifindex, decap) => {
+                    for m in self
+                        .members
+                        .iter_mut()
+                        .filter(|m| m.ring.ifindex() == ifindex && m.closing.is_none())
+                    {
+                        m.decap = decap;
+                    }
+                }
             }
         }
     }
@@ -427,6 +444,7 @@ impl Work {
 fn drain_block(
     block: &Block<'_>,
     link: LinkType,
+    decap: &Decap,
     c: &mut IfaceDelta,
     shard: &mut Shard,
     flows: &mut UdpFlows,
@@ -456,7 +474,7 @@ fn drain_block(
             protocol: f.protocol,
             net_offset: f.net_offset,
         };
-        count_frame(link, f.data, meta, c, shard, flows);
+        count_frame(link, f.data, meta, decap, c, shard, flows);
     }
     c.frames += n;
     if frames.malformed() {

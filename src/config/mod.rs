@@ -100,6 +100,40 @@ pub struct CaptureConfig {
     /// Leave out VLAN, bond and bridge devices whose lower devices are
     /// watched: their packets are already counted there.
     pub skip_stacked: bool,
+    /// Tunnels of mirrored traffic to look into on every interface
+    /// (`gre`, `erspan`, `vxlan[:PORT]`, `geneve[:PORT]`).
+    pub decapsulate: Vec<String>,
+    /// Interfaces (names or globs) that look into these tunnels instead.
+    pub decapsulate_interfaces: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl CaptureConfig {
+    /// The tunnels to look into on interface `name`: the lists of every
+    /// pattern of `decapsulate_interfaces` it matches, or else
+    /// `decapsulate`. Entries were checked when the config was read.
+    pub fn decap_for(&self, name: &str) -> crate::wire::Decap {
+        let mut d = crate::wire::Decap::NONE;
+        let mut matched = false;
+        for (pattern, list) in &self.decapsulate_interfaces {
+            if Glob::new(pattern).is_ok_and(|g| g.matches(name)) {
+                matched = true;
+                for e in list {
+                    let _ = d.add(e);
+                }
+            }
+        }
+        if matched { d } else { self.decap_default() }
+    }
+
+    /// The tunnels of `decapsulate`, for what has no interface name (a
+    /// replayed capture).
+    pub fn decap_default(&self) -> crate::wire::Decap {
+        let mut d = crate::wire::Decap::NONE;
+        for e in &self.decapsulate {
+            let _ = d.add(e);
+        }
+        d
+    }
 }
 
 /// `[traffic]`
@@ -448,6 +482,19 @@ impl Config {
             }
             Some(Size(m)) => Some(m),
         };
+        let check_decap = |key: &[&str], list: &[String]| -> Result<(), ConfigError> {
+            let mut d = crate::wire::Decap::NONE;
+            for e in list {
+                d.add(e).map_err(|m| at.invalid(key, m))?;
+            }
+            Ok(())
+        };
+        check_decap(&["capture", "decapsulate"], &c.decapsulate)?;
+        for (pattern, list) in &c.decapsulate_interfaces {
+            let key = ["capture", "decapsulate_interfaces", pattern.as_str()];
+            Glob::new(pattern).map_err(|m| at.invalid(&key, m))?;
+            check_decap(&key, list)?;
+        }
         let interfaces = globs(&c.interfaces, &["capture", "interfaces"], at)?;
         let exclude_interfaces = globs(
             &c.exclude_interfaces,
@@ -681,6 +728,8 @@ impl Config {
                 wait: c.wait,
                 ring_memory_max,
                 skip_stacked: c.skip_stacked,
+                decapsulate: c.decapsulate,
+                decapsulate_interfaces: c.decapsulate_interfaces,
             },
             traffic: TrafficConfig {
                 interval: t.interval,

@@ -188,6 +188,8 @@ pub struct RawCapture {
     pub wait: WaitPolicy,
     pub ring_memory_max: Auto<Size>,
     pub skip_stacked: bool,
+    pub decapsulate: Vec<String>,
+    pub decapsulate_interfaces: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for RawCapture {
@@ -205,6 +207,8 @@ impl Default for RawCapture {
             wait: WaitPolicy::Auto,
             ring_memory_max: Auto(None),
             skip_stacked: true,
+            decapsulate: Vec::new(),
+            decapsulate_interfaces: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::counters::{IfaceDelta, count_frame};
 use crate::flows::{SLOTS, UdpFlows};
 use crate::shard::{Hasher, Shard, ShardLimits};
 use crate::snapshot::Snapshot;
-use crate::wire::Meta;
+use crate::wire::{Decap, Meta};
 
 use super::reader::Packet;
 use super::totals::WholeTotals;
@@ -30,6 +30,8 @@ pub struct Player<'a> {
     agg: Aggregator,
     shard: Shard,
     flows: UdpFlows,
+    /// Tunnels looked into (`capture.decapsulate`).
+    decap: Decap,
     /// Counters per (file, interface), by ifindex − 1.
     ifaces: Vec<IfaceDelta>,
     tick_ns: u64,
@@ -39,6 +41,10 @@ pub struct Player<'a> {
     /// Where the current tick ends.
     tick_end_ns: u64,
     pub out_of_order: u64,
+    /// Ticks closed one by one, and ticks jumped over because nothing was
+    /// left to expire in them (a gap in the capture's time).
+    pub ticks_closed: u64,
+    pub ticks_skipped: u64,
     pub totals: WholeTotals,
     /// Build a snapshot every tick (someone watches the API), or only at
     /// the end.
@@ -73,12 +79,15 @@ impl<'a> Player<'a> {
             agg: Aggregator::new(config, runtime),
             shard: Shard::new(limits, &Hasher::new()),
             flows: UdpFlows::new(SLOTS),
+            decap: config.capture.decap_default(),
             ifaces: Vec::new(),
             tick_ns: config.tick().as_nanos().max(1) as u64,
             t0: None,
             tick: 0,
             tick_end_ns: 0,
             out_of_order: 0,
+            ticks_closed: 0,
+            ticks_skipped: 0,
             totals: WholeTotals::new(config.traffic.max_hosts, config.traffic.max_pairs),
             snapshots,
             on_tick,
@@ -110,20 +119,41 @@ impl<'a> Player<'a> {
             wire_len: p.wire_len,
             ..Meta::default()
         };
-        count_frame(p.link, p.data, meta, c, &mut self.shard, &mut self.flows);
+        count_frame(
+            p.link,
+            p.data,
+            meta,
+            &self.decap,
+            c,
+            &mut self.shard,
+            &mut self.flows,
+        );
     }
 
     /// Closes ticks until the one holding `ts_ns`.
     fn advance(&mut self, ts_ns: u64) {
         let t0 = *self.t0.get_or_insert(ts_ns - ts_ns % self.tick_ns);
         if self.tick_end_ns == 0 {
-            self.tick_end_ns = t0 + self.tick_ns;
+            self.tick_end_ns = t0.saturating_add(self.tick_ns);
             if ts_ns < self.tick_end_ns {
                 return;
             }
         }
-        while ts_ns >= self.tick_end_ns {
+        // The last tick ends at the end of time: a timestamp there (a
+        // damaged pcapng's) falls in it.
+        while ts_ns >= self.tick_end_ns && self.tick_end_ns != u64::MAX {
             self.close_tick(self.snapshots);
+            // With nothing left in the windows and no alert open, the empty
+            // ticks up to this packet's change nothing: a gap of years in a
+            // capture costs what its state takes to expire, not its length.
+            if ts_ns >= self.tick_end_ns && self.agg.is_idle() {
+                let skip = (ts_ns - self.tick_end_ns) / self.tick_ns + 1;
+                self.tick += skip;
+                self.tick_end_ns = self
+                    .tick_end_ns
+                    .saturating_add(skip.saturating_mul(self.tick_ns));
+                self.ticks_skipped += skip;
+            }
         }
     }
 
@@ -150,7 +180,8 @@ impl<'a> Player<'a> {
             (self.on_tick)(None, events);
         }
         self.tick += 1;
-        self.tick_end_ns += self.tick_ns;
+        self.tick_end_ns = self.tick_end_ns.saturating_add(self.tick_ns);
+        self.ticks_closed += 1;
     }
 
     /// Closes the last tick (partly filled) and returns how many ticks the
@@ -165,5 +196,56 @@ impl<'a> Player<'a> {
     /// The capture time of the start of tick 0 (ns since the epoch).
     pub fn start_ns(&self) -> Option<u64> {
         self.t0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::reader::tests::frame;
+    use crate::wire::LinkType;
+
+    fn play(times_ns: &[u64]) -> Player<'static> {
+        let config = Config::default();
+        let mut p = Player::new(&config, RuntimeInfo::default(), false, Box::new(|_, _| {}));
+        let i = p.add_iface("test", "ethernet");
+        let f = frame([10, 0, 0, 1], 100);
+        for &ts_ns in times_ns {
+            p.packet(
+                &Packet {
+                    ts_ns,
+                    link: LinkType::Ethernet,
+                    iface: 0,
+                    data: &f,
+                    wire_len: f.len() as u32,
+                },
+                i,
+            );
+        }
+        p
+    }
+
+    /// Regression (issue 10, item 9; issue 11, item 3): two packets years
+    /// apart closed every empty tick between them one by one (273 s for
+    /// 42.7 years). Work is counted, not timed: the ticks closed are what the
+    /// first packet's state takes to expire.
+    #[test]
+    fn a_gap_of_years_costs_what_its_state_takes_to_expire() {
+        let year = 365 * 24 * 3600 * 1_000_000_000u64;
+        let p = play(&[10_000_000_000, 10_000_000_000 + 42 * year]);
+        // The longest window and hold-down of the defaults: the port-scan
+        // window, 600 ticks, twice.
+        assert!(p.ticks_closed <= 1300, "{} ticks closed", p.ticks_closed);
+        assert!(p.ticks_skipped > 42 * 365 * 24 * 3600 - 1300);
+        assert_eq!(p.ticks_closed + p.ticks_skipped, p.tick);
+        let (ticks, totals, _) = p.finish();
+        assert_eq!(ticks, 42 * 365 * 24 * 3600 + 1);
+        assert_eq!(totals.hosts().count(), 2);
+    }
+
+    #[test]
+    fn a_timestamp_at_the_end_of_time_does_not_hang() {
+        let p = play(&[1_000_000_000, u64::MAX - 3, u64::MAX]);
+        assert!(p.ticks_closed <= 1300, "{} ticks closed", p.ticks_closed);
     }
 }

@@ -29,6 +29,9 @@ pub const MAX_RECORD: usize = 256 * 1024 + 4096;
 const CHUNK: usize = 256 << 10;
 /// Interfaces one pcapng section may describe.
 const MAX_INTERFACES: usize = 4096;
+/// pcapng option codes: an interface's FCS length, a packet's flags.
+const OPT_IF_FCSLEN: u16 = 13;
+const OPT_EPB_FLAGS: u16 = 2;
 
 /// Why a file cannot be read further.
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +81,17 @@ pub struct ReadStats {
     /// Simple packet blocks carry no timestamp: they get the last one seen.
     pub untimed_packets: u64,
     pub sections: u64,
+    /// Packets whose frame check sequence was cut off before counting, as
+    /// the file's link type (pcap), `if_fcslen` or `epb_flags` (pcapng)
+    /// said they carry one.
+    pub fcs_removed: u64,
 }
 
-/// The pcap LINKTYPE number to our parser's link type.
+/// The pcap LINKTYPE number to our parser's link type. Only the low 16
+/// bits are the link type: the pcap header keeps FCS information above
+/// them ([`pcap_fcs_len`]), which libpcap and Wireshark mask off too.
 pub fn link_type(linktype: i32) -> Option<LinkType> {
-    match linktype {
+    match linktype & 0xffff {
         1 => Some(LinkType::Ethernet),
         // LINKTYPE_RAW, and the DLT_RAW values of some systems; IPv4, IPv6.
         101 | 12 | 14 | 228 | 229 => Some(LinkType::RawIp),
@@ -94,6 +103,36 @@ pub fn link_type(linktype: i32) -> Option<LinkType> {
     }
 }
 
+/// Bytes of frame check sequence at the end of every frame, as the link
+/// type field of a pcap header says: its bit 26 says the length is given,
+/// bits 28–31 give it in 16-bit words (libpcap's `LT_FCS_LENGTH`).
+pub fn pcap_fcs_len(linktype: i32) -> u8 {
+    let v = linktype as u32;
+    if v & 0x0400_0000 != 0 {
+        ((v >> 28) & 0xf) as u8 * 2
+    } else {
+        0
+    }
+}
+
+/// The FCS length of a pcapng interface (`if_fcslen`): the specification
+/// counts it in bits, Wireshark writes bytes; FCSs are 0, 2 or 4 bytes, so
+/// 16 and 32 are bits and 2 and 4 bytes. Anything else is no FCS length.
+fn ng_fcs_len(v: u8) -> u8 {
+    match v {
+        0 | 2 | 4 => v,
+        16 | 32 => v / 8,
+        _ => 0,
+    }
+}
+
+/// The frame without its trailing FCS: a shorter wire length, and the
+/// captured bytes cut where the frame now ends.
+fn without_fcs(data: &[u8], wire_len: u32, fcs: u8) -> (&[u8], u32) {
+    let wire = wire_len.saturating_sub(u32::from(fcs));
+    (&data[..data.len().min(wire as usize)], wire)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Iface {
     link: Option<LinkType>,
@@ -101,6 +140,8 @@ struct Iface {
     /// Timestamp units per second, and the offset in seconds.
     units: u64,
     offset_s: i64,
+    /// Bytes of FCS at the end of its frames.
+    fcs: u8,
 }
 
 #[derive(Debug)]
@@ -110,6 +151,7 @@ enum Format {
         modified: bool,
         nanos: bool,
         link: LinkType,
+        fcs: u8,
     },
     PcapNg {
         be: bool,
@@ -162,7 +204,8 @@ impl<R: Read> Reader<R> {
                     return Err(at(
                         20,
                         format!(
-                            "link type {linktype} is not one this reader parses (Ethernet, raw IP, Linux cooked v1/v2, BSD loopback)"
+                            "link type {} is not one this reader parses (Ethernet, raw IP, Linux cooked v1/v2, BSD loopback)",
+                            linktype & 0xffff
                         ),
                     ));
                 };
@@ -171,6 +214,7 @@ impl<R: Read> Reader<R> {
                     modified: h.is_modified_format(),
                     nanos: h.is_nanosecond_precision(),
                     link,
+                    fcs: pcap_fcs_len(linktype),
                 };
                 let used = head.len() - rest.len();
                 r.advance(used);
@@ -234,6 +278,7 @@ impl<R: Read> Reader<R> {
             modified,
             nanos,
             link,
+            fcs,
         } = self.format
         else {
             return Ok(None);
@@ -283,7 +328,7 @@ impl<R: Read> Reader<R> {
             parse_pcap_frame(b)
         };
         let (rest, rec): (&[u8], LegacyPcapBlock<'_>) =
-            parsed.map_err(|e| at(self.offset, format!("unreadable record: {e:?}")))?;
+            parsed.map_err(|e| at(self.offset, format!("unreadable record: {}", describe(&e))))?;
         let used = b.len() - rest.len();
         let frac = u64::from(rec.ts_usec);
         let ts_ns = u64::from(rec.ts_sec) * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
@@ -297,11 +342,16 @@ impl<R: Read> Reader<R> {
         let data_at = used - rec.data.len();
         let len = rec.data.len();
         self.advance(used);
+        let mut data = &self.buf[start + data_at..start + data_at + len];
+        if fcs > 0 {
+            (data, wire_len) = without_fcs(data, wire_len, fcs);
+            self.stats.fcs_removed += 1;
+        }
         Ok(Some(Packet {
             ts_ns,
             link,
             iface: 0,
-            data: &self.buf[start + data_at..start + data_at + len],
+            data,
             wire_len,
         }))
     }
@@ -375,6 +425,9 @@ impl<R: Read> Reader<R> {
             }
             let offset = self.offset;
             let b = &self.buf[self.start..self.start + len];
+            if let Err(what) = check_block(b, be) {
+                return Err(at(offset, what));
+            }
             let parsed = if is_shb {
                 parse_sectionheaderblock(b).map(|(r, s)| (r, Block::SectionHeader(s)))
             } else if be {
@@ -387,14 +440,18 @@ impl<R: Read> Reader<R> {
                 Err(e) => {
                     return Err(at(
                         offset,
-                        format!("unreadable pcapng block: {}", describe(&e)),
+                        format!(
+                            "unreadable pcapng {}: {}",
+                            block_name(word(b, 0, be), is_shb),
+                            describe(&e)
+                        ),
                     ));
                 }
             };
             let start = self.start;
             // Where a packet's bytes lie in the buffer, found before the
             // block (which borrows the buffer) goes out of scope.
-            let mut found: Option<(usize, usize, u64, u32, u32, LinkType)> = None;
+            let mut found: Option<(usize, usize, u64, u32, u32, LinkType, u8)> = None;
             {
                 let Format::PcapNg {
                     be: section_be,
@@ -427,11 +484,18 @@ impl<R: Read> Reader<R> {
                                 ),
                             )
                         })?;
+                        let fcs = idb
+                            .options
+                            .iter()
+                            .find(|o| o.code.0 == OPT_IF_FCSLEN)
+                            .and_then(|o| o.as_bytes().ok()?.first().copied())
+                            .map_or(0, ng_fcs_len);
                         ifaces.push(Iface {
                             link: link_type(idb.linktype.0),
                             linktype: idb.linktype.0,
                             units,
                             offset_s: idb.ts_offset(),
+                            fcs,
                         });
                     }
                     Block::EnhancedPacket(epb) => {
@@ -447,30 +511,52 @@ impl<R: Read> Reader<R> {
                             // The block pads the data to 32 bits.
                             let n = (epb.caplen as usize).min(epb.data.len());
                             let data_at = epb.data.as_ptr() as usize - base;
-                            found = Some((data_at, n, ns, epb.origlen, epb.if_id, link));
+                            // epb_flags bits 5–8: this packet's FCS length
+                            // in bytes, 0 = the interface's.
+                            let fcs = epb
+                                .options
+                                .iter()
+                                .find(|o| o.code.0 == OPT_EPB_FLAGS)
+                                .and_then(|o| o.as_bytes().ok()?.get(..4))
+                                .map(|b| {
+                                    let w = [b[0], b[1], b[2], b[3]];
+                                    let f = if be {
+                                        u32::from_be_bytes(w)
+                                    } else {
+                                        u32::from_le_bytes(w)
+                                    };
+                                    ((f >> 5) & 0xf) as u8
+                                })
+                                .filter(|&f| f > 0)
+                                .unwrap_or(i.fcs);
+                            found = Some((data_at, n, ns, epb.origlen, epb.if_id, link, fcs));
                         }
                     }
                     Block::SimplePacket(spb) => {
                         self.stats.records += 1;
                         self.stats.untimed_packets += 1;
-                        if let Some((link, _)) = parseable(&mut self.stats, ifaces.first()) {
+                        if let Some((link, i)) = parseable(&mut self.stats, ifaces.first()) {
                             // No captured length: the wire length, up to the
                             // (padded) data present.
                             let n = (spb.origlen as usize).min(spb.data.len());
                             let data_at = spb.data.as_ptr() as usize - base;
-                            found = Some((data_at, n, *last_ts, spb.origlen, 0, link));
+                            found = Some((data_at, n, *last_ts, spb.origlen, 0, link, i.fcs));
                         }
                     }
                     _ => self.stats.other_blocks += 1,
                 }
             }
             self.advance(len);
-            if let Some((data_at, n, ts_ns, origlen, iface, link)) = found {
-                let data = &self.buf[start + data_at..start + data_at + n];
+            if let Some((data_at, n, ts_ns, origlen, iface, link, fcs)) = found {
+                let mut data = &self.buf[start + data_at..start + data_at + n];
                 let mut wire_len = origlen;
                 if (wire_len as usize) < n {
                     self.stats.caplen_over_wire += 1;
                     wire_len = n as u32;
+                }
+                if fcs > 0 {
+                    (data, wire_len) = without_fcs(data, wire_len, fcs);
+                    self.stats.fcs_removed += 1;
                 }
                 return Ok(Some(Packet {
                     ts_ns,
@@ -511,11 +597,73 @@ fn word(b: &[u8], i: usize, be: bool) -> u32 {
     }
 }
 
+/// pcapng block types, for messages.
+fn block_name(kind: u32, is_shb: bool) -> String {
+    let name = match kind {
+        _ if is_shb => "section header block",
+        1 => "interface description block",
+        2 => "(obsolete) packet block",
+        3 => "simple packet block",
+        4 => "name resolution block",
+        5 => "interface statistics block",
+        6 => "enhanced packet block",
+        0x0a => "decryption secrets block",
+        0x0bad | 0x4000_0bad => "custom block",
+        _ => return format!("block of type {kind:#x}"),
+    };
+    name.into()
+}
+
+/// Checks what a pcapng block's own fields must agree on before its
+/// contents are parsed, so that a damaged block is described by what is
+/// wrong with it. `b` is the whole block, its length already checked to be
+/// at least 12, a multiple of 4, and what the leading length says.
+fn check_block(b: &[u8], be: bool) -> Result<(), String> {
+    let len = b.len();
+    let is_shb = b[..4] == [0x0a, 0x0d, 0x0d, 0x0a];
+    let kind = word(b, 0, be);
+    let name = block_name(kind, is_shb);
+    let trailing = word(b, len - 4, be) as usize;
+    if trailing != len {
+        return Err(format!(
+            "a {name} whose trailing length ({trailing}) differs from its leading length ({len})"
+        ));
+    }
+    let min = match kind {
+        _ if is_shb => 28,
+        1 => 20,
+        3 => 16,
+        5 => 24,
+        6 => 32,
+        _ => 12,
+    };
+    if len < min {
+        return Err(format!("a {name} of {len} bytes (it needs at least {min})"));
+    }
+    if kind == 6 && !is_shb {
+        let caplen = word(b, 20, be) as usize;
+        if caplen > len - 32 {
+            return Err(format!(
+                "an enhanced packet block claims {caplen} captured bytes but holds at most {}",
+                len - 32
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn describe(e: &nom::Err<PcapError<&[u8]>>) -> String {
     match e {
-        nom::Err::Incomplete(_) => "shorter than its length field says".into(),
+        nom::Err::Incomplete(_) => "shorter than its fields say".into(),
         nom::Err::Error(e) | nom::Err::Failure(e) => match e {
-            PcapError::NomError(_, kind) => format!("{kind:?}"),
+            PcapError::NomError(_, nom::error::ErrorKind::Verify) => {
+                "a length or type inside it disagrees with the block".into()
+            }
+            PcapError::NomError(
+                _,
+                nom::error::ErrorKind::Eof | nom::error::ErrorKind::Complete,
+            ) => "a field or option runs past its end".into(),
+            PcapError::NomError(_, kind) => format!("malformed ({kind:?})"),
             other => format!("{other:?}"),
         },
     }
@@ -835,5 +983,108 @@ pub(crate) mod tests {
             n += 1;
         }
         assert_eq!(n, 5000);
+    }
+
+    /// Regression (issue 10, item 9): FCS information above the link type's
+    /// low 16 bits made files tcpdump reads unreadable.
+    #[test]
+    fn fcs_bits_of_the_pcap_link_type_are_masked_and_honoured() {
+        let f = frame([10, 0, 0, 1], 100);
+        let mut with_fcs = f.clone();
+        with_fcs.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        // Bit 26 set, FCS length 2 × 16 bits: every frame ends in 4 bytes
+        // of FCS, which are not part of the packet.
+        let file = pcap(false, false, 0x2400_0001, 65535, &[(1000, &with_fcs)]);
+        let (seen, st) = read_all(&file).unwrap();
+        assert_eq!(seen, vec![(1000, 0, f.len(), f.len() as u32)]);
+        assert_eq!(st.fcs_removed, 1);
+        // FCS bits without bit 26 say nothing about the frames: libpcap
+        // reads 0x30000001 as plain Ethernet.
+        let file = pcap(false, false, 0x3000_0001, 65535, &[(1000, &f)]);
+        let (seen, st) = read_all(&file).unwrap();
+        assert_eq!(seen, vec![(1000, 0, f.len(), f.len() as u32)]);
+        assert_eq!(st.fcs_removed, 0);
+        assert_eq!(pcap_fcs_len(0x2400_0001), 4);
+        assert_eq!(pcap_fcs_len(0x3000_0001), 0);
+        assert_eq!(link_type(0x3000_0001), Some(LinkType::Ethernet));
+    }
+
+    #[test]
+    fn pcapng_fcs_length_of_an_interface_and_of_a_packet() {
+        let f = frame([10, 0, 0, 2], 60);
+        let mut with_fcs = f.clone();
+        with_fcs.extend_from_slice(&[1, 2, 3, 4]);
+        // An interface with if_fcslen = 32 (bits, as the specification
+        // counts) and one with 4 (bytes, as Wireshark writes).
+        for fcslen in [32u8, 4] {
+            let mut file = pcapng(false, &[], &[]);
+            let mut idb = Vec::new();
+            idb.extend_from_slice(&1u16.to_le_bytes());
+            idb.extend_from_slice(&0u16.to_le_bytes());
+            idb.extend_from_slice(&0u32.to_le_bytes());
+            idb.extend_from_slice(&13u16.to_le_bytes());
+            idb.extend_from_slice(&1u16.to_le_bytes());
+            idb.extend_from_slice(&[fcslen, 0, 0, 0]);
+            idb.extend_from_slice(&[0, 0, 0, 0]);
+            file.extend(block(false, 1, &idb));
+            let mut epb = Vec::new();
+            for v in [0u32, 0, 7, with_fcs.len() as u32, with_fcs.len() as u32] {
+                epb.extend_from_slice(&v.to_le_bytes());
+            }
+            epb.extend_from_slice(&with_fcs);
+            file.extend(block(false, 6, &epb));
+            let (seen, st) = read_all(&file).unwrap();
+            assert_eq!(seen[0].2, f.len(), "if_fcslen {fcslen}");
+            assert_eq!(seen[0].3, f.len() as u32, "if_fcslen {fcslen}");
+            assert_eq!(st.fcs_removed, 1);
+        }
+        // epb_flags with an FCS length of 4 bytes (bits 5–8).
+        let mut file = pcapng(false, &[(1, None)], &[]);
+        let mut epb = Vec::new();
+        for v in [0u32, 0, 7, with_fcs.len() as u32, with_fcs.len() as u32] {
+            epb.extend_from_slice(&v.to_le_bytes());
+        }
+        epb.extend_from_slice(&with_fcs);
+        while epb.len() % 4 != 0 {
+            epb.push(0);
+        }
+        epb.extend_from_slice(&2u16.to_le_bytes());
+        epb.extend_from_slice(&4u16.to_le_bytes());
+        epb.extend_from_slice(&(4u32 << 5).to_le_bytes());
+        epb.extend_from_slice(&[0, 0, 0, 0]);
+        file.extend(block(false, 6, &epb));
+        let (seen, _) = read_all(&file).unwrap();
+        assert_eq!(seen[0].3, f.len() as u32);
+    }
+
+    /// Regression (issue 10, item 11): `unreadable pcapng block: Verify`.
+    #[test]
+    fn a_damaged_pcapng_block_is_described_by_what_is_wrong() {
+        let f = frame([10, 0, 0, 3], 60);
+        let good = pcapng(false, &[(1, None)], &[(0, 7, &f)]);
+        let epb_at = good.len() - (12 + 20 + f.len().next_multiple_of(4));
+        // Trailing length changed.
+        let mut bad = good.clone();
+        let n = bad.len();
+        bad[n - 4..].copy_from_slice(&999u32.to_le_bytes());
+        let msg = read_all(&bad).unwrap_err().to_string();
+        assert!(
+            msg.contains("enhanced packet block whose trailing length (999) differs"),
+            "{msg}"
+        );
+        assert!(msg.starts_with(&format!("byte {epb_at}:")), "{msg}");
+        // A captured length past the block's end.
+        let mut bad = good.clone();
+        bad[epb_at + 20..epb_at + 24].copy_from_slice(&5000u32.to_le_bytes());
+        let msg = read_all(&bad).unwrap_err().to_string();
+        assert!(msg.contains("claims 5000 captured bytes"), "{msg}");
+        // An interface block too short for its fixed fields.
+        let mut file = pcapng(false, &[], &[]);
+        file.extend(block(false, 1, &[1, 0, 0, 0]));
+        let msg = read_all(&file).unwrap_err().to_string();
+        assert!(
+            msg.contains("interface description block of 16 bytes (it needs at least 20)"),
+            "{msg}"
+        );
     }
 }

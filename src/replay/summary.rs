@@ -37,6 +37,10 @@ pub struct Summary {
     pub frames: u64,
     pub ip_packets: u64,
     pub ip_bytes: u64,
+    /// Tunnel packets looked into (`capture.decapsulate`) and their
+    /// layer-3 bytes; the packets inside are in `ip_packets`.
+    pub tunnel_packets: u64,
+    pub tunnel_bytes: u64,
     /// Capture time covered, first to last tick.
     pub ticks: u64,
     pub first_ms: Option<u64>,
@@ -123,6 +127,7 @@ impl Summary {
             }
         }
         let (mut frames, mut ip_packets, mut ip_bytes) = (0, 0, 0);
+        let (mut tunnel_packets, mut tunnel_bytes) = (0, 0);
         let mut non_ip = BTreeMap::new();
         let mut parse_errors = BTreeMap::new();
         if let Some(s) = last {
@@ -130,6 +135,8 @@ impl Summary {
                 frames += i.totals.frames;
                 ip_packets += i.totals.ip_packets;
                 ip_bytes += i.totals.ip_bytes;
+                tunnel_packets += i.totals.tunnel_packets;
+                tunnel_bytes += i.totals.tunnel_bytes;
                 for (k, n) in &i.totals.non_ip {
                     if *n > 0 {
                         *non_ip.entry(k.to_string()).or_default() += n;
@@ -146,6 +153,8 @@ impl Summary {
             frames,
             ip_packets,
             ip_bytes,
+            tunnel_packets,
+            tunnel_bytes,
             ticks,
             first_ms: last.map(|s| s.unix_ms.saturating_sub(ticks * s.tick_ms)),
             last_ms: last.map(|s| s.unix_ms),

@@ -1,53 +1,15 @@
 //! Ethernet II frames and the 802.1Q / 802.1ad tags stacked in them.
 
-use super::{L3Start, Layer, Malformed, NonIp, Problem, Skip, be16, ethertype, short};
+use super::{L3Start, Layer, Skip, be16, short};
 
 /// Destination, source, EtherType.
 pub const HEADER_LEN: usize = 14;
-/// Tag control information and the inner EtherType.
-const TAG_LEN: usize = 4;
-/// Tags we follow before calling a frame malformed: QinQ is two, a
-/// provider's QinQinQ three; more is an attack on parsers.
-const MAX_TAGS: usize = 4;
-
 mod field {
     pub const ETHERTYPE: usize = 12;
 }
 
-/// Follows 802.1Q / 802.1ad tags starting at `offset`, where `ty` is the
-/// EtherType read just before it. Returns the inner EtherType, the offset
-/// after the last tag, and the outermost VLAN id (0 without tags).
-#[inline]
-pub(crate) fn tags(
-    data: &[u8],
-    mut offset: usize,
-    mut ty: u16,
-    wire: usize,
-) -> Result<(u16, usize, u16), Skip> {
-    let mut vlan = 0u16;
-    let mut n = 0;
-    while matches!(ty, ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD) {
-        if n == MAX_TAGS {
-            return Err(Skip::Malformed(Malformed::new(
-                Layer::Vlan,
-                Problem::TooDeep,
-            )));
-        }
-        let end = offset + TAG_LEN;
-        if data.len() < end {
-            return Err(Skip::Malformed(short(Layer::Vlan, end, data.len(), wire)));
-        }
-        if n == 0 {
-            vlan = be16(data, offset) & 0x0fff;
-        }
-        ty = be16(data, offset + 2);
-        offset = end;
-        n += 1;
-    }
-    Ok((ty, offset, vlan))
-}
-
-/// Walks the Ethernet header and any VLAN tags to the network layer.
+/// Walks the Ethernet header, and the tags and headers stacked after it
+/// ([`super::shim`]), to the network layer.
 #[inline]
 pub(crate) fn parse(data: &[u8], wire: usize) -> Result<L3Start, Skip> {
     if data.len() < HEADER_LEN {
@@ -58,23 +20,15 @@ pub(crate) fn parse(data: &[u8], wire: usize) -> Result<L3Start, Skip> {
             wire,
         )));
     }
-    let (ty, offset, vlan) = tags(data, HEADER_LEN, be16(data, field::ETHERTYPE), wire)?;
-    // Values up to 1500 are 802.3 lengths (LLC frames: STP, IPX, ...).
-    if ty <= 1500 {
-        return Err(Skip::NonIp(NonIp::Other));
-    }
-    Ok(L3Start {
-        ethertype: ty,
-        offset,
-        vlan,
-        direction: None,
-    })
+    super::shim::walk(data, HEADER_LEN, be16(data, field::ETHERTYPE), wire)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testpkt::*;
-    use super::super::{LinkType, Meta, parse as parse_frame, proto};
+    use super::super::{
+        LinkType, Malformed, Meta, NonIp, Problem, ethertype, parse as parse_frame, proto,
+    };
     use super::*;
 
     fn meta(len: usize) -> Meta {

@@ -22,6 +22,9 @@ pub struct Ipv4Packet<'a> {
     /// Length of the packet per its header (or the wire, for GSO packets
     /// whose total length field is 0).
     packet_len: usize,
+    /// The total length field is 0 on a packet of at most 64 KiB: it was
+    /// captured before segmentation offload filled the field in.
+    length_unset: bool,
 }
 
 impl<'a> Ipv4Packet<'a> {
@@ -39,8 +42,10 @@ impl<'a> Ipv4Packet<'a> {
             return Err(Malformed::new(Layer::Ipv4, Problem::BadHeaderLen));
         }
         let total = usize::from(be16(buf, field::TOTAL_LEN));
-        let packet_len = if total == 0 && wire > usize::from(u16::MAX) {
-            // BIG TCP: a GSO packet over 64 KiB carries 0 here.
+        let packet_len = if total == 0 {
+            // BIG TCP: a GSO packet over 64 KiB carries 0 here; so does a
+            // TSO segment captured on the sending host before the NIC
+            // filled the length in. The frame says how long it is.
             wire
         } else if total < header_len || total > wire {
             return Err(Malformed::new(Layer::Ipv4, Problem::BadTotalLen));
@@ -54,6 +59,7 @@ impl<'a> Ipv4Packet<'a> {
             buf,
             header_len,
             packet_len,
+            length_unset: total == 0 && wire <= usize::from(u16::MAX),
         })
     }
 
@@ -119,7 +125,11 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
             }
         }
     }
+    s.l4_offset = (l4.as_ptr() as usize - l3.as_ptr() as usize) as u16;
     transport(&mut s, l4, l4_wire, false);
+    if p.length_unset && s.anomaly.is_none() {
+        s.anomaly = Some(Malformed::new(Layer::Ipv4, Problem::ZeroTotalLen));
+    }
     Ok(s)
 }
 
@@ -275,14 +285,24 @@ mod tests {
         assert_eq!(run(&p), err(Layer::Ipv4, Problem::BadTotalLen));
     }
 
+    /// Regression (issue 10, item 10): a TSO segment captured before the NIC
+    /// filled in its length was dropped as `ipv4_bad_total_len`.
     #[test]
-    fn zero_total_length_only_for_big_gso_packets() {
+    fn zero_total_length_takes_the_frame_length_and_is_noted() {
         let mut p = ipv4_tcp([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, tcp_flags::ACK);
+        p.resize(1500, 0x41);
         p[2..4].copy_from_slice(&0u16.to_be_bytes());
-        assert_eq!(run(&p), err(Layer::Ipv4, Problem::BadTotalLen));
+        let s = run(&p).unwrap();
+        assert_eq!(s.l3_len, 1500);
+        assert_eq!(s.dst_port, 2);
+        assert_eq!(
+            s.anomaly,
+            Some(Malformed::new(Layer::Ipv4, Problem::ZeroTotalLen))
+        );
+        // BIG TCP: over 64 KiB a 0 is how the length is written.
         let s = parse(&p, 100_000).unwrap();
         assert_eq!(s.l3_len, 100_000);
-        assert_eq!(s.dst_port, 2);
+        assert_eq!(s.anomaly, None);
     }
 
     #[test]

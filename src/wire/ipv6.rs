@@ -144,6 +144,7 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
         rest = &rest[len..];
         rest_wire -= len;
     }
+    s.l4_offset = (rest.as_ptr() as usize - l3.as_ptr() as usize) as u16;
     transport(&mut s, rest, rest_wire, true);
     Ok(s)
 }

@@ -86,12 +86,10 @@ fn cooked(
     data: &[u8],
     wire: usize,
 ) -> Result<L3Start, Skip> {
-    let (ethertype, offset, vlan) = super::ethernet::tags(data, offset, ty, wire)?;
+    let start = super::shim::walk(data, offset, ty, wire)?;
     Ok(L3Start {
-        ethertype,
-        offset,
-        vlan,
         direction: Some(direction),
+        ..start
     })
 }
 

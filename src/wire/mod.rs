@@ -32,10 +32,13 @@ mod ipv4;
 mod ipv6;
 mod link;
 mod sctp;
+mod shim;
 mod tcp;
+mod tunnel;
 mod udp;
 
 pub use addr::Addr;
+pub use tunnel::Decap;
 
 use std::fmt;
 
@@ -119,6 +122,7 @@ pub mod proto {
     pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    pub const GRE: u8 = 47;
     pub const ESP: u8 = 50;
     pub const AH: u8 = 51;
     pub const ICMPV6: u8 = 58;
@@ -160,9 +164,15 @@ pub struct Summary {
     pub later_fragment: bool,
     /// Outermost VLAN id, stripped or inline (0 = none).
     pub vlan: u16,
+    /// Where the transport header starts, from the IP header (0 for a
+    /// later fragment or a chain that did not reach it).
+    pub l4_offset: u16,
     pub direction: Direction,
     /// A problem above the IP header; the addresses and length are sound.
     pub anomaly: Option<Malformed>,
+    /// For a packet taken out of a tunnel ([`Decap`]): the tunnel packet's
+    /// layer-3 length, counted as tunnel bytes (0 = not tunnelled).
+    pub tunnel_len: u32,
 }
 
 /// Why a frame yields no [`Summary`].
@@ -171,6 +181,16 @@ pub enum Skip {
     /// A well-formed frame that carries no IP packet.
     NonIp(NonIp),
     /// A frame broken at or below the IP header.
+    Malformed(Malformed),
+    /// A tunnel packet looked into ([`Decap`]) that holds no countable IP
+    /// packet: its bytes are tunnel bytes, the inside is counted by why.
+    Tunneled { tunnel_len: u32, inner: TunnelSkip },
+}
+
+/// What was inside a tunnel that held no countable IP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelSkip {
+    NonIp(NonIp),
     Malformed(Malformed),
 }
 
@@ -211,11 +231,16 @@ pub enum Layer {
     Sctp,
     Icmp,
     Icmpv6,
+    Mpls,
+    Pppoe,
+    /// A tunnel header of decapsulated mirror traffic (VXLAN, GENEVE,
+    /// GRE, ERSPAN).
+    Tunnel,
 }
 
 impl Layer {
-    pub const COUNT: usize = 10;
-    pub const ALL: [Layer; 10] = [
+    pub const COUNT: usize = 13;
+    pub const ALL: [Layer; 13] = [
         Layer::Link,
         Layer::Vlan,
         Layer::Ipv4,
@@ -226,6 +251,9 @@ impl Layer {
         Layer::Sctp,
         Layer::Icmp,
         Layer::Icmpv6,
+        Layer::Mpls,
+        Layer::Pppoe,
+        Layer::Tunnel,
     ];
 
     pub fn name(self) -> &'static str {
@@ -240,6 +268,9 @@ impl Layer {
             Layer::Sctp => "sctp",
             Layer::Icmp => "icmp",
             Layer::Icmpv6 => "icmpv6",
+            Layer::Mpls => "mpls",
+            Layer::Pppoe => "pppoe",
+            Layer::Tunnel => "tunnel",
         }
     }
 }
@@ -259,17 +290,22 @@ pub enum Problem {
     BadTotalLen,
     /// More stacked headers (VLAN tags, IPv6 extensions) than we follow.
     TooDeep,
+    /// An IPv4 total length of 0 on a packet that fits in 64 KiB: a segment
+    /// captured before TCP segmentation offload filled it in. Counted, with
+    /// its length taken from the frame, as tshark does.
+    ZeroTotalLen,
 }
 
 impl Problem {
-    pub const COUNT: usize = 6;
-    pub const ALL: [Problem; 6] = [
+    pub const COUNT: usize = 7;
+    pub const ALL: [Problem; 7] = [
         Problem::Truncated,
         Problem::Snapped,
         Problem::BadVersion,
         Problem::BadHeaderLen,
         Problem::BadTotalLen,
         Problem::TooDeep,
+        Problem::ZeroTotalLen,
     ];
 
     pub fn name(self) -> &'static str {
@@ -280,6 +316,7 @@ impl Problem {
             Problem::BadHeaderLen => "bad_header_len",
             Problem::BadTotalLen => "bad_total_len",
             Problem::TooDeep => "too_deep",
+            Problem::ZeroTotalLen => "zero_total_len",
         }
     }
 }
@@ -354,6 +391,13 @@ pub(crate) mod ethertype {
 /// `meta.wire_len` the frame's length on the wire.
 #[inline]
 pub fn parse(link: LinkType, data: &[u8], meta: Meta) -> Result<Summary, Skip> {
+    parse_with(link, data, meta, &Decap::NONE)
+}
+
+/// Like [`parse`], looking into the tunnels `decap` names: a packet of one
+/// of them yields the packet inside, with [`Summary::tunnel_len`] set.
+#[inline]
+pub fn parse_with(link: LinkType, data: &[u8], meta: Meta, decap: &Decap) -> Result<Summary, Skip> {
     let wire = (meta.wire_len as usize).max(data.len());
     let start = match link {
         LinkType::Ethernet => ethernet::parse(data, wire)?,
@@ -372,15 +416,50 @@ pub fn parse(link: LinkType, data: &[u8], meta: Meta) -> Result<Summary, Skip> {
     let direction = start.direction.unwrap_or(meta.direction);
     let l3 = data.get(start.offset..).unwrap_or(&[]);
     let l3_wire = wire - start.offset.min(wire);
-    let mut s = match start.ethertype {
-        ethertype::IPV4 => ipv4::parse(l3, l3_wire)?,
-        ethertype::IPV6 => ipv6::parse(l3, l3_wire)?,
-        ethertype::ARP => return Err(Skip::NonIp(NonIp::Arp)),
-        _ => return Err(Skip::NonIp(NonIp::Other)),
-    };
+    let mut s = network(start.ethertype, l3, l3_wire)?;
     s.vlan = vlan;
     s.direction = direction;
-    Ok(s)
+    if decap.is_none() {
+        return Ok(s);
+    }
+    match decap.inner(&s, l3, l3_wire) {
+        None => Ok(s),
+        Some(found) => {
+            let tunnel_len = s.l3_len;
+            let tunneled = |inner| Skip::Tunneled { tunnel_len, inner };
+            let (kind, at) = found.map_err(|m| tunneled(TunnelSkip::Malformed(m)))?;
+            let inner_data = l3.get(at..).unwrap_or(&[]);
+            let inner_wire = l3_wire.saturating_sub(at).max(inner_data.len());
+            let inner_skip = |e: Skip| match e {
+                Skip::NonIp(k) => tunneled(TunnelSkip::NonIp(k)),
+                Skip::Malformed(m) => tunneled(TunnelSkip::Malformed(m)),
+                other => other,
+            };
+            let start = match kind {
+                tunnel::Inner::Ethernet => ethernet::parse(inner_data, inner_wire),
+                tunnel::Inner::Ip => link::raw_ip(inner_data, inner_wire),
+            }
+            .map_err(inner_skip)?;
+            let il3 = inner_data.get(start.offset..).unwrap_or(&[]);
+            let il3_wire = inner_wire - start.offset.min(inner_wire);
+            let mut inner = network(start.ethertype, il3, il3_wire).map_err(inner_skip)?;
+            inner.vlan = if start.vlan != 0 { start.vlan } else { vlan };
+            inner.direction = direction;
+            inner.tunnel_len = tunnel_len;
+            Ok(inner)
+        }
+    }
+}
+
+/// The network layer by its EtherType.
+#[inline]
+fn network(ethertype: u16, l3: &[u8], l3_wire: usize) -> Result<Summary, Skip> {
+    match ethertype {
+        ethertype::IPV4 => ipv4::parse(l3, l3_wire),
+        ethertype::IPV6 => ipv6::parse(l3, l3_wire),
+        ethertype::ARP => Err(Skip::NonIp(NonIp::Arp)),
+        _ => Err(Skip::NonIp(NonIp::Other)),
+    }
 }
 
 /// Parses the transport header that follows the IP header(s) into `s`.

@@ -8,9 +8,11 @@
 mod alerts;
 mod browser;
 mod capture;
+mod captures;
 mod churn;
 mod cli;
 mod daemon;
+mod decap;
 mod fallback;
 mod http;
 mod interfaces;

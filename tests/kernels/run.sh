@@ -3,12 +3,14 @@
 # Debian's own kernels (qemu, TCG), with this machine's root file system
 # shared read-only, so the same binaries and tools run on another kernel.
 #
-#   tests/kernels/run.sh [-k PACKAGE] [-t SECONDS] [-m MIB] [-c CPUS] -- COMMAND [ARG...]
+#   tests/kernels/run.sh [-k PACKAGE] [-t SECONDS] [-m MIB] [-c CPUS] [-w DIR] -- COMMAND [ARG...]
 #
 # PACKAGE is a Debian kernel image package (default: the one Debian 12's
 # linux-image-amd64 points at, 6.1.0-N-amd64). COMMAND runs in the guest as
 # root, in /tmp (the shared root is read-only; /tmp, /run and /var/tmp are
-# tmpfs); its exit status is this script's. The guest is killed after SECONDS (default 1200). See README.md.
+# tmpfs); its exit status is this script's. The guest is killed after SECONDS (default 1200).
+# -w DIR shares a directory of this machine writable at the same path. See
+# README.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -17,12 +19,14 @@ pkg=""
 limit=1200
 mem=3072
 cpus=2
-while getopts "k:t:m:c:" o; do
+writable=""
+while getopts "k:t:m:c:w:" o; do
     case $o in
         k) pkg=$OPTARG ;;
         t) limit=$OPTARG ;;
         m) mem=$OPTARG ;;
         c) cpus=$OPTARG ;;
+        w) writable=$(cd "$OPTARG" && pwd) ;;
         *) echo "usage: $0 [-k PACKAGE] [-t SECONDS] [-m MIB] [-c CPUS] -- COMMAND..." >&2; exit 2 ;;
     esac
 done
@@ -106,6 +110,7 @@ mkdir -p "$out"
     printf '\n'
 } > "$out/command"
 echo "$kver" > "$out/kernel"
+echo "$writable" > "$out/writable"
 
 cat > "$init/init" <<'INIT'
 #!/bin/busybox sh
@@ -139,6 +144,10 @@ mount -t cgroup2 cgroup2 /host/sys/fs/cgroup 2>/dev/null
 mount -t tmpfs tmpfs /host/var/tmp 2>/dev/null
 mkdir -p /host/run/netns /host/run/lock
 mount --bind /out /host/mnt 2>/dev/null
+w=$(cat /out/writable)
+if [ -n "$w" ]; then
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 rw0 "/host$w" || say "cannot mount $w"
+fi
 ip link set lo up 2>/dev/null
 say "kernel $kver up; running the command"
 chroot /host /bin/sh -c '. /mnt/command' > /dev/console 2>&1
@@ -160,6 +169,7 @@ timeout --kill-after=10 "$limit" qemu-system-x86_64 \
     -append "console=ttyS0 quiet panic=-1 rdinit=/init mitigations=off" \
     -virtfs local,path=/,mount_tag=host,security_model=passthrough,readonly=on,multidevs=remap \
     -virtfs local,path="$out",mount_tag=out,security_model=passthrough,multidevs=remap \
+    ${writable:+-virtfs local,path="$writable",mount_tag=rw0,security_model=passthrough,multidevs=remap} \
     -nic none < /dev/null
 qrc=$?
 set -e
