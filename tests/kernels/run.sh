@@ -111,6 +111,12 @@ mkdir -p "$out"
 } > "$out/command"
 echo "$kver" > "$out/kernel"
 echo "$writable" > "$out/writable"
+# The guest's /tmp is its own; a checkout or build under this machine's /tmp
+# (CI clones there) is bound back into it at the same path.
+: > "$out/keep"
+for p in "$top" "$(dirname "$(dirname "$(readlink -f "$1" 2>/dev/null || echo "$1")")")"; do
+    case "$p" in /tmp/?*) echo "$p" >> "$out/keep" ;; esac
+done
 
 cat > "$init/init" <<'INIT'
 #!/bin/busybox sh
@@ -138,7 +144,14 @@ mount -t devtmpfs dev /host/dev
 mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts devpts /host/dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /host/dev/shm
+mkdir -p /hosttmp
+mount --bind /host/tmp /hosttmp
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp
+while read -r p; do
+    [ -n "$p" ] || continue
+    mkdir -p "/host$p"
+    mount --bind "/hosttmp/${p#/tmp/}" "/host$p" || say "cannot bind $p"
+done < /out/keep
 mount -t tmpfs -o mode=755 tmpfs /host/run
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup 2>/dev/null
 mount -t tmpfs tmpfs /host/var/tmp 2>/dev/null
