@@ -157,7 +157,7 @@ pub fn render(snap: &Snapshot) -> String {
 
 fn ifaces(o: &mut Out, snap: &Snapshot) {
     type Get = fn(&crate::counters::IfaceReport) -> u64;
-    let counters: [(&str, &str, Get); 10] = [
+    let counters: [(&str, &str, Get); 12] = [
         (
             "trafficalerted_interface_frames_total",
             "Frames read from the interface's rings.",
@@ -202,6 +202,16 @@ fn ifaces(o: &mut Out, snap: &Snapshot) {
             "trafficalerted_interface_ring_corrupt_total",
             "Ring blocks or frames with impossible headers, skipped.",
             |r| r.ring_corrupt,
+        ),
+        (
+            "trafficalerted_interface_tunnel_packets_total",
+            "Packets of tunnels looked into (capture.decapsulate); the packets inside count as IP packets.",
+            |r| r.tunnel_packets,
+        ),
+        (
+            "trafficalerted_interface_tunnel_bytes_total",
+            "Layer-3 bytes of the tunnel packets looked into.",
+            |r| r.tunnel_bytes,
         ),
         (
             "trafficalerted_interface_gso_frames_total",
@@ -461,7 +471,15 @@ mod tests {
                 destinations: Vec::new(),
             })
             .collect();
+        s.ifaces[0].totals.gso_frames = 7;
+        s.ifaces[0].totals.tunnel_packets = 11;
+        s.ifaces[0].totals.tunnel_bytes = 1234;
+        s.udp_flows_evicted = 42;
         let t = render(&s);
+        assert!(t.contains("trafficalerted_udp_flows_evicted_total 42"), "{t}");
+        assert!(t.contains(r#"trafficalerted_interface_gso_frames_total{interface="we\"ird\\\n"} 7"#));
+        assert!(t.contains(r#"trafficalerted_interface_tunnel_packets_total{interface="we\"ird\\\n"} 11"#));
+        assert!(t.contains(r#"trafficalerted_interface_tunnel_bytes_total{interface="we\"ird\\\n"} 1234"#));
         assert!(
             t.contains(r#"trafficalerted_interface_up{interface="we\"ird\\\n"} 1"#),
             "{t}"
