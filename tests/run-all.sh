@@ -40,7 +40,8 @@ echo "== cargo test (unit, integration, end-to-end in namespaces, benches once)"
 # Tests named kernel_modules_* need tunnel modules (GRE, ERSPAN, GENEVE)
 # that the build machine's kernel may lack: they run on Debian's kernel
 # below, with the other capture tests.
-cargo test --workspace --all-targets --locked -- --skip kernel_modules_
+cargo test --workspace --lib --bins --tests --locked -- --skip kernel_modules_
+cargo test --workspace --benches --examples --locked
 
 echo "== capture end-to-end tests on Debian 12's kernel (qemu, tests/kernels/)"
 e2e=$(cargo test --test e2e --no-run --locked --message-format=json 2>/dev/null |
