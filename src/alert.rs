@@ -2,6 +2,8 @@
 //! updated (not re-sent) while it stays crossed, closed once the value has
 //! stayed at or below the threshold for the hold-down time.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::IpAddr;
 
 use hashbrown::HashMap;
@@ -11,7 +13,7 @@ use crate::shard::Hasher;
 use crate::wire::Addr;
 
 /// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// A source sent more than its byte (or packet) limit within the window.
@@ -177,15 +179,17 @@ pub struct OpenAlert {
     pub alert: Alert,
     /// First tick of the current stretch at or below the threshold.
     below_since: Option<u64>,
-    /// Tick of the last observation.
-    observed: u64,
     /// Tick the evidence was last gathered.
     pub evidence_tick: u64,
-    /// Opened this tick, not yet announced.
-    fresh: bool,
+    /// When it is looked at next even if its subject does not move.
+    next_check: u64,
 }
 
 /// Open alerts, keyed by kind and subject.
+///
+/// An open alert is looked at when its subject moves, and otherwise when
+/// the aggregator scheduled it ([`Lifecycle::schedule`]): when its value can
+/// fall next, or when its hold-down ends. No tick visits every open alert.
 #[derive(Debug)]
 pub struct Lifecycle {
     open: HashMap<(AlertKind, Addr), OpenAlert, Hasher>,
@@ -194,6 +198,11 @@ pub struct Lifecycle {
     hold_down: [u64; 4],
     /// Seconds per tick, for `window_secs`.
     window_secs: [u64; 4],
+    /// Opened since the last [`Lifecycle::take_opened`].
+    fresh: Vec<(AlertKind, Addr)>,
+    /// Scheduled looks, earliest first; an entry whose alert has closed or
+    /// was rescheduled is dropped when it comes up.
+    checks: BinaryHeap<Reverse<(u64, AlertKind, Addr)>>,
 }
 
 /// Context of the current tick for observations.
@@ -213,6 +222,8 @@ impl Lifecycle {
             next_id: 1,
             hold_down,
             window_secs,
+            fresh: Vec::new(),
+            checks: BinaryHeap::new(),
         }
     }
 
@@ -235,7 +246,6 @@ impl Lifecycle {
         let now = s.now;
         let degraded = s.drop_ratio > s.degraded_ratio;
         if let Some(o) = self.open.get_mut(&(kind, subject)) {
-            o.observed = now.tick;
             let a = &mut o.alert;
             a.value = m.value;
             a.threshold = m.threshold;
@@ -285,39 +295,94 @@ impl Lifecycle {
                     evidence: Evidence::default(),
                 },
                 below_since: None,
-                observed: now.tick,
                 evidence_tick: now.tick,
-                fresh: true,
+                next_check: u64::MAX,
             },
         );
+        self.fresh.push((kind, subject));
         true
     }
 
-    /// Ends the tick: alerts nobody observed (their host is ignored by a rule
-    /// now, or its detector was switched off) count as below their
-    /// threshold. Returns the alerts opened this tick, to be announced.
-    pub fn finish_tick(&mut self, now: Now, closed: &mut Vec<Alert>) -> Vec<(AlertKind, Addr)> {
-        let mut gone = Vec::new();
-        let mut opened = Vec::new();
-        for (key, o) in self.open.iter_mut() {
-            if o.fresh {
-                o.fresh = false;
-                opened.push(*key);
-            }
-            if o.observed != now.tick {
-                let since = *o.below_since.get_or_insert(now.tick);
-                if now.tick + 1 - since >= self.hold_down[key.0.index()] {
-                    gone.push(*key);
-                }
-            }
-        }
-        for key in gone {
-            if let Some(mut o) = self.open.remove(&key) {
+    /// An open alert whose subject cannot be measured (its host is gone
+    /// from the table, a rule ignores it now, its detector was switched
+    /// off): it counts as below its threshold, and closes after the
+    /// hold-down.
+    pub fn unobserved(
+        &mut self,
+        kind: AlertKind,
+        subject: Addr,
+        now: Now,
+        closed: &mut Vec<Alert>,
+    ) {
+        let Some(o) = self.open.get_mut(&(kind, subject)) else {
+            return;
+        };
+        let since = *o.below_since.get_or_insert(now.tick);
+        if now.tick + 1 - since >= self.hold_down[kind.index()] {
+            if let Some(mut o) = self.open.remove(&(kind, subject)) {
                 o.alert.end_ms = Some(now.unix_ms);
                 closed.push(o.alert);
             }
         }
-        opened
+    }
+
+    /// The alerts opened since the last call, still open, to be announced.
+    pub fn take_opened(&mut self) -> Vec<(AlertKind, Addr)> {
+        let mut v = std::mem::take(&mut self.fresh);
+        v.retain(|k| self.open.contains_key(k));
+        v
+    }
+
+    /// Looks at the alert again at `tick` even if its subject does not
+    /// move (the earlier of this and any look already scheduled wins only
+    /// if asked for last: the latest call sets the time).
+    pub fn schedule(&mut self, kind: AlertKind, subject: Addr, tick: u64) {
+        if let Some(o) = self.open.get_mut(&(kind, subject)) {
+            if o.next_check != tick {
+                o.next_check = tick;
+                self.checks.push(Reverse((tick, kind, subject)));
+            }
+        }
+    }
+
+    /// When a below-threshold alert closes if nothing changes: the last
+    /// tick of its hold-down. `None` if it is over its threshold (or not
+    /// open).
+    pub fn closes_at(&self, kind: AlertKind, subject: Addr) -> Option<u64> {
+        let o = self.open.get(&(kind, subject))?;
+        let since = o.below_since?;
+        Some(since + self.hold_down[kind.index()].max(1) - 1)
+    }
+
+    /// The alerts scheduled to be looked at by `tick`, each once.
+    pub fn due(&mut self, tick: u64, out: &mut Vec<(AlertKind, Addr)>) {
+        while let Some(&Reverse((t, kind, subject))) = self.checks.peek() {
+            if t > tick {
+                break;
+            }
+            self.checks.pop();
+            if self
+                .open
+                .get(&(kind, subject))
+                .is_some_and(|o| o.next_check == t)
+            {
+                out.push((kind, subject));
+            }
+        }
+    }
+
+    /// The earliest scheduled look, if any (it may be one no longer
+    /// needed).
+    pub fn next_due(&self) -> Option<u64> {
+        self.checks.peek().map(|r| r.0.0)
+    }
+
+    /// Every open alert looked at `tick` (limits changed on a reload).
+    pub fn recheck_all(&mut self, tick: u64) {
+        let keys: Vec<(AlertKind, Addr)> = self.open.keys().copied().collect();
+        for (kind, subject) in keys {
+            self.schedule(kind, subject, tick);
+        }
     }
 
     /// Puts back alerts that were open when the daemon stopped.
@@ -327,18 +392,19 @@ impl Lifecycle {
             let Ok(addr) = a.subject.to_string().parse::<IpAddr>() else {
                 continue;
             };
+            let key = (a.kind, Addr::from(addr));
             self.open.insert(
-                (a.kind, Addr::from(addr)),
+                key,
                 OpenAlert {
                     alert: a,
                     below_since: None,
-                    // Not seen since the restart: below its threshold until
-                    // the detectors say otherwise.
-                    observed: u64::MAX,
                     evidence_tick: now.tick,
-                    fresh: false,
+                    next_check: u64::MAX,
                 },
             );
+            // Looked at from the first tick: below its threshold unless the
+            // detectors say otherwise.
+            self.schedule(key.0, key.1, now.tick);
         }
     }
 
@@ -451,8 +517,9 @@ mod tests {
             &mut closed
         ));
         assert_eq!(l.len(), 1);
-        let opened = l.finish_tick(sit(1).now, &mut closed);
+        let opened = l.take_opened();
         assert_eq!(opened, vec![(AlertKind::Traffic, host())]);
+        assert!(l.take_opened().is_empty());
     }
 
     #[test]
@@ -467,7 +534,7 @@ mod tests {
             &sit(0),
             &mut closed,
         );
-        l.finish_tick(sit(0).now, &mut closed);
+        l.take_opened();
         for (t, v) in [(1, 300), (2, 200), (3, 120)] {
             assert!(!l.observe(
                 AlertKind::Traffic,
@@ -477,7 +544,7 @@ mod tests {
                 &sit(t),
                 &mut closed
             ));
-            assert!(l.finish_tick(sit(t).now, &mut closed).is_empty());
+            assert!(l.take_opened().is_empty());
         }
         let a = &l.get_mut(AlertKind::Traffic, host()).unwrap().alert;
         assert_eq!((a.id, a.value, a.peak), (1, 120, 300));
@@ -508,7 +575,6 @@ mod tests {
                 &sit(t),
                 &mut closed,
             );
-            l.finish_tick(sit(t).now, &mut closed);
         }
         assert!(closed.is_empty());
         l.observe(
@@ -547,11 +613,36 @@ mod tests {
             &sit(0),
             &mut closed,
         );
-        l.finish_tick(sit(0).now, &mut closed);
-        l.finish_tick(sit(1).now, &mut closed);
+        l.unobserved(AlertKind::Inbound, host(), sit(1).now, &mut closed);
         assert!(closed.is_empty());
-        l.finish_tick(sit(2).now, &mut closed);
+        assert_eq!(l.closes_at(AlertKind::Inbound, host()), Some(2));
+        l.unobserved(AlertKind::Inbound, host(), sit(2).now, &mut closed);
         assert_eq!(closed.len(), 1);
+    }
+
+    #[test]
+    fn scheduled_looks_come_due_once_and_the_latest_time_wins() {
+        let mut l = lc(2);
+        let mut closed = Vec::new();
+        l.observe(
+            AlertKind::Traffic,
+            host(),
+            m(500),
+            "default",
+            &sit(0),
+            &mut closed,
+        );
+        l.schedule(AlertKind::Traffic, host(), 5);
+        l.schedule(AlertKind::Traffic, host(), 9);
+        assert_eq!(l.next_due(), Some(5));
+        let mut due = Vec::new();
+        l.due(8, &mut due);
+        assert!(due.is_empty(), "moved to 9: {due:?}");
+        l.due(9, &mut due);
+        assert_eq!(due, vec![(AlertKind::Traffic, host())]);
+        due.clear();
+        l.due(100, &mut due);
+        assert!(due.is_empty());
     }
 
     #[test]

@@ -73,6 +73,23 @@ impl DistinctSet {
             .map(|&e| (e >> 32) as u32)
     }
 
+    /// The tick at which the count within the window next falls: when the
+    /// oldest key in it leaves. `None` if no key is in it.
+    pub fn next_expiry(&self, now: u64, window: u64) -> Option<u64> {
+        let t = now as u32;
+        self.entries
+            .iter()
+            .map(|&e| age(e as u32, t))
+            .filter(|&a| a < window)
+            .max()
+            .map(|a| now + (window - a))
+    }
+
+    /// True if no key is within the window.
+    pub fn is_empty_at(&self, now: u64, window: u64) -> bool {
+        self.next_expiry(now, window).is_none()
+    }
+
     /// Drops what left the window; true if nothing is left.
     pub fn expire(&mut self, now: u64, window: u64) -> bool {
         let t = now as u32;
@@ -147,6 +164,19 @@ mod tests {
         s.touch(7, 100, 10, 4);
         s.touch(7, 95, 10, 4);
         assert_eq!(s.count(109, 10), 1);
+    }
+
+    #[test]
+    fn the_next_expiry_is_when_the_oldest_key_leaves() {
+        let mut s = DistinctSet::default();
+        assert_eq!(s.next_expiry(0, 10), None);
+        s.touch(1, 3, 10, 8);
+        s.touch(2, 7, 10, 8);
+        assert_eq!(s.next_expiry(8, 10), Some(13));
+        assert_eq!(s.count(12, 10), 2);
+        assert_eq!(s.count(13, 10), 1);
+        assert_eq!(s.next_expiry(13, 10), Some(17));
+        assert_eq!(s.next_expiry(17, 10), None);
     }
 
     #[test]

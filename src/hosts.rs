@@ -2,9 +2,9 @@
 //! which rule applies to it and which alerts it has open.
 //!
 //! Hosts live in a slab indexed by a hash map; the table is bounded
-//! (`max_hosts`) and hosts whose windows have drained are swept out a slice
-//! at a time, so neither memory nor any one tick's work grows without
-//! bound.
+//! (`max_hosts`). A host whose windows have drained is freed when the
+//! aggregator's schedule says its counts have expired ([`HostTable::try_free`]),
+//! so neither memory nor any one tick's work grows without bound.
 
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
@@ -35,6 +35,13 @@ pub struct HostState {
     touched: bool,
     pub win: HostWindow,
     pub scan: Option<Box<ScanSets>>,
+    /// The window bucket it last had traffic in (`u64::MAX`: none yet).
+    pub last_bucket: u64,
+    /// The last tick it had traffic or initiated a contact.
+    pub last_seen: u64,
+    /// When the aggregator's schedule looks at whether its counts have all
+    /// expired (`u64::MAX`: not scheduled).
+    pub expiry_check: u64,
 }
 
 impl HostState {
@@ -59,7 +66,6 @@ pub struct HostTable {
     free: Vec<u32>,
     touched: Vec<u32>,
     max: usize,
-    sweep_at: usize,
 }
 
 impl HostTable {
@@ -70,7 +76,6 @@ impl HostTable {
             free: Vec::new(),
             touched: Vec::new(),
             max,
-            sweep_at: 0,
         }
     }
 
@@ -109,6 +114,9 @@ impl HostTable {
                     touched: false,
                     win: HostWindow::default(),
                     scan: None,
+                    last_bucket: u64::MAX,
+                    last_seen: 0,
+                    expiry_check: u64::MAX,
                 };
                 let id = match self.free.pop() {
                     Some(id) => {
@@ -187,47 +195,39 @@ impl HostTable {
         }
     }
 
-    /// Frees hosts with nothing left in their windows, no contacts in their
-    /// scan windows and no open alert. Looks at `budget` slots per call,
-    /// round robin, so that a call's work is bounded and the whole table is
-    /// visited every `len / budget` calls.
-    pub fn sweep(
-        &mut self,
-        g: &Geometry,
-        now: u64,
-        scan_windows: (u64, u64),
-        budget: usize,
-    ) -> usize {
-        let n = self.slots.len();
-        if n == 0 {
-            return 0;
+    /// True if `id` is the slot of a tracked host.
+    pub fn is_live(&self, id: u32) -> bool {
+        self.slots
+            .get(id as usize)
+            .is_some_and(|h| self.index.get(&h.addr) == Some(&id))
+    }
+
+    /// Frees host `id` if nothing of it is left: not touched this tick, no
+    /// open alert, an empty window and no contact within the scan windows.
+    /// Returns true if it was freed.
+    pub fn try_free(&mut self, id: u32, g: &Geometry, now: u64, scan_windows: (u64, u64)) -> bool {
+        if !self.is_live(id) {
+            return false;
         }
-        let mut freed = 0;
-        for _ in 0..budget.min(n) {
-            let i = self.sweep_at % n;
-            self.sweep_at = (self.sweep_at + 1) % n;
-            let h = &mut self.slots[i];
-            if h.touched || h.alerting != 0 || self.index.get(&h.addr) != Some(&(i as u32)) {
-                continue;
-            }
-            let scans_empty = match &mut h.scan {
-                None => true,
-                Some(s) => {
-                    let a = s.addresses.expire(now, scan_windows.0);
-                    let p = s.ports.expire(now, scan_windows.1);
-                    a && p
-                }
-            };
-            if scans_empty {
-                h.scan = None;
-            }
-            if h.win.is_empty(g, now) && scans_empty {
-                self.index.remove(&h.addr);
-                self.free.push(i as u32);
-                freed += 1;
-            }
+        let h = &mut self.slots[id as usize];
+        if h.touched || h.alerting != 0 || !h.win.is_empty(g, now) {
+            return false;
         }
-        freed
+        let scans_empty = match &mut h.scan {
+            None => true,
+            Some(s) => {
+                let a = s.addresses.expire(now, scan_windows.0);
+                let p = s.ports.expire(now, scan_windows.1);
+                a && p
+            }
+        };
+        if !scans_empty {
+            return false;
+        }
+        h.scan = None;
+        self.index.remove(&h.addr);
+        self.free.push(id);
+        true
     }
 
     /// Heap memory of the table, bytes.
@@ -267,9 +267,12 @@ mod tests {
         let mut touched = Vec::new();
         t.take_touched(&mut touched);
         assert_eq!(touched.len(), 3);
-        // Four ticks later every window has drained: all can be swept.
-        assert_eq!(t.sweep(&g, 4, (4, 4), 10), 3);
+        // Four ticks later every window has drained: all can be freed.
+        for id in 0..3 {
+            assert!(t.try_free(id, &g, 4, (4, 4)));
+        }
         assert!(t.is_empty());
+        assert!(!t.try_free(0, &g, 4, (4, 4)), "not twice");
         let id = t.upsert(a(9), &r).unwrap();
         assert!(id < 3, "a freed slot is reused");
         assert_eq!(
@@ -280,17 +283,18 @@ mod tests {
     }
 
     #[test]
-    fn alerting_and_touched_hosts_are_not_swept() {
+    fn alerting_and_touched_hosts_are_not_freed() {
         let g = Geometry::new(4);
         let mut t = HostTable::new(10, &Hasher::new());
         let r = rules();
         let x = t.upsert(a(1), &r).unwrap();
-        t.upsert(a(2), &r).unwrap();
+        let y = t.upsert(a(2), &r).unwrap();
         t.slot_mut(x).alerting = 1;
-        assert_eq!(t.sweep(&g, 100, (4, 4), 10), 0, "both touched this tick");
+        assert!(!t.try_free(y, &g, 100, (4, 4)), "touched this tick");
         let mut touched = Vec::new();
         t.take_touched(&mut touched);
-        assert_eq!(t.sweep(&g, 100, (4, 4), 10), 1);
+        assert!(!t.try_free(x, &g, 100, (4, 4)), "alerting");
+        assert!(t.try_free(y, &g, 100, (4, 4)));
         assert!(t.get(a(1)).is_some());
     }
 
@@ -303,12 +307,11 @@ mod tests {
         t.slot_mut(x).scan_mut().ports.touch(80, 5, 600, 10);
         let mut touched = Vec::new();
         t.take_touched(&mut touched);
-        assert_eq!(
-            t.sweep(&g, 100, (4, 600), 10),
-            0,
+        assert!(
+            !t.try_free(x, &g, 100, (4, 600)),
             "port contact 95 ticks ago, window 600"
         );
-        assert_eq!(t.sweep(&g, 605, (4, 600), 10), 1);
+        assert!(t.try_free(x, &g, 605, (4, 600)));
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! generations of a quarter window each. A pair's sum covers between three
 //! quarters of the window and the whole of it. Bounded by `max_pairs`
 //! across the generations; what does not fit is counted as untracked.
+//!
+//! Each generation keys its pairs by source, so that one host's
+//! destinations (a listed host's, an alert's evidence) are found without
+//! a pass over every pair.
 
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
@@ -14,6 +18,8 @@ use crate::shard::Hasher;
 use crate::wire::Addr;
 
 const GENERATIONS: usize = 4;
+/// Destinations of one source kept in a list before it gets a map.
+const FEW: usize = 8;
 
 /// One pair's counts in a generation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,11 +30,67 @@ pub struct PairCount {
     pub roles: u8,
 }
 
+impl PairCount {
+    fn add(&mut self, c: &PairCount) {
+        self.bytes += c.bytes;
+        self.packets += c.packets;
+        self.roles |= c.roles;
+    }
+}
+
+/// The destinations of one source in one generation: most sources have
+/// one, scanners a few, servers many.
+#[derive(Debug, Clone)]
+enum Dests {
+    Few(Vec<(Addr, PairCount)>),
+    Many(HashMap<Addr, PairCount, Hasher>),
+}
+
+impl Dests {
+    fn get_mut(&mut self, dst: &Addr) -> Option<&mut PairCount> {
+        match self {
+            Dests::Few(v) => v.iter_mut().find(|(d, _)| d == dst).map(|(_, c)| c),
+            Dests::Many(m) => m.get_mut(dst),
+        }
+    }
+
+    fn insert(&mut self, dst: Addr, c: PairCount, hasher: &Hasher) {
+        match self {
+            Dests::Few(v) if v.len() < FEW => v.push((dst, c)),
+            Dests::Few(v) => {
+                let mut m = HashMap::with_capacity_and_hasher(FEW * 2, hasher.clone());
+                m.extend(v.drain(..));
+                m.insert(dst, c);
+                *self = Dests::Many(m);
+            }
+            Dests::Many(m) => {
+                m.insert(dst, c);
+            }
+        }
+    }
+
+    fn for_each(&self, mut f: impl FnMut(Addr, &PairCount)) {
+        match self {
+            Dests::Few(v) => v.iter().for_each(|(d, c)| f(*d, c)),
+            Dests::Many(m) => m.iter().for_each(|(d, c)| f(*d, c)),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Dests::Few(v) => v.capacity() * std::mem::size_of::<(Addr, PairCount)>(),
+            Dests::Many(m) => m.capacity() * (std::mem::size_of::<(Addr, PairCount)>() + 1),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Generation {
     /// Which quarter-window this generation holds.
     epoch: u64,
-    map: HashMap<(Addr, Addr), PairCount, Hasher>,
+    by_src: HashMap<Addr, Dests, Hasher>,
+    /// Pairs in it.
+    pairs: usize,
 }
 
 /// The pair window.
@@ -39,19 +101,22 @@ pub struct PairWindow {
     width: u64,
     max: usize,
     len: usize,
+    hasher: Hasher,
 }
 
 impl PairWindow {
     pub fn new(window_ticks: u64, max: usize, hasher: &Hasher) -> PairWindow {
         let g = || Generation {
             epoch: u64::MAX,
-            map: HashMap::with_hasher(hasher.clone()),
+            by_src: HashMap::with_hasher(hasher.clone()),
+            pairs: 0,
         };
         PairWindow {
             gens: [g(), g(), g(), g()],
             width: (window_ticks / GENERATIONS as u64).max(1),
             max,
             len: 0,
+            hasher: hasher.clone(),
         }
     }
 
@@ -82,41 +147,62 @@ impl PairWindow {
                 // the tick is older than the window.
                 return false;
             }
-            self.len -= g.map.len();
-            g.map.clear();
-            if g.map.capacity() > 4 * (self.len / GENERATIONS).max(1024) {
-                g.map.shrink_to(self.len / GENERATIONS);
+            self.len -= g.pairs;
+            g.pairs = 0;
+            let keep = self.len / GENERATIONS;
+            g.by_src.clear();
+            if g.by_src.capacity() > 4 * keep.max(1024) {
+                g.by_src.shrink_to(keep);
             }
             g.epoch = epoch;
         }
         let full = self.len >= self.max;
-        match g.map.entry((src, dst)) {
+        match g.by_src.entry(src) {
             Entry::Occupied(mut e) => {
-                let p = e.get_mut();
-                p.bytes += c.bytes;
-                p.packets += c.packets;
-                p.roles |= c.roles;
-                true
+                let dests = e.get_mut();
+                if let Some(p) = dests.get_mut(&dst) {
+                    p.add(&c);
+                    return true;
+                }
+                if full {
+                    return false;
+                }
+                dests.insert(dst, c, &self.hasher);
             }
-            Entry::Vacant(_) if full => false,
+            Entry::Vacant(_) if full => return false,
             Entry::Vacant(v) => {
-                v.insert(c);
-                self.len += 1;
-                true
+                v.insert(Dests::Few(vec![(dst, c)]));
             }
         }
+        g.pairs += 1;
+        self.len += 1;
+        true
+    }
+
+    fn live(&self, now: u64) -> impl Iterator<Item = &Generation> {
+        let cur = now / self.width;
+        self.gens.iter().filter(move |g| {
+            g.epoch != u64::MAX && g.epoch + GENERATIONS as u64 > cur && g.epoch <= cur
+        })
     }
 
     /// Every pair with its counts summed over the generations still in the
     /// window at `now`. A pair may appear once per generation.
     pub fn for_each(&self, now: u64, mut f: impl FnMut(Addr, Addr, &PairCount)) {
-        let cur = now / self.width;
-        for g in &self.gens {
-            if g.epoch == u64::MAX || g.epoch + GENERATIONS as u64 <= cur || g.epoch > cur {
-                continue;
+        for g in self.live(now) {
+            for (&s, dests) in &g.by_src {
+                dests.for_each(|d, c| f(s, d, c));
             }
-            for (&(s, d), c) in &g.map {
-                f(s, d, c);
+        }
+    }
+
+    /// The destinations of `src` in the window at `now`, with their counts
+    /// (a destination may appear once per generation): what the pairs of
+    /// one source cost, not all pairs.
+    pub fn for_each_of(&self, now: u64, src: Addr, mut f: impl FnMut(Addr, &PairCount)) {
+        for g in self.live(now) {
+            if let Some(dests) = g.by_src.get(&src) {
+                dests.for_each(&mut f);
             }
         }
     }
@@ -125,7 +211,10 @@ impl PairWindow {
     pub fn bytes(&self) -> usize {
         self.gens
             .iter()
-            .map(|g| g.map.capacity() * (std::mem::size_of::<((Addr, Addr), PairCount)>() + 1))
+            .map(|g| {
+                g.by_src.capacity() * (std::mem::size_of::<(Addr, Dests)>() + 1)
+                    + g.by_src.values().map(Dests::heap_bytes).sum::<usize>()
+            })
             .sum()
     }
 }
@@ -179,6 +268,23 @@ mod tests {
         assert_eq!(w.len(), 2);
         // A new generation frees the room of the one it replaces.
         assert!(w.add(8, a(1), a(4), c(1)));
+    }
+
+    #[test]
+    fn the_destinations_of_one_source() {
+        let mut w = PairWindow::new(8, 1000, &Hasher::new());
+        // A source with more destinations than fit in a list.
+        for d in 0..20u8 {
+            w.add(0, a(1), a(100 + d), c(u64::from(d)));
+            w.add(3, a(1), a(100 + d), c(1));
+        }
+        w.add(0, a(2), a(100), c(5));
+        let mut got = std::collections::BTreeMap::new();
+        w.for_each_of(3, a(1), |d, p| *got.entry(d).or_insert(0) += p.bytes);
+        assert_eq!(got.len(), 20);
+        assert_eq!(got[&a(119)], 20);
+        assert_eq!(w.len(), 41);
+        assert_eq!(total(&w, 3, a(2), a(100)), 5);
     }
 
     #[test]

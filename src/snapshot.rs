@@ -91,8 +91,9 @@ pub struct Snapshot {
     pub window_ticks: u64,
     pub chart_min_bytes: u64,
     /// The largest senders of the window (and hosts with open alerts), most
-    /// bytes sent first; at most [`MAX_LISTED_HOSTS`].
-    pub hosts: Vec<HostView>,
+    /// bytes sent first; at most [`MAX_LISTED_HOSTS`]. Shared with the
+    /// snapshots before it while nothing it shows changed.
+    pub hosts: Arc<Vec<HostView>>,
     /// Hosts tracked but not listed.
     pub hosts_unlisted: usize,
     pub ifaces: Vec<IfaceView>,
@@ -105,7 +106,7 @@ pub struct Snapshot {
     pub lifetime_untracked: Untracked,
     pub tables: TableFill,
     /// Open alerts, oldest first.
-    pub alerts: Vec<Alert>,
+    pub alerts: Arc<Vec<Alert>>,
     /// Alerts opened and closed since start, per kind ([`AlertKind::index`]).
     pub alerts_opened: [u64; 4],
     pub alerts_closed: [u64; 4],
@@ -139,7 +140,7 @@ impl Snapshot {
             tick_ms: config.tick().as_millis() as u64,
             window_ticks: config.interval_ticks(),
             chart_min_bytes: config.traffic.chart_min_bytes.0,
-            hosts: Vec::new(),
+            hosts: Arc::default(),
             hosts_unlisted: 0,
             ifaces: Vec::new(),
             window: Totals::default(),
@@ -153,7 +154,7 @@ impl Snapshot {
                 max_pairs: config.traffic.max_pairs,
                 bytes: 0,
             },
-            alerts: Vec::new(),
+            alerts: Arc::default(),
             alerts_opened: [0; 4],
             alerts_closed: [0; 4],
             closed: Vec::new(),
@@ -358,7 +359,7 @@ mod tests {
     fn all_json_has_the_original_shape() {
         let mut s = Snapshot::empty(&Config::default(), RuntimeInfo::default());
         s.chart_min_bytes = 100;
-        s.hosts = vec![host(1, 500, 0), host(2, 99, 0)];
+        s.hosts = Arc::new(vec![host(1, 500, 0), host(2, 99, 0)]);
         let v: serde_json::Value = serde_json::from_slice(&s.all_json()).unwrap();
         assert_eq!(
             v,
@@ -400,13 +401,16 @@ mod tests {
     #[test]
     fn active_lists_each_alerting_source_once() {
         let mut s = Snapshot::empty(&Config::default(), RuntimeInfo::default());
-        s.hosts = vec![host(1, 500, AlertKind::Traffic.bit()), host(2, 400, 0)];
-        s.alerts = vec![
+        s.hosts = Arc::new(vec![
+            host(1, 500, AlertKind::Traffic.bit()),
+            host(2, 400, 0),
+        ]);
+        s.alerts = Arc::new(vec![
             alert(AlertKind::Traffic, 1),
             alert(AlertKind::PortScan, 1),
             alert(AlertKind::Inbound, 2),
             alert(AlertKind::AddressScan, 3),
-        ];
+        ]);
         let v: serde_json::Value = serde_json::from_slice(&s.active_json()).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
         assert_eq!(v[0]["EventType"], "TRAFFIC+SCANNING");

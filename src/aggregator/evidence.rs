@@ -1,7 +1,8 @@
 //! What an alert shows as its reason: the subject's largest destinations
 //! (traffic), the destinations it initiated contact to (address scans), a
 //! sample of the ports it tried (port scans), its largest sources (inbound).
-//! Gathered in one pass over the pair window for all alerts that need it.
+//! A source's peers are its own pairs; a destination's sources take one
+//! pass over the pair window for all inbound alerts that need it.
 
 use hashbrown::HashMap;
 
@@ -42,14 +43,16 @@ pub fn gather(
             AlertKind::PortScan => {}
         }
     }
-    if !out_of.is_empty() || !into.is_empty() {
+    for (&s, m) in out_of.iter_mut() {
+        pairs.for_each_of(tick, s, |d, c| {
+            let e = m.entry(d).or_default();
+            e.0 += c.bytes;
+            e.1 += c.packets;
+            e.2 |= c.roles;
+        });
+    }
+    if !into.is_empty() {
         pairs.for_each(tick, |s, d, c| {
-            if let Some(m) = out_of.get_mut(&s) {
-                let e = m.entry(d).or_default();
-                e.0 += c.bytes;
-                e.1 += c.packets;
-                e.2 |= c.roles;
-            }
             if let Some(m) = into.get_mut(&d) {
                 let e = m.entry(s).or_default();
                 e.0 += c.bytes;

@@ -7,6 +7,14 @@
 //! them from the aggregator thread on the monotonic clock, replay on packet
 //! timestamps, tests by hand with made-up ticks — nothing here sleeps or
 //! reads a clock.
+//!
+//! A tick's work follows what moved: the hosts that had traffic in it,
+//! those whose window lost a bucket in it or whose counts all expired
+//! (scheduled in a timing wheel when they had traffic), and the open alerts
+//! whose value can fall or whose hold-down ends (scheduled by the alert
+//! lifecycle). Nothing visits every tracked host or every open alert; an
+//! empty tick costs next to nothing, and [`Aggregator::next_due`] tells a
+//! reader on packet time how far it may jump over empty ones.
 
 mod evidence;
 mod failed;
@@ -21,11 +29,29 @@ use crate::counters::IfaceDelta;
 use crate::detect::{self, Ctx, Detector};
 use crate::hosts::HostTable;
 use crate::pairs::{PairCount, PairWindow};
+use crate::ranking::Ranking;
 use crate::rules::RuleSet;
 use crate::shard::{Contact, Hasher, Shard, Totals, Untracked, role_bits};
 use crate::snapshot::{DestView, HostView, MAX_LISTED_HOSTS, Snapshot, TableFill};
+use crate::wheel::Wheel;
 use crate::window::{Geometry, TotalWindow, col};
 use crate::wire::Addr;
+
+/// What the timing wheel holds: a host id and why it is due.
+mod due {
+    /// A bucket of the host's window slides out: its sums fall.
+    pub const SLIDE: u64 = 0;
+    /// All of the host's counts may have expired: free it then.
+    pub const EXPIRY: u64 = 1;
+
+    pub fn item(kind: u64, id: u32) -> u64 {
+        (kind << 32) | u64::from(id)
+    }
+
+    pub fn split(item: u64) -> (u64, u32) {
+        (item >> 32, item as u32)
+    }
+}
 
 /// Closed alerts kept in memory for the snapshot.
 const RECENT_CLOSED: usize = 200;
@@ -74,6 +100,15 @@ impl AggregatorConfig {
             scan_count: c.scan.count,
             degraded_ratio: c.alerts.degraded_drop_ratio,
         }
+    }
+
+    /// Ticks after a host's last traffic or contact by which all of its
+    /// counts have left their windows.
+    fn horizon(&self, g: &Geometry) -> u64 {
+        (g.buckets * g.width)
+            .max(self.scan_ticks)
+            .max(self.port_ticks)
+            + 1
     }
 
     fn window_secs(&self) -> [u64; 4] {
@@ -145,8 +180,46 @@ pub struct Aggregator {
     opened_total: [u64; 4],
     closed_total: [u64; 4],
     touched: Vec<u32>,
+    /// Host work scheduled for later ticks (window slides, expiry).
+    wheel: Wheel,
+    /// Hosts by bytes sent over the window, for the listed ones.
+    ranking: Ranking,
+    /// Scratch lists, kept for their memory.
+    drained: Vec<u64>,
+    checks: Vec<(AlertKind, Addr)>,
+    /// Work done, for tests and benchmarks that count it.
+    pub work: Work,
+    /// Limits changed: every open alert is looked at in the next pass.
+    recheck_alerts: bool,
+    /// What the last snapshot listed, reused while nothing it shows changed.
+    listed: Listed,
     config_json: Arc<serde_json::Value>,
     runtime: Arc<RuntimeInfo>,
+}
+
+/// Counts of the aggregator's work since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Ticks closed.
+    pub ticks: u64,
+    /// Hosts the detector pass looked at (moved, or an alert due).
+    pub hosts_evaluated: u64,
+    /// Window slides and expiry checks of hosts taken off the wheel.
+    pub hosts_due: u64,
+    /// Host views built for snapshots.
+    pub views_built: u64,
+}
+
+/// The hosts and alerts of the last snapshot, and until when they hold.
+#[derive(Debug, Default)]
+struct Listed {
+    hosts: Arc<Vec<HostView>>,
+    alerts: Arc<Vec<Alert>>,
+    unlisted: usize,
+    /// The first tick a listed host's scan count may fall.
+    until: u64,
+    /// Something they show changed since they were built.
+    stale: bool,
 }
 
 impl Aggregator {
@@ -178,6 +251,16 @@ impl Aggregator {
             opened_total: [0; 4],
             closed_total: [0; 4],
             touched: Vec::new(),
+            wheel: Wheel::new(0),
+            ranking: Ranking::new(),
+            drained: Vec::new(),
+            checks: Vec::new(),
+            work: Work::default(),
+            recheck_alerts: false,
+            listed: Listed {
+                stale: true,
+                ..Listed::default()
+            },
             config_json: Arc::new(serde_json::to_value(config).unwrap_or_default()),
             runtime: Arc::new(runtime),
             cfg,
@@ -198,9 +281,15 @@ impl Aggregator {
             self.window_packets = TotalWindow::default();
             self.kernel_packets = TotalWindow::default();
             self.kernel_drops = TotalWindow::default();
+            self.wheel = Wheel::new(0);
+            self.ranking = Ranking::new();
         }
         self.rules = config.rule_set();
+        // Every host is looked at again with its new limits, and every open
+        // alert (some have no host).
         self.hosts.relabel(&self.rules);
+        self.recheck_alerts = true;
+        self.listed.stale = true;
         self.hosts.set_max(cfg.max_hosts);
         self.pairs.set_max(cfg.max_pairs);
         self.lifecycle.retime(cfg.hold_down, cfg.window_secs());
@@ -240,15 +329,29 @@ impl Aggregator {
         self.lifetime_untracked.add(&shard.untracked);
         self.window_bytes.add(&self.geo, t, shard.totals.bytes);
         self.window_packets.add(&self.geo, t, shard.totals.packets);
+        let horizon = self.cfg.horizon(&self.geo);
+        let g = self.geo;
 
         let mut overflow = Untracked::default();
         for h in shard.hosts() {
             match self.hosts.upsert(h.addr, &self.rules) {
-                Some(id) => self.hosts.slot_mut(id).win.add(
-                    &self.geo,
-                    t,
-                    [h.sent_bytes, h.sent_packets, h.recv_bytes, h.recv_packets],
-                ),
+                Some(id) => {
+                    let st = self.hosts.slot_mut(id);
+                    st.win.add(
+                        &g,
+                        t,
+                        [h.sent_bytes, h.sent_packets, h.recv_bytes, h.recv_packets],
+                    );
+                    // Its sums fall when this bucket slides out: looked at
+                    // then (once per bucket it had traffic in).
+                    let bucket = g.bucket(t);
+                    if st.last_bucket != bucket {
+                        st.last_bucket = bucket;
+                        self.wheel
+                            .schedule((bucket + g.buckets) * g.width, due::item(due::SLIDE, id));
+                    }
+                    seen(&mut self.wheel, st, id, t, horizon);
+                }
                 None => {
                     overflow.src_bytes += h.sent_bytes;
                     overflow.src_packets += h.sent_packets;
@@ -302,6 +405,7 @@ impl Aggregator {
     /// A source initiated contact to a destination.
     fn address_contact(&mut self, src: Addr, dst: Addr, tick: u64) {
         let Some(id) = self.hosts.id(src) else { return };
+        let horizon = self.cfg.horizon(&self.geo);
         let h = self.hosts.slot_mut(id);
         let Some(limit) = self.rules.limits(h.rule).and_then(|l| l.max_contacted_ips) else {
             return;
@@ -310,6 +414,7 @@ impl Aggregator {
         h.scan_mut()
             .addresses
             .touch(key, tick, self.cfg.scan_ticks, limit as usize + 1);
+        seen(&mut self.wheel, h, id, tick, horizon);
         // Contacts resolved a tick late (count = "failed") come without
         // traffic of their own this tick.
         self.hosts.touch(id);
@@ -320,6 +425,7 @@ impl Aggregator {
         let Some(id) = self.hosts.id(c.from) else {
             return;
         };
+        let horizon = self.cfg.horizon(&self.geo);
         let h = self.hosts.slot_mut(id);
         let Some(limit) = self
             .rules
@@ -332,6 +438,7 @@ impl Aggregator {
         h.scan_mut()
             .ports
             .touch(key, tick, self.cfg.port_ticks, limit as usize + 1);
+        seen(&mut self.wheel, h, id, tick, horizon);
         self.hosts.touch(id);
     }
 
@@ -345,25 +452,40 @@ impl Aggregator {
     ) -> (Snapshot, Vec<AlertEvent>) {
         let (events, drop_ratio) = self.close(tick, health, unix_ms);
         let snap = self.snapshot(tick, health, unix_ms, drop_ratio);
-        self.sweep(tick);
         (snap, events)
     }
 
     /// Like [`Aggregator::end_tick`] for a reader that needs no snapshot of
-    /// this tick (a replay at full speed): the snapshot is most of a tick's
-    /// work when nothing is alerting.
+    /// this tick (a replay at full speed).
     pub fn end_tick_quiet(
         &mut self,
         tick: u64,
         health: TickHealth,
         unix_ms: u64,
     ) -> Vec<AlertEvent> {
-        let (events, _) = self.close(tick, health, unix_ms);
-        self.sweep(tick);
-        events
+        self.close(tick, health, unix_ms).0
+    }
+
+    /// The next tick after `tick` at which something is due — a bucket
+    /// slides out of a window, counts expire, an alert is looked at, a
+    /// contact's answer is awaited — or `None` if nothing ever is. The
+    /// ticks before it change nothing if no traffic comes: a reader on
+    /// packet time closes `tick` and then the next one due, not every one.
+    pub fn next_due(&self, tick: u64) -> Option<u64> {
+        if self.failed.as_ref().is_some_and(|f| !f.is_idle()) || self.recheck_alerts {
+            return Some(tick + 1);
+        }
+        let w = self.wheel.next_due();
+        let a = self.lifecycle.next_due();
+        match (w, a) {
+            (Some(x), Some(y)) => Some(x.min(y).max(tick + 1)),
+            (Some(x), None) | (None, Some(x)) => Some(x.max(tick + 1)),
+            (None, None) => None,
+        }
     }
 
     fn close(&mut self, tick: u64, health: TickHealth, unix_ms: u64) -> (Vec<AlertEvent>, f64) {
+        self.work.ticks += 1;
         if let Some(mut f) = self.failed.take() {
             let mut addrs = Vec::new();
             let mut ports = Vec::new();
@@ -389,24 +511,64 @@ impl Aggregator {
             degraded_ratio: self.cfg.degraded_ratio,
         };
         let (opened, closed) = self.detect(&situation);
+        self.due_hosts(tick);
         let events = self.announce(opened, closed, now);
         self.late_total += u64::from(health.late_workers);
         self.ifaces.end_tick(tick);
         (events, drop_ratio)
     }
 
-    fn sweep(&mut self, tick: u64) {
-        let budget = (self.hosts.len() as u64 / self.geo.width).max(4096) as usize;
-        self.hosts.sweep(
-            &self.geo,
-            tick,
-            (self.cfg.scan_ticks, self.cfg.port_ticks),
-            budget,
-        );
+    /// Hosts the wheel says are due: a bucket of their window slid out (their
+    /// rank changes), or their counts may all have expired (freed then).
+    fn due_hosts(&mut self, tick: u64) {
+        let mut items = std::mem::take(&mut self.drained);
+        items.clear();
+        self.wheel.drain(tick, &mut items);
+        let horizon = self.cfg.horizon(&self.geo);
+        let scans = (self.cfg.scan_ticks, self.cfg.port_ticks);
+        for &item in &items {
+            let (kind, id) = due::split(item);
+            if !self.hosts.is_live(id) {
+                continue;
+            }
+            self.work.hosts_due += 1;
+            match kind {
+                due::SLIDE => {
+                    let h = self.hosts.slot(id);
+                    rank(&mut self.ranking, &self.geo, h, id, tick);
+                    self.listed.stale = true;
+                }
+                _ => {
+                    let h = self.hosts.slot_mut(id);
+                    if h.expiry_check > tick {
+                        // Seen again since: its own check is scheduled.
+                        continue;
+                    }
+                    let expires = h.last_seen + horizon;
+                    if expires > tick {
+                        h.expiry_check = expires;
+                        self.wheel.schedule(expires, item);
+                    } else if h.alerting != 0 {
+                        // Freed once its alerts close.
+                        h.expiry_check = tick + horizon;
+                        self.wheel.schedule(tick + horizon, item);
+                    } else if self.hosts.try_free(id, &self.geo, tick, scans) {
+                        self.ranking.remove(id);
+                        self.listed.stale = true;
+                    } else {
+                        let h = self.hosts.slot_mut(id);
+                        h.expiry_check = tick + 1;
+                        self.wheel.schedule(tick + 1, item);
+                    }
+                }
+            }
+        }
+        self.drained = items;
     }
 
-    /// The detector pass: every host touched this tick and every subject of
-    /// an open alert. Returns the alerts opened and closed.
+    /// The detector pass: every host touched this tick and every open
+    /// alert scheduled to be looked at. Returns the alerts opened and
+    /// closed.
     pub fn detect(&mut self, s: &Situation) -> (Vec<(AlertKind, Addr)>, Vec<Alert>) {
         let tick = s.now.tick;
         let ctx = Ctx {
@@ -418,12 +580,21 @@ impl Aggregator {
         let mut closed = Vec::new();
         let mut touched = std::mem::take(&mut self.touched);
         self.hosts.take_touched(&mut touched);
+        if self.recheck_alerts {
+            self.recheck_alerts = false;
+            self.lifecycle.recheck_all(tick);
+        }
+        if !touched.is_empty() {
+            self.listed.stale = true;
+        }
         // In slot order, the pass reads host memory front to back instead of
         // missing the cache on every host.
         touched.sort_unstable();
         for &id in &touched {
+            self.work.hosts_evaluated += 1;
             self.hosts.slot_mut(id).evaluated = tick;
             let h = self.hosts.slot(id);
+            rank(&mut self.ranking, &self.geo, h, id, tick);
             let Some(limits) = self.rules.limits(h.rule) else {
                 continue;
             };
@@ -439,33 +610,47 @@ impl Aggregator {
                             s,
                             &mut closed,
                         );
+                        schedule_look(&mut self.lifecycle, &self.cfg, &self.geo, kind, h, &m, tick);
                     }
                 }
             }
         }
-        // Subjects of open alerts that did not move this tick: their values
-        // fall as their windows drain.
-        let quiet: Vec<(AlertKind, Addr)> = self.lifecycle.subjects().collect();
-        for (kind, addr) in quiet {
-            let Some(id) = self.hosts.id(addr) else {
-                continue;
-            };
-            let h = self.hosts.slot(id);
-            if h.evaluated == tick && h.alerting & kind.bit() != 0 {
-                continue;
-            }
-            let Some(limits) = self.rules.limits(h.rule) else {
-                continue;
-            };
-            if let Some(d) = self.detectors.iter().find(|d| d.kind() == kind) {
-                if let Some(m) = d.measure(h, &limits, &ctx) {
+        // Open alerts due a look although their subject did not move: their
+        // value fell as their window drained, or their hold-down ends.
+        let mut due = std::mem::take(&mut self.checks);
+        due.clear();
+        self.lifecycle.due(tick, &mut due);
+        for &(kind, addr) in &due {
+            let h = self.hosts.id(addr).map(|id| self.hosts.slot(id));
+            let measured = h.and_then(|h| {
+                if h.evaluated == tick && h.alerting & kind.bit() != 0 {
+                    return Some(None);
+                }
+                let limits = self.rules.limits(h.rule)?;
+                let d = self.detectors.iter().find(|d| d.kind() == kind)?;
+                let m = d.measure(h, &limits, &ctx)?;
+                Some(Some((h, m)))
+            });
+            self.work.hosts_evaluated += 1;
+            match measured {
+                // Already looked at in the pass above.
+                Some(None) => {}
+                Some(Some((h, m))) => {
                     self.lifecycle
                         .observe(kind, addr, m, self.rules.name(h.rule), s, &mut closed);
+                    schedule_look(&mut self.lifecycle, &self.cfg, &self.geo, kind, h, &m, tick);
+                }
+                None => {
+                    self.lifecycle.unobserved(kind, addr, s.now, &mut closed);
+                    if let Some(at) = self.lifecycle.closes_at(kind, addr) {
+                        self.lifecycle.schedule(kind, addr, at.max(tick + 1));
+                    }
                 }
             }
         }
+        self.checks = due;
         self.touched = touched;
-        let opened = self.lifecycle.finish_tick(s.now, &mut closed);
+        let opened = self.lifecycle.take_opened();
         for &(kind, addr) in &opened {
             if let Some(h) = self.hosts.get_mut(addr) {
                 h.alerting |= kind.bit();
@@ -476,22 +661,37 @@ impl Aggregator {
                 h.alerting &= !a.kind.bit();
             }
         }
+        if !opened.is_empty() || !closed.is_empty() {
+            self.listed.stale = true;
+        }
         (opened, closed)
     }
 
-    /// Gathers evidence and turns transitions into events.
+    /// Gathers evidence and turns transitions into events. Evidence is
+    /// gathered for alerts that open or close, and again for open alerts
+    /// whose subject moved, at most every [`EVIDENCE_EVERY`] ticks.
     fn announce(
         &mut self,
         opened: Vec<(AlertKind, Addr)>,
         mut closed: Vec<Alert>,
         now: Now,
     ) -> Vec<AlertEvent> {
-        let refresh = now.tick % EVIDENCE_EVERY == 0;
-        let mut wanted: Vec<(AlertKind, Addr)> = if refresh {
-            self.lifecycle.subjects().collect()
-        } else {
-            opened.clone()
-        };
+        let mut wanted: Vec<(AlertKind, Addr)> = opened.clone();
+        for &id in &self.touched {
+            let h = self.hosts.slot(id);
+            if h.alerting == 0 {
+                continue;
+            }
+            for kind in AlertKind::ALL {
+                if h.alerting & kind.bit() != 0 {
+                    if let Some(o) = self.lifecycle.get_mut(kind, h.addr) {
+                        if now.tick >= o.evidence_tick + EVIDENCE_EVERY {
+                            wanted.push((kind, h.addr));
+                        }
+                    }
+                }
+            }
+        }
         wanted.extend(closed.iter().map(|a| (a.kind, Addr::from(a.subject))));
         if !wanted.is_empty() {
             let found = evidence::gather(
@@ -546,83 +746,33 @@ impl Aggregator {
         events
     }
 
-    fn snapshot(&self, tick: u64, health: TickHealth, unix_ms: u64, drop_ratio: f64) -> Snapshot {
-        let g = &self.geo;
-        // Open alerts per subject, from the lifecycle (which also holds the
-        // alerts restored at start, whose hosts may have no traffic yet).
-        let mut bits: hashbrown::HashMap<Addr, u8, Hasher> = hashbrown::HashMap::default();
-        for (kind, addr) in self.lifecycle.subjects() {
-            *bits.entry(addr).or_default() |= kind.bit();
+    /// The tick's snapshot. The listed hosts (the largest senders and the
+    /// subjects of open alerts) are built again only when something they
+    /// show changed: a host moved or slid, an alert changed, a listed
+    /// host's scan count fell; otherwise the last list is shared.
+    fn snapshot(
+        &mut self,
+        tick: u64,
+        health: TickHealth,
+        unix_ms: u64,
+        drop_ratio: f64,
+    ) -> Snapshot {
+        let g = self.geo;
+        if self.listed.stale || tick >= self.listed.until {
+            self.build_listed(tick);
         }
-        // Rank every host by bytes sent over the window; list the largest
-        // and every host with an open alert.
-        let mut ranked: Vec<(u64, u32)> = self
-            .hosts
-            .iter()
-            .filter_map(|h| {
-                let sent = h.win.sum(g, tick, col::SENT_BYTES);
-                let id = self.hosts.id(h.addr)?;
-                (sent > 0 || h.alerting != 0 || h.win.sum(g, tick, col::RECV_BYTES) > 0)
-                    .then_some((sent, id))
-            })
-            .collect();
-        let total = ranked.len();
-        if ranked.len() > MAX_LISTED_HOSTS {
-            ranked.select_nth_unstable_by(MAX_LISTED_HOSTS - 1, |a, b| b.0.cmp(&a.0));
-            let (top, rest) = ranked.split_at_mut(MAX_LISTED_HOSTS);
-            let alerting: Vec<(u64, u32)> = rest
-                .iter()
-                .copied()
-                .filter(|&(_, id)| bits.contains_key(&self.hosts.slot(id).addr))
-                .collect();
-            let mut v = top.to_vec();
-            v.extend(alerting);
-            ranked = v;
-        }
-        let mut hosts: Vec<HostView> = ranked
-            .iter()
-            .map(|&(sent, id)| {
-                let h = self.hosts.slot(id);
-                HostView {
-                    addr: h.addr,
-                    sent_bytes: sent,
-                    sent_packets: h.win.sum(g, tick, col::SENT_PACKETS),
-                    recv_bytes: h.win.sum(g, tick, col::RECV_BYTES),
-                    recv_packets: h.win.sum(g, tick, col::RECV_PACKETS),
-                    contacted: h
-                        .scan
-                        .as_ref()
-                        .map_or(0, |s| s.addresses.count(tick, self.cfg.scan_ticks) as u32),
-                    ports: h
-                        .scan
-                        .as_ref()
-                        .map_or(0, |s| s.ports.count(tick, self.cfg.port_ticks) as u32),
-                    alerts: bits.get(&h.addr).copied().unwrap_or(0),
-                    destinations: Vec::new(),
-                }
-            })
-            .collect();
-        hosts.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
-        self.fill_destinations(&mut hosts, tick);
-
-        let mut alerts: Vec<Alert> = self
-            .lifecycle
-            .open_alerts()
-            .map(|o| o.alert.clone())
-            .collect();
-        alerts.sort_by_key(|a| a.id);
         Snapshot {
             tick,
             unix_ms,
             tick_ms: (self.cfg.tick_secs * 1000.0).round() as u64,
             window_ticks: self.cfg.traffic_ticks,
             chart_min_bytes: self.cfg.chart_min_bytes,
-            hosts_unlisted: total.saturating_sub(hosts.len()),
-            hosts,
+            hosts_unlisted: self.listed.unlisted,
+            hosts: self.listed.hosts.clone(),
             ifaces: self.ifaces.views(),
             window: Totals {
-                packets: self.window_packets.sum(g, tick),
-                bytes: self.window_bytes.sum(g, tick),
+                packets: self.window_packets.sum(&g, tick),
+                bytes: self.window_bytes.sum(&g, tick),
             },
             drop_ratio,
             lifetime: self.lifetime,
@@ -634,7 +784,7 @@ impl Aggregator {
                 max_pairs: self.pairs.max(),
                 bytes: self.hosts.bytes() + self.pairs.bytes(),
             },
-            alerts,
+            alerts: self.listed.alerts.clone(),
             alerts_opened: self.opened_total,
             alerts_closed: self.closed_total,
             closed: self.recent_closed.iter().cloned().collect(),
@@ -652,40 +802,114 @@ impl Aggregator {
         }
     }
 
+    /// Lists the [`MAX_LISTED_HOSTS`] largest senders (from the ranking,
+    /// which is kept as hosts move) and every host with an open alert.
+    fn build_listed(&mut self, tick: u64) {
+        let g = self.geo;
+        let mut bits: hashbrown::HashMap<Addr, u8, Hasher> = hashbrown::HashMap::default();
+        for (kind, addr) in self.lifecycle.subjects() {
+            *bits.entry(addr).or_default() |= kind.bit();
+        }
+        let hosts = &self.hosts;
+        let mut ids = self.ranking.top(MAX_LISTED_HOSTS, |a, b| {
+            hosts.slot(a).addr.cmp(&hosts.slot(b).addr)
+        });
+        let ranked = self.ranking.len();
+        let mut listed: hashbrown::HashSet<u32, Hasher> = ids.iter().copied().collect();
+        for addr in bits.keys() {
+            if let Some(id) = self.hosts.id(*addr) {
+                if listed.insert(id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let mut until = u64::MAX;
+        let mut hosts: Vec<HostView> = ids
+            .iter()
+            .map(|&id| {
+                let h = self.hosts.slot(id);
+                let (contacted, ports) = match &h.scan {
+                    Some(s) => {
+                        for next in [
+                            s.addresses.next_expiry(tick, self.cfg.scan_ticks),
+                            s.ports.next_expiry(tick, self.cfg.port_ticks),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        {
+                            until = until.min(next);
+                        }
+                        (
+                            s.addresses.count(tick, self.cfg.scan_ticks) as u32,
+                            s.ports.count(tick, self.cfg.port_ticks) as u32,
+                        )
+                    }
+                    None => (0, 0),
+                };
+                HostView {
+                    addr: h.addr,
+                    sent_bytes: h.win.sum(&g, tick, col::SENT_BYTES),
+                    sent_packets: h.win.sum(&g, tick, col::SENT_PACKETS),
+                    recv_bytes: h.win.sum(&g, tick, col::RECV_BYTES),
+                    recv_packets: h.win.sum(&g, tick, col::RECV_PACKETS),
+                    contacted,
+                    ports,
+                    alerts: bits.get(&h.addr).copied().unwrap_or(0),
+                    destinations: Vec::new(),
+                }
+            })
+            .collect();
+        self.work.views_built += hosts.len() as u64;
+        hosts.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
+        self.fill_destinations(&mut hosts, tick);
+        let unlisted = ranked.saturating_sub(
+            hosts
+                .iter()
+                .filter(|h| {
+                    self.hosts
+                        .id(h.addr)
+                        .is_some_and(|id| self.ranking.key(id).is_some())
+                })
+                .count(),
+        );
+        let mut alerts: Vec<Alert> = self
+            .lifecycle
+            .open_alerts()
+            .map(|o| o.alert.clone())
+            .collect();
+        alerts.sort_by_key(|a| a.id);
+        self.listed = Listed {
+            hosts: Arc::new(hosts),
+            alerts: Arc::new(alerts),
+            unlisted,
+            until,
+            stale: false,
+        };
+    }
+
     /// Destinations of the charted and alerting sources and of the
-    /// [`DETAIL_HOSTS`] largest senders (`hosts` is ordered by bytes sent),
-    /// one pass over the pair window.
+    /// [`DETAIL_HOSTS`] largest senders (`hosts` is ordered by bytes sent):
+    /// each host's own pairs, not a pass over all of them.
     fn fill_destinations(&self, hosts: &mut [HostView], tick: u64) {
         if self.cfg.keep_destinations == 0 {
             return;
         }
         let min = self.cfg.chart_min_bytes.max(1);
-        let pos: hashbrown::HashMap<Addr, usize, Hasher> = hosts
-            .iter()
-            .enumerate()
-            .filter(|&(i, h)| {
-                h.sent_bytes >= min || h.alerts != 0 || (i < DETAIL_HOSTS && h.sent_bytes > 0)
-            })
-            .map(|(i, h)| (h.addr, i))
-            .collect();
-        if pos.is_empty() {
-            return;
-        }
-        let mut acc: Vec<hashbrown::HashMap<Addr, (u64, u64), Hasher>> = (0..hosts.len())
-            .map(|_| hashbrown::HashMap::default())
-            .collect();
-        self.pairs.for_each(tick, |s, d, c| {
-            if let Some(&i) = pos.get(&s) {
-                let e = acc[i].entry(d).or_default();
-                e.0 += c.bytes;
-                e.1 += c.packets;
-            }
-        });
-        for (i, m) in acc.into_iter().enumerate() {
-            if m.is_empty() {
+        for (i, h) in hosts.iter_mut().enumerate() {
+            if !(h.sent_bytes >= min || h.alerts != 0 || (i < DETAIL_HOSTS && h.sent_bytes > 0)) {
                 continue;
             }
-            let mut v: Vec<DestView> = m
+            let mut acc: hashbrown::HashMap<Addr, (u64, u64), Hasher> =
+                hashbrown::HashMap::default();
+            self.pairs.for_each_of(tick, h.addr, |d, c| {
+                let e = acc.entry(d).or_default();
+                e.0 += c.bytes;
+                e.1 += c.packets;
+            });
+            if acc.is_empty() {
+                continue;
+            }
+            let mut v: Vec<DestView> = acc
                 .into_iter()
                 .map(|(addr, (bytes, packets))| DestView {
                     addr,
@@ -695,7 +919,7 @@ impl Aggregator {
                 .collect();
             v.sort_unstable_by(|a, b| b.bytes.cmp(&a.bytes).then(a.addr.cmp(&b.addr)));
             v.truncate(self.cfg.keep_destinations);
-            hosts[i].destinations = v;
+            h.destinations = v;
         }
     }
 
@@ -707,17 +931,9 @@ impl Aggregator {
     /// Marks every host for the next detector pass (benchmarks: the worst
     /// case, every host moved this tick).
     pub fn touch_all(&mut self) {
+        self.listed.stale = true;
         let rules = self.rules.clone();
         self.hosts.relabel(&rules);
-    }
-
-    /// True when no host is tracked, no alert is open and no contact waits
-    /// for its answer: closing empty ticks then changes nothing but the
-    /// tick number, so a reader on packet time may jump over them.
-    pub fn is_idle(&self) -> bool {
-        self.hosts.is_empty()
-            && self.lifecycle.is_empty()
-            && self.failed.as_ref().is_none_or(|f| f.is_idle())
     }
 
     /// Hosts tracked now.
@@ -729,6 +945,65 @@ impl Aggregator {
     pub fn host_table_bytes(&self) -> usize {
         self.hosts.bytes()
     }
+}
+
+/// A host had traffic or a contact at `tick`: its counts expire a
+/// horizon later, when the wheel looks at it (scheduled once; the look
+/// finds how long it has really been quiet).
+#[inline]
+fn seen(wheel: &mut Wheel, h: &mut crate::hosts::HostState, id: u32, tick: u64, horizon: u64) {
+    h.last_seen = h.last_seen.max(tick);
+    if h.expiry_check == u64::MAX {
+        h.expiry_check = tick + horizon;
+        wheel.schedule(tick + horizon, due::item(due::EXPIRY, id));
+    }
+}
+
+/// Puts a host at its place in the ranking by bytes sent, or takes it out
+/// if its window is empty.
+#[inline]
+fn rank(r: &mut Ranking, g: &Geometry, h: &crate::hosts::HostState, id: u32, tick: u64) {
+    let sent = h.win.sum(g, tick, col::SENT_BYTES);
+    if sent > 0 || h.win.sum(g, tick, col::RECV_BYTES) > 0 {
+        r.set(id, sent);
+    } else {
+        r.remove(id);
+    }
+}
+
+/// When to look at an open alert next if its subject does not move: when
+/// its value can fall (the next bucket of a traffic window to slide out,
+/// the next distinct contact to leave a scan window), or, below its
+/// threshold, when its hold-down ends.
+fn schedule_look(
+    l: &mut Lifecycle,
+    cfg: &AggregatorConfig,
+    g: &Geometry,
+    kind: AlertKind,
+    h: &crate::hosts::HostState,
+    m: &crate::alert::Measurement,
+    tick: u64,
+) {
+    if !l.is_open(kind, h.addr) {
+        return;
+    }
+    let at = match l.closes_at(kind, h.addr) {
+        Some(close) if !m.over() => close,
+        _ => match kind {
+            AlertKind::Traffic | AlertKind::Inbound => (g.bucket(tick) + 1) * g.width,
+            AlertKind::AddressScan => h
+                .scan
+                .as_ref()
+                .and_then(|s| s.addresses.next_expiry(tick, cfg.scan_ticks))
+                .unwrap_or(tick + 1),
+            AlertKind::PortScan => h
+                .scan
+                .as_ref()
+                .and_then(|s| s.ports.next_expiry(tick, cfg.port_ticks))
+                .unwrap_or(tick + 1),
+        },
+    };
+    l.schedule(kind, h.addr, at.max(tick + 1));
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ fn by_kind(counts: &[u64; 4]) -> serde_json::Value {
 
 fn open_by_kind(snap: &Snapshot) -> [u64; 4] {
     let mut n = [0u64; 4];
-    for a in &snap.alerts {
+    for a in snap.alerts.iter() {
         n[a.kind.index()] += 1;
     }
     n

@@ -338,7 +338,7 @@ fn tables(o: &mut Out, snap: &Snapshot) {
 
 fn alerts(o: &mut Out, snap: &Snapshot) {
     let mut open = [0u64; 4];
-    for a in &snap.alerts {
+    for a in snap.alerts.iter() {
         open[a.kind.index()] += 1;
     }
     let fams: [(&str, &str, &str, &[u64; 4]); 3] = [
@@ -470,16 +470,26 @@ mod tests {
                 alerts: 0,
                 destinations: Vec::new(),
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         s.ifaces[0].totals.gso_frames = 7;
         s.ifaces[0].totals.tunnel_packets = 11;
         s.ifaces[0].totals.tunnel_bytes = 1234;
         s.udp_flows_evicted = 42;
         let t = render(&s);
-        assert!(t.contains("trafficalerted_udp_flows_evicted_total 42"), "{t}");
-        assert!(t.contains(r#"trafficalerted_interface_gso_frames_total{interface="we\"ird\\\n"} 7"#));
-        assert!(t.contains(r#"trafficalerted_interface_tunnel_packets_total{interface="we\"ird\\\n"} 11"#));
-        assert!(t.contains(r#"trafficalerted_interface_tunnel_bytes_total{interface="we\"ird\\\n"} 1234"#));
+        assert!(
+            t.contains("trafficalerted_udp_flows_evicted_total 42"),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"trafficalerted_interface_gso_frames_total{interface="we\"ird\\\n"} 7"#)
+        );
+        assert!(t.contains(
+            r#"trafficalerted_interface_tunnel_packets_total{interface="we\"ird\\\n"} 11"#
+        ));
+        assert!(t.contains(
+            r#"trafficalerted_interface_tunnel_bytes_total{interface="we\"ird\\\n"} 1234"#
+        ));
         assert!(
             t.contains(r#"trafficalerted_interface_up{interface="we\"ird\\\n"} 1"#),
             "{t}"

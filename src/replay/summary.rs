@@ -120,7 +120,7 @@ impl Summary {
         }
         // Alerts still open at the end carry their latest figures.
         if let Some(s) = last {
-            for a in &s.alerts {
+            for a in s.alerts.iter() {
                 if let Some(l) = latest.get_mut(&a.id) {
                     *l = a.clone();
                 }

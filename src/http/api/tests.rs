@@ -29,7 +29,7 @@ fn snap() -> Snapshot {
     let mut s = Snapshot::empty(&Config::default(), RuntimeInfo::default());
     s.tick = 9;
     s.chart_min_bytes = 100;
-    s.hosts = vec![
+    s.hosts = std::sync::Arc::new(vec![
         host(
             1,
             5000,
@@ -39,14 +39,14 @@ fn snap() -> Snapshot {
         ),
         host(2, 3000, 30, 0, &[(1, 3000)]),
         host(3, 50, 1, 0, &[]),
-    ];
-    s.alerts = vec![Alert {
+    ]);
+    s.alerts = std::sync::Arc::new(vec![Alert {
         value: 5000,
         peak: 5000,
         threshold: 10,
         window_secs: 60,
         ..Alert::sample(4, AlertKind::Traffic, "10.0.0.1")
-    }];
+    }]);
     s
 }
 
