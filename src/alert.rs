@@ -334,14 +334,16 @@ impl Lifecycle {
     }
 
     /// Looks at the alert again at `tick` even if its subject does not
-    /// move (the earlier of this and any look already scheduled wins only
-    /// if asked for last: the latest call sets the time).
-    pub fn schedule(&mut self, kind: AlertKind, subject: Addr, tick: u64) {
+    /// move. A look already scheduled between `now` and `tick` stays (it
+    /// will schedule the next one itself); one scheduled later, or already
+    /// past, is replaced.
+    pub fn schedule(&mut self, kind: AlertKind, subject: Addr, now: u64, tick: u64) {
         if let Some(o) = self.open.get_mut(&(kind, subject)) {
-            if o.next_check != tick {
-                o.next_check = tick;
-                self.checks.push(Reverse((tick, kind, subject)));
+            if o.next_check > now && o.next_check <= tick {
+                return;
             }
+            o.next_check = tick;
+            self.checks.push(Reverse((tick, kind, subject)));
         }
     }
 
@@ -381,7 +383,10 @@ impl Lifecycle {
     pub fn recheck_all(&mut self, tick: u64) {
         let keys: Vec<(AlertKind, Addr)> = self.open.keys().copied().collect();
         for (kind, subject) in keys {
-            self.schedule(kind, subject, tick);
+            if let Some(o) = self.open.get_mut(&(kind, subject)) {
+                o.next_check = tick;
+                self.checks.push(Reverse((tick, kind, subject)));
+            }
         }
     }
 
@@ -404,7 +409,10 @@ impl Lifecycle {
             );
             // Looked at from the first tick: below its threshold unless the
             // detectors say otherwise.
-            self.schedule(key.0, key.1, now.tick);
+            if let Some(o) = self.open.get_mut(&key) {
+                o.next_check = now.tick;
+                self.checks.push(Reverse((now.tick, key.0, key.1)));
+            }
         }
     }
 
@@ -632,17 +640,23 @@ mod tests {
             &sit(0),
             &mut closed,
         );
-        l.schedule(AlertKind::Traffic, host(), 5);
-        l.schedule(AlertKind::Traffic, host(), 9);
+        l.schedule(AlertKind::Traffic, host(), 0, 9);
+        l.schedule(AlertKind::Traffic, host(), 0, 5);
         assert_eq!(l.next_due(), Some(5));
+        // A later time does not push back an earlier look still to come.
+        l.schedule(AlertKind::Traffic, host(), 0, 7);
         let mut due = Vec::new();
-        l.due(8, &mut due);
-        assert!(due.is_empty(), "moved to 9: {due:?}");
-        l.due(9, &mut due);
-        assert_eq!(due, vec![(AlertKind::Traffic, host())]);
-        due.clear();
-        l.due(100, &mut due);
+        l.due(4, &mut due);
         assert!(due.is_empty());
+        l.due(9, &mut due);
+        assert_eq!(due, vec![(AlertKind::Traffic, host())], "once, at 5");
+        due.clear();
+        // Once it came, the next one is what the look schedules.
+        l.schedule(AlertKind::Traffic, host(), 5, 12);
+        l.due(11, &mut due);
+        assert!(due.is_empty());
+        l.due(12, &mut due);
+        assert_eq!(due.len(), 1);
     }
 
     #[test]

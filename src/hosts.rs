@@ -42,6 +42,8 @@ pub struct HostState {
     /// When the aggregator's schedule looks at whether its counts have all
     /// expired (`u64::MAX`: not scheduled).
     pub expiry_check: u64,
+    /// The slot holds a tracked host (false once freed).
+    live: bool,
 }
 
 impl HostState {
@@ -117,6 +119,7 @@ impl HostTable {
                     last_bucket: u64::MAX,
                     last_seen: 0,
                     expiry_check: u64::MAX,
+                    live: true,
                 };
                 let id = match self.free.pop() {
                     Some(id) => {
@@ -197,9 +200,7 @@ impl HostTable {
 
     /// True if `id` is the slot of a tracked host.
     pub fn is_live(&self, id: u32) -> bool {
-        self.slots
-            .get(id as usize)
-            .is_some_and(|h| self.index.get(&h.addr) == Some(&id))
+        self.slots.get(id as usize).is_some_and(|h| h.live)
     }
 
     /// Frees host `id` if nothing of it is left: not touched this tick, no
@@ -225,6 +226,7 @@ impl HostTable {
             return false;
         }
         h.scan = None;
+        h.live = false;
         self.index.remove(&h.addr);
         self.free.push(id);
         true

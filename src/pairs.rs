@@ -15,6 +15,7 @@ use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 
 use crate::shard::Hasher;
+use crate::window::Geometry;
 use crate::wire::Addr;
 
 const GENERATIONS: usize = 4;
@@ -97,8 +98,8 @@ struct Generation {
 #[derive(Debug)]
 pub struct PairWindow {
     gens: [Generation; GENERATIONS],
-    /// Ticks per generation.
-    width: u64,
+    /// Ticks per generation, and the generations.
+    geo: Geometry,
     max: usize,
     len: usize,
     hasher: Hasher,
@@ -113,7 +114,7 @@ impl PairWindow {
         };
         PairWindow {
             gens: [g(), g(), g(), g()],
-            width: (window_ticks / GENERATIONS as u64).max(1),
+            geo: Geometry::with_width(window_ticks / GENERATIONS as u64, GENERATIONS as u64),
             max,
             len: 0,
             hasher: hasher.clone(),
@@ -139,7 +140,7 @@ impl PairWindow {
 
     /// Adds counts of tick `tick`. Returns false if the pair did not fit.
     pub fn add(&mut self, tick: u64, src: Addr, dst: Addr, c: PairCount) -> bool {
-        let epoch = tick / self.width;
+        let epoch = self.geo.bucket(tick);
         let g = &mut self.gens[(epoch % GENERATIONS as u64) as usize];
         if g.epoch != epoch {
             if g.epoch != u64::MAX && g.epoch > epoch {
@@ -180,7 +181,7 @@ impl PairWindow {
     }
 
     fn live(&self, now: u64) -> impl Iterator<Item = &Generation> {
-        let cur = now / self.width;
+        let cur = self.geo.bucket(now);
         self.gens.iter().filter(move |g| {
             g.epoch != u64::MAX && g.epoch + GENERATIONS as u64 > cur && g.epoch <= cur
         })

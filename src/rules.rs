@@ -141,6 +141,8 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     /// Every (network, rule index), most specific first.
     prefixes: Vec<(Cidr, u16)>,
+    /// The limits of each rule id, worked out once: looked up per packet.
+    resolved: Vec<Option<Limits>>,
 }
 
 /// Index of the rule that applies to a host: 0 is the defaults, `n` is
@@ -160,10 +162,24 @@ impl RuleSet {
                 .cmp(&a.0.specificity())
                 .then(a.1.cmp(&b.1))
         });
+        let resolved = std::iter::once(Some(defaults))
+            .chain(rules.iter().map(|r| match r.action {
+                Action::Ignore => None,
+                Action::Limits(l) => Some(Limits {
+                    byte_limit: l.byte_limit.or(defaults.byte_limit),
+                    packet_limit: l.packet_limit.or(defaults.packet_limit),
+                    max_contacted_ips: l.max_contacted_ips.or(defaults.max_contacted_ips),
+                    max_contacted_ports: l.max_contacted_ports.or(defaults.max_contacted_ports),
+                    inbound_byte_limit: l.inbound_byte_limit.or(defaults.inbound_byte_limit),
+                    inbound_packet_limit: l.inbound_packet_limit.or(defaults.inbound_packet_limit),
+                }),
+            }))
+            .collect();
         RuleSet {
             defaults,
             rules,
             prefixes,
+            resolved,
         }
     }
 
@@ -176,24 +192,25 @@ impl RuleSet {
     }
 
     /// The limits of a rule, `None` if the rule ignores its hosts.
+    #[inline]
     pub fn limits(&self, id: RuleId) -> Option<Limits> {
-        if id == 0 {
-            return Some(self.defaults);
-        }
-        let rule = self.rules.get(usize::from(id) - 1)?;
-        match rule.action {
-            Action::Ignore => None,
-            Action::Limits(l) => Some(Limits {
-                byte_limit: l.byte_limit.or(self.defaults.byte_limit),
-                packet_limit: l.packet_limit.or(self.defaults.packet_limit),
-                max_contacted_ips: l.max_contacted_ips.or(self.defaults.max_contacted_ips),
-                max_contacted_ports: l.max_contacted_ports.or(self.defaults.max_contacted_ports),
-                inbound_byte_limit: l.inbound_byte_limit.or(self.defaults.inbound_byte_limit),
-                inbound_packet_limit: l
-                    .inbound_packet_limit
-                    .or(self.defaults.inbound_packet_limit),
-            }),
-        }
+        self.resolved.get(usize::from(id)).copied().flatten()
+    }
+
+    /// The address-scan threshold of a rule, if it has one.
+    #[inline]
+    pub fn max_contacted_ips(&self, id: RuleId) -> Option<u32> {
+        self.resolved
+            .get(usize::from(id))
+            .and_then(|l| l.as_ref()?.max_contacted_ips)
+    }
+
+    /// The port-scan threshold of a rule, if it has one.
+    #[inline]
+    pub fn max_contacted_ports(&self, id: RuleId) -> Option<u32> {
+        self.resolved
+            .get(usize::from(id))
+            .and_then(|l| l.as_ref()?.max_contacted_ports)
     }
 
     /// The name of a rule, for evidence and logs.

@@ -405,6 +405,26 @@ impl Shard {
         })
     }
 
+    /// Pairs by the shard's own host indexes (into [`Shard::hosts`]): a
+    /// reader that has looked the hosts up once need not look up again.
+    pub fn pairs_by_index(&self) -> impl Iterator<Item = (u32, u32, &PairCounters)> + '_ {
+        self.pair_slots
+            .iter()
+            .map(|(k, p)| ((k >> 32) as u32, (k & 0xffff_ffff) as u32, p))
+    }
+
+    /// Contacts by the shard's own host indexes: (from, protocol, port).
+    pub fn contacts_by_index(&self) -> impl Iterator<Item = (u32, u8, u16)> + '_ {
+        let inline = self.pair_slots.iter().filter_map(|(k, c)| {
+            let (proto, port) = c.first_contact?;
+            Some(((k >> 32) as u32, proto, port))
+        });
+        inline.chain(self.contacts.iter().map(|&k| {
+            let (from, _, proto, port) = split_contact(k);
+            (from, proto, port)
+        }))
+    }
+
     /// Distinct contacts: initiations with a destination port.
     pub fn contacts(&self) -> impl Iterator<Item = Contact> + '_ {
         let inline = self.pair_slots.iter().filter_map(|(k, c)| {

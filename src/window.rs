@@ -21,22 +21,58 @@ pub struct Geometry {
     pub width: u64,
     /// Buckets in the window.
     pub buckets: u64,
+    /// ⌈2^64 / width⌉: dividing by the width is a multiplication (this is
+    /// asked for several times per host and packet; a division is slow).
+    magic: u64,
 }
+
+/// Ticks below which the multiplication gives the exact quotient for any
+/// width up to 2^20 (a million seconds a bucket): 2^44.
+const FAST_DIV_LIMIT: u64 = 1 << 44;
 
 impl Geometry {
     pub fn new(window_ticks: u64) -> Geometry {
         let window_ticks = window_ticks.max(1);
         let width = window_ticks.div_ceil(MAX_BUCKETS as u64);
+        Geometry::with_width(width, window_ticks.div_ceil(width))
+    }
+
+    /// Buckets of `width` ticks, `buckets` of them.
+    pub fn with_width(width: u64, buckets: u64) -> Geometry {
+        let width = width.max(1);
         Geometry {
             width,
-            buckets: window_ticks.div_ceil(width),
+            buckets: buckets.max(1),
+            magic: if width == 1 {
+                0
+            } else {
+                (u64::MAX / width) + 1
+            },
         }
     }
 
     /// The bucket a tick falls in.
     #[inline]
     pub fn bucket(&self, tick: u64) -> u64 {
-        tick / self.width
+        if self.width == 1 {
+            return tick;
+        }
+        if tick < FAST_DIV_LIMIT && self.width <= 1 << 20 {
+            // ⌊tick·⌈2^64/w⌉ / 2^64⌋ = ⌊tick/w⌋ while tick < 2^64/w.
+            ((u128::from(tick) * u128::from(self.magic)) >> 64) as u64
+        } else {
+            tick / self.width
+        }
+    }
+
+    /// `b` modulo the number of buckets.
+    #[inline]
+    pub fn ring(&self, b: u64) -> usize {
+        if self.buckets == MAX_BUCKETS as u64 {
+            (b & (MAX_BUCKETS as u64 - 1)) as usize
+        } else {
+            (b % self.buckets) as usize
+        }
     }
 
     /// Fewest and most ticks a window sum covers.
@@ -74,10 +110,15 @@ fn hi_col(c: usize) -> Option<usize> {
 pub struct HostWindow {
     /// Bucket number of the newest bucket written.
     newest: u64,
-    lo: [[u32; MAX_BUCKETS]; COLS],
+    /// Every lane of each column added up, kept as buckets are added to and
+    /// cleared: a sum as of the newest bucket costs nothing.
+    total: [u64; COLS],
+    /// Bucket by bucket, the four columns side by side: adding a tick's
+    /// counts touches one cache line.
+    lo: [[u32; COLS]; MAX_BUCKETS],
     /// High 32 bits of the byte columns, for the rare host whose bucket
     /// passed 4 GiB.
-    hi: Option<Box<[[u32; MAX_BUCKETS]; 2]>>,
+    hi: Option<Box<[[u32; 2]; MAX_BUCKETS]>>,
 }
 
 impl HostWindow {
@@ -89,15 +130,21 @@ impl HostWindow {
         }
         let n = g.buckets;
         let steps = (bucket - self.newest).min(n);
+        if steps == n {
+            *self = HostWindow {
+                newest: bucket,
+                ..HostWindow::default()
+            };
+            return;
+        }
         for k in 1..=steps {
-            let slot = ((self.newest + k) % n) as usize;
-            for c in &mut self.lo {
-                c[slot] = 0;
+            let slot = g.ring(self.newest + k);
+            for c in 0..COLS {
+                self.total[c] -= self.slot(c, slot);
             }
+            self.lo[slot] = [0; COLS];
             if let Some(hi) = &mut self.hi {
-                for c in hi.iter_mut() {
-                    c[slot] = 0;
-                }
+                hi[slot] = [0; 2];
             }
         }
         self.newest = bucket;
@@ -113,15 +160,16 @@ impl HostWindow {
         if bucket + g.buckets <= self.newest {
             return;
         }
-        let slot = (bucket % g.buckets) as usize;
+        let slot = g.ring(bucket);
         for (c, &v) in vals.iter().enumerate() {
             if v == 0 {
                 continue;
             }
-            let cur = self.lo[c][slot];
+            let cur = self.lo[slot][c];
             let (sum, carry) = cur.overflowing_add(v as u32);
             let over = (v >> 32) + u64::from(carry);
-            self.lo[c][slot] = sum;
+            self.lo[slot][c] = sum;
+            self.total[c] += v;
             if over > 0 {
                 self.spill(c, slot, over);
             }
@@ -136,14 +184,20 @@ impl HostWindow {
             col::SENT_BYTES => 0,
             col::RECV_BYTES => 1,
             _ => {
-                self.lo[c][slot] = u32::MAX;
+                self.lo[slot][c] = u32::MAX;
+                self.total[c] = (0..MAX_BUCKETS).map(|s| self.slot(c, s)).sum();
                 return;
             }
         };
         let hi = self
             .hi
-            .get_or_insert_with(|| Box::new([[0; MAX_BUCKETS]; 2]));
-        hi[hi_col][slot] = hi[hi_col][slot].saturating_add(over.min(u64::from(u32::MAX)) as u32);
+            .get_or_insert_with(|| Box::new([[0; 2]; MAX_BUCKETS]));
+        let before = hi[slot][hi_col];
+        hi[slot][hi_col] = before.saturating_add(over.min(u64::from(u32::MAX)) as u32);
+        if hi[slot][hi_col] - before < over.min(u64::from(u32::MAX)) as u32 {
+            // The bucket's high word saturated: the total follows the lanes.
+            self.total[c] = (0..MAX_BUCKETS).map(|s| self.slot(c, s)).sum();
+        }
     }
 
     /// The window's sum of a column as of tick `now`.
@@ -152,8 +206,7 @@ impl HostWindow {
         let now_b = g.bucket(now);
         let n = g.buckets;
         if self.newest == now_b {
-            // The ring holds exactly the window: add all sixteen lanes (slots
-            // past `n` are never written and stay zero).
+            // The ring holds exactly the window: its running total.
             return self.all(c);
         }
         if self.newest < now_b {
@@ -165,7 +218,7 @@ impl HostWindow {
             let mut stale = 0u64;
             if now_b >= n {
                 for b in (self.newest + 1).saturating_sub(n)..=now_b - n {
-                    stale += self.slot(c, (b % n) as usize);
+                    stale += self.slot(c, g.ring(b));
                 }
             }
             return self.all(c) - stale;
@@ -175,27 +228,30 @@ impl HostWindow {
         let first = (now_b + 1)
             .saturating_sub(n)
             .max(self.newest.saturating_sub(n - 1));
-        (first..=now_b)
-            .map(|b| self.slot(c, (b % n) as usize))
-            .sum()
+        (first..=now_b).map(|b| self.slot(c, g.ring(b))).sum()
     }
 
     #[inline]
     fn all(&self, c: usize) -> u64 {
-        let lo: u64 = self.lo[c].iter().map(|&v| u64::from(v)).sum();
-        match (&self.hi, hi_col(c)) {
-            (Some(h), Some(hc)) => lo + (h[hc].iter().map(|&v| u64::from(v)).sum::<u64>() << 32),
-            _ => lo,
-        }
+        self.total[c]
     }
 
     #[inline]
     fn slot(&self, c: usize, slot: usize) -> u64 {
-        let lo = u64::from(self.lo[c][slot]);
+        let lo = u64::from(self.lo[slot][c]);
         match (&self.hi, hi_col(c)) {
-            (Some(h), Some(hc)) => lo + (u64::from(h[hc][slot]) << 32),
+            (Some(h), Some(hc)) => lo + (u64::from(h[slot][hc]) << 32),
             _ => lo,
         }
+    }
+
+    /// All four columns' sums as of tick `now`.
+    #[inline]
+    pub fn sums(&self, g: &Geometry, now: u64) -> [u64; COLS] {
+        if self.newest == g.bucket(now) {
+            return self.total;
+        }
+        std::array::from_fn(|c| self.sum(g, now, c))
     }
 
     /// True if nothing is left in the window as of `now`.
@@ -246,51 +302,37 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_bucket_is_the_quotient() {
+        for w in [1u64, 2, 3, 7, 11, 38, 225, 1000, 65_537, 1 << 20] {
+            let g = Geometry {
+                width: w,
+                buckets: 16,
+                magic: if w == 1 { 0 } else { u64::MAX / w + 1 },
+            };
+            for t in (0..5000u64)
+                .chain((0..2000).map(|k| k * 7_919_999_999 % FAST_DIV_LIMIT))
+                .chain([FAST_DIV_LIMIT - 1, FAST_DIV_LIMIT, u64::MAX])
+            {
+                assert_eq!(g.bucket(t), t / w, "{t} / {w}");
+            }
+        }
+    }
+
+    #[test]
     fn geometry_of_common_windows() {
-        assert_eq!(
-            Geometry::new(170),
-            Geometry {
-                width: 11,
-                buckets: 16
-            }
-        );
+        let geo = |width, buckets| Geometry {
+            width,
+            buckets,
+            magic: if width == 1 { 0 } else { u64::MAX / width + 1 },
+        };
+        assert_eq!(Geometry::new(170), geo(11, 16));
         assert_eq!(Geometry::new(170).span(), (166, 176));
-        assert_eq!(
-            Geometry::new(600),
-            Geometry {
-                width: 38,
-                buckets: 16
-            }
-        );
-        assert_eq!(
-            Geometry::new(10),
-            Geometry {
-                width: 1,
-                buckets: 10
-            }
-        );
+        assert_eq!(Geometry::new(600), geo(38, 16));
+        assert_eq!(Geometry::new(10), geo(1, 10));
         assert_eq!(Geometry::new(10).span(), (10, 10));
-        assert_eq!(
-            Geometry::new(16),
-            Geometry {
-                width: 1,
-                buckets: 16
-            }
-        );
-        assert_eq!(
-            Geometry::new(17),
-            Geometry {
-                width: 2,
-                buckets: 9
-            }
-        );
-        assert_eq!(
-            Geometry::new(1),
-            Geometry {
-                width: 1,
-                buckets: 1
-            }
-        );
+        assert_eq!(Geometry::new(16), geo(1, 16));
+        assert_eq!(Geometry::new(17), geo(2, 9));
+        assert_eq!(Geometry::new(1), geo(1, 1));
     }
 
     #[test]
@@ -377,6 +419,24 @@ mod tests {
         add(&mut w, &g, 3, 7);
         add(&mut w, &g, 100_000, 5);
         assert_eq!(w.sum(&g, 100_000, col::SENT_BYTES), 5);
+    }
+
+    #[test]
+    fn the_running_total_equals_the_lanes() {
+        let g = Geometry::new(40);
+        let mut w = HostWindow::default();
+        let mut rng = 12345u64;
+        for t in 0..500u64 {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+            if rng % 3 != 0 {
+                w.add(&g, t, [rng % 5000, 1, rng % 77, 2]);
+            }
+            // Now and then a jump.
+            let t = if t % 97 == 0 { t + 30 } else { t };
+            let expect: u64 = (0..MAX_BUCKETS).map(|s| w.slot(col::SENT_BYTES, s)).sum();
+            assert_eq!(w.all(col::SENT_BYTES), expect, "tick {t}");
+            let _ = w.sum(&g, t, col::RECV_BYTES);
+        }
     }
 
     #[test]

@@ -29,27 +29,12 @@ pub fn gather(
     tick: u64,
     port_window: u64,
 ) -> Vec<((AlertKind, Addr), Evidence)> {
-    // Per subject: what went to (or came from) each peer.
-    let mut out_of: HashMap<Addr, PeerTotals, Hasher> = HashMap::default();
+    // A destination's sources: one pass over the pairs for all of them.
     let mut into: HashMap<Addr, PeerTotals, Hasher> = HashMap::default();
     for &(kind, a) in wanted {
-        match kind {
-            AlertKind::Traffic | AlertKind::AddressScan => {
-                out_of.entry(a).or_default();
-            }
-            AlertKind::Inbound => {
-                into.entry(a).or_default();
-            }
-            AlertKind::PortScan => {}
+        if kind == AlertKind::Inbound {
+            into.entry(a).or_default();
         }
-    }
-    for (&s, m) in out_of.iter_mut() {
-        pairs.for_each_of(tick, s, |d, c| {
-            let e = m.entry(d).or_default();
-            e.0 += c.bytes;
-            e.1 += c.packets;
-            e.2 |= c.roles;
-        });
     }
     if !into.is_empty() {
         pairs.for_each(tick, |s, d, c| {
@@ -61,18 +46,29 @@ pub fn gather(
             }
         });
     }
+    let mut peers: Vec<(Addr, u64, u64, u8)> = Vec::new();
     wanted
         .iter()
         .map(|&(kind, a)| {
             let mut ev = Evidence::default();
             match kind {
-                AlertKind::Traffic => ev.destinations = top(out_of.get(&a), PEERS, |_| true),
-                AlertKind::AddressScan => {
-                    ev.destinations = top(out_of.get(&a), SCANNED, |roles| {
-                        roles & role_bits::INITIATION != 0
-                    })
+                AlertKind::Traffic => {
+                    destinations_of(pairs, a, tick, &mut peers);
+                    ev.destinations = top(&mut peers, PEERS, |_| true);
                 }
-                AlertKind::Inbound => ev.sources = top(into.get(&a), PEERS, |_| true),
+                AlertKind::AddressScan => {
+                    destinations_of(pairs, a, tick, &mut peers);
+                    ev.destinations = top(&mut peers, SCANNED, |roles| {
+                        roles & role_bits::INITIATION != 0
+                    });
+                }
+                AlertKind::Inbound => {
+                    peers.clear();
+                    if let Some(m) = into.get(&a) {
+                        peers.extend(m.iter().map(|(&p, e)| (p, e.0, e.1, e.2)));
+                    }
+                    ev.sources = top(&mut peers, PEERS, |_| true);
+                }
                 AlertKind::PortScan => {
                     if let Some(s) = hosts.get(a).and_then(|h| h.scan.as_ref()) {
                         let mut keys: Vec<u32> = s.ports.keys(tick, port_window).collect();
@@ -93,20 +89,33 @@ pub fn gather(
         .collect()
 }
 
-fn top(m: Option<&PeerTotals>, n: usize, keep: impl Fn(u8) -> bool) -> Vec<Peer> {
-    let Some(m) = m else { return Vec::new() };
-    let mut v: Vec<(Addr, u64, u64)> = m
-        .iter()
-        .filter(|(_, e)| keep(e.2))
-        .map(|(&a, e)| (a, e.0, e.1))
-        .collect();
+/// The destinations of source `a` over the window into `out`, one entry
+/// per destination (a pair may sit in several generations): its own pairs,
+/// sorted and merged, not a pass over every pair.
+fn destinations_of(pairs: &PairWindow, a: Addr, tick: u64, out: &mut Vec<(Addr, u64, u64, u8)>) {
+    out.clear();
+    pairs.for_each_of(tick, a, |d, c| out.push((d, c.bytes, c.packets, c.roles)));
+    out.sort_unstable_by_key(|p| p.0);
+    out.dedup_by(|later, first| {
+        if later.0 != first.0 {
+            return false;
+        }
+        first.1 += later.1;
+        first.2 += later.2;
+        first.3 |= later.3;
+        true
+    });
+}
+
+fn top(v: &mut Vec<(Addr, u64, u64, u8)>, n: usize, keep: impl Fn(u8) -> bool) -> Vec<Peer> {
+    v.retain(|p| keep(p.3));
     if v.len() > n {
         v.select_nth_unstable_by(n - 1, |x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
         v.truncate(n);
     }
     v.sort_unstable_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-    v.into_iter()
-        .map(|(a, bytes, packets)| Peer {
+    v.iter()
+        .map(|&(a, bytes, packets, _)| Peer {
             ip: a.ip(),
             bytes,
             packets,

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use crate::alert::{Alert, AlertEvent, AlertKind, Lifecycle, Now, Situation, Transition};
 use crate::config::{Config, ScanCount};
 use crate::counters::IfaceDelta;
-use crate::detect::{self, Ctx, Detector};
+use crate::detect::{self, Ctx, Detector, Reading};
 use crate::hosts::HostTable;
 use crate::pairs::{PairCount, PairWindow};
 use crate::ranking::Ranking;
@@ -186,6 +186,9 @@ pub struct Aggregator {
     ranking: Ranking,
     /// Scratch lists, kept for their memory.
     drained: Vec<u64>,
+    /// A merged shard's host indexes to host ids here (`u32::MAX`: not
+    /// tracked).
+    ids: Vec<u32>,
     checks: Vec<(AlertKind, Addr)>,
     /// Work done, for tests and benchmarks that count it.
     pub work: Work,
@@ -254,6 +257,7 @@ impl Aggregator {
             wheel: Wheel::new(0),
             ranking: Ranking::new(),
             drained: Vec::new(),
+            ids: Vec::new(),
             checks: Vec::new(),
             work: Work::default(),
             recheck_alerts: false,
@@ -333,9 +337,12 @@ impl Aggregator {
         let g = self.geo;
 
         let mut overflow = Untracked::default();
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
         for h in shard.hosts() {
             match self.hosts.upsert(h.addr, &self.rules) {
                 Some(id) => {
+                    ids.push(id);
                     let st = self.hosts.slot_mut(id);
                     st.win.add(
                         &g,
@@ -353,6 +360,7 @@ impl Aggregator {
                     seen(&mut self.wheel, st, id, t, horizon);
                 }
                 None => {
+                    ids.push(u32::MAX);
                     overflow.src_bytes += h.sent_bytes;
                     overflow.src_packets += h.sent_packets;
                     overflow.dst_bytes += h.recv_bytes;
@@ -360,7 +368,9 @@ impl Aggregator {
                 }
             }
         }
-        for (src, dst, p) in shard.pairs() {
+        let hosts = shard.hosts();
+        for (si, di, p) in shard.pairs_by_index() {
+            let (src, dst) = (hosts[si as usize].addr, hosts[di as usize].addr);
             let count = PairCount {
                 bytes: p.bytes,
                 packets: p.packets,
@@ -373,7 +383,7 @@ impl Aggregator {
             if p.roles & role_bits::INITIATION != 0 {
                 match &mut self.failed {
                     Some(f) => f.address_contact(src, dst, t),
-                    None => self.address_contact(src, dst, t),
+                    None => self.address_contact_of(ids[si as usize], dst, t),
                 }
             }
             if p.roles & role_bits::ANSWER != 0 {
@@ -382,12 +392,19 @@ impl Aggregator {
                 }
             }
         }
-        for c in shard.contacts() {
-            match &mut self.failed {
-                Some(f) => f.port_contact(c, t),
-                None => self.port_contact(c, t),
+        match &mut self.failed {
+            Some(f) => {
+                for c in shard.contacts() {
+                    f.port_contact(c, t);
+                }
+            }
+            None => {
+                for (si, proto, port) in shard.contacts_by_index() {
+                    self.port_contact_of(ids[si as usize], proto, port, t);
+                }
             }
         }
+        self.ids = ids;
         if let Some(f) = &mut self.failed {
             for a in shard.answers() {
                 f.answer(a);
@@ -404,10 +421,20 @@ impl Aggregator {
 
     /// A source initiated contact to a destination.
     fn address_contact(&mut self, src: Addr, dst: Addr, tick: u64) {
-        let Some(id) = self.hosts.id(src) else { return };
+        if let Some(id) = self.hosts.id(src) {
+            self.address_contact_of(id, dst, tick);
+        }
+    }
+
+    /// Host `id` (`u32::MAX`: not tracked) initiated contact to `dst`.
+    #[inline]
+    fn address_contact_of(&mut self, id: u32, dst: Addr, tick: u64) {
+        if id == u32::MAX {
+            return;
+        }
         let horizon = self.cfg.horizon(&self.geo);
         let h = self.hosts.slot_mut(id);
-        let Some(limit) = self.rules.limits(h.rule).and_then(|l| l.max_contacted_ips) else {
+        let Some(limit) = self.rules.max_contacted_ips(h.rule) else {
             return;
         };
         let key = self.fingerprint.hash_one(dst) as u32;
@@ -422,19 +449,23 @@ impl Aggregator {
 
     /// A source initiated contact to a port.
     fn port_contact(&mut self, c: Contact, tick: u64) {
-        let Some(id) = self.hosts.id(c.from) else {
+        if let Some(id) = self.hosts.id(c.from) {
+            self.port_contact_of(id, c.proto, c.port, tick);
+        }
+    }
+
+    /// Host `id` (`u32::MAX`: not tracked) initiated contact to a port.
+    #[inline]
+    fn port_contact_of(&mut self, id: u32, proto: u8, port: u16, tick: u64) {
+        if id == u32::MAX {
             return;
-        };
+        }
         let horizon = self.cfg.horizon(&self.geo);
         let h = self.hosts.slot_mut(id);
-        let Some(limit) = self
-            .rules
-            .limits(h.rule)
-            .and_then(|l| l.max_contacted_ports)
-        else {
+        let Some(limit) = self.rules.max_contacted_ports(h.rule) else {
             return;
         };
-        let key = (u32::from(c.proto) << 16) | u32::from(c.port);
+        let key = (u32::from(proto) << 16) | u32::from(port);
         h.scan_mut()
             .ports
             .touch(key, tick, self.cfg.port_ticks, limit as usize + 1);
@@ -588,19 +619,22 @@ impl Aggregator {
             self.listed.stale = true;
         }
         // In slot order, the pass reads host memory front to back instead of
-        // missing the cache on every host.
-        touched.sort_unstable();
+        // missing the cache on every host (worth it when they are many).
+        if touched.len() > 1 << 14 {
+            touched.sort_unstable();
+        }
         for &id in &touched {
             self.work.hosts_evaluated += 1;
             self.hosts.slot_mut(id).evaluated = tick;
             let h = self.hosts.slot(id);
-            rank(&mut self.ranking, &self.geo, h, id, tick);
+            let r = Reading::of(h, &ctx);
+            rank_by(&mut self.ranking, id, r.sent_bytes, r.recv_bytes);
             let Some(limits) = self.rules.limits(h.rule) else {
                 continue;
             };
             for d in &self.detectors {
                 let kind = d.kind();
-                if let Some(m) = d.measure(h, &limits, &ctx) {
+                if let Some(m) = d.measure(&r, &limits) {
                     if m.over() || h.alerting & kind.bit() != 0 {
                         self.lifecycle.observe(
                             kind,
@@ -628,7 +662,7 @@ impl Aggregator {
                 }
                 let limits = self.rules.limits(h.rule)?;
                 let d = self.detectors.iter().find(|d| d.kind() == kind)?;
-                let m = d.measure(h, &limits, &ctx)?;
+                let m = d.measure(&Reading::of(h, &ctx), &limits)?;
                 Some(Some((h, m)))
             });
             self.work.hosts_evaluated += 1;
@@ -643,7 +677,7 @@ impl Aggregator {
                 None => {
                     self.lifecycle.unobserved(kind, addr, s.now, &mut closed);
                     if let Some(at) = self.lifecycle.closes_at(kind, addr) {
-                        self.lifecycle.schedule(kind, addr, at.max(tick + 1));
+                        self.lifecycle.schedule(kind, addr, tick, at.max(tick + 1));
                     }
                 }
             }
@@ -668,8 +702,8 @@ impl Aggregator {
     }
 
     /// Gathers evidence and turns transitions into events. Evidence is
-    /// gathered for alerts that open or close, and again for open alerts
-    /// whose subject moved, at most every [`EVIDENCE_EVERY`] ticks.
+    /// gathered for the alerts that open or close (and, for the API, again
+    /// for open alerts whose subject moved: [`Aggregator::refresh_evidence`]).
     fn announce(
         &mut self,
         opened: Vec<(AlertKind, Addr)>,
@@ -677,21 +711,6 @@ impl Aggregator {
         now: Now,
     ) -> Vec<AlertEvent> {
         let mut wanted: Vec<(AlertKind, Addr)> = opened.clone();
-        for &id in &self.touched {
-            let h = self.hosts.slot(id);
-            if h.alerting == 0 {
-                continue;
-            }
-            for kind in AlertKind::ALL {
-                if h.alerting & kind.bit() != 0 {
-                    if let Some(o) = self.lifecycle.get_mut(kind, h.addr) {
-                        if now.tick >= o.evidence_tick + EVIDENCE_EVERY {
-                            wanted.push((kind, h.addr));
-                        }
-                    }
-                }
-            }
-        }
         wanted.extend(closed.iter().map(|a| (a.kind, Addr::from(a.subject))));
         if !wanted.is_empty() {
             let found = evidence::gather(
@@ -758,6 +777,7 @@ impl Aggregator {
         drop_ratio: f64,
     ) -> Snapshot {
         let g = self.geo;
+        self.refresh_evidence(tick);
         if self.listed.stale || tick >= self.listed.until {
             self.build_listed(tick);
         }
@@ -800,6 +820,40 @@ impl Aggregator {
             metrics_text: Default::default(),
             stream_event: Default::default(),
         }
+    }
+
+    /// Gathers the evidence of open alerts again whose subject moved this
+    /// tick, at most every [`EVIDENCE_EVERY`] ticks each: what the API shows
+    /// of an open alert keeps up with it. (Events carry the evidence of
+    /// when they happened; a reader that builds no snapshot skips this.)
+    fn refresh_evidence(&mut self, tick: u64) {
+        let mut wanted = Vec::new();
+        for &id in &self.touched {
+            let h = self.hosts.slot(id);
+            if h.alerting == 0 {
+                continue;
+            }
+            for kind in AlertKind::ALL {
+                if h.alerting & kind.bit() != 0 {
+                    if let Some(o) = self.lifecycle.get_mut(kind, h.addr) {
+                        if tick >= o.evidence_tick + EVIDENCE_EVERY {
+                            wanted.push((kind, h.addr));
+                        }
+                    }
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let found = evidence::gather(&wanted, &self.pairs, &self.hosts, tick, self.cfg.port_ticks);
+        for (key, ev) in found {
+            if let Some(o) = self.lifecycle.get_mut(key.0, key.1) {
+                o.alert.evidence = ev;
+                o.evidence_tick = tick;
+            }
+        }
+        self.listed.stale = true;
     }
 
     /// Lists the [`MAX_LISTED_HOSTS`] largest senders (from the ranking,
@@ -963,8 +1017,17 @@ fn seen(wheel: &mut Wheel, h: &mut crate::hosts::HostState, id: u32, tick: u64, 
 /// if its window is empty.
 #[inline]
 fn rank(r: &mut Ranking, g: &Geometry, h: &crate::hosts::HostState, id: u32, tick: u64) {
-    let sent = h.win.sum(g, tick, col::SENT_BYTES);
-    if sent > 0 || h.win.sum(g, tick, col::RECV_BYTES) > 0 {
+    if h.win.is_empty(g, tick) {
+        r.remove(id);
+        return;
+    }
+    let [sent, _, recv, _] = h.win.sums(g, tick);
+    rank_by(r, id, sent, recv);
+}
+
+#[inline]
+fn rank_by(r: &mut Ranking, id: u32, sent: u64, recv: u64) {
+    if sent > 0 || recv > 0 {
         r.set(id, sent);
     } else {
         r.remove(id);
@@ -1003,7 +1066,7 @@ fn schedule_look(
                 .unwrap_or(tick + 1),
         },
     };
-    l.schedule(kind, h.addr, at.max(tick + 1));
+    l.schedule(kind, h.addr, tick, at.max(tick + 1));
 }
 
 #[cfg(test)]

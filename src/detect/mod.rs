@@ -27,12 +27,47 @@ pub struct Ctx<'a> {
     pub port_window: u64,
 }
 
+/// What the detectors read off a host, worked out once per host and tick:
+/// its window sums and its distinct contacts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub sent_bytes: u64,
+    pub sent_packets: u64,
+    pub recv_bytes: u64,
+    pub recv_packets: u64,
+    /// Distinct addresses it initiated contact to in the scan window.
+    pub addresses: u64,
+    /// Distinct ports it initiated contact to in the port window.
+    pub ports: u64,
+}
+
+impl Reading {
+    pub fn of(h: &HostState, ctx: &Ctx<'_>) -> Reading {
+        let [sent_bytes, sent_packets, recv_bytes, recv_packets] = h.win.sums(ctx.traffic, ctx.now);
+        let (addresses, ports) = match &h.scan {
+            Some(s) => (
+                s.addresses.count(ctx.now, ctx.scan_window) as u64,
+                s.ports.count(ctx.now, ctx.port_window) as u64,
+            ),
+            None => (0, 0),
+        };
+        Reading {
+            sent_bytes,
+            sent_packets,
+            recv_bytes,
+            recv_packets,
+            addresses,
+            ports,
+        }
+    }
+}
+
 /// One detector.
 pub trait Detector: Send + Sync + fmt::Debug {
     fn kind(&self) -> AlertKind;
     /// The reading for a host under its limits, or `None` if this detector
     /// has no limit for it (switched off, or not set by its rule).
-    fn measure(&self, host: &HostState, limits: &Limits, ctx: &Ctx<'_>) -> Option<Measurement>;
+    fn measure(&self, r: &Reading, limits: &Limits) -> Option<Measurement>;
 }
 
 /// Every detector.
@@ -103,7 +138,7 @@ mod tests {
         all()
             .into_iter()
             .find(|d| d.kind() == kind)?
-            .measure(h, l, &ctx)
+            .measure(&Reading::of(h, &ctx), l)
     }
 
     fn host() -> (HostTable, u32) {

@@ -2,9 +2,8 @@
 //! destinations) than allowed within the port window (the original's
 //! AnalyzePorts / NumContactedPorts / PortInterval).
 
-use super::{Ctx, Detector};
+use super::{Detector, Reading};
 use crate::alert::{AlertKind, Measurement, Unit};
-use crate::hosts::HostState;
 use crate::rules::Limits;
 
 #[derive(Debug)]
@@ -15,14 +14,10 @@ impl Detector for PortScan {
         AlertKind::PortScan
     }
 
-    fn measure(&self, h: &HostState, l: &Limits, ctx: &Ctx<'_>) -> Option<Measurement> {
+    fn measure(&self, r: &Reading, l: &Limits) -> Option<Measurement> {
         let threshold = l.max_contacted_ports?;
-        let value = h
-            .scan
-            .as_ref()
-            .map_or(0, |s| s.ports.count(ctx.now, ctx.port_window));
         Some(Measurement {
-            value: value as u64,
+            value: r.ports,
             threshold: u64::from(threshold),
             unit: Unit::Ports,
         })

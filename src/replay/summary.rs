@@ -11,6 +11,7 @@ use super::input::FileStats;
 use super::totals::WholeTotals;
 use crate::alert::{Alert, AlertEvent, Transition};
 use crate::snapshot::Snapshot;
+use crate::wire::Addr;
 
 #[derive(Debug, Serialize)]
 pub struct HostLine {
@@ -60,6 +61,17 @@ pub struct Summary {
     pub parse_errors: BTreeMap<String, u64>,
 }
 
+/// Orders `v` by `cmp` and keeps its first `top` (all for 0): a partial
+/// selection first, so a capture of a million hosts is not sorted whole
+/// for its ten largest.
+fn top_first<T>(v: &mut Vec<T>, top: usize, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    if top > 0 && v.len() > top {
+        v.select_nth_unstable_by(top - 1, &cmp);
+        v.truncate(top);
+    }
+    v.sort_unstable_by(cmp);
+}
+
 impl Summary {
     #[expect(
         clippy::too_many_arguments,
@@ -75,9 +87,20 @@ impl Summary {
         elapsed: Duration,
         top: usize,
     ) -> Summary {
-        let mut hosts: Vec<HostLine> = totals
+        // The order of IP addresses (IPv4 before IPv6) as plain integers.
+        let order = |a: &Addr| (!a.is_v4(), a.0);
+        let mut hosts: Vec<(u64, Addr, _)> = totals
             .hosts()
-            .map(|(a, t)| HostLine {
+            .map(|(a, t)| (t.sent_bytes + t.recv_bytes, a, t))
+            .collect();
+        let hosts_total = hosts.len();
+        let by_bytes = |x: &(u64, Addr, _), y: &(u64, Addr, _)| {
+            y.0.cmp(&x.0).then_with(|| order(&x.1).cmp(&order(&y.1)))
+        };
+        top_first(&mut hosts, top, by_bytes);
+        let hosts: Vec<HostLine> = hosts
+            .into_iter()
+            .map(|(_, a, t)| HostLine {
                 addr: a.ip(),
                 sent_bytes: t.sent_bytes,
                 sent_packets: t.sent_packets,
@@ -85,32 +108,23 @@ impl Summary {
                 recv_packets: t.recv_packets,
             })
             .collect();
-        let hosts_total = hosts.len();
-        hosts.sort_by(|a, b| {
-            (b.sent_bytes + b.recv_bytes)
-                .cmp(&(a.sent_bytes + a.recv_bytes))
-                .then(a.addr.cmp(&b.addr))
+        let mut pairs: Vec<(Addr, Addr, _)> = totals.pairs().map(|((s, d), t)| (s, d, t)).collect();
+        let pairs_total = pairs.len();
+        top_first(&mut pairs, top, |x, y| {
+            y.2.bytes
+                .cmp(&x.2.bytes)
+                .then_with(|| order(&x.0).cmp(&order(&y.0)))
+                .then_with(|| order(&x.1).cmp(&order(&y.1)))
         });
-        let mut pairs: Vec<PairLine> = totals
-            .pairs()
-            .map(|((s, d), t)| PairLine {
+        let pairs: Vec<PairLine> = pairs
+            .into_iter()
+            .map(|(s, d, t)| PairLine {
                 source: s.ip(),
                 destination: d.ip(),
                 bytes: t.bytes,
                 packets: t.packets,
             })
             .collect();
-        let pairs_total = pairs.len();
-        pairs.sort_by(|a, b| {
-            b.bytes
-                .cmp(&a.bytes)
-                .then(a.source.cmp(&b.source))
-                .then(a.destination.cmp(&b.destination))
-        });
-        if top > 0 {
-            hosts.truncate(top);
-            pairs.truncate(top);
-        }
         let mut latest: BTreeMap<u64, Alert> = BTreeMap::new();
         for e in events {
             let a = latest.entry(e.alert.id).or_insert_with(|| e.alert.clone());
