@@ -68,6 +68,9 @@ pub struct HostTable {
     free: Vec<u32>,
     touched: Vec<u32>,
     max: usize,
+    /// Heap bytes of the hosts' scan sets, kept as they change (a pass over
+    /// every host to add them up would cost every tick what the table holds).
+    scan_heap: usize,
 }
 
 impl HostTable {
@@ -78,6 +81,7 @@ impl HostTable {
             free: Vec::new(),
             touched: Vec::new(),
             max,
+            scan_heap: 0,
         }
     }
 
@@ -198,6 +202,17 @@ impl HostTable {
         }
     }
 
+    /// Changes host `id`'s scan sets (made if it has none), keeping the
+    /// table's count of their memory.
+    #[inline]
+    pub fn with_scan<R>(&mut self, id: u32, f: impl FnOnce(&mut ScanSets) -> R) -> R {
+        let h = &mut self.slots[id as usize];
+        let before = h.heap_bytes();
+        let r = f(h.scan_mut());
+        self.scan_heap = self.scan_heap + h.heap_bytes() - before;
+        r
+    }
+
     /// True if `id` is the slot of a tracked host.
     pub fn is_live(&self, id: u32) -> bool {
         self.slots.get(id as usize).is_some_and(|h| h.live)
@@ -214,6 +229,7 @@ impl HostTable {
         if h.touched || h.alerting != 0 || !h.win.is_empty(g, now) {
             return false;
         }
+        let before = h.heap_bytes();
         let scans_empty = match &mut h.scan {
             None => true,
             Some(s) => {
@@ -223,8 +239,10 @@ impl HostTable {
             }
         };
         if !scans_empty {
+            self.scan_heap = self.scan_heap + h.heap_bytes() - before;
             return false;
         }
+        self.scan_heap -= before;
         h.scan = None;
         h.live = false;
         self.index.remove(&h.addr);
@@ -238,7 +256,7 @@ impl HostTable {
             + self.slots.capacity() * std::mem::size_of::<HostState>()
             + self.free.capacity() * 4
             + self.touched.capacity() * 4
-            + self.iter().map(HostState::heap_bytes).sum::<usize>()
+            + self.scan_heap
     }
 }
 
@@ -306,7 +324,7 @@ mod tests {
         let mut t = HostTable::new(10, &Hasher::new());
         let r = rules();
         let x = t.upsert(a(1), &r).unwrap();
-        t.slot_mut(x).scan_mut().ports.touch(80, 5, 600, 10);
+        t.with_scan(x, |s| s.ports.touch(80, 5, 600, 10));
         let mut touched = Vec::new();
         t.take_touched(&mut touched);
         assert!(

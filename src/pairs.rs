@@ -92,6 +92,8 @@ struct Generation {
     by_src: HashMap<Addr, Dests, Hasher>,
     /// Pairs in it.
     pairs: usize,
+    /// Heap bytes of its sources' destination lists, kept as they grow.
+    heap: usize,
 }
 
 /// The pair window.
@@ -111,6 +113,7 @@ impl PairWindow {
             epoch: u64::MAX,
             by_src: HashMap::with_hasher(hasher.clone()),
             pairs: 0,
+            heap: 0,
         };
         PairWindow {
             gens: [g(), g(), g(), g()],
@@ -150,6 +153,7 @@ impl PairWindow {
             }
             self.len -= g.pairs;
             g.pairs = 0;
+            g.heap = 0;
             let keep = self.len / GENERATIONS;
             g.by_src.clear();
             if g.by_src.capacity() > 4 * keep.max(1024) {
@@ -168,11 +172,13 @@ impl PairWindow {
                 if full {
                     return false;
                 }
+                let before = dests.heap_bytes();
                 dests.insert(dst, c, &self.hasher);
+                g.heap = g.heap + dests.heap_bytes() - before;
             }
             Entry::Vacant(_) if full => return false,
             Entry::Vacant(v) => {
-                v.insert(Dests::Few(vec![(dst, c)]));
+                g.heap += v.insert(Dests::Few(vec![(dst, c)])).heap_bytes();
             }
         }
         g.pairs += 1;
@@ -212,10 +218,7 @@ impl PairWindow {
     pub fn bytes(&self) -> usize {
         self.gens
             .iter()
-            .map(|g| {
-                g.by_src.capacity() * (std::mem::size_of::<(Addr, Dests)>() + 1)
-                    + g.by_src.values().map(Dests::heap_bytes).sum::<usize>()
-            })
+            .map(|g| g.by_src.capacity() * (std::mem::size_of::<(Addr, Dests)>() + 1) + g.heap)
             .sum()
     }
 }

@@ -433,15 +433,15 @@ impl Aggregator {
             return;
         }
         let horizon = self.cfg.horizon(&self.geo);
-        let h = self.hosts.slot_mut(id);
-        let Some(limit) = self.rules.max_contacted_ips(h.rule) else {
+        let Some(limit) = self.rules.max_contacted_ips(self.hosts.slot(id).rule) else {
             return;
         };
         let key = self.fingerprint.hash_one(dst) as u32;
-        h.scan_mut()
-            .addresses
-            .touch(key, tick, self.cfg.scan_ticks, limit as usize + 1);
-        seen(&mut self.wheel, h, id, tick, horizon);
+        let window = self.cfg.scan_ticks;
+        self.hosts.with_scan(id, |s| {
+            s.addresses.touch(key, tick, window, limit as usize + 1)
+        });
+        seen(&mut self.wheel, self.hosts.slot_mut(id), id, tick, horizon);
         // Contacts resolved a tick late (count = "failed") come without
         // traffic of their own this tick.
         self.hosts.touch(id);
@@ -461,15 +461,14 @@ impl Aggregator {
             return;
         }
         let horizon = self.cfg.horizon(&self.geo);
-        let h = self.hosts.slot_mut(id);
-        let Some(limit) = self.rules.max_contacted_ports(h.rule) else {
+        let Some(limit) = self.rules.max_contacted_ports(self.hosts.slot(id).rule) else {
             return;
         };
         let key = (u32::from(proto) << 16) | u32::from(port);
-        h.scan_mut()
-            .ports
-            .touch(key, tick, self.cfg.port_ticks, limit as usize + 1);
-        seen(&mut self.wheel, h, id, tick, horizon);
+        let window = self.cfg.port_ticks;
+        self.hosts
+            .with_scan(id, |s| s.ports.touch(key, tick, window, limit as usize + 1));
+        seen(&mut self.wheel, self.hosts.slot_mut(id), id, tick, horizon);
         self.hosts.touch(id);
     }
 

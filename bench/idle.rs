@@ -1,0 +1,105 @@
+//! An idle tick with a full host table: after a spoofed flood filled the
+//! table (65 536 hosts by default, and 1 000 000), ticks without a packet
+//! close one after another. Such a tick must cost next to nothing however
+//! many hosts are tracked; the ticks where a bucket of the flood's window
+//! slides out cost what slides out.
+//!
+//! Run: `cargo bench --bench idle`. Each measured iteration closes one
+//! more idle tick (the snapshot included); criterion reports the mean over
+//! them, and the setup prints the slowest tick of the first window.
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use trafficalerted::aggregator::{Aggregator, RuntimeInfo, TickHealth};
+use trafficalerted::config::Config;
+use trafficalerted::shard::{Hasher, Shard, ShardLimits};
+use trafficalerted::wire::{Addr, Role, Summary, proto};
+
+fn config(hosts: usize) -> Config {
+    Config::parse(
+        &format!("[traffic]\ninterval = \"170s\"\nmax_hosts = {hosts}\nmax_pairs = {hosts}\n"),
+        "bench",
+    )
+    .expect("bench config")
+}
+
+/// An aggregator whose table is full of `hosts` spoofed sources flooding
+/// one victim, as of tick 0.
+fn flooded(hosts: usize) -> Aggregator {
+    let mut agg = Aggregator::new(&config(hosts), RuntimeInfo::default());
+    let mut s = Shard::new(
+        ShardLimits {
+            max_hosts: hosts + 1,
+            max_pairs: hosts + 1,
+            max_ports: hosts + 1,
+            answers: false,
+        },
+        &Hasher::new(),
+    );
+    for i in 0..hosts as u32 {
+        s.record(&Summary {
+            src: Addr::from_v4((0x0b00_0000 + i).to_be_bytes()),
+            dst: Addr::from_v4([10, 0, 0, 1]),
+            l3_len: 64,
+            proto: proto::UDP,
+            dst_port: 53,
+            has_ports: true,
+            role: Role::Initiation,
+            ..Summary::default()
+        });
+    }
+    agg.merge(&s);
+    let _ = agg.end_tick(0, TickHealth::default(), 0);
+    agg
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("idle_tick");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(10));
+    for hosts in [65_536usize, 1_000_000] {
+        let mut agg = flooded(hosts);
+        // The slowest tick of the first window (buckets sliding out
+        // included), printed once.
+        let mut worst = Duration::ZERO;
+        let mut sum = Duration::ZERO;
+        for tick in 1..=176u64 {
+            let t0 = Instant::now();
+            let out = agg.end_tick(tick, TickHealth::default(), tick * 1000);
+            let d = t0.elapsed();
+            worst = worst.max(d);
+            sum += d;
+            std::hint::black_box(out);
+        }
+        eprintln!(
+            "idle ticks, {hosts} hosts tracked: mean {:?}, slowest {worst:?} over the first 176 ticks",
+            sum / 176
+        );
+        let mut agg = flooded(hosts);
+        let mut tick = 0u64;
+        g.bench_function(format!("{hosts}_hosts"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    tick += 1;
+                    if tick > 170 {
+                        // Start again with a full table (not timed): the
+                        // window of the flood must not have drained.
+                        agg = flooded(hosts);
+                        tick = 1;
+                    }
+                    let t0 = Instant::now();
+                    let out = agg.end_tick(tick, TickHealth::default(), tick * 1000);
+                    total += t0.elapsed();
+                    std::hint::black_box(out);
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
