@@ -1,7 +1,9 @@
 //! The per-tick work of the aggregator with 1 000 000 tracked hosts, every
 //! one of them active: the detector pass (all four detectors, the alert
 //! lifecycle), merging a shard that holds them all, and closing the tick
-//! (detectors, snapshot, sweep). Also prints the memory each host costs.
+//! (detectors, snapshot, due work). With the hosts in one partition and in
+//! two (aggregator threads), to compare. Also prints the memory each host
+//! costs.
 //!
 //! Run: `cargo bench --bench detect`.
 
@@ -60,63 +62,65 @@ fn full_shard(tick: u64) -> Shard {
 
 fn bench(c: &mut Criterion) {
     let cfg = config();
-    let mut agg = Aggregator::new(&cfg, RuntimeInfo::default());
-    let shard = full_shard(0);
-    agg.merge(&shard);
-    let _ = agg.end_tick(0, TickHealth::default(), 0);
-    eprintln!(
-        "detect bench: {} hosts tracked, {} bytes of host table, {} bytes per host",
-        agg.host_count(),
-        agg.host_table_bytes(),
-        agg.host_table_bytes() / agg.host_count().max(1)
-    );
+    for threads in [1usize, 2] {
+        let mut agg = Aggregator::with_threads(&cfg, RuntimeInfo::default(), threads);
+        let shard = full_shard(0);
+        agg.merge(&shard);
+        let _ = agg.end_tick(0, TickHealth::default(), 0);
+        eprintln!(
+            "detect bench, {threads} aggregator thread(s): {} hosts tracked, {} bytes of host table, {} bytes per host",
+            agg.host_count(),
+            agg.host_table_bytes(),
+            agg.host_table_bytes() / agg.host_count().max(1)
+        );
 
-    let mut g = c.benchmark_group("tick_1M_hosts");
-    g.sample_size(10);
-    g.measurement_time(Duration::from_secs(20));
-    let mut tick = 1;
-    g.bench_function("detector_pass", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                agg.touch_all();
-                // The same tick every time: every window stays full.
-                let tick = 1;
-                let s = Situation {
-                    now: Now {
-                        tick,
-                        unix_ms: tick * 1000,
-                    },
-                    drop_ratio: 0.0,
-                    degraded_ratio: 0.01,
-                };
-                let t0 = Instant::now();
-                let out = agg.detect(&s);
-                total += t0.elapsed();
-                std::hint::black_box(out);
-            }
-            total
-        })
-    });
-    let mut shard = full_shard(0);
-    g.bench_function("merge_shard", |b| b.iter(|| agg.merge(&shard)));
-    g.bench_function("end_tick", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                // Every host moves every tick (merge not timed here).
-                tick += 1;
-                shard.last_tick = tick;
-                agg.merge(&shard);
-                let t0 = Instant::now();
-                let out = agg.end_tick(tick, TickHealth::default(), tick * 1000);
-                total += t0.elapsed();
-                std::hint::black_box(out);
-            }
-            total
-        })
-    });
-    g.finish();
+        let mut g = c.benchmark_group(format!("tick_1M_hosts_{threads}_threads"));
+        g.sample_size(10);
+        g.measurement_time(Duration::from_secs(20));
+        let mut tick = 1;
+        g.bench_function("detector_pass", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    agg.touch_all();
+                    // The same tick every time: every window stays full.
+                    let tick = 1;
+                    let s = Situation {
+                        now: Now {
+                            tick,
+                            unix_ms: tick * 1000,
+                        },
+                        drop_ratio: 0.0,
+                        degraded_ratio: 0.01,
+                    };
+                    let t0 = Instant::now();
+                    let out = agg.detect(&s);
+                    total += t0.elapsed();
+                    std::hint::black_box(out);
+                }
+                total
+            })
+        });
+        let mut shard = full_shard(0);
+        g.bench_function("merge_shard", |b| b.iter(|| agg.merge(&shard)));
+        g.bench_function("end_tick", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    // Every host moves every tick (merge not timed here).
+                    tick += 1;
+                    shard.last_tick = tick;
+                    agg.merge(&shard);
+                    let t0 = Instant::now();
+                    let out = agg.end_tick(tick, TickHealth::default(), tick * 1000);
+                    total += t0.elapsed();
+                    std::hint::black_box(out);
+                }
+                total
+            })
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, bench);

@@ -5,6 +5,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
@@ -193,7 +195,8 @@ pub struct OpenAlert {
 #[derive(Debug)]
 pub struct Lifecycle {
     open: HashMap<(AlertKind, Addr), OpenAlert, Hasher>,
-    next_id: u64,
+    /// The next alert id, shared by the lifecycles of all partitions.
+    next_id: Arc<AtomicU64>,
     /// Ticks below the threshold before an alert closes, per kind.
     hold_down: [u64; 4],
     /// Seconds per tick, for `window_secs`.
@@ -217,9 +220,14 @@ pub struct Situation {
 
 impl Lifecycle {
     pub fn new(hold_down: [u64; 4], window_secs: [u64; 4]) -> Lifecycle {
+        Lifecycle::with_ids(hold_down, window_secs, Arc::new(AtomicU64::new(1)))
+    }
+
+    /// A lifecycle that numbers its alerts from `ids`, shared with others.
+    pub fn with_ids(hold_down: [u64; 4], window_secs: [u64; 4], ids: Arc<AtomicU64>) -> Lifecycle {
         Lifecycle {
             open: HashMap::with_hasher(Hasher::new()),
-            next_id: 1,
+            next_id: ids,
             hold_down,
             window_secs,
             fresh: Vec::new(),
@@ -272,8 +280,7 @@ impl Lifecycle {
         if !m.over() {
             return false;
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.open.insert(
             (kind, subject),
             OpenAlert {
@@ -393,7 +400,7 @@ impl Lifecycle {
     /// Puts back alerts that were open when the daemon stopped.
     pub fn restore(&mut self, alerts: Vec<Alert>, now: Now) {
         for a in alerts {
-            self.next_id = self.next_id.max(a.id + 1);
+            self.next_id.fetch_max(a.id + 1, Ordering::Relaxed);
             let Ok(addr) = a.subject.to_string().parse::<IpAddr>() else {
                 continue;
             };
@@ -418,7 +425,11 @@ impl Lifecycle {
 
     /// Ids continue after those already in the history.
     pub fn continue_ids_after(&mut self, id: u64) {
-        self.next_id = self.next_id.max(id + 1);
+        self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, kind: AlertKind, subject: Addr) -> Option<&OpenAlert> {
+        self.open.get(&(kind, subject))
     }
 
     pub fn get_mut(&mut self, kind: AlertKind, subject: Addr) -> Option<&mut OpenAlert> {

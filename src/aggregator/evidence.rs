@@ -2,7 +2,8 @@
 //! (traffic), the destinations it initiated contact to (address scans), a
 //! sample of the ports it tried (port scans), its largest sources (inbound).
 //! A source's peers are its own pairs; a destination's sources take one
-//! pass over the pair window for all inbound alerts that need it.
+//! pass over the pairs (of every partition) for all inbound alerts that
+//! need it.
 
 use hashbrown::HashMap;
 
@@ -20,32 +21,22 @@ pub const SCANNED: usize = 20;
 pub const PORTS: usize = 50;
 
 /// Bytes, packets and role bits per peer of one subject.
-type PeerTotals = HashMap<Addr, (u64, u64, u8), Hasher>;
+pub type PeerTotals = HashMap<Addr, (u64, u64, u8), Hasher>;
 
+/// The sources toward each inbound subject, gathered from every partition.
+pub type Sources = HashMap<Addr, PeerTotals, Hasher>;
+
+/// The evidence of the `wanted` alerts: a source's peers from its own
+/// pairs in `pairs`, an inbound subject's sources from `into` (gathered from
+/// every partition's pairs beforehand).
 pub fn gather(
     wanted: &[(AlertKind, Addr)],
     pairs: &PairWindow,
     hosts: &HostTable,
     tick: u64,
     port_window: u64,
+    into: &Sources,
 ) -> Vec<((AlertKind, Addr), Evidence)> {
-    // A destination's sources: one pass over the pairs for all of them.
-    let mut into: HashMap<Addr, PeerTotals, Hasher> = HashMap::default();
-    for &(kind, a) in wanted {
-        if kind == AlertKind::Inbound {
-            into.entry(a).or_default();
-        }
-    }
-    if !into.is_empty() {
-        pairs.for_each(tick, |s, d, c| {
-            if let Some(m) = into.get_mut(&d) {
-                let e = m.entry(s).or_default();
-                e.0 += c.bytes;
-                e.1 += c.packets;
-                e.2 |= c.roles;
-            }
-        });
-    }
     let mut peers: Vec<(Addr, u64, u64, u8)> = Vec::new();
     wanted
         .iter()
@@ -92,7 +83,12 @@ pub fn gather(
 /// The destinations of source `a` over the window into `out`, one entry
 /// per destination (a pair may sit in several generations): its own pairs,
 /// sorted and merged, not a pass over every pair.
-fn destinations_of(pairs: &PairWindow, a: Addr, tick: u64, out: &mut Vec<(Addr, u64, u64, u8)>) {
+pub fn destinations_of(
+    pairs: &PairWindow,
+    a: Addr,
+    tick: u64,
+    out: &mut Vec<(Addr, u64, u64, u8)>,
+) {
     out.clear();
     pairs.for_each_of(tick, a, |d, c| out.push((d, c.bytes, c.packets, c.roles)));
     out.sort_unstable_by_key(|p| p.0);

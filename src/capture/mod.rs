@@ -155,6 +155,7 @@ impl Capture {
         let runtime = RuntimeInfo {
             version: env!("CARGO_PKG_VERSION"),
             workers: sizing.workers,
+            aggregators: sizing.aggregators,
             cpus: sizing.cpus.clone(),
             wait: if wait == WaitKind::IoUring {
                 "io_uring"
@@ -172,7 +173,7 @@ impl Capture {
         };
         // Readers see the runtime facts from the start, not after a tick.
         published.store(Arc::new(Snapshot::empty(config, runtime.clone())));
-        let mut agg = Aggregator::new(config, runtime);
+        let mut agg = Aggregator::with_threads(config, runtime, sizing.aggregators);
         let limits = ShardLimits {
             max_hosts: config.traffic.max_hosts,
             max_pairs: config.traffic.max_pairs,
@@ -619,6 +620,9 @@ impl Capture {
         }
         if c.ring_memory_max != old.ring_memory_max {
             restart.push("capture.ring_memory_max");
+        }
+        if c.aggregators != old.aggregators {
+            restart.push("capture.aggregators");
         }
         if c.fanout != old.fanout || c.wait != old.wait || c.direction != old.direction {
             restart.push("capture.fanout/wait/direction");

@@ -74,7 +74,12 @@ pub struct Sizing {
     pub block_count: u32,
     pub ring_memory_max: u64,
     pub memory: u64,
+    /// Aggregator threads (partitions of the hosts).
+    pub aggregators: usize,
 }
+
+/// Cores per aggregator thread when `capture.aggregators = "auto"`.
+const CORES_PER_AGGREGATOR: usize = 8;
 
 impl Sizing {
     /// Ring memory of one socket.
@@ -112,6 +117,10 @@ pub fn size(cfg: &CaptureConfig, m: &Machine) -> Sizing {
         block_count,
         ring_memory_max,
         memory: m.memory,
+        aggregators: cfg
+            .aggregators
+            .unwrap_or(cores / CORES_PER_AGGREGATOR)
+            .max(1),
     }
 }
 
@@ -138,7 +147,7 @@ impl fmt::Display for Sizing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} worker{} pinned to CPU {}; rings of {} blocks × {} = {} per socket (one socket per interface and worker); all rings capped at {}; memory {}",
+            "{} worker{} pinned to CPU {}; {} aggregator thread{}; rings of {} blocks × {} = {} per socket (one socket per interface and worker); all rings capped at {}; memory {}",
             self.workers,
             if self.workers == 1 { "" } else { "s" },
             self.cpus
@@ -146,6 +155,8 @@ impl fmt::Display for Sizing {
                 .map(|c| c.to_string())
                 .collect::<Vec<_>>()
                 .join(","),
+            self.aggregators,
+            if self.aggregators == 1 { "" } else { "s" },
             self.block_count,
             Bytes(u64::from(self.block_size)),
             Bytes(self.ring_bytes()),

@@ -105,6 +105,9 @@ pub struct CaptureConfig {
     pub decapsulate: Vec<String>,
     /// Interfaces (names or globs) that look into these tunnels instead.
     pub decapsulate_interfaces: std::collections::BTreeMap<String, Vec<String>>,
+    /// Aggregator threads (partitions of the hosts); `None` is chosen from
+    /// the cores.
+    pub aggregators: Option<usize>,
 }
 
 impl CaptureConfig {
@@ -307,6 +310,8 @@ pub mod limits {
     pub const SCAN_THRESHOLD_MAX: u32 = 10_000;
     /// Hosts with their own `/metrics` series, at most.
     pub const TOP_HOSTS_MAX: usize = 1000;
+    /// Aggregator threads, at most.
+    pub const AGGREGATORS_MAX: usize = 256;
 }
 
 impl Config {
@@ -495,6 +500,19 @@ impl Config {
             Glob::new(pattern).map_err(|m| at.invalid(&key, m))?;
             check_decap(&key, list)?;
         }
+        let aggregators = match c.aggregators.0 {
+            None => None,
+            Some(n) if (1..=limits::AGGREGATORS_MAX).contains(&n) => Some(n),
+            Some(n) => {
+                return Err(at.invalid(
+                    &["capture", "aggregators"],
+                    format!(
+                        "must be between 1 and {}, or \"auto\", got {n}",
+                        limits::AGGREGATORS_MAX
+                    ),
+                ));
+            }
+        };
         let interfaces = globs(&c.interfaces, &["capture", "interfaces"], at)?;
         let exclude_interfaces = globs(
             &c.exclude_interfaces,
@@ -730,6 +748,7 @@ impl Config {
                 skip_stacked: c.skip_stacked,
                 decapsulate: c.decapsulate,
                 decapsulate_interfaces: c.decapsulate_interfaces,
+                aggregators,
             },
             traffic: TrafficConfig {
                 interval: t.interval,

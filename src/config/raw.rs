@@ -190,6 +190,7 @@ pub struct RawCapture {
     pub skip_stacked: bool,
     pub decapsulate: Vec<String>,
     pub decapsulate_interfaces: std::collections::BTreeMap<String, Vec<String>>,
+    pub aggregators: Auto<usize>,
 }
 
 impl Default for RawCapture {
@@ -209,6 +210,7 @@ impl Default for RawCapture {
             skip_stacked: true,
             decapsulate: Vec::new(),
             decapsulate_interfaces: std::collections::BTreeMap::new(),
+            aggregators: Auto(None),
         }
     }
 }

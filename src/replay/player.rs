@@ -247,10 +247,10 @@ mod tests {
         let long = play(&[t0, t0 + 40 * year]);
         let short = play(&[t0, t0 + 900 * 1_000_000_000]);
         assert_eq!(long.ticks_closed, short.ticks_closed);
-        assert_eq!(long.agg.work.hosts_due, short.agg.work.hosts_due);
+        assert_eq!(long.agg.work().hosts_due, short.agg.work().hosts_due);
         assert_eq!(
-            long.agg.work.hosts_evaluated,
-            short.agg.work.hosts_evaluated
+            long.agg.work().hosts_evaluated,
+            short.agg.work().hosts_evaluated
         );
         // The ticks closed are those where something was due: the first
         // packet's tick, its window's bucket sliding out, its counts

@@ -1,0 +1,701 @@
+//! One partition of the aggregator's hosts: those whose address hashes to
+//! it. It holds their windows, their pairs (by source), their scan sets,
+//! their alerts and the schedule of their work, so that partitions merge
+//! and detect on their own threads without sharing anything.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use super::evidence::{self, Sources};
+use super::{AggregatorConfig, Work, due};
+use crate::alert::{Alert, AlertKind, Lifecycle, Measurement, Situation};
+use crate::detect::{self, Ctx, Detector, Reading};
+use crate::hosts::{HostState, HostTable};
+use crate::pairs::{PairCount, PairWindow};
+use crate::ranking::Ranking;
+use crate::rules::RuleSet;
+use crate::shard::{Contact, Hasher, Shard, Untracked, role_bits};
+use crate::snapshot::{DestView, HostView, MAX_LISTED_HOSTS};
+use crate::wheel::Wheel;
+use crate::window::Geometry;
+use crate::wire::Addr;
+
+/// Which of `n` partitions an address belongs to: the same on every
+/// thread and every run.
+#[inline]
+pub fn of(a: Addr, n: usize) -> usize {
+    if n == 1 {
+        return 0;
+    }
+    let x = (a.0 as u64) ^ ((a.0 >> 64) as u64).rotate_left(29);
+    let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    ((h >> 32) as usize) % n
+}
+
+/// Alerts opened and closed in a partition's detector pass.
+pub type Transitions = (Vec<(AlertKind, Addr)>, Vec<Alert>);
+
+#[derive(Debug)]
+pub struct Partition {
+    index: usize,
+    count: usize,
+    pub cfg: AggregatorConfig,
+    pub rules: RuleSet,
+    pub geo: Geometry,
+    pub hosts: HostTable,
+    pub pairs: PairWindow,
+    detectors: Vec<Box<dyn Detector>>,
+    pub lifecycle: Lifecycle,
+    fingerprint: Hasher,
+    touched: Vec<u32>,
+    /// Host work scheduled for later ticks (window slides, expiry).
+    wheel: Wheel,
+    /// Hosts by bytes sent over the window, for the listed ones.
+    ranking: Ranking,
+    drained: Vec<u64>,
+    /// A merged shard's host indexes to host ids here (`u32::MAX`: not
+    /// ours or not tracked).
+    ids: Vec<u32>,
+    checks: Vec<(AlertKind, Addr)>,
+    pub work: Work,
+    /// Limits changed: every open alert is looked at in the next pass.
+    pub recheck_alerts: bool,
+    /// Something the listed hosts show changed since they were built.
+    pub changed: bool,
+    /// Contacts resolved by the coordinator (`count = "failed"`) for
+    /// this partition's sources, to take in the next pass.
+    pub resolved: Vec<Resolved>,
+}
+
+/// A contact found to have failed, for its source's partition.
+#[derive(Debug, Clone, Copy)]
+pub enum Resolved {
+    Address(Addr, Addr, u64),
+    Port(Contact, u64),
+}
+
+/// What a partition lists for a snapshot.
+#[derive(Debug, Default)]
+pub struct Views {
+    pub hosts: Vec<HostView>,
+    /// Hosts ranked (with traffic in the window).
+    pub ranked: usize,
+    /// The first tick a listed host's scan count may fall.
+    pub until: u64,
+}
+
+impl Partition {
+    pub fn new(
+        index: usize,
+        count: usize,
+        cfg: &AggregatorConfig,
+        rules: RuleSet,
+        ids: Arc<AtomicU64>,
+    ) -> Partition {
+        let hasher = Hasher::new();
+        let share = |max: usize| max / count + usize::from(index < max % count);
+        Partition {
+            index,
+            count,
+            geo: Geometry::new(cfg.traffic_ticks),
+            hosts: HostTable::new(share(cfg.max_hosts), &hasher),
+            pairs: PairWindow::new(cfg.traffic_ticks, share(cfg.max_pairs), &hasher),
+            detectors: detect::all(),
+            lifecycle: Lifecycle::with_ids(cfg.hold_down, cfg.window_secs(), ids),
+            fingerprint: Hasher::new(),
+            touched: Vec::new(),
+            wheel: Wheel::new(0),
+            ranking: Ranking::new(),
+            drained: Vec::new(),
+            ids: Vec::new(),
+            checks: Vec::new(),
+            work: Work::default(),
+            recheck_alerts: false,
+            changed: true,
+            resolved: Vec::new(),
+            rules,
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// True if `a` is one of this partition's hosts.
+    #[inline]
+    pub fn owns(&self, a: Addr) -> bool {
+        of(a, self.count) == self.index
+    }
+
+    /// Takes a new configuration; windows that changed length start again.
+    pub fn reconfigure(&mut self, cfg: &AggregatorConfig, rules: RuleSet) {
+        let share = |max: usize| max / self.count + usize::from(self.index < max % self.count);
+        if cfg.traffic_ticks != self.cfg.traffic_ticks {
+            self.geo = Geometry::new(cfg.traffic_ticks);
+            let hasher = Hasher::new();
+            self.hosts = HostTable::new(share(cfg.max_hosts), &hasher);
+            self.pairs = PairWindow::new(cfg.traffic_ticks, share(cfg.max_pairs), &hasher);
+            self.wheel = Wheel::new(0);
+            self.ranking = Ranking::new();
+        }
+        self.rules = rules;
+        // Every host is looked at again with its new limits, and every open
+        // alert (some have no host).
+        self.hosts.relabel(&self.rules);
+        self.recheck_alerts = true;
+        self.changed = true;
+        self.hosts.set_max(share(cfg.max_hosts));
+        self.pairs.set_max(share(cfg.max_pairs));
+        self.lifecycle.retime(cfg.hold_down, cfg.window_secs());
+        self.cfg = cfg.clone();
+    }
+
+    /// Adds this partition's share of a shard, at tick `t`: its hosts, and
+    /// the pairs and contacts of its sources (`count = "initiations"`; in
+    /// `"failed"` mode the coordinator resolves contacts first). Returns
+    /// what did not fit.
+    pub fn merge(&mut self, shard: &Shard, t: u64, contacts: bool) -> Untracked {
+        let horizon = self.cfg.horizon(&self.geo);
+        let g = self.geo;
+        let mut overflow = Untracked::default();
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        for h in shard.hosts() {
+            if !self.owns(h.addr) {
+                ids.push(u32::MAX);
+                continue;
+            }
+            match self.hosts.upsert(h.addr, &self.rules) {
+                Some(id) => {
+                    ids.push(id);
+                    let st = self.hosts.slot_mut(id);
+                    st.win.add(
+                        &g,
+                        t,
+                        [h.sent_bytes, h.sent_packets, h.recv_bytes, h.recv_packets],
+                    );
+                    // Its sums fall when this bucket slides out: looked at
+                    // then (once per bucket it had traffic in).
+                    let bucket = g.bucket(t);
+                    if st.last_bucket != bucket {
+                        st.last_bucket = bucket;
+                        self.wheel
+                            .schedule((bucket + g.buckets) * g.width, due::item(due::SLIDE, id));
+                    }
+                    seen(&mut self.wheel, st, id, t, horizon);
+                }
+                None => {
+                    ids.push(u32::MAX);
+                    overflow.src_bytes += h.sent_bytes;
+                    overflow.src_packets += h.sent_packets;
+                    overflow.dst_bytes += h.recv_bytes;
+                    overflow.dst_packets += h.recv_packets;
+                }
+            }
+        }
+        let hosts = shard.hosts();
+        for (si, di, p) in shard.pairs_by_index() {
+            let src = hosts[si as usize].addr;
+            if !self.owns(src) {
+                continue;
+            }
+            let dst = hosts[di as usize].addr;
+            let count = PairCount {
+                bytes: p.bytes,
+                packets: p.packets,
+                roles: p.roles,
+            };
+            if !self.pairs.add(t, src, dst, count) {
+                overflow.pair_bytes += p.bytes;
+                overflow.pair_packets += p.packets;
+            }
+            if contacts && p.roles & role_bits::INITIATION != 0 {
+                self.address_contact_of(ids[si as usize], dst, t);
+            }
+        }
+        if contacts {
+            for (si, proto, port) in shard.contacts_by_index() {
+                self.port_contact_of(ids[si as usize], proto, port, t);
+            }
+        }
+        self.ids = ids;
+        overflow
+    }
+
+    /// Host `id` (`u32::MAX`: not tracked here) initiated contact to `dst`.
+    #[inline]
+    fn address_contact_of(&mut self, id: u32, dst: Addr, tick: u64) {
+        if id == u32::MAX {
+            return;
+        }
+        let horizon = self.cfg.horizon(&self.geo);
+        let Some(limit) = self.rules.max_contacted_ips(self.hosts.slot(id).rule) else {
+            return;
+        };
+        let key = self.fingerprint.hash_one(dst) as u32;
+        let window = self.cfg.scan_ticks;
+        self.hosts.with_scan(id, |s| {
+            s.addresses.touch(key, tick, window, limit as usize + 1)
+        });
+        seen(&mut self.wheel, self.hosts.slot_mut(id), id, tick, horizon);
+        // Contacts resolved a tick late (count = "failed") come without
+        // traffic of their own this tick.
+        self.hosts.touch(id);
+    }
+
+    /// Host `id` (`u32::MAX`: not tracked here) initiated contact to a port.
+    #[inline]
+    fn port_contact_of(&mut self, id: u32, proto: u8, port: u16, tick: u64) {
+        if id == u32::MAX {
+            return;
+        }
+        let horizon = self.cfg.horizon(&self.geo);
+        let Some(limit) = self.rules.max_contacted_ports(self.hosts.slot(id).rule) else {
+            return;
+        };
+        let key = (u32::from(proto) << 16) | u32::from(port);
+        let window = self.cfg.port_ticks;
+        self.hosts
+            .with_scan(id, |s| s.ports.touch(key, tick, window, limit as usize + 1));
+        seen(&mut self.wheel, self.hosts.slot_mut(id), id, tick, horizon);
+        self.hosts.touch(id);
+    }
+
+    /// Takes the contacts the coordinator resolved for this partition.
+    fn take_resolved(&mut self) {
+        for r in std::mem::take(&mut self.resolved) {
+            match r {
+                Resolved::Address(src, dst, t) => {
+                    if let Some(id) = self.hosts.id(src) {
+                        self.address_contact_of(id, dst, t);
+                    }
+                }
+                Resolved::Port(c, t) => {
+                    if let Some(id) = self.hosts.id(c.from) {
+                        self.port_contact_of(id, c.proto, c.port, t);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The earliest tick after `tick` with work due here, if any.
+    pub fn next_due(&self, tick: u64) -> Option<u64> {
+        if self.recheck_alerts {
+            return Some(tick + 1);
+        }
+        [self.wheel.next_due(), self.lifecycle.next_due()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.max(tick + 1))
+    }
+
+    /// The tick's work: resolved contacts, the detector pass, the hosts
+    /// due off the wheel. Returns the alerts opened and closed.
+    pub fn close(&mut self, s: &Situation) -> Transitions {
+        self.take_resolved();
+        let t = self.detect(s);
+        self.due_hosts(s.now.tick);
+        t
+    }
+
+    /// Hosts the wheel says are due: a bucket of their window slid out (their
+    /// rank changes), or their counts may all have expired (freed then).
+    fn due_hosts(&mut self, tick: u64) {
+        let mut items = std::mem::take(&mut self.drained);
+        items.clear();
+        self.wheel.drain(tick, &mut items);
+        let horizon = self.cfg.horizon(&self.geo);
+        let scans = (self.cfg.scan_ticks, self.cfg.port_ticks);
+        for &item in &items {
+            let (kind, id) = due::split(item);
+            if !self.hosts.is_live(id) {
+                continue;
+            }
+            self.work.hosts_due += 1;
+            match kind {
+                due::SLIDE => {
+                    let h = self.hosts.slot(id);
+                    rank(&mut self.ranking, &self.geo, h, id, tick);
+                    self.changed = true;
+                }
+                _ => {
+                    let h = self.hosts.slot_mut(id);
+                    if h.expiry_check > tick {
+                        // Seen again since: its own check is scheduled.
+                        continue;
+                    }
+                    let expires = h.last_seen + horizon;
+                    if expires > tick {
+                        h.expiry_check = expires;
+                        self.wheel.schedule(expires, item);
+                    } else if h.alerting != 0 {
+                        // Freed once its alerts close.
+                        h.expiry_check = tick + horizon;
+                        self.wheel.schedule(tick + horizon, item);
+                    } else if self.hosts.try_free(id, &self.geo, tick, scans) {
+                        self.ranking.remove(id);
+                        self.changed = true;
+                    } else {
+                        let h = self.hosts.slot_mut(id);
+                        h.expiry_check = tick + 1;
+                        self.wheel.schedule(tick + 1, item);
+                    }
+                }
+            }
+        }
+        self.drained = items;
+    }
+
+    /// The detector pass: every host touched this tick and every open
+    /// alert scheduled to be looked at. Returns the alerts opened and
+    /// closed.
+    pub fn detect(&mut self, s: &Situation) -> Transitions {
+        let tick = s.now.tick;
+        let ctx = Ctx {
+            now: tick,
+            traffic: &self.geo,
+            scan_window: self.cfg.scan_ticks,
+            port_window: self.cfg.port_ticks,
+        };
+        let mut closed = Vec::new();
+        let mut touched = std::mem::take(&mut self.touched);
+        self.hosts.take_touched(&mut touched);
+        if self.recheck_alerts {
+            self.recheck_alerts = false;
+            self.lifecycle.recheck_all(tick);
+        }
+        if !touched.is_empty() {
+            self.changed = true;
+        }
+        // In slot order, the pass reads host memory front to back instead of
+        // missing the cache on every host (worth it when they are many).
+        if touched.len() > 1 << 14 {
+            touched.sort_unstable();
+        }
+        for &id in &touched {
+            self.work.hosts_evaluated += 1;
+            self.hosts.slot_mut(id).evaluated = tick;
+            let h = self.hosts.slot(id);
+            let r = Reading::of(h, &ctx);
+            rank_by(&mut self.ranking, id, r.sent_bytes, r.recv_bytes);
+            let Some(limits) = self.rules.limits(h.rule) else {
+                continue;
+            };
+            for d in &self.detectors {
+                let kind = d.kind();
+                if let Some(m) = d.measure(&r, &limits) {
+                    if m.over() || h.alerting & kind.bit() != 0 {
+                        self.lifecycle.observe(
+                            kind,
+                            h.addr,
+                            m,
+                            self.rules.name(h.rule),
+                            s,
+                            &mut closed,
+                        );
+                        schedule_look(&mut self.lifecycle, &self.cfg, &self.geo, kind, h, &m, tick);
+                    }
+                }
+            }
+        }
+        // Open alerts due a look although their subject did not move: their
+        // value fell as their window drained, or their hold-down ends.
+        let mut due = std::mem::take(&mut self.checks);
+        due.clear();
+        self.lifecycle.due(tick, &mut due);
+        for &(kind, addr) in &due {
+            let h = self.hosts.id(addr).map(|id| self.hosts.slot(id));
+            let measured = h.and_then(|h| {
+                if h.evaluated == tick && h.alerting & kind.bit() != 0 {
+                    return Some(None);
+                }
+                let limits = self.rules.limits(h.rule)?;
+                let d = self.detectors.iter().find(|d| d.kind() == kind)?;
+                let m = d.measure(&Reading::of(h, &ctx), &limits)?;
+                Some(Some((h, m)))
+            });
+            self.work.hosts_evaluated += 1;
+            match measured {
+                // Already looked at in the pass above.
+                Some(None) => {}
+                Some(Some((h, m))) => {
+                    self.lifecycle
+                        .observe(kind, addr, m, self.rules.name(h.rule), s, &mut closed);
+                    schedule_look(&mut self.lifecycle, &self.cfg, &self.geo, kind, h, &m, tick);
+                }
+                None => {
+                    self.lifecycle.unobserved(kind, addr, s.now, &mut closed);
+                    if let Some(at) = self.lifecycle.closes_at(kind, addr) {
+                        self.lifecycle.schedule(kind, addr, tick, at.max(tick + 1));
+                    }
+                }
+            }
+        }
+        self.checks = due;
+        self.touched = touched;
+        let opened = self.lifecycle.take_opened();
+        for &(kind, addr) in &opened {
+            if let Some(h) = self.hosts.get_mut(addr) {
+                h.alerting |= kind.bit();
+            }
+        }
+        for a in &closed {
+            if let Some(h) = self.hosts.get_mut(Addr::from(a.subject)) {
+                h.alerting &= !a.kind.bit();
+            }
+        }
+        if !opened.is_empty() || !closed.is_empty() {
+            self.changed = true;
+        }
+        (opened, closed)
+    }
+
+    /// Open alerts here whose subject moved this tick and whose evidence is
+    /// older than `every` ticks.
+    pub fn evidence_due(&self, tick: u64, every: u64) -> Vec<(AlertKind, Addr)> {
+        let mut wanted = Vec::new();
+        for &id in &self.touched {
+            let h = self.hosts.slot(id);
+            if h.alerting == 0 {
+                continue;
+            }
+            for kind in AlertKind::ALL {
+                if h.alerting & kind.bit() != 0 {
+                    if let Some(o) = self.lifecycle.get(kind, h.addr) {
+                        if tick >= o.evidence_tick + every {
+                            wanted.push((kind, h.addr));
+                        }
+                    }
+                }
+            }
+        }
+        wanted
+    }
+
+    /// The evidence of alerts whose subjects are ours, from what this
+    /// partition holds; the sources of an inbound subject come from every
+    /// partition (`sources`).
+    pub fn evidence(
+        &self,
+        wanted: &[(AlertKind, Addr)],
+        tick: u64,
+        sources: &Sources,
+    ) -> Vec<((AlertKind, Addr), crate::alert::Evidence)> {
+        evidence::gather(
+            wanted,
+            &self.pairs,
+            &self.hosts,
+            tick,
+            self.cfg.port_ticks,
+            sources,
+        )
+    }
+
+    /// Adds the sources toward each of `victims` in this partition's pairs.
+    pub fn sources_into(&self, tick: u64, sources: &mut Sources) {
+        if sources.is_empty() {
+            return;
+        }
+        self.pairs.for_each(tick, |s, d, c| {
+            if let Some(m) = sources.get_mut(&d) {
+                let e = m.entry(s).or_default();
+                e.0 += c.bytes;
+                e.1 += c.packets;
+                e.2 |= c.roles;
+            }
+        });
+    }
+
+    /// This partition's largest senders (up to [`MAX_LISTED_HOSTS`]) and
+    /// the subjects of its open alerts, as views.
+    pub fn views(
+        &mut self,
+        tick: u64,
+        keep_destinations: usize,
+        detail: impl Fn(&HostView, usize) -> bool,
+    ) -> Views {
+        let g = self.geo;
+        let mut bits: hashbrown::HashMap<Addr, u8, Hasher> = hashbrown::HashMap::default();
+        for (kind, addr) in self.lifecycle.subjects() {
+            *bits.entry(addr).or_default() |= kind.bit();
+        }
+        let hosts = &self.hosts;
+        let mut ids = self.ranking.top(MAX_LISTED_HOSTS, |a, b| {
+            hosts.slot(a).addr.cmp(&hosts.slot(b).addr)
+        });
+        let mut listed: hashbrown::HashSet<u32, Hasher> = ids.iter().copied().collect();
+        for addr in bits.keys() {
+            if let Some(id) = self.hosts.id(*addr) {
+                if listed.insert(id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let mut until = u64::MAX;
+        let mut views: Vec<HostView> = ids
+            .iter()
+            .map(|&id| {
+                let h = self.hosts.slot(id);
+                let (contacted, ports) = match &h.scan {
+                    Some(s) => {
+                        for next in [
+                            s.addresses.next_expiry(tick, self.cfg.scan_ticks),
+                            s.ports.next_expiry(tick, self.cfg.port_ticks),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        {
+                            until = until.min(next);
+                        }
+                        (
+                            s.addresses.count(tick, self.cfg.scan_ticks) as u32,
+                            s.ports.count(tick, self.cfg.port_ticks) as u32,
+                        )
+                    }
+                    None => (0, 0),
+                };
+                let [sent_bytes, sent_packets, recv_bytes, recv_packets] = h.win.sums(&g, tick);
+                HostView {
+                    addr: h.addr,
+                    sent_bytes,
+                    sent_packets,
+                    recv_bytes,
+                    recv_packets,
+                    contacted,
+                    ports,
+                    alerts: bits.get(&h.addr).copied().unwrap_or(0),
+                    destinations: Vec::new(),
+                }
+            })
+            .collect();
+        self.work.views_built += views.len() as u64;
+        views.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
+        if keep_destinations > 0 {
+            for (i, v) in views.iter_mut().enumerate() {
+                if detail(v, i) {
+                    v.destinations = self.destinations(v.addr, tick, keep_destinations);
+                }
+            }
+        }
+        self.changed = false;
+        Views {
+            hosts: views,
+            ranked: self.ranking.len(),
+            until,
+        }
+    }
+
+    /// A source's largest destinations over the window.
+    pub fn destinations(&self, src: Addr, tick: u64, keep: usize) -> Vec<DestView> {
+        let mut peers = Vec::new();
+        evidence::destinations_of(&self.pairs, src, tick, &mut peers);
+        if peers.len() > keep {
+            peers.select_nth_unstable_by(keep - 1, |a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            peers.truncate(keep);
+        }
+        peers.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        peers
+            .into_iter()
+            .map(|(addr, bytes, packets, _)| DestView {
+                addr,
+                bytes,
+                packets,
+            })
+            .collect()
+    }
+
+    /// Marks every host for the next detector pass.
+    pub fn touch_all(&mut self) {
+        let rules = self.rules.clone();
+        self.hosts.relabel(&rules);
+        self.changed = true;
+    }
+}
+
+/// A host had traffic or a contact at `tick`: its counts expire a
+/// horizon later, when the wheel looks at it (scheduled once; the look
+/// finds how long it has really been quiet).
+#[inline]
+fn seen(wheel: &mut Wheel, h: &mut HostState, id: u32, tick: u64, horizon: u64) {
+    h.last_seen = h.last_seen.max(tick);
+    if h.expiry_check == u64::MAX {
+        h.expiry_check = tick + horizon;
+        wheel.schedule(tick + horizon, due::item(due::EXPIRY, id));
+    }
+}
+
+/// Puts a host at its place in the ranking by bytes sent, or takes it out
+/// if its window is empty.
+#[inline]
+fn rank(r: &mut Ranking, g: &Geometry, h: &HostState, id: u32, tick: u64) {
+    if h.win.is_empty(g, tick) {
+        r.remove(id);
+        return;
+    }
+    let [sent, _, recv, _] = h.win.sums(g, tick);
+    rank_by(r, id, sent, recv);
+}
+
+#[inline]
+fn rank_by(r: &mut Ranking, id: u32, sent: u64, recv: u64) {
+    if sent > 0 || recv > 0 {
+        r.set(id, sent);
+    } else {
+        r.remove(id);
+    }
+}
+
+/// When to look at an open alert next if its subject does not move: when
+/// its value can fall (the next bucket of a traffic window to slide out,
+/// the next distinct contact to leave a scan window), or, below its
+/// threshold, when its hold-down ends.
+fn schedule_look(
+    l: &mut Lifecycle,
+    cfg: &AggregatorConfig,
+    g: &Geometry,
+    kind: AlertKind,
+    h: &HostState,
+    m: &Measurement,
+    tick: u64,
+) {
+    if !l.is_open(kind, h.addr) {
+        return;
+    }
+    let at = match l.closes_at(kind, h.addr) {
+        Some(close) if !m.over() => close,
+        _ => match kind {
+            AlertKind::Traffic | AlertKind::Inbound => (g.bucket(tick) + 1) * g.width,
+            AlertKind::AddressScan => h
+                .scan
+                .as_ref()
+                .and_then(|s| s.addresses.next_expiry(tick, cfg.scan_ticks))
+                .unwrap_or(tick + 1),
+            AlertKind::PortScan => h
+                .scan
+                .as_ref()
+                .and_then(|s| s.ports.next_expiry(tick, cfg.port_ticks))
+                .unwrap_or(tick + 1),
+        },
+    };
+    l.schedule(kind, h.addr, tick, at.max(tick + 1));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_split_addresses_evenly_and_stably() {
+        for n in [1usize, 2, 3, 8] {
+            let mut counts = vec![0usize; n];
+            for i in 0..80_000u32 {
+                let p = of(Addr::from_v4((0x0a00_0000 + i).to_be_bytes()), n);
+                assert_eq!(p, of(Addr::from_v4((0x0a00_0000 + i).to_be_bytes()), n));
+                counts[p] += 1;
+            }
+            for c in &counts {
+                let even = 80_000 / n;
+                assert!(c.abs_diff(even) < even / 20 + 10, "{n}: {counts:?}");
+            }
+        }
+    }
+}
