@@ -59,6 +59,11 @@ $SUDO ./packaging/test-deb.sh
 
 echo "== fuzzing (bounded)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build) > /tmp/fuzz-build.log 2>&1; then
+    tail -60 /tmp/fuzz-build.log
+    echo "the fuzz targets do not build (see above)" >&2
+    exit 1
+fi
 RUNS=${FUZZ_RUNS:-1000000}
 SECS=${FUZZ_SECONDS:-60}
 for target in parse config ring_block http_request replay_reader; do

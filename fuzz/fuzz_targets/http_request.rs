@@ -19,7 +19,8 @@ fn snapshot() -> &'static Snapshot {
     static SNAP: OnceLock<Snapshot> = OnceLock::new();
     SNAP.get_or_init(|| {
         let mut s = Snapshot::empty(&Config::default(), RuntimeInfo::default());
-        s.hosts = (1..=50u8)
+        s.hosts = std::sync::Arc::new(
+            (1..=50u8)
             .map(|n| HostView {
                 addr: if n % 2 == 0 {
                     Addr::from_v4([10, 0, 0, n])
@@ -39,7 +40,8 @@ fn snapshot() -> &'static Snapshot {
                     packets: 1,
                 }],
             })
-            .collect();
+            .collect(),
+        );
         s
     })
 }
