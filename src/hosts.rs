@@ -71,6 +71,8 @@ pub struct HostTable {
     /// Heap bytes of the hosts' scan sets, kept as they change (a pass over
     /// every host to add them up would cost every tick what the table holds).
     scan_heap: usize,
+    /// Hosts added and freed so far: what tracked changes when this does.
+    changes: u64,
 }
 
 impl HostTable {
@@ -82,6 +84,7 @@ impl HostTable {
             touched: Vec::new(),
             max,
             scan_heap: 0,
+            changes: 0,
         }
     }
 
@@ -96,6 +99,16 @@ impl HostTable {
 
     pub fn max(&self) -> usize {
         self.max
+    }
+
+    /// True when no new host fits.
+    pub fn is_full(&self) -> bool {
+        self.index.len() >= self.max
+    }
+
+    /// Hosts added and freed so far.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// A new bound (reload); hosts beyond it stay until swept.
@@ -136,6 +149,7 @@ impl HostTable {
                     }
                 };
                 v.insert(id);
+                self.changes += 1;
                 id
             }
         };
@@ -247,6 +261,7 @@ impl HostTable {
         h.live = false;
         self.index.remove(&h.addr);
         self.free.push(id);
+        self.changes += 1;
         true
     }
 

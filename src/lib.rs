@@ -2,6 +2,7 @@
 //! operator which hosts send too much and which scan.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod aggregator;
 pub mod alert;
 pub mod capture;

@@ -17,6 +17,7 @@
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 
+use crate::admission::{Admission, Screen};
 use crate::counters::IfaceDelta;
 use crate::wire::{Addr, Role, Summary};
 
@@ -102,6 +103,10 @@ pub struct Untracked {
     /// Contacts (initiations with a port) and answers the tables had no
     /// room for.
     pub port_initiations: u64,
+    /// Of the packets above, those whose source a worker left out as it
+    /// arrived because the aggregator's full tables would have refused it
+    /// ([`crate::admission`]).
+    pub screened_packets: u64,
 }
 
 impl Untracked {
@@ -113,6 +118,7 @@ impl Untracked {
         self.pair_bytes += o.pair_bytes;
         self.pair_packets += o.pair_packets;
         self.port_initiations += o.port_initiations;
+        self.screened_packets += o.screened_packets;
     }
 }
 
@@ -141,10 +147,13 @@ fn insert_bounded(
 struct LastFlow {
     src: Addr,
     dst: Addr,
-    src_id: u32,
-    dst_id: u32,
+    /// Host ids; `None` when the host is left to the untracked totals.
+    src_id: Option<u32>,
+    dst_id: Option<u32>,
     /// Its pair slot; `None` when the pair table had no room for it.
     pair: Option<u32>,
+    /// Its source was screened out.
+    screened: bool,
 }
 
 /// Key of a contact or an answer: (from, to, protocol, port). For a contact
@@ -198,6 +207,8 @@ pub struct Shard {
     /// The flow of the previous packet: packets come in bursts of one flow,
     /// and a hit here skips every table lookup.
     last_flow: Option<LastFlow>,
+    /// Sources the aggregator would refuse, left out as they arrive.
+    screen: Screen,
     pub untracked: Untracked,
     pub totals: Totals,
     /// UDP flows the worker's flow table pushed out while they were live
@@ -233,6 +244,7 @@ impl Shard {
                 hasher.clone(),
             ),
             last_flow: None,
+            screen: Screen::default(),
             untracked: Untracked::default(),
             totals: Totals::default(),
             udp_evicted: 0,
@@ -289,24 +301,37 @@ impl Shard {
         self.totals.packets += 1;
         self.totals.bytes += len;
         let (src, dst, pair) = match self.last_flow {
-            Some(l) if l.src == s.src && l.dst == s.dst => (Some(l.src_id), Some(l.dst_id), l.pair),
+            Some(l) if l.src == s.src && l.dst == s.dst => {
+                self.untracked.screened_packets += u64::from(l.screened);
+                (l.src_id, l.dst_id, l.pair)
+            }
             _ => {
-                let src = self.host(s.src);
-                let dst = self.host(s.dst);
+                let screened = self.screen.refuses(s.src);
+                let (src, dst) = if screened {
+                    // Its host and its pair would be refused; the
+                    // destination only if the aggregator refuses it too.
+                    self.untracked.screened_packets += 1;
+                    let dst = if self.screen.refuses(s.dst) {
+                        None
+                    } else {
+                        self.host(s.dst)
+                    };
+                    (None, dst)
+                } else {
+                    (self.host(s.src), self.host(s.dst))
+                };
                 let pair = match (src, dst) {
-                    (Some(i), Some(j)) => {
-                        let pair = self.pair(i, j);
-                        self.last_flow = Some(LastFlow {
-                            src: s.src,
-                            dst: s.dst,
-                            src_id: i,
-                            dst_id: j,
-                            pair,
-                        });
-                        pair
-                    }
+                    (Some(i), Some(j)) => self.pair(i, j),
                     _ => None,
                 };
+                self.last_flow = Some(LastFlow {
+                    src: s.src,
+                    dst: s.dst,
+                    src_id: src,
+                    dst_id: dst,
+                    pair,
+                    screened,
+                });
                 (src, dst, pair)
             }
         };
@@ -379,6 +404,19 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// Takes what the aggregator will refuse (given back with the shard).
+    pub fn set_admission(&mut self, a: Option<std::sync::Arc<Admission>>) {
+        self.screen.set(a);
+        self.last_flow = None;
+    }
+
+    /// A tick starts: screening applies to it or not. Recording before the
+    /// first call screens nothing.
+    pub fn begin_tick(&mut self, tick: u64) {
+        self.screen.begin(tick);
+        self.last_flow = None;
     }
 
     /// Adds an interface's counters, into its existing entry if it has one:

@@ -32,6 +32,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use crate::admission::{Admission, Filter};
 use crate::alert::{Alert, AlertEvent, AlertKind, Now, Situation, Transition};
 use crate::config::{Config, ScanCount};
 use crate::counters::IfaceDelta;
@@ -192,6 +193,18 @@ pub struct Aggregator {
     runtime: Arc<RuntimeInfo>,
     /// Alert ids, shared by the partitions' lifecycles.
     ids: Arc<AtomicU64>,
+    /// What the full partitions refuse, for the workers.
+    admission: Option<Arc<Admission>>,
+    /// The filter of the last admission and what it was built from.
+    screen_built: Option<ScreenBuilt>,
+    filters_built: u64,
+}
+
+#[derive(Debug)]
+struct ScreenBuilt {
+    full: Vec<bool>,
+    versions: Vec<(u64, u64)>,
+    filter: Arc<Filter>,
 }
 
 /// Counts of the aggregator's work since it started.
@@ -205,6 +218,8 @@ pub struct Work {
     pub hosts_due: u64,
     /// Host views built for snapshots.
     pub views_built: u64,
+    /// Admission filters built (`crate::admission`).
+    pub filters_built: u64,
 }
 
 /// The hosts and alerts of the last snapshot, and until when they hold.
@@ -286,6 +301,9 @@ impl Aggregator {
             config_json: Arc::new(serde_json::to_value(config).unwrap_or_default()),
             runtime: Arc::new(runtime),
             ids,
+            admission: None,
+            screen_built: None,
+            filters_built: 0,
             cfg,
         }
     }
@@ -320,6 +338,10 @@ impl Aggregator {
         };
         self.config_json = Arc::new(serde_json::to_value(config).unwrap_or_default());
         self.cfg = cfg;
+        // Bounds may have changed: screening starts again once the tables
+        // are full under the new ones.
+        self.admission = None;
+        self.screen_built = None;
     }
 
     /// Puts back the alerts that were open when the daemon last stopped.
@@ -455,9 +477,80 @@ impl Aggregator {
         let situation = self.situation(tick, unix_ms);
         let results = each_part(&mut self.parts, |p| p.close(&situation));
         let events = self.announce(results, situation.now);
+        self.refresh_admission(tick);
         self.late_total += u64::from(health.late_workers);
         self.ifaces.end_tick(tick);
         (events, situation.drop_ratio)
+    }
+
+    /// What the workers may leave out of their shards after `tick`
+    /// ([`crate::admission`]): `None` while every partition has room.
+    pub fn admission(&self) -> Option<Arc<Admission>> {
+        self.admission.clone()
+    }
+
+    /// Works out the admission after closing `tick`. The filter is built
+    /// again only when what the full partitions track changed: under a
+    /// long flood, once per expiry wave or pair generation, not per tick.
+    fn refresh_admission(&mut self, tick: u64) {
+        if self.failed.is_some() {
+            // Every contact waits for its answer in the coordinator,
+            // tracked host or not: nothing can be left out.
+            self.admission = None;
+            return;
+        }
+        let through: Vec<Option<u64>> = self
+            .parts
+            .iter()
+            .map(|p| p.full_through(tick).filter(|&t| t > tick))
+            .collect();
+        if through.iter().all(Option::is_none) {
+            self.admission = None;
+            return;
+        }
+        if let Some(a) = &self.admission {
+            if a.through() == through.as_slice()
+                && self
+                    .screen_built
+                    .as_ref()
+                    .is_some_and(|b| Arc::ptr_eq(&b.filter, a.filter()) && self.built_matches(b))
+            {
+                return;
+            }
+        }
+        let full: Vec<bool> = through.iter().map(Option::is_some).collect();
+        let reuse = self
+            .screen_built
+            .as_ref()
+            .filter(|b| b.full == full && self.built_matches(b))
+            .map(|b| b.filter.clone());
+        let filter = match reuse {
+            Some(f) => f,
+            None => {
+                let parts = self.parts.iter().zip(&full).filter(|(_, f)| **f);
+                let bound = parts.clone().map(|(p, _)| p.tracked_bound()).sum();
+                let mut f = Filter::with_capacity(bound);
+                for (p, _) in parts {
+                    p.tracked(tick, |a| f.insert(a));
+                }
+                let f = Arc::new(f);
+                self.filters_built += 1;
+                self.screen_built = Some(ScreenBuilt {
+                    full,
+                    versions: self.parts.iter().map(|p| p.tracked_version()).collect(),
+                    filter: f.clone(),
+                });
+                f
+            }
+        };
+        self.admission = Some(Arc::new(Admission::new(through, filter)));
+    }
+
+    fn built_matches(&self, b: &ScreenBuilt) -> bool {
+        b.versions
+            .iter()
+            .zip(&self.parts)
+            .all(|(v, p)| *v == p.tracked_version())
     }
 
     /// The detector pass alone (benchmarks): every host touched and every
@@ -728,6 +821,7 @@ impl Aggregator {
     pub fn work(&self) -> Work {
         let mut w = Work {
             ticks: self.ticks,
+            filters_built: self.filters_built,
             ..Work::default()
         };
         for p in &self.parts {

@@ -20,16 +20,10 @@ use crate::wheel::Wheel;
 use crate::window::Geometry;
 use crate::wire::Addr;
 
-/// Which of `n` partitions an address belongs to: the same on every
-/// thread and every run.
+/// Which of `n` partitions an address belongs to.
 #[inline]
 pub fn of(a: Addr, n: usize) -> usize {
-    if n == 1 {
-        return 0;
-    }
-    let x = (a.0 as u64) ^ ((a.0 >> 64) as u64).rotate_left(29);
-    let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    ((h >> 32) as usize) % n
+    a.part(n)
 }
 
 /// Alerts opened and closed in a partition's detector pass.
@@ -49,7 +43,11 @@ pub struct Partition {
     fingerprint: Hasher,
     touched: Vec<u32>,
     /// Host work scheduled for later ticks (window slides, expiry).
+    /// Window slides of hosts.
     wheel: Wheel,
+    /// Expiry checks of hosts, apart: the first one is the earliest tick a
+    /// host may be freed (see [`Partition::full_through`]).
+    expiries: Wheel,
     /// Hosts by bytes sent over the window, for the listed ones.
     ranking: Ranking,
     drained: Vec<u64>,
@@ -105,6 +103,7 @@ impl Partition {
             fingerprint: Hasher::new(),
             touched: Vec::new(),
             wheel: Wheel::new(0),
+            expiries: Wheel::new(0),
             ranking: Ranking::new(),
             drained: Vec::new(),
             ids: Vec::new(),
@@ -133,6 +132,7 @@ impl Partition {
             self.hosts = HostTable::new(share(cfg.max_hosts), &hasher);
             self.pairs = PairWindow::new(cfg.traffic_ticks, share(cfg.max_pairs), &hasher);
             self.wheel = Wheel::new(0);
+            self.expiries = Wheel::new(0);
             self.ranking = Ranking::new();
         }
         self.rules = rules;
@@ -179,7 +179,7 @@ impl Partition {
                         self.wheel
                             .schedule((bucket + g.buckets) * g.width, due::item(due::SLIDE, id));
                     }
-                    seen(&mut self.wheel, st, id, t, horizon);
+                    seen(&mut self.expiries, st, id, t, horizon);
                 }
                 None => {
                     ids.push(u32::MAX);
@@ -234,7 +234,13 @@ impl Partition {
         self.hosts.with_scan(id, |s| {
             s.addresses.touch(key, tick, window, limit as usize + 1)
         });
-        seen(&mut self.wheel, self.hosts.slot_mut(id), id, tick, horizon);
+        seen(
+            &mut self.expiries,
+            self.hosts.slot_mut(id),
+            id,
+            tick,
+            horizon,
+        );
         // Contacts resolved a tick late (count = "failed") come without
         // traffic of their own this tick.
         self.hosts.touch(id);
@@ -254,7 +260,13 @@ impl Partition {
         let window = self.cfg.port_ticks;
         self.hosts
             .with_scan(id, |s| s.ports.touch(key, tick, window, limit as usize + 1));
-        seen(&mut self.wheel, self.hosts.slot_mut(id), id, tick, horizon);
+        seen(
+            &mut self.expiries,
+            self.hosts.slot_mut(id),
+            id,
+            tick,
+            horizon,
+        );
         self.hosts.touch(id);
     }
 
@@ -281,11 +293,46 @@ impl Partition {
         if self.recheck_alerts {
             return Some(tick + 1);
         }
-        [self.wheel.next_due(), self.lifecycle.next_due()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|t| t.max(tick + 1))
+        [
+            self.wheel.next_due(),
+            self.expiries.next_due(),
+            self.lifecycle.next_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.max(tick + 1))
+    }
+
+    /// If this partition takes no new host and no new source's pair after
+    /// tick `tick`, the last tick through which that holds: until a host
+    /// may expire (freed at the close of its tick, after that tick's
+    /// merges) and while the pair generation lasts. `None` if it has room.
+    pub fn full_through(&self, tick: u64) -> Option<u64> {
+        if !self.hosts.is_full() {
+            return None;
+        }
+        let pairs = self.pairs.full_through(tick)?;
+        let hosts = self.expiries.next_due().unwrap_or(u64::MAX);
+        Some(pairs.min(hosts))
+    }
+
+    /// What the hosts and sources a full partition takes depend on: it
+    /// changes whenever they may have.
+    pub fn tracked_version(&self) -> (u64, u64) {
+        (self.hosts.changes(), self.pairs.changes())
+    }
+
+    /// Every host it tracks and every source with pairs in the generation
+    /// of `tick`: what it still takes counts of when full.
+    pub fn tracked(&self, tick: u64, mut f: impl FnMut(Addr)) {
+        self.hosts.iter().for_each(|h| f(h.addr));
+        self.pairs.sources_at(tick, f);
+    }
+
+    /// How many [`Partition::tracked`] gives, at most.
+    pub fn tracked_bound(&self) -> usize {
+        self.hosts.len() + self.pairs.len()
     }
 
     /// The tick's work: resolved contacts, the detector pass, the hosts
@@ -303,6 +350,7 @@ impl Partition {
         let mut items = std::mem::take(&mut self.drained);
         items.clear();
         self.wheel.drain(tick, &mut items);
+        self.expiries.drain(tick, &mut items);
         let horizon = self.cfg.horizon(&self.geo);
         let scans = (self.cfg.scan_ticks, self.cfg.port_ticks);
         for &item in &items {
@@ -326,18 +374,18 @@ impl Partition {
                     let expires = h.last_seen + horizon;
                     if expires > tick {
                         h.expiry_check = expires;
-                        self.wheel.schedule(expires, item);
+                        self.expiries.schedule(expires, item);
                     } else if h.alerting != 0 {
                         // Freed once its alerts close.
                         h.expiry_check = tick + horizon;
-                        self.wheel.schedule(tick + horizon, item);
+                        self.expiries.schedule(tick + horizon, item);
                     } else if self.hosts.try_free(id, &self.geo, tick, scans) {
                         self.ranking.remove(id);
                         self.changed = true;
                     } else {
                         let h = self.hosts.slot_mut(id);
                         h.expiry_check = tick + 1;
-                        self.wheel.schedule(tick + 1, item);
+                        self.expiries.schedule(tick + 1, item);
                     }
                 }
             }

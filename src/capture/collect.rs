@@ -95,7 +95,7 @@ impl Collector {
                             got[w] = true;
                         }
                         if !shard.last {
-                            side.give_back(shard);
+                            side.give_back(shard, self.agg.admission());
                         }
                     }
                     if abandoned && !finished[w] {

@@ -251,6 +251,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
             if shard.is_empty() {
                 shard.first_tick = tick;
             }
+            shard.begin_tick(tick);
             deadline = clock.end_of(tick);
             if fault.due(report.handovers) {
                 return fault.strike(report);

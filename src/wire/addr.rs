@@ -24,6 +24,18 @@ impl Addr {
         Addr(u128::from_be_bytes(b))
     }
 
+    /// Which of `n` parts (the aggregator's partitions) the address falls
+    /// in: the same on every thread and every run.
+    #[inline]
+    pub fn part(self, n: usize) -> usize {
+        if n == 1 {
+            return 0;
+        }
+        let x = (self.0 as u64) ^ ((self.0 >> 64) as u64).rotate_left(29);
+        let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((h >> 32) as usize) % n
+    }
+
     /// True for an IPv4 host.
     pub fn is_v4(self) -> bool {
         self.0 >> 32 == V4_MAPPED >> 32
