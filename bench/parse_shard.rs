@@ -6,18 +6,24 @@
 //! - `1000_hosts`: 1 000 hosts talking to 16 peers each;
 //! - `1M_sources`: one million random source addresses (a spoofed flood)
 //!   toward 1 000 servers, against the default table bounds, so most of
-//!   them end in the untracked total as they would live.
+//!   them end in the untracked total as they would live;
+//! - `1M_sources_screened`: a spoofed flood toward one victim once the
+//!   aggregator's host table is full: the worker screens each source
+//!   against the admission filter of a full table (65 536 hosts), as it
+//!   does live in a flood's steady state.
 //!
 //! Run: `cargo bench --bench parse_shard`. Throughput is in packets (the
 //! criterion "elements"); one worker is one core.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+use trafficalerted::admission::{Admission, Filter};
 use trafficalerted::config::Config;
 use trafficalerted::counters::{IfaceDelta, count_frame};
 use trafficalerted::flows::UdpFlows;
 use trafficalerted::shard::{Hasher, Shard, ShardLimits};
-use trafficalerted::wire::{Decap, LinkType, Meta};
+use trafficalerted::wire::{Addr, Decap, LinkType, Meta};
 
 const FRAMES: usize = 1_000_000;
 const FRAME_LEN: usize = 64;
@@ -96,6 +102,7 @@ fn build(mut pick: impl FnMut(usize) -> (u32, u32)) -> Frames {
 
 fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta, flows: &mut UdpFlows) {
     shard.clear();
+    shard.begin_tick(0);
     flows.rotate();
     for &(off, len) in &frames.offsets {
         let data = &frames.bytes[off as usize..off as usize + len as usize];
@@ -125,7 +132,7 @@ fn limits() -> ShardLimits {
     }
 }
 
-fn bench(c: &mut Criterion) {
+fn bench(cr: &mut Criterion) {
     let hosts_1000 = build(|i| {
         let src = (i * 7919) % 1000;
         let dst = (src * 7 + (i / 1000) % 16) % 1000;
@@ -134,12 +141,30 @@ fn bench(c: &mut Criterion) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let random_sources = build(|i| (rng.random::<u32>() | 1, 0xc000_0200 + (i % 1000) as u32));
 
-    let mut g = c.benchmark_group("parse_shard");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(43);
+    let flood = build(|_| (rng.random::<u32>() | 1, 0x0a02_0002));
+    // What a full table at the default bounds still takes: its hosts,
+    // none of them the flood's.
+    let c = Config::default();
+    let tracked = c.traffic.max_hosts;
+    let mut filter = Filter::with_capacity(tracked);
+    filter.insert(Addr::from_v4([10, 2, 0, 2]));
+    for _ in 0..tracked {
+        filter.insert(Addr::from_v4(rng.random::<u32>().to_be_bytes()));
+    }
+    let admission = Arc::new(Admission::new(vec![Some(u64::MAX)], Arc::new(filter)));
+
+    let mut g = cr.benchmark_group("parse_shard");
     g.throughput(Throughput::Elements(FRAMES as u64));
     g.sample_size(20);
     let hasher = Hasher::new();
-    for (name, frames) in [("1000_hosts", &hosts_1000), ("1M_sources", &random_sources)] {
+    for (name, frames, admission) in [
+        ("1000_hosts", &hosts_1000, None),
+        ("1M_sources", &random_sources, None),
+        ("1M_sources_screened", &flood, Some(admission)),
+    ] {
         let mut shard = Shard::new(limits(), &hasher);
+        shard.set_admission(admission);
         let mut iface = IfaceDelta::new(1);
         let mut flows = UdpFlows::new(trafficalerted::flows::SLOTS);
         g.bench_function(name, |b| {

@@ -2,26 +2,64 @@
 //! aggregator would refuse them anyway.
 //!
 //! Under a flood from spoofed sources every packet comes from a new
-//! address. Once the host and pair tables are full, the aggregator drops
-//! every new source (its bytes go to the untracked totals) — but only after
-//! the worker has put it into its shard and the aggregator has looked it
-//! up: the whole cost of the flood, spent on hosts nobody keeps.
+//! address. Once the host table is full, the aggregator drops every new
+//! source (its bytes, and its pairs', go to the untracked totals) — but
+//! only after the worker has put it into its shard and the aggregator has
+//! looked it up: the whole cost of the flood, spent on hosts nobody keeps.
 //!
 //! The aggregator knows when that holds and for how long: a partition whose
-//! host and pair tables are full takes no new host and no new source's
-//! pair until a host may expire (its schedule says when) or the pair window
-//! moves to its next generation. For those ticks it publishes an
-//! [`Admission`]: a Bloom filter of every host it tracks and every source in
-//! the current pair generation. A worker counts a source the filter does not
-//! hold straight into the untracked totals, as the aggregator would have
-//! done. The filter has false positives (those take the usual path and the
-//! aggregator refuses them) and no false negatives, so the counts come out
-//! the same to the byte; only the work is saved.
+//! host table is full takes no new host until one may expire, and its
+//! schedule says when. For those ticks it publishes an [`Admission`]: a
+//! Bloom filter of every host it tracks. A worker counts a source the filter
+//! does not hold straight into the untracked totals, as the aggregator
+//! would have done. The filter has false positives (those take the usual
+//! path and the aggregator refuses them) and no false negatives, so the
+//! counts come out the same to the byte; only the work is saved.
 //!
-//! The admission travels with the emptied shards the aggregator gives back,
-//! so publishing takes nothing a worker would wait on.
+//! The aggregator pins the latest admission on a [`Board`] after every
+//! tick; a worker looks at the board's version once per turn of its loop (an
+//! atomic load) and takes the new admission when it changed, so a flood is
+//! screened from the tick after the tables fill. Nothing a worker does
+//! waits on the aggregator.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwapOption;
 
 use crate::wire::Addr;
+
+/// Where the aggregator pins the latest admission for the workers.
+#[derive(Debug, Default)]
+pub struct Board {
+    version: AtomicU64,
+    current: ArcSwapOption<Admission>,
+}
+
+impl Board {
+    /// Pins `a` if it is not the one pinned already.
+    pub fn publish(&self, a: Option<Arc<Admission>>) {
+        let same = match (&*self.current.load(), &a) {
+            (None, None) => true,
+            (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+            _ => false,
+        };
+        if !same {
+            self.current.store(a);
+            self.version.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Changes with every new admission pinned.
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    pub fn current(&self) -> Option<Arc<Admission>> {
+        self.current.load_full()
+    }
+}
 
 /// What the aggregator will refuse, and until when.
 #[derive(Debug)]
@@ -29,17 +67,17 @@ pub struct Admission {
     /// Per partition: the last tick through which it takes no new host or
     /// source (`None`: not full, everything is taken).
     through: Vec<Option<u64>>,
-    filter: std::sync::Arc<Filter>,
+    filter: Arc<Filter>,
 }
 
 impl Admission {
-    pub fn new(through: Vec<Option<u64>>, filter: std::sync::Arc<Filter>) -> Admission {
+    pub fn new(through: Vec<Option<u64>>, filter: Arc<Filter>) -> Admission {
         Admission { through, filter }
     }
 
     /// The filter it was built with (kept across ticks while the tables it
     /// describes do not change).
-    pub fn filter(&self) -> &std::sync::Arc<Filter> {
+    pub fn filter(&self) -> &Arc<Filter> {
         &self.filter
     }
 
@@ -56,7 +94,7 @@ impl Admission {
 /// A worker's view of the admission for its current tick.
 #[derive(Debug, Default)]
 pub struct Screen {
-    admission: Option<std::sync::Arc<Admission>>,
+    admission: Option<Arc<Admission>>,
     /// Per partition: screening applies this tick.
     active: Vec<bool>,
     any: bool,
@@ -64,7 +102,7 @@ pub struct Screen {
 
 impl Screen {
     /// Takes the admission the aggregator gave back with a shard.
-    pub fn set(&mut self, a: Option<std::sync::Arc<Admission>>) {
+    pub fn set(&mut self, a: Option<Arc<Admission>>) {
         self.admission = a;
         self.any = false;
     }
@@ -87,6 +125,19 @@ impl Screen {
         self.any
     }
 
+    /// Starts loading the filter block [`Screen::refuses`] will read for `a`.
+    #[inline]
+    pub fn prefetch(&self, a: Addr) {
+        if !self.any {
+            return;
+        }
+        if let Some(adm) = &self.admission {
+            if self.active[a.part(self.active.len())] {
+                adm.filter.prefetch(a);
+            }
+        }
+    }
+
     /// True if the aggregator certainly refuses `a` as a new host and as a
     /// new pair's source this tick.
     #[inline]
@@ -104,9 +155,8 @@ impl Screen {
 /// Words per block: a key sets one bit in each, all in one cache line.
 const WORDS: usize = 8;
 /// Bits of filter per key it is built for: about 0.5 % false positives
-/// with eight bits set per key, and a filter for the default tables
-/// (65 536 hosts, 262 144 pairs' sources) of under 500 KiB, which stays in
-/// a worker's cache.
+/// with eight bits set per key, and 96 KiB for the default 65 536 hosts,
+/// which stays in a worker's cache.
 const BITS_PER_KEY: usize = 12;
 /// Odd multipliers that pick a key's bit in each word.
 const SALT: [u32; WORDS] = [
@@ -165,6 +215,12 @@ impl Filter {
         }
     }
 
+    /// Starts loading the block [`Filter::may_hold`] reads for `a`.
+    #[inline]
+    pub fn prefetch(&self, a: Addr) {
+        tpacket::prefetch(&self.blocks[self.block(self.hash(a))]);
+    }
+
     /// False if `a` was certainly never inserted.
     #[inline]
     pub fn may_hold(&self, a: Addr) -> bool {
@@ -185,7 +241,6 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn v4(n: u32) -> Addr {
         Addr::from_v4(n.to_be_bytes())
@@ -205,6 +260,26 @@ mod tests {
             .filter(|i| f.may_hold(v4(0xc000_0000 + i * 13)))
             .count();
         assert!(others < n as usize / 100, "{others} false positives");
+    }
+
+    #[test]
+    fn the_board_changes_version_only_for_a_new_admission() {
+        let b = Board::default();
+        let v0 = b.version();
+        b.publish(None);
+        assert_eq!(b.version(), v0);
+        let a = Arc::new(Admission::new(
+            vec![Some(3)],
+            Arc::new(Filter::with_capacity(1)),
+        ));
+        b.publish(Some(a.clone()));
+        assert_eq!(b.version(), v0 + 1);
+        b.publish(Some(a.clone()));
+        assert_eq!(b.version(), v0 + 1);
+        assert!(Arc::ptr_eq(&b.current().unwrap(), &a));
+        b.publish(None);
+        assert_eq!(b.version(), v0 + 2);
+        assert!(b.current().is_none());
     }
 
     #[test]

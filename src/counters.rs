@@ -1,11 +1,13 @@
 //! Per-interface counters: what the capture saw on an interface, what the
 //! parser made of it, and what the kernel dropped.
 
+use std::collections::VecDeque;
+
 use serde::Serialize;
 
 use crate::flows::UdpFlows;
 use crate::shard::Shard;
-use crate::wire::{self, Decap, LinkType, Malformed, Meta, NonIp, Skip, TunnelSkip};
+use crate::wire::{self, Decap, LinkType, Malformed, Meta, NonIp, Skip, Summary, TunnelSkip};
 
 /// Parses one frame and counts it: into the interface's counters always, and
 /// into the shard if it is an IP packet (UDP datagrams first told apart as
@@ -21,7 +23,64 @@ pub fn count_frame(
     shard: &mut Shard,
     flows: &mut UdpFlows,
 ) {
-    match wire::parse_with(link, data, meta, decap) {
+    count_parsed(wire::parse_with(link, data, meta, decap), c, shard, flows);
+}
+
+/// A frame parsed ahead of counting it ([`count_parsed`]).
+pub type Parsed = Result<Summary, Skip>;
+
+/// Frames parsed ahead of being counted: the memory their counting touches
+/// at random (a UDP flow's slot, the admission filter) is asked for this
+/// many frames before it is read, so that under a flood of new sources the
+/// misses overlap instead of being waited for one by one.
+pub const AHEAD: usize = 16;
+
+/// Counts parsed frames [`AHEAD`] frames behind their parse, with the UDP
+/// flow table they are classified with.
+#[derive(Debug)]
+pub struct Counter {
+    pub flows: UdpFlows,
+    ahead: VecDeque<Parsed>,
+}
+
+impl Counter {
+    pub fn new(flows: UdpFlows) -> Counter {
+        Counter {
+            flows,
+            ahead: VecDeque::with_capacity(AHEAD),
+        }
+    }
+
+    /// Takes a parsed frame: asks for its memory now, counts the frame
+    /// parsed [`AHEAD`] frames before it.
+    #[inline]
+    pub fn push(&mut self, p: Parsed, c: &mut IfaceDelta, shard: &mut Shard) {
+        if let Ok(s) = &p {
+            self.flows.prefetch(s);
+            shard.prefetch(s);
+        }
+        if self.ahead.len() == AHEAD {
+            if let Some(q) = self.ahead.pop_front() {
+                count_parsed(q, c, shard, &mut self.flows);
+            }
+        }
+        self.ahead.push_back(p);
+    }
+
+    /// Counts the frames still waiting (at the end of a block: their
+    /// interface's counters are `c`).
+    #[inline]
+    pub fn flush(&mut self, c: &mut IfaceDelta, shard: &mut Shard) {
+        while let Some(q) = self.ahead.pop_front() {
+            count_parsed(q, c, shard, &mut self.flows);
+        }
+    }
+}
+
+/// [`count_frame`] after the parse.
+#[inline]
+pub fn count_parsed(p: Parsed, c: &mut IfaceDelta, shard: &mut Shard, flows: &mut UdpFlows) {
+    match p {
         Ok(mut s) => {
             flows.classify(&mut s);
             c.ip_packets += 1;

@@ -104,6 +104,19 @@ impl UdpFlows {
         (m2 as u64) ^ ((m2 >> 64) as u64)
     }
 
+    /// Starts loading the slot [`UdpFlows::classify`] will look at for `s`.
+    #[inline]
+    pub fn prefetch(&self, s: &Summary) {
+        if s.proto != proto::UDP || !s.has_ports {
+            return;
+        }
+        let from = (s.src, s.src_port);
+        let to = (s.dst, s.dst_port);
+        let (lo, hi) = if from <= to { (from, to) } else { (to, from) };
+        let i = self.fingerprint(lo, hi) as usize & self.mask;
+        tpacket::prefetch(&self.slots[i]);
+    }
+
     /// Marks a UDP datagram as an answer or an initiation.
     #[inline]
     pub fn classify(&mut self, s: &mut Summary) {

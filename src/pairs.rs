@@ -105,8 +105,6 @@ pub struct PairWindow {
     max: usize,
     len: usize,
     hasher: Hasher,
-    /// Sources added to a generation, and generations started, so far.
-    changes: u64,
 }
 
 impl PairWindow {
@@ -123,7 +121,6 @@ impl PairWindow {
             max,
             len: 0,
             hasher: hasher.clone(),
-            changes: 0,
         }
     }
 
@@ -163,7 +160,6 @@ impl PairWindow {
                 g.by_src.shrink_to(keep);
             }
             g.epoch = epoch;
-            self.changes += 1;
         }
         let full = self.len >= self.max;
         match g.by_src.entry(src) {
@@ -183,43 +179,11 @@ impl PairWindow {
             Entry::Vacant(_) if full => return false,
             Entry::Vacant(v) => {
                 g.heap += v.insert(Dests::Few(vec![(dst, c)])).heap_bytes();
-                self.changes += 1;
             }
         }
         g.pairs += 1;
         self.len += 1;
         true
-    }
-
-    /// Sources added and generations started so far.
-    pub fn changes(&self) -> u64 {
-        self.changes
-    }
-
-    /// If the window is full, the last tick through which it takes no pair
-    /// it does not hold in the generation of `tick`: the end of that
-    /// generation, or `tick` itself if the generation has not started yet
-    /// and starting it frees room. `None` if it has room.
-    pub fn full_through(&self, tick: u64) -> Option<u64> {
-        if self.len < self.max {
-            return None;
-        }
-        let epoch = self.geo.bucket(tick);
-        let g = &self.gens[(epoch % GENERATIONS as u64) as usize];
-        if g.epoch != epoch && g.pairs > 0 {
-            return Some(tick);
-        }
-        Some((epoch + 1) * self.geo.width - 1)
-    }
-
-    /// The sources with pairs in the generation of `tick`: the only ones a
-    /// full window takes more of.
-    pub fn sources_at(&self, tick: u64, mut f: impl FnMut(Addr)) {
-        let epoch = self.geo.bucket(tick);
-        let g = &self.gens[(epoch % GENERATIONS as u64) as usize];
-        if g.epoch == epoch {
-            g.by_src.keys().for_each(|&a| f(a));
-        }
     }
 
     fn live(&self, now: u64) -> impl Iterator<Item = &Generation> {

@@ -27,7 +27,30 @@ pub struct Ranking {
     len: usize,
     /// The highest bucket that may hold a host.
     top: usize,
+    /// Per bucket: hosts in it.
+    counts: Vec<u32>,
+    /// Crowded buckets in order, kept and patched as hosts move: under a
+    /// flood of spoofed sources tens of thousands of hosts share a bucket
+    /// or two, and sorting them again every tick would cost what the table
+    /// holds.
+    sorted: Vec<Sorted>,
 }
+
+/// A crowded bucket's hosts in order, and the hosts that moved in, out or
+/// within it since.
+#[derive(Debug)]
+struct Sorted {
+    bucket: usize,
+    ids: Vec<u32>,
+    moved: Vec<u32>,
+    /// More moved than is worth patching: sorted again when next asked.
+    stale: bool,
+}
+
+/// Buckets with more hosts than this have their order kept.
+const KEEP_SORTED: u32 = 512;
+/// Crowded buckets whose order is kept at most.
+const SORTED_KEPT: usize = 8;
 
 const UNRANKED: u16 = u16::MAX;
 
@@ -48,6 +71,7 @@ impl Ranking {
     pub fn new() -> Ranking {
         Ranking {
             heads: vec![NONE; BUCKETS],
+            counts: vec![0; BUCKETS],
             ..Ranking::default()
         }
     }
@@ -79,6 +103,8 @@ impl Ranking {
 
     fn unlink(&mut self, i: usize) {
         let b = self.bucket[i] as usize;
+        self.counts[b] -= 1;
+        self.moved(b, i as u32);
         let (p, n) = (self.prev[i], self.next[i]);
         if p == NONE {
             self.heads[b] = n;
@@ -97,10 +123,14 @@ impl Ranking {
         self.grow(i);
         let b = bucket_of(key);
         let old = self.bucket[i];
-        self.key[i] = key;
         if old as usize == b {
+            if self.key[i] != key {
+                self.key[i] = key;
+                self.moved(b, id);
+            }
             return;
         }
+        self.key[i] = key;
         if old != UNRANKED {
             self.unlink(i);
         } else {
@@ -114,6 +144,8 @@ impl Ranking {
         }
         self.heads[b] = id;
         self.bucket[i] = b as u16;
+        self.counts[b] += 1;
+        self.moved(b, id);
         self.top = self.top.max(b);
     }
 
@@ -129,26 +161,135 @@ impl Ranking {
 
     /// The `k` largest keys' ids, largest first; ties in the order `tie`
     /// gives. Costs the hosts in the buckets walked, not all hosts.
-    pub fn top(&self, k: usize, mut tie: impl FnMut(u32, u32) -> std::cmp::Ordering) -> Vec<u32> {
+    /// `tie` must give the same order for the same two hosts every time.
+    pub fn top(
+        &mut self,
+        k: usize,
+        mut tie: impl FnMut(u32, u32) -> std::cmp::Ordering,
+    ) -> Vec<u32> {
+        let counts = &self.counts;
+        // Orders kept are of crowded buckets only: their memory stays within
+        // one id per host.
+        self.sorted.retain(|s| counts[s.bucket] > KEEP_SORTED);
         let mut out = Vec::with_capacity(k.min(self.len));
         let mut b = self.top.min(BUCKETS - 1) as isize;
         while b >= 0 && out.len() < k {
-            let start = out.len();
-            let mut id = self.heads[b as usize];
-            while id != NONE {
-                out.push(id);
-                id = self.next[id as usize];
-            }
-            // Buckets hold a range of keys: order within, by key then tie.
-            out[start..].sort_unstable_by(|&x, &y| {
-                self.key[y as usize]
-                    .cmp(&self.key[x as usize])
-                    .then_with(|| tie(x, y))
-            });
+            let bu = b as usize;
             b -= 1;
+            if self.heads[bu] == NONE {
+                continue;
+            }
+            let want = k - out.len();
+            if self.counts[bu] > KEEP_SORTED {
+                let at = self.crowded(bu, &mut tie);
+                let ids = &self.sorted[at].ids;
+                out.extend_from_slice(&ids[..want.min(ids.len())]);
+                continue;
+            }
+            let start = out.len();
+            self.bucket_ids(bu, &mut out);
+            let (_, mine) = out.split_at_mut(start);
+            self.order(mine, &mut tie);
         }
         out.truncate(k);
         out
+    }
+
+    /// Notes that `id` moved into, out of or within bucket `b`.
+    #[inline]
+    fn moved(&mut self, b: usize, id: u32) {
+        for s in self.sorted.iter_mut().filter(|s| s.bucket == b) {
+            if s.stale {
+                continue;
+            }
+            if s.moved.len() >= (s.ids.len() / 8).max(64) {
+                s.stale = true;
+                s.moved = Vec::new();
+            } else {
+                s.moved.push(id);
+            }
+        }
+    }
+
+    /// The index in `sorted` of crowded bucket `b`'s order, brought up to
+    /// date: patched for the few hosts that moved, sorted again if many did
+    /// or it was not kept.
+    fn crowded(&mut self, b: usize, tie: &mut impl FnMut(u32, u32) -> std::cmp::Ordering) -> usize {
+        let found = self.sorted.iter().position(|s| s.bucket == b);
+        if let Some(i) = found.filter(|&i| !self.sorted[i].stale) {
+            let mut s = std::mem::replace(
+                &mut self.sorted[i],
+                Sorted {
+                    bucket: b,
+                    ids: Vec::new(),
+                    moved: Vec::new(),
+                    stale: false,
+                },
+            );
+            if !s.moved.is_empty() {
+                s.moved.sort_unstable();
+                s.moved.dedup();
+                let moved = &s.moved;
+                s.ids.retain(|id| moved.binary_search(id).is_err());
+                for &id in moved {
+                    if self.bucket[id as usize] as usize == b {
+                        let at = s.ids.partition_point(|&x| self.cmp(x, id, tie).is_lt());
+                        s.ids.insert(at, id);
+                    }
+                }
+                s.moved.clear();
+            }
+            self.sorted[i] = s;
+            return i;
+        }
+        let mut ids = Vec::with_capacity(self.counts[b] as usize);
+        self.bucket_ids(b, &mut ids);
+        self.order(&mut ids, tie);
+        let s = Sorted {
+            bucket: b,
+            ids,
+            moved: Vec::new(),
+            stale: false,
+        };
+        match found {
+            Some(i) => {
+                self.sorted[i] = s;
+                i
+            }
+            None => {
+                if self.sorted.len() == SORTED_KEPT {
+                    self.sorted.remove(0);
+                }
+                self.sorted.push(s);
+                self.sorted.len() - 1
+            }
+        }
+    }
+
+    /// The ranking order of two hosts: larger key first, then `tie`.
+    #[inline]
+    fn cmp(
+        &self,
+        x: u32,
+        y: u32,
+        tie: &mut impl FnMut(u32, u32) -> std::cmp::Ordering,
+    ) -> std::cmp::Ordering {
+        self.key[y as usize]
+            .cmp(&self.key[x as usize])
+            .then_with(|| tie(x, y))
+    }
+
+    fn bucket_ids(&self, b: usize, out: &mut Vec<u32>) {
+        let mut id = self.heads[b];
+        while id != NONE {
+            out.push(id);
+            id = self.next[id as usize];
+        }
+    }
+
+    /// Buckets hold a range of keys: order within, by key then tie.
+    fn order(&self, ids: &mut [u32], tie: &mut impl FnMut(u32, u32) -> std::cmp::Ordering) {
+        ids.sort_unstable_by(|&x, &y| self.cmp(x, y, tie));
     }
 }
 
@@ -205,5 +346,71 @@ mod tests {
         assert_eq!(r.top(5000, |a, b| a.cmp(&b)).len(), 1999);
         assert_eq!(r.key(6), Some(0));
         assert_eq!(r.key(7), None);
+    }
+
+    fn brute(keys: &std::collections::BTreeMap<u32, u64>, k: usize) -> Vec<u32> {
+        let mut v: Vec<(u64, u32)> = keys.iter().map(|(&i, &k)| (k, i)).collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        v.into_iter().take(k).map(|x| x.1).collect()
+    }
+
+    #[test]
+    fn crowded_buckets_keep_their_order_as_hosts_move() {
+        // A spoofed flood: thousands of hosts with the same few bytes.
+        let mut r = Ranking::new();
+        let mut keys = std::collections::BTreeMap::new();
+        for i in 0..5000u32 {
+            let k = 50 + u64::from(i % 3);
+            r.set(i, k);
+            keys.insert(i, k);
+        }
+        r.set(9000, 1_000_000);
+        keys.insert(9000, 1_000_000);
+        let check = |r: &mut Ranking, keys: &std::collections::BTreeMap<u32, u64>| {
+            for k in [1, 100, 4000, 6000] {
+                assert_eq!(r.top(k, |a, b| a.cmp(&b)), brute(keys, k), "top {k}");
+            }
+        };
+        check(&mut r, &keys);
+        check(&mut r, &keys);
+        // A key changed within the bucket, a host left it, one joined.
+        r.set(4999, 52);
+        keys.insert(4999, 52);
+        check(&mut r, &keys);
+        r.remove(10);
+        keys.remove(&10);
+        check(&mut r, &keys);
+        r.set(7000, 51);
+        keys.insert(7000, 51);
+        check(&mut r, &keys);
+        // The large host drops into the crowd.
+        r.set(9000, 50);
+        keys.insert(9000, 50);
+        check(&mut r, &keys);
+        // Rounds of a few moves each (patched), and one of many (sorted
+        // again).
+        let mut x = 0x9e37_79b9_u64;
+        for round in 0..30 {
+            let moves = if round == 17 { 2000 } else { 1 + round % 7 };
+            for _ in 0..moves {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let id = (x >> 33) as u32 % 6000;
+                match (x >> 20) % 4 {
+                    0 => {
+                        r.remove(id);
+                        keys.remove(&id);
+                    }
+                    1 => {
+                        r.set(id, 1_000 + (x >> 40) % 5);
+                        keys.insert(id, 1_000 + (x >> 40) % 5);
+                    }
+                    _ => {
+                        r.set(id, 50 + (x >> 40) % 2);
+                        keys.insert(id, 50 + (x >> 40) % 2);
+                    }
+                }
+            }
+            check(&mut r, &keys);
+        }
     }
 }

@@ -406,7 +406,14 @@ impl Shard {
         }
     }
 
-    /// Takes what the aggregator will refuse (given back with the shard).
+    /// Starts loading what [`Shard::record`] will read for `s` outside the
+    /// shard's own (cache-warm) tables: the admission filter.
+    #[inline]
+    pub fn prefetch(&self, s: &Summary) {
+        self.screen.prefetch(s.src);
+    }
+
+    /// Takes what the aggregator will refuse.
     pub fn set_admission(&mut self, a: Option<std::sync::Arc<Admission>>) {
         self.screen.set(a);
         self.last_flow = None;

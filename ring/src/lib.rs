@@ -18,11 +18,13 @@
 //! options, the mapping, and the status word shared with the kernel.
 
 mod block;
+mod hint;
 mod ring;
 mod sys;
 mod wait;
 
 pub use block::{Block, Frame, Frames, PacketType, VlanTag};
+pub use hint::prefetch;
 pub use ring::{BindProbe, Fanout, FanoutMode, MAX_BLOCK_SIZE, Ring, RingConfig, Stats};
 pub use wait::{Event, WaitKind, Waiter};
 

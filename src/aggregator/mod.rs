@@ -203,7 +203,7 @@ pub struct Aggregator {
 #[derive(Debug)]
 struct ScreenBuilt {
     full: Vec<bool>,
-    versions: Vec<(u64, u64)>,
+    versions: Vec<u64>,
     filter: Arc<Filter>,
 }
 
@@ -531,7 +531,7 @@ impl Aggregator {
                 let bound = parts.clone().map(|(p, _)| p.tracked_bound()).sum();
                 let mut f = Filter::with_capacity(bound);
                 for (p, _) in parts {
-                    p.tracked(tick, |a| f.insert(a));
+                    p.tracked(|a| f.insert(a));
                 }
                 let f = Arc::new(f);
                 self.filters_built += 1;

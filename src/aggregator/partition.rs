@@ -202,7 +202,10 @@ impl Partition {
                 packets: p.packets,
                 roles: p.roles,
             };
-            if !self.pairs.add(t, src, dst, count) {
+            // Pairs are kept for tracked sources: where a host no table
+            // has room for sent its bytes is not kept either, so that a
+            // flood of spoofed sources fills the host table, not the pairs.
+            if ids[si as usize] == u32::MAX || !self.pairs.add(t, src, dst, count) {
                 overflow.pair_bytes += p.bytes;
                 overflow.pair_packets += p.packets;
             }
@@ -304,35 +307,32 @@ impl Partition {
         .map(|t| t.max(tick + 1))
     }
 
-    /// If this partition takes no new host and no new source's pair after
+    /// If this partition takes no new host (and so no pair from one) after
     /// tick `tick`, the last tick through which that holds: until a host
     /// may expire (freed at the close of its tick, after that tick's
-    /// merges) and while the pair generation lasts. `None` if it has room.
-    pub fn full_through(&self, tick: u64) -> Option<u64> {
+    /// merges). `None` if it has room.
+    pub fn full_through(&self, _tick: u64) -> Option<u64> {
         if !self.hosts.is_full() {
             return None;
         }
-        let pairs = self.pairs.full_through(tick)?;
-        let hosts = self.expiries.next_due().unwrap_or(u64::MAX);
-        Some(pairs.min(hosts))
+        Some(self.expiries.next_due().unwrap_or(u64::MAX))
     }
 
-    /// What the hosts and sources a full partition takes depend on: it
-    /// changes whenever they may have.
-    pub fn tracked_version(&self) -> (u64, u64) {
-        (self.hosts.changes(), self.pairs.changes())
+    /// What the hosts a full partition takes depend on: it changes whenever
+    /// they may have.
+    pub fn tracked_version(&self) -> u64 {
+        self.hosts.changes()
     }
 
-    /// Every host it tracks and every source with pairs in the generation
-    /// of `tick`: what it still takes counts of when full.
-    pub fn tracked(&self, tick: u64, mut f: impl FnMut(Addr)) {
+    /// Every host it tracks: all it takes counts of (and pairs from) when
+    /// full.
+    pub fn tracked(&self, mut f: impl FnMut(Addr)) {
         self.hosts.iter().for_each(|h| f(h.addr));
-        self.pairs.sources_at(tick, f);
     }
 
-    /// How many [`Partition::tracked`] gives, at most.
+    /// How many [`Partition::tracked`] gives.
     pub fn tracked_bound(&self) -> usize {
-        self.hosts.len() + self.pairs.len()
+        self.hosts.len()
     }
 
     /// The tick's work: resolved contacts, the detector pass, the hosts

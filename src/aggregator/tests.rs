@@ -395,6 +395,30 @@ fn full_host_table_reports_untracked_and_stays_bounded() {
 }
 
 #[test]
+fn pairs_are_kept_for_tracked_sources_only() {
+    let mut g = Aggregator::new(
+        &config("").tap(|c| {
+            c.traffic.max_hosts = 3;
+            c.traffic.max_pairs = 100;
+        }),
+        RuntimeInfo::default(),
+    );
+    // The victim and the first two sources fit; the others' pairs are not
+    // kept either, though the pair table has room.
+    let pkts: Vec<_> = (1..=20).map(|n| pkt(n, 200, 10, 80, Role::Other)).collect();
+    let (snap, _) = tick(&mut g, 0, &pkts);
+    assert_eq!(snap.tables.hosts, 3);
+    assert_eq!(snap.tables.pairs, 2);
+    assert_eq!(snap.lifetime_untracked.pair_bytes, 180);
+    assert_eq!(snap.lifetime_untracked.src_bytes, 180);
+    assert_eq!(
+        host(&snap, 200).recv_bytes,
+        200,
+        "the victim's bytes are all counted"
+    );
+}
+
+#[test]
 fn idle_hosts_are_swept_after_their_windows_drain() {
     let mut g = agg("");
     let (snap, _) = tick(&mut g, 0, &[pkt(1, 2, 10, 80, Role::Other)]);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::clock::TickClock;
 use super::handoff::AggregatorSide;
+use crate::admission::Board;
 use crate::aggregator::{Aggregator, TickHealth};
 use crate::alert::AlertEvent;
 use crate::config::{AlertsConfig, Config};
@@ -54,6 +55,8 @@ pub struct Collector {
     pub alerts: AlertsConfig,
     /// Workers that ended without handing over their last shard.
     pub lost: Arc<AtomicUsize>,
+    /// Where the workers find what the full tables refuse.
+    pub board: Arc<Board>,
 }
 
 impl Collector {
@@ -95,7 +98,7 @@ impl Collector {
                             got[w] = true;
                         }
                         if !shard.last {
-                            side.give_back(shard, self.agg.admission());
+                            side.give_back(shard);
                         }
                     }
                     if abandoned && !finished[w] {
@@ -186,6 +189,7 @@ impl Collector {
             },
             unix_ms,
         );
+        self.board.publish(self.agg.admission());
         self.sinks.send(&events);
         snap.sinks = self.sinks.reports();
         snap.health.merge_micros = (merge_time + t0.elapsed()).as_micros() as u64;
@@ -240,6 +244,7 @@ mod tests {
                 sinks: Sinks::none(),
                 alerts,
                 lost: lost2,
+                board: Arc::default(),
             }
             .run()
         });

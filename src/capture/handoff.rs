@@ -3,12 +3,10 @@
 //! one way, emptied ones come back. Each worker owns exactly two shards, so
 //! neither side ever allocates and a queue can never overflow.
 
-use std::sync::Arc;
 use std::thread::Thread;
 
 use rtrb::{Consumer, Producer, RingBuffer};
 
-use crate::admission::Admission;
 use crate::shard::{Hasher, Shard, ShardLimits};
 
 /// The worker's side.
@@ -92,11 +90,9 @@ impl AggregatorSide {
         self.full.pop().ok()
     }
 
-    /// Returns an emptied shard to the worker, with what the aggregator
-    /// will refuse from now on.
-    pub fn give_back(&mut self, mut shard: Box<Shard>, admission: Option<Arc<Admission>>) {
+    /// Returns an emptied shard to the worker.
+    pub fn give_back(&mut self, mut shard: Box<Shard>) {
         shard.recycle();
-        shard.set_admission(admission);
         // At most two shards circulate: this queue cannot be full.
         let _ = self.empty.push(shard);
     }
@@ -132,7 +128,7 @@ mod tests {
             if round % 2 == 1 {
                 while let Some(s) = a.take() {
                     merged += s.totals.packets;
-                    a.give_back(s, None);
+                    a.give_back(s);
                 }
             }
         }

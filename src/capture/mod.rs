@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use tpacket::{Fanout, FanoutMode, Ring, RingConfig, WaitKind, Waiter};
 
+use crate::admission::Board;
 use crate::aggregator::{Aggregator, RuntimeInfo};
 use crate::alert::Now;
 use crate::config::{Config, CountDirection, FanoutPolicy, WaitPolicy};
@@ -207,6 +208,8 @@ impl Capture {
         let alerts = config.alerts.clone();
         let lost = Arc::new(AtomicUsize::new(0));
         let lost_agg = lost.clone();
+        let board = Arc::new(Board::default());
+        let board_agg = board.clone();
         let aggregator = std::thread::Builder::new()
             .name("aggregator".into())
             .spawn(move || {
@@ -221,6 +224,7 @@ impl Capture {
                     sinks,
                     alerts,
                     lost: lost_agg,
+                    board: board_agg,
                 }
                 .run()
             })
@@ -246,6 +250,7 @@ impl Capture {
                 side,
                 shard,
                 retire: cfg.block_timeout.0.max(Duration::from_millis(1)),
+                board: board.clone(),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("cap-{id}"))

@@ -19,10 +19,11 @@ use tpacket::{Block, Event, Ring, WaitKind, Waiter};
 
 use super::clock::TickClock;
 use super::handoff::WorkerSide;
-use crate::counters::{IfaceDelta, count_frame};
+use crate::admission::Board;
+use crate::counters::{Counter, IfaceDelta};
 use crate::flows::UdpFlows;
 use crate::shard::Shard;
-use crate::wire::{Decap, Direction, LinkType, Meta};
+use crate::wire::{self, Decap, Direction, LinkType, Meta};
 
 /// Blocks read from one ring before turning to the next, so that one busy
 /// interface cannot starve the others' rings.
@@ -130,6 +131,8 @@ pub struct WorkerSetup {
     pub shard: Box<Shard>,
     /// The rings' block retire timeout.
     pub retire: Duration,
+    /// What the aggregator's full tables refuse.
+    pub board: Arc<Board>,
 }
 
 /// What a worker did, reported when it ends.
@@ -158,6 +161,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         mut side,
         mut shard,
         retire,
+        board,
     } = setup;
     let mut report = WorkerReport {
         id,
@@ -206,7 +210,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         id,
         ingress_only,
         retire,
-        flows: UdpFlows::new(crate::flows::SLOTS),
+        counter: Counter::new(UdpFlows::new(crate::flows::SLOTS)),
         members: Vec::new(),
         next_token: 1,
     };
@@ -214,6 +218,9 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
     let mut tick = clock.tick_at(Instant::now());
     shard.first_tick = tick;
     let mut deadline = clock.end_of(tick);
+    let mut board_seen = board.version();
+    shard.set_admission(board.current());
+    shard.begin_tick(tick);
 
     loop {
         let mut busy = false;
@@ -228,7 +235,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                     &m.decap,
                     &mut m.counters,
                     &mut shard,
-                    &mut w.flows,
+                    &mut w.counter,
                     ingress_only,
                 );
                 report.blocks += 1;
@@ -237,11 +244,17 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         }
         let now = Instant::now();
         w.close_finished(&mut waiter, &mut shard, now);
+        if board.version() != board_seen {
+            // The aggregator's tables filled (or made room): from now on.
+            board_seen = board.version();
+            shard.set_admission(board.current());
+            shard.begin_tick(tick);
+        }
         if now >= deadline {
             shard.last_tick = tick;
             hand_over_counters(&mut w.members, &mut shard);
-            shard.udp_evicted += w.flows.take_evicted();
-            w.flows.rotate();
+            shard.udp_evicted += w.counter.flows.take_evicted();
+            w.counter.flows.rotate();
             if side.exchange(&mut shard) {
                 report.handovers += 1;
             } else {
@@ -251,6 +264,8 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
             if shard.is_empty() {
                 shard.first_tick = tick;
             }
+            board_seen = board.version();
+            shard.set_admission(board.current());
             shard.begin_tick(tick);
             deadline = clock.end_of(tick);
             if fault.due(report.handovers) {
@@ -299,7 +314,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                     &m.decap,
                     &mut m.counters,
                     &mut shard,
-                    &mut w.flows,
+                    &mut w.counter,
                     ingress_only,
                 );
                 busy = true;
@@ -315,7 +330,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
     }
     shard.last_tick = tick;
     shard.last = true;
-    shard.udp_evicted += w.flows.take_evicted();
+    shard.udp_evicted += w.counter.flows.take_evicted();
     side.finish(shard);
     report
 }
@@ -325,7 +340,8 @@ struct Work {
     id: usize,
     ingress_only: bool,
     retire: Duration,
-    flows: UdpFlows,
+    /// Frames parsed and counted, with the UDP flow table.
+    counter: Counter,
     members: Vec<Member>,
     next_token: u64,
 }
@@ -379,7 +395,7 @@ impl Work {
                     &m.decap,
                     &mut m.counters,
                     shard,
-                    &mut self.flows,
+                    &mut self.counter,
                     self.ingress_only,
                 );
             }
@@ -448,7 +464,7 @@ fn drain_block(
     decap: &Decap,
     c: &mut IfaceDelta,
     shard: &mut Shard,
-    flows: &mut UdpFlows,
+    counter: &mut Counter,
     ingress_only: bool,
 ) -> u64 {
     let mut frames = block.frames();
@@ -475,8 +491,9 @@ fn drain_block(
             protocol: f.protocol,
             net_offset: f.net_offset,
         };
-        count_frame(link, f.data, meta, decap, c, shard, flows);
+        counter.push(wire::parse_with(link, f.data, meta, decap), c, shard);
     }
+    counter.flush(c, shard);
     c.frames += n;
     if frames.malformed() {
         c.ring_corrupt += u64::from(frames.remaining()).max(1);

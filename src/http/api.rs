@@ -114,6 +114,7 @@ pub fn status(snap: &Snapshot) -> serde_json::Value {
             "pair_bytes": u.pair_bytes,
             "pair_packets": u.pair_packets,
             "contacts": u.port_initiations,
+            "screened_packets": u.screened_packets,
         },
         "hosts_listed": snap.hosts.len(),
         "hosts_unlisted": snap.hosts_unlisted,

@@ -334,6 +334,16 @@ fn tables(o: &mut Out, snap: &Snapshot) {
             n,
         );
     }
+    o.family(
+        "trafficalerted_screened_packets_total",
+        "counter",
+        "Packets whose source the workers left to the untracked totals as they arrived, the tables being full.",
+    );
+    o.sample(
+        "trafficalerted_screened_packets_total",
+        &[],
+        u.screened_packets,
+    );
 }
 
 fn alerts(o: &mut Out, snap: &Snapshot) {
