@@ -12,6 +12,8 @@
 #
 # Usage (root): bench/live.sh [COUNT_64] [COUNT_1500]
 #   BIN=path/to/trafficalerted (default target/release/trafficalerted)
+#   COUNT_SPOOFED=N   spoofed-source packets for the FastNetMon comparison
+#   ONLY=fastnetmon   that comparison alone
 # Writes a Markdown table to stdout and to bench/results/live-<time>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -147,15 +149,138 @@ print('%d/%d hosts, %d/%d pairs; bytes counted %s, of which from sources the hos
          "$fill." > $WORK/spoofed
 }
 
+# The spoofed-source flood side by side with FastNetMon (Debian's package),
+# the peer an operator would pick instead: both capture r0 at the same time,
+# FastNetMon with AF_PACKET mirroring, connection tracking off and a ban
+# threshold the victim crosses. CPU per packet of all threads of each, the
+# packets each counted (ours: frames; FastNetMon: packets processed) against
+# the packets that arrived, and when each raised the victim's alert.
+fnm_processed() {
+    ip netns exec $R curl -sf http://127.0.0.1:9209/metrics \
+        | awk '/^fastnetmon_total_simple_packets_processed /{print $2}'
+}
+
+fastnetmon_spoofed() {
+    local count=$1
+    command -v fastnetmon >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q fastnetmon >&2
+    mkdir -p /var/log/fastnetmon_attacks
+    echo 10.2.0.0/24 > $WORK/fnm_networks
+    : > $WORK/fnm_whitelist
+    printf '#!/bin/sh\necho "$(date +%%s.%%N) $*" >> %s/fnm_attacks\n' "$WORK" > $WORK/fnm_notify.sh
+    chmod +x $WORK/fnm_notify.sh
+    cat > $WORK/fnm.conf <<EOF
+logging_level = info
+enable_ban = on
+process_incoming_traffic = on
+process_outgoing_traffic = on
+ban_time = 60
+networks_list_path = $WORK/fnm_networks
+white_list_path = $WORK/fnm_whitelist
+check_period = 1
+enable_connection_tracking = off
+ban_for_pps = on
+ban_for_bandwidth = on
+ban_for_flows = off
+threshold_pps = 20000
+threshold_mbps = 1000
+mirror_afpacket = on
+interfaces = $P-r0
+average_calculation_time = 5
+notify_script_path = $WORK/fnm_notify.sh
+collect_attack_pcap_dumps = off
+redis_enabled = off
+mongodb_enabled = off
+exabgp = off
+gobgp = off
+influxdb = off
+graphite = off
+monitor_local_ip_addresses = off
+prometheus = on
+prometheus_host = 127.0.0.1
+prometheus_port = 9209
+fastnetmon_api = off
+EOF
+    cat > $WORK/ta.toml <<EOF
+[capture]
+interfaces = ["$P-r0"]
+[inbound]
+byte_limit = "10M"
+[alerts]
+history_file = "$WORK/alerts.jsonl"
+EOF
+    ip netns exec $R "$BIN" -c $WORK/ta.toml > $WORK/ta.out 2> $WORK/ta.log &
+    DAEMON=$!
+    ip netns exec $R fastnetmon --configuration_file $WORK/fnm.conf --log_file $WORK/fnm.log \
+        --disable_pid_logic > $WORK/fnm.out 2>&1 &
+    FNM=$!
+    for _ in $(seq 100); do
+        if api /healthz >/dev/null 2>&1 && [ -n "$(r0_counter frames 2>/dev/null)" ] \
+            && [ -n "$(fnm_processed 2>/dev/null)" ]; then break; fi
+        sleep 0.1
+    done
+    [ -n "$(fnm_processed)" ] || { echo "FastNetMon did not start:" >&2; cat $WORK/fnm.out $WORK/fnm.log >&2; exit 1; }
+    [ -n "$(r0_counter frames)" ] || { echo "daemon did not start:" >&2; cat $WORK/ta.log >&2; exit 1; }
+    sleep 2 # both past their start-up work
+    local frames0 drops0 rx0 fnm0 ta_cpu0 fnm_cpu0 t0 t1
+    frames0=$(r0_counter frames); drops0=$(r0_counter kernel_drops); rx0=$(rx_packets); fnm0=$(fnm_processed)
+    ta_cpu0=$(cpu_ns $DAEMON); fnm_cpu0=$(cpu_ns $FNM)
+    t0=$(date +%s.%N)
+    ip netns exec $G taskset -c $GEN_CPU trafgen -o $P-g0 -P 1 --no-sock-mem --notouch-irq -n "$count" \
+        "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, 22) }" \
+        > $WORK/tg.log 2>&1
+    t1=$(date +%s.%N)
+    sleep 2.5 # two ticks: every block retired and counted
+    local frames1 drops1 rx1 fnm1 ta_cpu1 fnm_cpu1 screened
+    frames1=$(r0_counter frames); drops1=$(r0_counter kernel_drops); rx1=$(rx_packets); fnm1=$(fnm_processed)
+    ta_cpu1=$(cpu_ns $DAEMON); fnm_cpu1=$(cpu_ns $FNM)
+    screened=$(api /api/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["untracked"]["screened_packets"])')
+    kill -TERM $DAEMON $FNM; wait $DAEMON $FNM 2>/dev/null || true
+    python3 - "$count" "$t0" "$t1" "$((rx1 - rx0))" "$((frames1 - frames0))" "$((drops1 - drops0))" \
+        "$((ta_cpu1 - ta_cpu0))" "$((fnm1 - fnm0))" "$((fnm_cpu1 - fnm_cpu0))" "$screened" \
+        "$WORK/alerts.jsonl" "$WORK/fnm_attacks" > $WORK/fnm_row <<'PY'
+import json, os, sys
+(count, t0, t1, arrived, seen, drops, ta_cpu, fnm_seen, fnm_cpu, screened, history, attacks) = sys.argv[1:]
+count, arrived, seen, drops, ta_cpu, fnm_seen, fnm_cpu, screened = map(
+    int, (count, arrived, seen, drops, ta_cpu, fnm_seen, fnm_cpu, screened))
+t0, t1 = float(t0), float(t1)
+ta_alert = fnm_alert = "none"
+if os.path.exists(history):
+    for line in open(history):
+        e = json.loads(line)
+        a = e["alert"]
+        if e["event"] == "open" and a["kind"] == "inbound" and a["subject"] == "10.2.0.2":
+            ta_alert = "%.2f s" % (a["start_ms"] / 1000 - t0)
+            break
+if os.path.exists(attacks):
+    for line in open(attacks):
+        f = line.split()
+        if len(f) >= 4 and f[1] == "10.2.0.2" and f[-1] == "ban":
+            fnm_alert = "%.2f s" % (float(f[0]) - t0)
+            break
+ta_ns = ta_cpu / max(seen, 1)
+fnm_ns = fnm_cpu / max(fnm_seen, 1)
+print(f"| spoofed sources, 64 B | {count:,} | {count / (t1 - t0) / 1e6:.3f} | {arrived:,} | {seen:,} | {drops:,} | "
+      f"{ta_ns:.1f} | {ta_alert} | {fnm_seen:,} | {max(arrived - fnm_seen, 0):,} | {fnm_ns:.1f} | {fnm_alert} | "
+      f"{ta_ns / fnm_ns if fnm_ns else 0:.2f} |")
+print()
+print(f"Of the packets we counted, {screened:,} came from sources our workers left to the untracked totals "
+      "as they arrived, the host and pair tables being full.")
+PY
+}
+
 setup
 : > $WORK/rows
-run_case "64 B flood" 64 "$COUNT_64" auto 1 0 ""
-run_case "1514 B flood" 1514 "$COUNT_1500" auto 1 0 ""
-run_case "64 B flood" 64 "$COUNT_64" auto '"auto"' "" ""
-run_case "1514 B flood" 1514 "$COUNT_1500" auto '"auto"' "" ""
-run_case "light load 20 kpps" 64 100000 io_uring 1 0 50us
-run_case "light load 20 kpps" 64 100000 poll 1 0 50us
-spoofed_sources
+: > $WORK/spoofed
+if [ "${ONLY:-}" != fastnetmon ]; then
+    run_case "64 B flood" 64 "$COUNT_64" auto 1 0 ""
+    run_case "1514 B flood" 1514 "$COUNT_1500" auto 1 0 ""
+    run_case "64 B flood" 64 "$COUNT_64" auto '"auto"' "" ""
+    run_case "1514 B flood" 1514 "$COUNT_1500" auto '"auto"' "" ""
+    run_case "light load 20 kpps" 64 100000 io_uring 1 0 50us
+    run_case "light load 20 kpps" 64 100000 poll 1 0 50us
+    spoofed_sources
+fi
+fastnetmon_spoofed "${COUNT_SPOOFED:-1000000}"
 
 {
     echo "# Live capture: trafficalerted vs tcpdump -w /dev/null ($(date -u +%F), $(nproc) cores, $(uname -r))"
@@ -166,9 +291,21 @@ spoofed_sources
     echo "tcpdump (same CPU, same distance from the CPU that wrote the frames); with workers = \"auto\" tcpdump"
     echo "runs where the scheduler puts it, as a user would run it."
     echo
-    echo "| case | workers | wait | tcpdump CPU | sent | gen Mpps | arrived r0 | ours seen | ours drops | ours ns/pkt | tcpdump seen | tcpdump drops | tcpdump ns/pkt | CPU ratio ours/tcpdump | wake-ups |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    cat $WORK/rows
+    if [ -s $WORK/rows ]; then
+        echo "| case | workers | wait | tcpdump CPU | sent | gen Mpps | arrived r0 | ours seen | ours drops | ours ns/pkt | tcpdump seen | tcpdump drops | tcpdump ns/pkt | CPU ratio ours/tcpdump | wake-ups |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        cat $WORK/rows
+        echo
+        cat $WORK/spoofed
+        echo
+    fi
+    echo "Side by side with FastNetMon $(dpkg-query -W -f '${Version}' fastnetmon) (mirror_afpacket, connection tracking"
+    echo "off, ban at 20 000 pps; ours on the defaults with [inbound] byte_limit = \"10M\"), both capturing r0 at"
+    echo "once while trafgen sends from random sources to 10.2.0.2. FastNetMon's drops: packets that arrived and"
+    echo "it did not process. Alert: from the flood's start to the victim's alert (ours: the alert's start"
+    echo "time; FastNetMon: its ban script's call)."
     echo
-    cat $WORK/spoofed
+    echo "| case | sent | gen Mpps | arrived r0 | ours seen | ours drops | ours ns/pkt | ours alert | FastNetMon seen | FastNetMon drops | FastNetMon ns/pkt | FastNetMon alert | CPU ratio ours/FastNetMon |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    cat $WORK/fnm_row
 } | tee "$RESULT"
