@@ -1,5 +1,5 @@
 //! Parse + shard update on synthetic frames in memory: the per-packet work
-//! of a capture worker, without the ring.
+//! of a capture worker (its [`Counter`] pipeline), without the ring.
 //!
 //! Two populations, each a pass over one million 64-byte Ethernet frames
 //! (UDP and TCP SYN, IPv4, a tenth IPv6):
@@ -20,10 +20,10 @@ use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 use trafficalerted::admission::{Admission, Filter};
 use trafficalerted::config::Config;
-use trafficalerted::counters::{IfaceDelta, count_frame};
+use trafficalerted::counters::{Counter, IfaceDelta};
 use trafficalerted::flows::UdpFlows;
 use trafficalerted::shard::{Hasher, Shard, ShardLimits};
-use trafficalerted::wire::{Addr, Decap, LinkType, Meta};
+use trafficalerted::wire::{Addr, Decap, LinkType, Meta, parse_with};
 
 const FRAMES: usize = 1_000_000;
 const FRAME_LEN: usize = 64;
@@ -100,26 +100,24 @@ fn build(mut pick: impl FnMut(usize) -> (u32, u32)) -> Frames {
     Frames { bytes, offsets }
 }
 
-fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta, flows: &mut UdpFlows) {
+/// The worker's path: parse, then count [`AHEAD`] frames later.
+fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta, counter: &mut Counter) {
     shard.clear();
     shard.begin_tick(0);
-    flows.rotate();
+    counter.flows.rotate();
     for &(off, len) in &frames.offsets {
         let data = &frames.bytes[off as usize..off as usize + len as usize];
         let meta = Meta {
             wire_len: u32::from(len),
             ..Meta::default()
         };
-        count_frame(
-            LinkType::Ethernet,
-            data,
-            meta,
-            &Decap::NONE,
+        counter.push(
+            parse_with(LinkType::Ethernet, data, meta, &Decap::NONE),
             iface,
             shard,
-            flows,
         );
     }
+    counter.flush(iface, shard);
 }
 
 fn limits() -> ShardLimits {
@@ -166,11 +164,11 @@ fn bench(cr: &mut Criterion) {
         let mut shard = Shard::new(limits(), &hasher);
         shard.set_admission(admission);
         let mut iface = IfaceDelta::new(1);
-        let mut flows = UdpFlows::new(trafficalerted::flows::SLOTS);
+        let mut counter = Counter::new(UdpFlows::new(trafficalerted::flows::SLOTS));
         g.bench_function(name, |b| {
             b.iter_batched(
                 || (),
-                |_| run(frames, &mut shard, &mut iface, &mut flows),
+                |_| run(frames, &mut shard, &mut iface, &mut counter),
                 BatchSize::PerIteration,
             )
         });

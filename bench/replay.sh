@@ -7,9 +7,12 @@
 # Files (bench/gen_pcap.rs, fixed seed): 10 000 000 Ethernet frames of IMIX
 # sizes over 10 s of capture time (1 Mpps, ~2.7 Gbit/s), 10 000 hosts in
 # conversations with bursts of 8 packets on average; and the same with the
-# sources drawn from 1 000 000 random addresses (a spoofed flood).
+# sources drawn from 1 000 000 random addresses (a spoofed flood). And two
+# long, sparse captures (bench/gen_sparse.rs): 2 000 000 datagrams over
+# 2 000 s, where per-tick work, not per-packet work, would show.
 #
 # Usage: bench/replay.sh [PACKETS]   (default 10000000; needs ~8 GB in target/)
+#        SPARSE=N for the sparse captures' packets (default 2000000)
 # Writes Markdown to stdout and bench/results/replay-<time>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +33,16 @@ mix=$DATA/mix-$N.pcap
 flood=$DATA/flood-$N.pcap
 [ -f "$mix" ] || target/release/examples/gen_pcap "$mix" "$N" 10000 10
 [ -f "$flood" ] || target/release/examples/gen_pcap "$flood" "$N" 10000 10 1000000
+# Long and sparse (bench/gen_sparse.rs): 2 000 000 datagrams at 1 000 per
+# second (2 000 s of capture time) from 10 000 sources, each sending to 16
+# destinations of its own (nearly every source an address scanner: ~10 000
+# alerts) or to one (no alert).
+NS=${SPARSE:-2000000}
+cargo build --release --quiet --example gen_sparse
+sparse16=$DATA/sparse16-$NS.pcap
+sparse1=$DATA/sparse1-$NS.pcap
+[ -f "$sparse16" ] || target/release/examples/gen_sparse "$sparse16" "$NS" 10000 16
+[ -f "$sparse1" ] || target/release/examples/gen_sparse "$sparse1" "$NS" 10000 1
 
 # Seconds (wall) of the best of REPEAT runs of a command on CPU 0.
 best() {
@@ -46,13 +59,15 @@ best() {
 }
 
 rows=""
-for f in "$mix" "$flood"; do
+for spec in "$mix:$N" "$flood:$N" "$sparse16:$NS" "$sparse1:$NS"; do
+    f=${spec%:*}
+    n=${spec##*:}
     cat "$f" > /dev/null  # into the page cache
     size=$(stat -c %s "$f")
     ours=$(best 3 "$BIN" replay --speed max --no-progress --top 5 "$f")
     td=$(best 3 tcpdump -r "$f" -w /dev/null)
     ts=$(best 1 tshark -r "$f" -q -z endpoints,ip)
-    rows+=$(python3 - "$f" "$N" "$size" "$ours" "$td" "$ts" <<'PY'
+    rows+=$(python3 - "$f" "$n" "$size" "$ours" "$td" "$ts" <<'PY'
 import sys
 f, n, size, ours, td, ts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *map(float, sys.argv[4:])
 mpps = lambda s: n / s / 1e6
@@ -66,7 +81,9 @@ done
 {
     echo "# Replay speed ($(date -u +%F), $(nproc) cores, $(uname -r))"
     echo
-    echo "$N packets per file, from the page cache, each tool on CPU 0; ours and tcpdump best of 3, tshark once."
+    echo "From the page cache, each tool on CPU 0; ours and tcpdump best of 3, tshark once. mix and flood:"
+    echo "$N packets each (bench/gen_pcap.rs); sparse16 and sparse1: $NS packets over $((NS / 1000)) s of capture"
+    echo "time (bench/gen_sparse.rs)."
     echo
     echo "| file | size | ours: replay --speed max | tcpdump -r -w /dev/null | tshark -z endpoints,ip | ours / tcpdump (time) | tshark / ours (time) |"
     echo "|---|---|---|---|---|---|---|"

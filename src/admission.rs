@@ -125,30 +125,41 @@ impl Screen {
         self.any
     }
 
-    /// Starts loading the filter block [`Screen::refuses`] will read for `a`.
+    /// The filter hash of `a` if screening applies to it this tick: what
+    /// [`Screen::refuses_probed`] takes, worked out ahead of it so that its
+    /// filter block can be fetched first ([`Screen::prefetch`]).
     #[inline]
-    pub fn prefetch(&self, a: Addr) {
+    pub fn probe(&self, a: Addr) -> Option<u64> {
         if !self.any {
-            return;
+            return None;
         }
-        if let Some(adm) = &self.admission {
-            if self.active[a.part(self.active.len())] {
-                adm.filter.prefetch(a);
-            }
+        let adm = self.admission.as_ref()?;
+        self.active[a.part(self.active.len())].then(|| adm.filter.hash(a))
+    }
+
+    /// Starts loading the filter block of a probe.
+    #[inline]
+    pub fn prefetch(&self, probe: Option<u64>) {
+        if let (Some(h), Some(adm)) = (probe, &self.admission) {
+            adm.filter.prefetch(h);
         }
     }
 
-    /// True if the aggregator certainly refuses `a` as a new host and as a
-    /// new pair's source this tick.
+    /// True if the aggregator certainly refuses `a` as a new host this
+    /// tick (and so every pair from it).
     #[inline]
     pub fn refuses(&self, a: Addr) -> bool {
-        if !self.any {
-            return false;
+        self.refuses_probed(self.probe(a))
+    }
+
+    /// [`Screen::refuses`] with the address's [`Screen::probe`], taken
+    /// while this screen was as it is now.
+    #[inline]
+    pub fn refuses_probed(&self, probe: Option<u64>) -> bool {
+        match (probe, &self.admission) {
+            (Some(h), Some(adm)) => !adm.filter.may_hold_hash(h),
+            _ => false,
         }
-        let Some(adm) = &self.admission else {
-            return false;
-        };
-        self.active[a.part(self.active.len())] && !adm.filter.may_hold(a)
     }
 }
 
@@ -190,8 +201,9 @@ impl Filter {
         }
     }
 
+    /// The hash a filter lookup of `a` starts from.
     #[inline]
-    fn hash(&self, a: Addr) -> u64 {
+    pub fn hash(&self, a: Addr) -> u64 {
         let x = (a.0 as u64) ^ ((a.0 >> 64) as u64).rotate_left(23) ^ self.seed.1;
         let m = u128::from(x).wrapping_mul(u128::from(self.seed.0));
         let y = (m as u64) ^ ((m >> 64) as u64);
@@ -215,16 +227,21 @@ impl Filter {
         }
     }
 
-    /// Starts loading the block [`Filter::may_hold`] reads for `a`.
+    /// Starts loading the block a lookup of hash `h` reads.
     #[inline]
-    pub fn prefetch(&self, a: Addr) {
-        tpacket::prefetch(&self.blocks[self.block(self.hash(a))]);
+    pub fn prefetch(&self, h: u64) {
+        tpacket::prefetch(&self.blocks[self.block(h)]);
     }
 
     /// False if `a` was certainly never inserted.
     #[inline]
     pub fn may_hold(&self, a: Addr) -> bool {
-        let h = self.hash(a);
+        self.may_hold_hash(self.hash(a))
+    }
+
+    /// [`Filter::may_hold`] of the address whose [`Filter::hash`] is `h`.
+    #[inline]
+    pub fn may_hold_hash(&self, h: u64) -> bool {
         let b = &self.blocks[self.block(h)];
         let key = h as u32;
         b.iter()

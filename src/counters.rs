@@ -1,8 +1,6 @@
 //! Per-interface counters: what the capture saw on an interface, what the
 //! parser made of it, and what the kernel dropped.
 
-use std::collections::VecDeque;
-
 use serde::Serialize;
 
 use crate::flows::UdpFlows;
@@ -36,43 +34,95 @@ pub type Parsed = Result<Summary, Skip>;
 pub const AHEAD: usize = 16;
 
 /// Counts parsed frames [`AHEAD`] frames behind their parse, with the UDP
-/// flow table they are classified with.
+/// flow table they are classified with. What a frame's counting looks up
+/// at random is hashed when it is parsed and fetched then; the frames
+/// waiting are counted ([`Counter::flush`]) before the shard's admission or
+/// tick changes.
 #[derive(Debug)]
 pub struct Counter {
     pub flows: UdpFlows,
-    ahead: VecDeque<Parsed>,
+    /// A ring of frames waiting: `len` of them from `head`.
+    ahead: [Ahead; AHEAD],
+    head: usize,
+    len: usize,
+}
+
+/// A frame waiting to be counted: parsed, with its flow key and its
+/// source's screening probe.
+#[derive(Debug, Clone, Copy)]
+struct Ahead {
+    parsed: Parsed,
+    flow: Option<(u64, u8)>,
+    probe: Option<u64>,
 }
 
 impl Counter {
     pub fn new(flows: UdpFlows) -> Counter {
+        let empty = Ahead {
+            parsed: Err(Skip::NonIp(NonIp::Other)),
+            flow: None,
+            probe: None,
+        };
         Counter {
             flows,
-            ahead: VecDeque::with_capacity(AHEAD),
+            ahead: [empty; AHEAD],
+            head: 0,
+            len: 0,
         }
     }
 
     /// Takes a parsed frame: asks for its memory now, counts the frame
     /// parsed [`AHEAD`] frames before it.
     #[inline]
-    pub fn push(&mut self, p: Parsed, c: &mut IfaceDelta, shard: &mut Shard) {
-        if let Ok(s) = &p {
-            self.flows.prefetch(s);
-            shard.prefetch(s);
-        }
-        if self.ahead.len() == AHEAD {
-            if let Some(q) = self.ahead.pop_front() {
-                count_parsed(q, c, shard, &mut self.flows);
+    pub fn push(&mut self, parsed: Parsed, c: &mut IfaceDelta, shard: &mut Shard) {
+        let (flow, probe) = match &parsed {
+            Ok(s) => {
+                let flow = self.flows.key(s);
+                if let Some((fp, _)) = flow {
+                    self.flows.prefetch(fp);
+                }
+                (flow, shard.probe(s))
             }
-        }
-        self.ahead.push_back(p);
+            Err(_) => (None, None),
+        };
+        let slot = if self.len == AHEAD {
+            let at = self.head;
+            self.count(at, c, shard);
+            self.head = (self.head + 1) % AHEAD;
+            at
+        } else {
+            self.len += 1;
+            (self.head + self.len - 1) % AHEAD
+        };
+        self.ahead[slot] = Ahead {
+            parsed,
+            flow,
+            probe,
+        };
     }
 
     /// Counts the frames still waiting (at the end of a block: their
     /// interface's counters are `c`).
     #[inline]
     pub fn flush(&mut self, c: &mut IfaceDelta, shard: &mut Shard) {
-        while let Some(q) = self.ahead.pop_front() {
-            count_parsed(q, c, shard, &mut self.flows);
+        while self.len > 0 {
+            let at = self.head;
+            self.count(at, c, shard);
+            self.head = (self.head + 1) % AHEAD;
+            self.len -= 1;
+        }
+    }
+
+    #[inline]
+    fn count(&mut self, at: usize, c: &mut IfaceDelta, shard: &mut Shard) {
+        let a = &mut self.ahead[at];
+        match &mut a.parsed {
+            Ok(s) => {
+                self.flows.classify_keyed(s, a.flow);
+                count_ip(s, c);
+                shard.record_probed(s, a.probe);
+            }
+            Err(e) => count_skip(*e, c),
         }
     }
 }
@@ -83,20 +133,34 @@ pub fn count_parsed(p: Parsed, c: &mut IfaceDelta, shard: &mut Shard, flows: &mu
     match p {
         Ok(mut s) => {
             flows.classify(&mut s);
-            c.ip_packets += 1;
-            c.ip_bytes += u64::from(s.l3_len);
-            if s.tunnel_len > 0 {
-                c.tunnel_packets += 1;
-                c.tunnel_bytes += u64::from(s.tunnel_len);
-            }
-            if let Some(a) = s.anomaly {
-                c.malformed[a.index()] += 1;
-            }
+            count_ip(&s, c);
             shard.record(&s);
         }
-        Err(Skip::NonIp(k)) => c.non_ip[k.index()] += 1,
-        Err(Skip::Malformed(m)) => c.malformed[m.index()] += 1,
-        Err(Skip::Tunneled { tunnel_len, inner }) => {
+        Err(e) => count_skip(e, c),
+    }
+}
+
+/// An IP packet's part in its interface's counters.
+#[inline]
+fn count_ip(s: &Summary, c: &mut IfaceDelta) {
+    c.ip_packets += 1;
+    c.ip_bytes += u64::from(s.l3_len);
+    if s.tunnel_len > 0 {
+        c.tunnel_packets += 1;
+        c.tunnel_bytes += u64::from(s.tunnel_len);
+    }
+    if let Some(a) = s.anomaly {
+        c.malformed[a.index()] += 1;
+    }
+}
+
+/// A frame that was not counted as an IP packet, by why.
+#[inline]
+fn count_skip(e: Skip, c: &mut IfaceDelta) {
+    match e {
+        Skip::NonIp(k) => c.non_ip[k.index()] += 1,
+        Skip::Malformed(m) => c.malformed[m.index()] += 1,
+        Skip::Tunneled { tunnel_len, inner } => {
             c.tunnel_packets += 1;
             c.tunnel_bytes += u64::from(tunnel_len);
             match inner {

@@ -15,12 +15,19 @@
 //! addresses with the same fingerprint count once: with 16 entries the
 //! chance of that is below one in ten million per set.
 
+use smallvec::SmallVec;
+
+/// Entries a set holds without a heap allocation: most sources contact one
+/// or two destinations, and a flood of new sources would otherwise cost an
+/// allocation each.
+const INLINE: usize = 2;
+
 /// A bounded set of keys with last-seen ticks.
 #[derive(Debug, Clone, Default)]
 pub struct DistinctSet {
     /// `key << 32 | tick`, ticks truncated to 32 bits (136 years of
     /// one-second ticks).
-    entries: Vec<u64>,
+    entries: SmallVec<[u64; INLINE]>,
 }
 
 impl DistinctSet {
@@ -93,8 +100,8 @@ impl DistinctSet {
     /// Drops what left the window; true if nothing is left.
     pub fn expire(&mut self, now: u64, window: u64) -> bool {
         let t = now as u32;
-        self.entries.retain(|&e| age(e as u32, t) < window);
-        if self.entries.capacity() > 4 * self.entries.len().max(4) {
+        self.entries.retain(|e| age(*e as u32, t) < window);
+        if self.entries.capacity() > 4 * self.entries.len().max(INLINE) {
             self.entries.shrink_to_fit();
         }
         self.entries.is_empty()
@@ -105,9 +112,13 @@ impl DistinctSet {
         self.entries.truncate(cap);
     }
 
-    /// Bytes held.
+    /// Bytes held on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * 8
+        if self.entries.spilled() {
+            self.entries.capacity() * 8
+        } else {
+            0
+        }
     }
 }
 

@@ -104,30 +104,13 @@ impl UdpFlows {
         (m2 as u64) ^ ((m2 >> 64) as u64)
     }
 
-    /// Starts loading the slot [`UdpFlows::classify`] will look at for `s`.
+    /// The fingerprint and side of a UDP datagram's flow (`None` for other
+    /// packets): what [`UdpFlows::classify_keyed`] takes, worked out ahead
+    /// of it so that its slot can be fetched first ([`UdpFlows::prefetch`]).
     #[inline]
-    pub fn prefetch(&self, s: &Summary) {
+    pub fn key(&self, s: &Summary) -> Option<(u64, u8)> {
         if s.proto != proto::UDP || !s.has_ports {
-            return;
-        }
-        let from = (s.src, s.src_port);
-        let to = (s.dst, s.dst_port);
-        let (lo, hi) = if from <= to { (from, to) } else { (to, from) };
-        let i = self.fingerprint(lo, hi) as usize & self.mask;
-        tpacket::prefetch(&self.slots[i]);
-    }
-
-    /// Marks a UDP datagram as an answer or an initiation.
-    #[inline]
-    pub fn classify(&mut self, s: &mut Summary) {
-        if s.proto != proto::UDP || !s.has_ports {
-            return;
-        }
-        if let Some((src, dst, sp, dp, role)) = self.last {
-            if src == s.src && dst == s.dst && sp == s.src_port && dp == s.dst_port {
-                s.role = role;
-                return;
-            }
+            return None;
         }
         let from = (s.src, s.src_port);
         let to = (s.dst, s.dst_port);
@@ -136,7 +119,34 @@ impl UdpFlows {
         } else {
             (to, from, 1)
         };
-        let fp = self.fingerprint(lo, hi);
+        Some((self.fingerprint(lo, hi), side))
+    }
+
+    /// Starts loading the slot of a flow's fingerprint.
+    #[inline]
+    pub fn prefetch(&self, fp: u64) {
+        tpacket::prefetch(&self.slots[fp as usize & self.mask]);
+    }
+
+    /// Marks a UDP datagram as an answer or an initiation.
+    #[inline]
+    pub fn classify(&mut self, s: &mut Summary) {
+        let key = self.key(s);
+        self.classify_keyed(s, key);
+    }
+
+    /// [`UdpFlows::classify`] with the datagram's [`UdpFlows::key`].
+    #[inline]
+    pub fn classify_keyed(&mut self, s: &mut Summary, key: Option<(u64, u8)>) {
+        let Some((fp, side)) = key else {
+            return;
+        };
+        if let Some((src, dst, sp, dp, role)) = self.last {
+            if src == s.src && dst == s.dst && sp == s.src_port && dp == s.dst_port {
+                s.role = role;
+                return;
+            }
+        }
         let i = fp as usize & self.mask;
         let tag = fp >> 16;
         let slot = self.slots[i];

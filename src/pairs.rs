@@ -43,6 +43,8 @@ impl PairCount {
 /// one, scanners a few, servers many.
 #[derive(Debug, Clone)]
 enum Dests {
+    /// Without an allocation: most sources, and every spoofed one.
+    One(Addr, PairCount),
     Few(Vec<(Addr, PairCount)>),
     Many(HashMap<Addr, PairCount, Hasher>),
 }
@@ -50,6 +52,7 @@ enum Dests {
 impl Dests {
     fn get_mut(&mut self, dst: &Addr) -> Option<&mut PairCount> {
         match self {
+            Dests::One(d, c) => (d == dst).then_some(c),
             Dests::Few(v) => v.iter_mut().find(|(d, _)| d == dst).map(|(_, c)| c),
             Dests::Many(m) => m.get_mut(dst),
         }
@@ -57,6 +60,12 @@ impl Dests {
 
     fn insert(&mut self, dst: Addr, c: PairCount, hasher: &Hasher) {
         match self {
+            Dests::One(d, c0) => {
+                let mut v = Vec::with_capacity(4);
+                v.push((*d, *c0));
+                v.push((dst, c));
+                *self = Dests::Few(v);
+            }
             Dests::Few(v) if v.len() < FEW => v.push((dst, c)),
             Dests::Few(v) => {
                 let mut m = HashMap::with_capacity_and_hasher(FEW * 2, hasher.clone());
@@ -72,6 +81,7 @@ impl Dests {
 
     fn for_each(&self, mut f: impl FnMut(Addr, &PairCount)) {
         match self {
+            Dests::One(d, c) => f(*d, c),
             Dests::Few(v) => v.iter().for_each(|(d, c)| f(*d, c)),
             Dests::Many(m) => m.iter().for_each(|(d, c)| f(*d, c)),
         }
@@ -79,6 +89,7 @@ impl Dests {
 
     fn heap_bytes(&self) -> usize {
         match self {
+            Dests::One(..) => 0,
             Dests::Few(v) => v.capacity() * std::mem::size_of::<(Addr, PairCount)>(),
             Dests::Many(m) => m.capacity() * (std::mem::size_of::<(Addr, PairCount)>() + 1),
         }
@@ -178,7 +189,7 @@ impl PairWindow {
             }
             Entry::Vacant(_) if full => return false,
             Entry::Vacant(v) => {
-                g.heap += v.insert(Dests::Few(vec![(dst, c)])).heap_bytes();
+                v.insert(Dests::One(dst, c));
             }
         }
         g.pairs += 1;

@@ -202,7 +202,7 @@ impl Ranking {
             if s.stale {
                 continue;
             }
-            if s.moved.len() >= (s.ids.len() / 8).max(64) {
+            if s.moved.len() >= (s.ids.len() / 2).max(64) {
                 s.stale = true;
                 s.moved = Vec::new();
             } else {
@@ -231,11 +231,32 @@ impl Ranking {
                 s.moved.dedup();
                 let moved = &s.moved;
                 s.ids.retain(|id| moved.binary_search(id).is_err());
-                for &id in moved {
-                    if self.bucket[id as usize] as usize == b {
-                        let at = s.ids.partition_point(|&x| self.cmp(x, id, tie).is_lt());
-                        s.ids.insert(at, id);
+                // The moved hosts still in the bucket, in order, merged
+                // with the others: one pass, however many moved.
+                let mut back: Vec<u32> = moved
+                    .iter()
+                    .copied()
+                    .filter(|&id| self.bucket[id as usize] as usize == b)
+                    .collect();
+                back.sort_unstable_by(|&x, &y| self.cmp(x, y, tie));
+                if !back.is_empty() {
+                    // Where each goes, by binary search (few comparisons,
+                    // each reading host memory), then the runs between
+                    // copied whole.
+                    let ids = &s.ids;
+                    let at: Vec<usize> = back
+                        .iter()
+                        .map(|&m| ids.partition_point(|&x| self.cmp(x, m, tie).is_lt()))
+                        .collect();
+                    let mut merged = Vec::with_capacity(ids.len() + back.len());
+                    let mut from = 0;
+                    for (&m, &i) in back.iter().zip(&at) {
+                        merged.extend_from_slice(&ids[from..i]);
+                        merged.push(m);
+                        from = i;
                     }
+                    merged.extend_from_slice(&ids[from..]);
+                    s.ids = merged;
                 }
                 s.moved.clear();
             }

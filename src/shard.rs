@@ -207,6 +207,10 @@ pub struct Shard {
     /// The flow of the previous packet: packets come in bursts of one flow,
     /// and a hit here skips every table lookup.
     last_flow: Option<LastFlow>,
+    /// The destination of the last packet whose flow missed `last_flow`, and
+    /// its id: a flood of new sources toward one victim looks the victim up
+    /// once.
+    last_dst: Option<(Addr, u32)>,
     /// Sources the aggregator would refuse, left out as they arrive.
     screen: Screen,
     pub untracked: Untracked,
@@ -244,6 +248,7 @@ impl Shard {
                 hasher.clone(),
             ),
             last_flow: None,
+            last_dst: None,
             screen: Screen::default(),
             untracked: Untracked::default(),
             totals: Totals::default(),
@@ -276,6 +281,21 @@ impl Shard {
         }
     }
 
+    /// [`Shard::host`] for a destination, through `last_dst`.
+    #[inline]
+    fn dst_host(&mut self, addr: Addr) -> Option<u32> {
+        if let Some((a, id)) = self.last_dst {
+            if a == addr {
+                return Some(id);
+            }
+        }
+        let id = self.host(addr);
+        if let Some(id) = id {
+            self.last_dst = Some((addr, id));
+        }
+        id
+    }
+
     /// The slot of a pair, adding it if there is room.
     #[inline]
     fn pair(&mut self, src: u32, dst: u32) -> Option<u32> {
@@ -297,6 +317,14 @@ impl Shard {
     /// Counts one packet.
     #[inline]
     pub fn record(&mut self, s: &Summary) {
+        let probe = self.screen.probe(s.src);
+        self.record_probed(s, probe);
+    }
+
+    /// [`Shard::record`] with the source's [`Shard::probe`], taken since
+    /// the last change of admission or tick.
+    #[inline]
+    pub fn record_probed(&mut self, s: &Summary, probe: Option<u64>) {
         let len = u64::from(s.l3_len);
         self.totals.packets += 1;
         self.totals.bytes += len;
@@ -306,7 +334,7 @@ impl Shard {
                 (l.src_id, l.dst_id, l.pair)
             }
             _ => {
-                let screened = self.screen.refuses(s.src);
+                let screened = self.screen.refuses_probed(probe);
                 let (src, dst) = if screened {
                     // Its host and its pair would be refused; the
                     // destination only if the aggregator refuses it too.
@@ -314,11 +342,11 @@ impl Shard {
                     let dst = if self.screen.refuses(s.dst) {
                         None
                     } else {
-                        self.host(s.dst)
+                        self.dst_host(s.dst)
                     };
                     (None, dst)
                 } else {
-                    (self.host(s.src), self.host(s.dst))
+                    (self.host(s.src), self.dst_host(s.dst))
                 };
                 let pair = match (src, dst) {
                     (Some(i), Some(j)) => self.pair(i, j),
@@ -406,11 +434,13 @@ impl Shard {
         }
     }
 
-    /// Starts loading what [`Shard::record`] will read for `s` outside the
-    /// shard's own (cache-warm) tables: the admission filter.
+    /// The screening probe of a packet's source (see [`Screen::probe`]),
+    /// for [`Shard::record_probed`]; its filter block is fetched at once.
     #[inline]
-    pub fn prefetch(&self, s: &Summary) {
-        self.screen.prefetch(s.src);
+    pub fn probe(&self, s: &Summary) -> Option<u64> {
+        let p = self.screen.probe(s.src);
+        self.screen.prefetch(p);
+        p
     }
 
     /// Takes what the aggregator will refuse.
@@ -548,6 +578,7 @@ impl Shard {
         self.contacts.clear();
         self.answers.clear();
         self.last_flow = None;
+        self.last_dst = None;
         self.untracked = Untracked::default();
         self.totals = Totals::default();
         self.udp_evicted = 0;

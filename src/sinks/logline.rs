@@ -12,6 +12,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -37,74 +38,125 @@ pub fn run(rx: Inbox, stats: Arc<SinkStats>) {
     }
 }
 
-fn peers(p: &[Peer]) -> String {
-    let items: Vec<String> = p
-        .iter()
-        .map(|p| format!("{{{} {}}}", p.ip, p.bytes))
-        .collect();
-    format!("[{}]", items.join(" "))
+/// Appends `n` in decimal.
+fn push_u64(s: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        s.push(char::from(d));
+    }
+}
+
+/// Appends an address as `Display` writes it; IPv4 without the formatting
+/// machinery, which a replay raising thousands of alerts spends most of its
+/// log line on.
+fn push_ip(s: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_u64(s, u64::from(o));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(s, "{v6}");
+        }
+    }
+}
+
+fn push_peers(s: &mut String, p: &[Peer]) {
+    s.push('[');
+    for (i, p) in p.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push('{');
+        push_ip(s, p.ip);
+        s.push(' ');
+        push_u64(s, p.bytes);
+        s.push('}');
+    }
+    s.push(']');
 }
 
 /// The log line of an event.
 pub fn line(ev: &AlertEvent) -> String {
     let a = &ev.alert;
     let amount = match a.unit {
-        Unit::Packets => "TOTALPACKETS",
-        _ => "TOTALBYTES",
+        Unit::Packets => "TOTALPACKETS=",
+        _ => "TOTALBYTES=",
     };
-    let mut s = match a.kind {
-        AlertKind::Traffic => format!(
-            "EVENT=TRAFFIC SRC={} {amount}={} | DSTINFO={}",
-            a.subject,
-            a.value,
-            peers(&a.evidence.destinations)
-        ),
-        AlertKind::AddressScan => format!(
-            "EVENT=SCANNING SRC={} CONTACTED={} | DSTINFO={}",
-            a.subject,
-            a.value,
-            peers(&a.evidence.destinations)
-        ),
+    let mut s = String::with_capacity(256);
+    let (event, value_key) = match a.kind {
+        AlertKind::Traffic => ("EVENT=TRAFFIC SRC=", amount),
+        AlertKind::AddressScan => ("EVENT=SCANNING SRC=", "CONTACTED="),
+        AlertKind::PortScan => ("EVENT=SCANNING_PORT SRC=", "CONTACTED="),
+        AlertKind::Inbound => ("EVENT=INBOUND DST=", amount),
+    };
+    s.push_str(event);
+    push_ip(&mut s, a.subject);
+    s.push(' ');
+    match a.kind {
         AlertKind::PortScan => {
-            let ports: Vec<String> = a
-                .evidence
-                .ports
-                .iter()
-                .map(|p| p.port.to_string())
-                .collect();
-            format!(
-                "EVENT=SCANNING_PORT SRC={} PORTS=[{}] CONTACTED={}",
-                a.subject,
-                ports.join(" "),
-                a.value
-            )
+            s.push_str("PORTS=[");
+            for (i, p) in a.evidence.ports.iter().enumerate() {
+                if i > 0 {
+                    s.push(' ');
+                }
+                push_u64(&mut s, u64::from(p.port));
+            }
+            s.push_str("] ");
+            s.push_str(value_key);
+            push_u64(&mut s, a.value);
         }
-        AlertKind::Inbound => format!(
-            "EVENT=INBOUND DST={} {amount}={} | SRCINFO={}",
-            a.subject,
-            a.value,
-            peers(&a.evidence.sources)
-        ),
-    };
+        AlertKind::Inbound => {
+            s.push_str(value_key);
+            push_u64(&mut s, a.value);
+            s.push_str(" | SRCINFO=");
+            push_peers(&mut s, &a.evidence.sources);
+        }
+        AlertKind::Traffic | AlertKind::AddressScan => {
+            s.push_str(value_key);
+            push_u64(&mut s, a.value);
+            s.push_str(" | DSTINFO=");
+            push_peers(&mut s, &a.evidence.destinations);
+        }
+    }
     let state = match ev.event {
         Transition::Open => "OPEN",
         Transition::Close => "CLOSED",
     };
-    let _ = write!(
-        s,
-        " | STATE={state} ID={} LIMIT={} WINDOW={}s RULE={}",
-        a.id,
-        a.threshold,
-        a.window_secs,
-        a.rule.replace(' ', "_")
-    );
+    s.push_str(" | STATE=");
+    s.push_str(state);
+    s.push_str(" ID=");
+    push_u64(&mut s, a.id);
+    s.push_str(" LIMIT=");
+    push_u64(&mut s, a.threshold);
+    s.push_str(" WINDOW=");
+    push_u64(&mut s, a.window_secs);
+    s.push_str("s RULE=");
+    s.push_str(&a.rule.replace(' ', "_"));
     if ev.event == Transition::Close {
         let secs = a
             .end_ms
             .unwrap_or(a.last_update_ms)
             .saturating_sub(a.start_ms)
             / 1000;
-        let _ = write!(s, " PEAK={} DURATION={secs}s", a.peak);
+        s.push_str(" PEAK=");
+        push_u64(&mut s, a.peak);
+        s.push_str(" DURATION=");
+        push_u64(&mut s, secs);
+        s.push('s');
     }
     if a.degraded {
         let _ = write!(s, " DEGRADED=true DROP_RATIO={:.4}", a.drop_ratio);
@@ -200,5 +252,46 @@ mod tests {
             "{l}"
         );
         assert!(l.ends_with("DEGRADED=true DROP_RATIO=0.1250"), "{l}");
+    }
+
+    #[test]
+    fn addresses_and_numbers_are_written_as_display_writes_them() {
+        let mut a = alert(AlertKind::AddressScan);
+        a.subject = "2001:db8::1".parse().unwrap();
+        a.value = u64::MAX;
+        a.evidence.destinations = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.0.9",
+            "::ffff:1.2.3.4",
+            "fe80::1",
+        ]
+        .iter()
+        .zip([0, 9, 10, 1_234_567_890, u64::MAX])
+        .map(|(ip, bytes)| Peer {
+            ip: ip.parse().unwrap(),
+            bytes,
+            packets: 1,
+        })
+        .collect();
+        let want_peers: Vec<String> = a
+            .evidence
+            .destinations
+            .iter()
+            .map(|p| format!("{{{} {}}}", p.ip, p.bytes))
+            .collect();
+        let l = line(&AlertEvent {
+            event: Transition::Open,
+            alert: a.clone(),
+        });
+        assert_eq!(
+            l,
+            format!(
+                "EVENT=SCANNING SRC={} CONTACTED={} | DSTINFO=[{}] | STATE=OPEN ID=7 LIMIT=1000 WINDOW=170s RULE=default",
+                a.subject,
+                u64::MAX,
+                want_peers.join(" ")
+            )
+        );
     }
 }
