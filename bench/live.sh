@@ -233,7 +233,7 @@ EOF
     local frames1 drops1 rx1 fnm1 ta_cpu1 fnm_cpu1 screened
     frames1=$(r0_counter frames); drops1=$(r0_counter kernel_drops); rx1=$(rx_packets); fnm1=$(fnm_processed)
     ta_cpu1=$(cpu_ns $DAEMON); fnm_cpu1=$(cpu_ns $FNM)
-    screened=$(api /api/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["untracked"]["screened_packets"])')
+    screened=$(api /api/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["untracked"].get("screened_packets", 0))')
     kill -TERM $DAEMON $FNM; wait $DAEMON $FNM 2>/dev/null || true
     python3 - "$count" "$t0" "$t1" "$((rx1 - rx0))" "$((frames1 - frames0))" "$((drops1 - drops0))" \
         "$((ta_cpu1 - ta_cpu0))" "$((fnm1 - fnm0))" "$((fnm_cpu1 - fnm_cpu0))" "$screened" \

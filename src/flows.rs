@@ -131,8 +131,29 @@ impl UdpFlows {
     /// Marks a UDP datagram as an answer or an initiation.
     #[inline]
     pub fn classify(&mut self, s: &mut Summary) {
+        if self.same_as_last(s) {
+            return;
+        }
         let key = self.key(s);
         self.classify_keyed(s, key);
+    }
+
+    /// True (and `s` marked) if `s` is of the previous datagram's flow: a
+    /// burst of one flow is decided once, without hashing.
+    #[inline]
+    fn same_as_last(&self, s: &mut Summary) -> bool {
+        if s.proto != proto::UDP || !s.has_ports {
+            return false;
+        }
+        match self.last {
+            Some((src, dst, sp, dp, role))
+                if src == s.src && dst == s.dst && sp == s.src_port && dp == s.dst_port =>
+            {
+                s.role = role;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// [`UdpFlows::classify`] with the datagram's [`UdpFlows::key`].
@@ -141,11 +162,8 @@ impl UdpFlows {
         let Some((fp, side)) = key else {
             return;
         };
-        if let Some((src, dst, sp, dp, role)) = self.last {
-            if src == s.src && dst == s.dst && sp == s.src_port && dp == s.dst_port {
-                s.role = role;
-                return;
-            }
+        if self.same_as_last(s) {
+            return;
         }
         let i = fp as usize & self.mask;
         let tag = fp >> 16;

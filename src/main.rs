@@ -27,9 +27,10 @@ fn main() -> ExitCode {
             let path = file.or(cli.config);
             match load(path.as_deref()) {
                 Ok(c) => {
-                    println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
+                    let json = serde_json::to_string_pretty(&c).unwrap_or_default();
+                    let code = emit(&format!("{json}\n"));
                     eprintln!("configuration OK");
-                    ExitCode::SUCCESS
+                    code
                 }
                 Err(e) => fail(&e, 2),
             }
@@ -59,27 +60,20 @@ fn main() -> ExitCode {
             match trafficalerted::replay::run(&config, &opts) {
                 Ok(summary) => {
                     if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&summary).unwrap_or_default()
-                        );
+                        let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+                        emit(&format!("{text}\n"))
                     } else if !alerts_only {
-                        print!("{}", summary.table());
+                        emit(&summary.table())
+                    } else {
+                        ExitCode::SUCCESS
                     }
-                    ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e, 1),
             }
         }
-        Command::DefaultConfig => {
-            print!("{}", config::DOCUMENTED_DEFAULT);
-            ExitCode::SUCCESS
-        }
+        Command::DefaultConfig => emit(config::DOCUMENTED_DEFAULT),
         Command::ConvertConfig { file } => match convert(&file) {
-            Ok(toml) => {
-                print!("{toml}");
-                ExitCode::SUCCESS
-            }
+            Ok(toml) => emit(&toml),
             Err(e) => fail(&e, 2),
         },
     }
@@ -121,6 +115,22 @@ fn convert(path: &Path) -> anyhow::Result<String> {
     }
     Config::parse(&c.toml, "the converted config")?;
     Ok(c.toml)
+}
+
+/// Writes a command's answer to standard output. A reader that has gone
+/// (`| grep -q`, `| head`) ends the command quietly, as it would end `cat`;
+/// any other write error is reported.
+fn emit(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trafficalerted: cannot write to standard output: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {

@@ -168,6 +168,10 @@ fn packets_in_a_partly_filled_block_count_when_an_interface_is_dropped_or_the_da
 /// environment) must not leave the daemon half-blind: it stops with an
 /// error, for systemd's `Restart=on-failure` to start it again.
 #[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "the fault hook is compiled into debug builds only"
+)]
 fn a_capture_worker_that_dies_stops_the_daemon_with_an_error() {
     require(&["ethtool"]);
     for fault in ["exit:1:2", "panic:1:2"] {

@@ -96,3 +96,24 @@ fn convert_config_turns_an_original_conf_into_toml() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: ByteLimit"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `check-config | grep -q` and `default-config | head` are how operators and
+/// scripts read these answers; a reader that stops early must not turn into
+/// a panic and a failed pipeline.
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    for args in [&["default-config"][..], &["check-config", "/dev/null"][..]] {
+        let mut child = std::process::Command::new(BIN)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closing the pipe unread: every write the command makes fails.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
