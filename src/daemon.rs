@@ -47,13 +47,7 @@ pub fn run(mut config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         config.http.auth.as_ref(),
         published.clone(),
     )?;
-    if config.http.auth.is_none() {
-        for a in http.addrs().iter().filter(|a| !a.ip().is_loopback()) {
-            log::warn!(
-                "the HTTP API on {a} is reachable from the network and has no access control; set [http.auth] or keep it on a management network"
-            );
-        }
-    }
+    http.warn_if_exposed();
     log::info!(
         "ready: watching {}; HTTP API on {}",
         display_list(&capture.watched()),
@@ -76,8 +70,15 @@ pub fn run(mut config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             Ok(SIGHUP) => match reload(path.as_deref()) {
                 Ok(new) => {
                     crate::notify::notify("RELOADING=1");
-                    if new.tick != config.tick || new.http != config.http {
-                        log::warn!("reload: tick and http.listen take effect after a restart");
+                    let (new, restart) = new.keeping_restart_only(&config);
+                    if !restart.is_empty() {
+                        log::warn!(
+                            "reload: {} take effect after a restart; until then the running values stay",
+                            restart.join(", ")
+                        );
+                    }
+                    if let Some(what) = http.set_auth(new.http.auth.as_ref()) {
+                        log::info!("reload: HTTP {what}");
                     }
                     capture.reconfigure(&new);
                     config = new;

@@ -608,33 +608,9 @@ impl Capture {
     /// detectors, rules and sinks at the next tick; what only a restart can
     /// change is named in the log.
     pub fn reconfigure(&mut self, new: &Config) {
+        // Restart-only settings arrive with their running values
+        // (`Config::keeping_restart_only`).
         let c = &new.capture;
-        let old = &self.cfg;
-        let mut restart = Vec::new();
-        if c.workers != old.workers {
-            restart.push("capture.workers");
-        }
-        if c.snaplen != old.snaplen {
-            restart.push("capture.snaplen");
-        }
-        if c.block_size != old.block_size
-            || c.block_count != old.block_count
-            || c.block_timeout != old.block_timeout
-        {
-            restart.push("capture.block_size/block_count/block_timeout");
-        }
-        if c.ring_memory_max != old.ring_memory_max {
-            restart.push("capture.ring_memory_max");
-        }
-        if c.aggregators != old.aggregators {
-            restart.push("capture.aggregators");
-        }
-        if c.fanout != old.fanout || c.wait != old.wait || c.direction != old.direction {
-            restart.push("capture.fanout/wait/direction");
-        }
-        if !restart.is_empty() {
-            log::warn!("reload: {} take effect after a restart", restart.join(", "));
-        }
         self.cfg.interfaces = c.interfaces.clone();
         self.cfg.exclude_interfaces = c.exclude_interfaces.clone();
         self.cfg.skip_stacked = c.skip_stacked;

@@ -6,6 +6,7 @@
 mod glob;
 pub mod legacy;
 mod raw;
+mod reload;
 pub mod units;
 
 pub use glob::Glob;

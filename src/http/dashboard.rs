@@ -45,16 +45,23 @@ const FILES: [(&str, &str, &str); 5] = [
 /// the page must load before it can send the token; with basic auth the
 /// browser asks for the password on the page itself.
 pub fn is_public(path: &str, access: &Access) -> bool {
+    let path = canonical(path);
     !matches!(access, Access::Basic(_))
         && (path == "/dashboard" || path == "/" || FILES.iter().any(|f| f.0 == path))
 }
 
-pub fn file(path: &str) -> Answer {
-    let path = if path == "/dashboard/index.html" {
+/// The page has two names; access and content follow the one it is filed
+/// under.
+fn canonical(path: &str) -> &str {
+    if path == "/dashboard/index.html" {
         "/dashboard/"
     } else {
         path
-    };
+    }
+}
+
+pub fn file(path: &str) -> Answer {
+    let path = canonical(path);
     let Some(&(_, kind, text)) = FILES.iter().find(|f| f.0 == path) else {
         return Err(ApiError::not_found(format!("no such file: {path}")));
     };

@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -66,6 +68,7 @@ pub enum HttpError {
 #[derive(Debug)]
 pub struct HttpServer {
     addrs: Vec<SocketAddr>,
+    access: Arc<ArcSwap<Access>>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -74,6 +77,40 @@ impl HttpServer {
     /// The addresses actually bound (useful with port 0).
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Puts new credentials into effect for every request from now on (a
+    /// reload rotating a leaked token must not wait for a restart). Says
+    /// what changed, or `None` when nothing did.
+    pub fn set_auth(&self, auth: Option<&Auth>) -> Option<&'static str> {
+        let new = Access::new(auth);
+        let old = self.access.load_full();
+        if *old == new {
+            return None;
+        }
+        let what = match (&*old, &new) {
+            (Access::Open, _) => "access control turned on",
+            (_, Access::Open) => "access control turned off",
+            _ => "credentials changed",
+        };
+        self.access.store(Arc::new(new));
+        if matches!(*self.access.load_full(), Access::Open) {
+            self.warn_if_exposed();
+        }
+        Some(what)
+    }
+
+    /// Warns, once per address, when the API answers beyond loopback
+    /// without access control.
+    pub fn warn_if_exposed(&self) {
+        if !matches!(**self.access.load(), Access::Open) {
+            return;
+        }
+        for a in self.addrs.iter().filter(|a| !a.ip().is_loopback()) {
+            log::warn!(
+                "the HTTP API on {a} is reachable from the network and has no access control; set [http.auth] or keep it on a management network"
+            );
+        }
     }
 
     /// Stops accepting, ends open streams and the thread.
@@ -91,7 +128,8 @@ impl HttpServer {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub published: Published,
-    pub access: Access,
+    /// Swapped whole at a reload; each request reads it once.
+    pub access: Arc<ArcSwap<Access>>,
     pub streams: Arc<Semaphore>,
     pub history_reads: Arc<Semaphore>,
 }
@@ -112,9 +150,10 @@ pub fn start(
         addrs.push(l.local_addr().unwrap_or(addr));
         listeners.push(l);
     }
+    let access = Arc::new(ArcSwap::from_pointee(Access::new(auth)));
     let shared = Arc::new(Shared {
         published,
-        access: Access::new(auth),
+        access: access.clone(),
         streams: Arc::new(Semaphore::new(MAX_STREAMS)),
         history_reads: Arc::new(Semaphore::new(MAX_HISTORY_READS)),
     });
@@ -125,6 +164,7 @@ pub fn start(
         .map_err(HttpError::Thread)?;
     Ok(HttpServer {
         addrs,
+        access,
         shutdown: Some(tx),
         thread: Some(thread),
     })
@@ -215,8 +255,18 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return respond::method_not_allowed(req.method(), &path);
     }
-    if path != "/healthz" && !dashboard::is_public(&path, &shared.access) {
-        if let Err(refused) = shared.access.check(req.headers()) {
+    // RFC 9112, 3.2: an HTTP/1.1 request without Host is answered 400.
+    if req.version() == hyper::Version::HTTP_11 && !req.headers().contains_key(hyper::header::HOST)
+    {
+        return respond::ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: "an HTTP/1.1 request needs a Host header".into(),
+        }
+        .response();
+    }
+    let access = shared.access.load();
+    if path != "/healthz" && !dashboard::is_public(&path, &access) {
+        if let Err(refused) = access.check(req.headers()) {
             return refused.response();
         }
     }

@@ -99,7 +99,8 @@ pub fn run(config: &Config, opts: &Options) -> anyhow::Result<Summary> {
                 "replaying in real time; dashboard on http://{}/dashboard/",
                 h.addrs()[0]
             );
-            Some(h)
+            h.warn_if_exposed();
+            Some((h, HangupIgnored::start()))
         }
         Speed::Max => None,
     };
@@ -135,8 +136,9 @@ pub fn run(config: &Config, opts: &Options) -> anyhow::Result<Summary> {
     let (ticks, totals, out_of_order) = player.finish();
     let elapsed = started.elapsed();
     sinks.stop(Duration::from_secs(10));
-    if let Some(h) = http {
+    if let Some((h, hangup)) = http {
         h.stop();
+        hangup.stop();
     }
     Ok(Summary::build(
         files,
@@ -148,6 +150,53 @@ pub fn run(config: &Config, opts: &Options) -> anyhow::Result<Summary> {
         elapsed,
         opts.top,
     ))
+}
+
+/// A real-time replay runs for as long as its capture lasts, as a service
+/// would: a SIGHUP (a reload out of habit, a closed terminal) must not kill
+/// it. It has nothing to reload; it says so and goes on.
+struct HangupIgnored {
+    handle: Option<signal_hook::iterator::Handle>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HangupIgnored {
+    fn start() -> HangupIgnored {
+        let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP]) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("cannot catch SIGHUP ({e}); a SIGHUP ends this replay");
+                return HangupIgnored {
+                    handle: None,
+                    thread: None,
+                };
+            }
+        };
+        let handle = signals.handle();
+        let thread = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    log::info!(
+                        "SIGHUP: a replay keeps the configuration it started with; start it again to change it"
+                    );
+                }
+            })
+            .ok();
+        HangupIgnored {
+            handle: Some(handle),
+            thread,
+        }
+    }
+
+    fn stop(self) {
+        if let Some(h) = self.handle {
+            h.close();
+        }
+        if let Some(t) = self.thread {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Holds packets back to their capture time (real-time speed).

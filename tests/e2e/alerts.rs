@@ -263,7 +263,13 @@ fn spoofed_flood_is_an_inbound_alert_with_flat_memory_and_no_backscatter_scan() 
     trafgen(&t.gen_ns, &t.g0, 200_000, 5, &flood);
     let a = wait_open(&d, "inbound", "10.2.0.2");
     assert!(a["value"].as_u64().unwrap() > 5_000_000);
-    assert_eq!(a["evidence"]["sources"].as_array().unwrap().len(), 10);
+    let sources = a["evidence"]["sources"].as_array();
+    assert_eq!(
+        sources.map(Vec::len),
+        Some(10),
+        "{a}\nstatus: {}",
+        d.json("/api/v1/status")
+    );
     delivered_everywhere(&d, &hook, &a, "EVENT=INBOUND DST=10.2.0.2 TOTALBYTES=");
     // Once more at the same rate, so that every table — the workers' shards
     // too, which hold what one tick brings — has grown to what this flood

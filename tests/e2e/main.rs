@@ -21,6 +21,7 @@ mod netns;
 mod privileges;
 mod prometheus;
 mod receiver;
+mod reload;
 mod replay;
 mod ring;
 mod traffic;

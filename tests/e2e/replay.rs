@@ -399,3 +399,55 @@ fn realtime_replay_serves_the_api_while_it_plays() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A real-time replay open beyond loopback without credentials says so,
+/// and a SIGHUP does not end it (it has nothing to reload).
+#[test]
+fn realtime_replay_warns_when_exposed_and_survives_a_sighup() {
+    require(&[]);
+    let ns = crate::netns::Netns::new("rt");
+    let dir = std::env::temp_dir().join(unique("rt"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("paced.pcap");
+    std::fs::write(&file, paced_capture(3)).unwrap();
+    let cfg = dir.join("open.toml");
+    std::fs::write(
+        &cfg,
+        "[http]\nlisten = [\"0.0.0.0:8698\"]\n[alerts]\nhistory_file = \"\"\n",
+    )
+    .unwrap();
+    let log = dir.join("log");
+    let (file_s, cfg_s) = (
+        file.to_string_lossy().into_owned(),
+        cfg.to_string_lossy().into_owned(),
+    );
+    let mut p = ns.spawn(
+        &[
+            BIN,
+            "-c",
+            &cfg_s,
+            "replay",
+            "--speed",
+            "realtime",
+            "--no-progress",
+            &file_s,
+        ],
+        Stdio::null(),
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let up = wait_until(Duration::from_secs(10), || {
+        ns.tcp_open(crate::daemon::API).then_some(())
+    });
+    assert!(up.is_some(), "the replay's API comes up");
+    p.signal(nix::sys::signal::Signal::SIGHUP);
+    let code = p.wait_for(Duration::from_secs(15));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        code,
+        Some(0),
+        "the replay ends normally after SIGHUP: {text}"
+    );
+    assert!(text.contains("no access control"), "{text}");
+    assert!(text.contains("SIGHUP: a replay keeps"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

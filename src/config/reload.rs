@@ -1,0 +1,76 @@
+//! What a SIGHUP may change: settings that size the capture or its clock
+//! are fixed at start, so a reload keeps their running values whole
+//! instead of applying part of them.
+
+use super::Config;
+
+impl Config {
+    /// `self` (the file just read) with every restart-only setting put
+    /// back to what `running` uses, and the names of those that differ.
+    pub fn keeping_restart_only(mut self, running: &Config) -> (Config, Vec<&'static str>) {
+        let mut changed = Vec::new();
+        let mut keep = |name: &'static str, differs: bool| {
+            if differs {
+                changed.push(name);
+            }
+        };
+        let (c, old) = (&mut self.capture, &running.capture);
+        keep("tick", self.tick != running.tick);
+        keep("http.listen", self.http.listen != running.http.listen);
+        keep("capture.workers", c.workers != old.workers);
+        keep("capture.snaplen", c.snaplen != old.snaplen);
+        keep(
+            "capture.block_size/block_count/block_timeout",
+            c.block_size != old.block_size
+                || c.block_count != old.block_count
+                || c.block_timeout != old.block_timeout,
+        );
+        keep(
+            "capture.ring_memory_max",
+            c.ring_memory_max != old.ring_memory_max,
+        );
+        keep("capture.aggregators", c.aggregators != old.aggregators);
+        keep(
+            "capture.fanout/wait/direction",
+            c.fanout != old.fanout || c.wait != old.wait || c.direction != old.direction,
+        );
+        self.tick = running.tick;
+        self.http.listen = running.http.listen.clone();
+        c.workers = old.workers;
+        c.snaplen = old.snaplen;
+        c.block_size = old.block_size;
+        c.block_count = old.block_count;
+        c.block_timeout = old.block_timeout;
+        c.ring_memory_max = old.ring_memory_max;
+        c.aggregators = old.aggregators;
+        c.fanout = old.fanout;
+        c.wait = old.wait;
+        c.direction = old.direction;
+        (self, changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_only_settings_keep_their_running_values() {
+        let running = Config::default();
+        let file = Config::parse(
+            "tick = \"500ms\"\n[capture]\nworkers = 3\n[traffic]\nbyte_limit = \"5G\"\n[http]\nlisten = [\"127.0.0.1:1\"]\n",
+            "test",
+        )
+        .unwrap();
+        let (kept, changed) = file.clone().keeping_restart_only(&running);
+        assert_eq!(changed, ["tick", "http.listen", "capture.workers"]);
+        assert_eq!(kept.tick, running.tick);
+        assert_eq!(kept.http.listen, running.http.listen);
+        assert_eq!(kept.capture.workers, running.capture.workers);
+        // What a reload may change, it does.
+        assert_eq!(kept.traffic.byte_limit, file.traffic.byte_limit);
+        assert_ne!(kept.traffic.byte_limit, running.traffic.byte_limit);
+        let (_, none) = running.clone().keeping_restart_only(&running);
+        assert!(none.is_empty());
+    }
+}
