@@ -273,4 +273,38 @@ captures = {
 for name, data in captures.items():
     with open(f"seeds/replay_reader/{name}", "wb") as f:
         f.write(data)
+# history_reader: the alert history file, with the lines that broke it.
+import json
+def alert_line(event, id, start, end=None, kind="inbound"):
+    a = {"degraded": False, "drop_ratio": 0.0, "end_ms": end,
+         "evidence": {"sources": [{"bytes": 100, "ip": "192.0.2.7", "packets": 1}]},
+         "id": id, "kind": kind, "last_update_ms": end or start, "peak": 13533600,
+         "rule": "default", "start_ms": start, "subject": "10.2.0.2", "threshold": 5000000,
+         "unit": "bytes", "value": 11309400, "window_secs": 30}
+    return (json.dumps({"event": event, "alert": a}) + "\n").encode()
+os.makedirs("seeds/history_reader", exist_ok=True)
+opened = alert_line("open", 1, 1000)
+closed = alert_line("close", 1, 1000, 2000)
+histories = {
+    "open_close": opened + closed,
+    "start_at_u64_max": b"".join(alert_line("open", i, 2**64 - 1) for i in range(1, 4)),
+    "end_at_u64_max": opened + alert_line("close", 1, 1000, 2**64 - 1),
+    "torn_then_event": opened + closed[:37] + alert_line("open", 2, 3000),
+    "torn_last": opened + closed[:50],
+    "empty_lines": b"\n\n" + opened + b"\n" + closed,
+    "long_line": opened + b"x" * ((1 << 20) + 1) + b"\n" + closed,
+    "long_line_at_end_no_newline": opened + b"y" * ((1 << 20) + 7),
+    "nul_bytes": opened + b"\0" * 300 + b"\n" + closed,
+    "deep_nesting": b"[" * 5000 + b"\n" + opened,
+    "huge_numbers": opened.replace(b'"id": 1', b'"id": 18446744073709551616'),
+    "negative_time": opened.replace(b'"start_ms": 1000', b'"start_ms": -1'),
+    "wrong_types": b'{"event": 7, "alert": []}\n' + opened,
+    "not_utf8": b"\xff\xfe" + opened,
+    "crlf": opened.replace(b"\n", b"\r\n") + closed,
+    "same_ms_many": b"".join(alert_line("open", i, 5000) for i in range(1, 40)),
+}
+for name, data in histories.items():
+    with open(f"seeds/history_reader/{name}", "wb") as f:
+        f.write(data)
+print(f"{len(histories)} history_reader seeds")
 print(f"{len(seeds)} parse, {len(configs)} config, {len(blocks)} ring_block, {len(requests)} http_request, {len(captures)} replay_reader seeds")

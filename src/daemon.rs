@@ -143,7 +143,7 @@ fn restore_history(config: &Config) -> anyhow::Result<history::Loaded> {
         .with_context(|| format!("cannot read the alert history {}", path.display()))?;
     if let Some(at) = loaded.torn_at {
         log::warn!(
-            "{}: the last line (at byte {at}) was cut short, probably by a power failure; it is skipped",
+            "{}: the last line (at byte {at}) was cut short, probably by a power failure or a full disk; it is cut off, so the next event starts a line of its own",
             path.display()
         );
     }

@@ -66,7 +66,7 @@ if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build) > /tmp/fuzz-build.log 2>&1;
 fi
 RUNS=${FUZZ_RUNS:-1000000}
 SECS=${FUZZ_SECONDS:-60}
-for target in parse config ring_block http_request replay_reader; do
+for target in parse config ring_block http_request replay_reader history_reader; do
     corpus=$(mktemp -d)
     log=$(mktemp)
     if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \

@@ -3,6 +3,7 @@
 //! validated result with every default filled in, which the daemon runs on
 //! and `/capabilities` shows.
 
+mod bounds;
 mod glob;
 pub mod legacy;
 mod raw;
@@ -732,7 +733,7 @@ impl Config {
             ));
         }
 
-        Ok(Config {
+        let config = Config {
             tick,
             capture: CaptureConfig {
                 interfaces,
@@ -789,7 +790,9 @@ impl Config {
             metrics: MetricsConfig {
                 top_hosts: raw.metrics.top_hosts,
             },
-        })
+        };
+        bounds::check(&config, at)?;
+        Ok(config)
     }
 }
 

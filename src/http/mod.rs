@@ -290,6 +290,19 @@ fn answer(path: &str, query: Option<&str>, snap: &Snapshot) -> respond::Answer {
     }
 }
 
+/// What a page of the alert history read from `r` holds: events, `more`,
+/// `next_since` (the fuzz target's door into the history reader).
+pub fn history_page(
+    r: impl std::io::BufRead,
+    since: u64,
+    limit: usize,
+) -> std::io::Result<(usize, bool, u64)> {
+    let mut pager = api::history::Pager::new(since, limit, None);
+    pager.read(r)?;
+    let page = pager.page();
+    Ok((page.events.len(), page.more, page.next_since))
+}
+
 /// The status a GET of `target` (path and query) with these headers would
 /// get, for everything answered from the snapshot alone: what the fuzz
 /// target drives, untrusted text in, never a panic.

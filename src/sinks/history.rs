@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::lines::{self, Line};
 use super::{Inbox, SinkStats};
 use crate::alert::{Alert, AlertEvent, Transition};
 use crate::config::AlertsConfig;
@@ -44,31 +45,35 @@ pub fn load(path: &Path) -> io::Result<Loaded> {
     read(BufReader::new(file))
 }
 
-/// Reads history lines from any reader.
+/// Reads history lines from any reader. Lines longer than
+/// [`lines::MAX_LINE`] are skipped without being held.
 pub fn read(mut r: impl BufRead) -> io::Result<Loaded> {
     let mut loaded = Loaded::default();
     let mut latest: BTreeMap<u64, AlertEvent> = BTreeMap::new();
     let mut offset = 0u64;
     let mut line = Vec::new();
     loop {
-        line.clear();
-        let n = r.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
+        let (what, n) = lines::next(&mut r, &mut line, lines::MAX_LINE)?;
         let start = offset;
-        offset += n as u64;
-        if line.last() != Some(&b'\n') {
-            loaded.torn_at = Some(start);
-            break;
-        }
-        match serde_json::from_slice::<AlertEvent>(&line) {
-            Ok(ev) => {
-                loaded.events += 1;
-                loaded.max_id = loaded.max_id.max(ev.alert.id);
-                latest.insert(ev.alert.id, ev);
+        offset += n;
+        match what {
+            Line::End => break,
+            Line::Torn => {
+                loaded.torn_at = Some(start);
+                break;
             }
-            Err(_) => loaded.skipped += 1,
+            Line::TooLong => loaded.skipped += 1,
+            // What a write cut short leaves when it cannot be cut off: the
+            // next event starts a line of its own.
+            Line::Whole if line == b"\n" => {}
+            Line::Whole => match serde_json::from_slice::<AlertEvent>(&line) {
+                Ok(ev) => {
+                    loaded.events += 1;
+                    loaded.max_id = loaded.max_id.max(ev.alert.id);
+                    latest.insert(ev.alert.id, ev);
+                }
+                Err(_) => loaded.skipped += 1,
+            },
         }
     }
     loaded.open = latest
@@ -77,6 +82,27 @@ pub fn read(mut r: impl BufRead) -> io::Result<Loaded> {
         .map(|ev| ev.alert)
         .collect();
     Ok(loaded)
+}
+
+/// The rotated files that exist, newest first: `file.1`, `file.2`, … up to
+/// `keep`, stopping at the first one missing (rotation keeps them
+/// contiguous). Never more names than there are files.
+pub fn rotated(path: &Path, keep: u32) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for n in 1..=keep {
+        let p = numbered(path, n);
+        if std::fs::symlink_metadata(&p).is_err() {
+            break;
+        }
+        v.push(p);
+    }
+    v
+}
+
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".{n}"));
+    p.into()
 }
 
 /// Appends events to the history file.
@@ -89,6 +115,12 @@ pub struct Writer {
     keep: u32,
     /// Open alerts by id, to start a rotated file with.
     open: BTreeMap<u64, Alert>,
+    /// A failed write may have left part of a line: the next write starts
+    /// a new line (when cutting it off failed too).
+    torn: bool,
+    /// Rotation is put off while the open alerts alone would fill most of
+    /// a new file (each rotation would push out the last): said once.
+    rotation_put_off: bool,
     last_error_log: Option<Instant>,
 }
 
@@ -104,12 +136,8 @@ impl Writer {
             .append(true)
             .read(true)
             .open(&path)?;
-        let loaded_torn = load(&path)?.torn_at;
-        if let Some(at) = loaded_torn {
-            log::warn!(
-                "{}: the last line (at byte {at}) was cut short, probably by a power failure; dropping it",
-                path.display()
-            );
+        // The daemon has said so when it read the file back.
+        if let Some(at) = load(&path)?.torn_at {
             file.set_len(at)?;
         }
         let size = file.metadata()?.len();
@@ -120,6 +148,8 @@ impl Writer {
             max_size: cfg.history_max_size.0,
             keep: cfg.history_keep,
             open: restored.iter().map(|a| (a.id, a.clone())).collect(),
+            torn: false,
+            rotation_put_off: false,
             last_error_log: None,
         })
     }
@@ -139,28 +169,59 @@ impl Writer {
                     stats
                         .failed
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    let now = Instant::now();
-                    if self
-                        .last_error_log
-                        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
-                    {
-                        self.last_error_log = Some(now);
-                        log::error!("alert history {}: {e}", self.path.display());
-                    }
+                    let what = format!("alert history {}: {e}", self.path.display());
+                    self.say(&what);
                 }
+            }
+            if let Err(e) = self.rotate_if_due() {
+                let what = format!(
+                    "alert history {}: cannot rotate ({e}); the file is {} bytes, past history_max_size ({}), and grows until rotation works again",
+                    self.path.display(),
+                    self.size,
+                    self.max_size
+                );
+                self.say(&what);
             }
         }
     }
 
-    /// Appends a batch and syncs it to disk.
+    /// An error, at most once a minute (a full disk fails every write).
+    fn say(&mut self, what: &str) {
+        let now = Instant::now();
+        if self
+            .last_error_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
+        {
+            self.last_error_log = Some(now);
+            log::error!("{what}");
+        }
+    }
+
+    /// Appends a batch and syncs it to disk. A write that fails part-way
+    /// (a full disk) is cut back to the last whole line, so the next event
+    /// does not land on the end of a fragment and get lost with it.
     pub fn write_batch<'a>(
         &mut self,
         events: impl Iterator<Item = &'a AlertEvent>,
     ) -> io::Result<()> {
         let mut buf = Vec::new();
+        if self.torn {
+            buf.push(b'\n');
+        }
+        let mut changes = Vec::new();
         for ev in events {
             serde_json::to_writer(&mut buf, ev).map_err(io::Error::other)?;
             buf.push(b'\n');
+            changes.push(ev);
+        }
+        if let Err(e) = self.file.write_all(&buf) {
+            self.torn = self.file.set_len(self.size).is_err();
+            return Err(e);
+        }
+        self.torn = false;
+        self.size += buf.len() as u64;
+        // Written: what is open follows, even if the sync below fails.
+        for ev in changes {
             match ev.event {
                 Transition::Open => {
                     self.open.insert(ev.alert.id, ev.alert.clone());
@@ -170,33 +231,70 @@ impl Writer {
                 }
             }
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
-        self.size += buf.len() as u64;
-        if self.size >= self.max_size {
-            self.rotate()?;
+        self.file.sync_data()
+    }
+
+    /// Rotates when the file has reached its bound, unless the open alerts
+    /// alone would take more than half of the new file: rotating then
+    /// would start every new file nearly full and push events out of the
+    /// kept files within seconds. The file grows past its bound instead,
+    /// until enough alerts close; said once per episode.
+    pub fn rotate_if_due(&mut self) -> io::Result<()> {
+        if self.size < self.max_size {
+            return Ok(());
         }
-        Ok(())
+        let carried = self.open_lines()?;
+        if carried.len() as u64 > self.max_size / 2 {
+            if !self.rotation_put_off {
+                self.rotation_put_off = true;
+                log::warn!(
+                    "alert history {}: the {} open alerts take {} bytes, more than half of history_max_size ({}); rotation waits until they close and the file grows past its bound meanwhile (raise history_max_size)",
+                    self.path.display(),
+                    self.open.len(),
+                    carried.len(),
+                    self.max_size
+                );
+            }
+            return Ok(());
+        }
+        if self.rotation_put_off {
+            self.rotation_put_off = false;
+            log::info!(
+                "alert history {}: rotating again ({} bytes)",
+                self.path.display(),
+                self.size
+            );
+        }
+        self.rotate(&carried)
+    }
+
+    fn open_lines(&self) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        for a in self.open.values() {
+            let ev = AlertEvent {
+                event: Transition::Open,
+                alert: a.clone(),
+            };
+            serde_json::to_writer(&mut buf, &ev).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
+        Ok(buf)
     }
 
     /// `alerts.jsonl` becomes `alerts.jsonl.1`, older ones move up, the
     /// oldest beyond `keep` goes; the new file starts with the open alerts.
-    fn rotate(&mut self) -> io::Result<()> {
-        let name = |n: u32| -> PathBuf {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{n}"));
-            p.into()
-        };
+    /// Only files that exist are touched.
+    fn rotate(&mut self, carried: &[u8]) -> io::Result<()> {
         if self.keep == 0 {
             std::fs::remove_file(&self.path)?;
         } else {
-            for n in (1..self.keep).rev() {
-                let from = name(n);
-                if from.exists() {
-                    std::fs::rename(&from, name(n + 1))?;
-                }
+            let mut old = rotated(&self.path, self.keep);
+            // The oldest at the bound is replaced by the rename below it.
+            old.truncate(self.keep as usize - 1);
+            for (i, from) in old.iter().enumerate().rev() {
+                std::fs::rename(from, numbered(&self.path, i as u32 + 2))?;
             }
-            std::fs::rename(&self.path, name(1))?;
+            std::fs::rename(&self.path, numbered(&self.path, 1))?;
         }
         self.file = OpenOptions::new()
             .create(true)
@@ -204,23 +302,11 @@ impl Writer {
             .read(true)
             .open(&self.path)?;
         self.size = 0;
-        let open: Vec<AlertEvent> = self
-            .open
-            .values()
-            .map(|a| AlertEvent {
-                event: Transition::Open,
-                alert: a.clone(),
-            })
-            .collect();
-        if !open.is_empty() {
-            let mut buf = Vec::new();
-            for ev in &open {
-                serde_json::to_writer(&mut buf, ev).map_err(io::Error::other)?;
-                buf.push(b'\n');
-            }
-            self.file.write_all(&buf)?;
+        self.torn = false;
+        if !carried.is_empty() {
+            self.file.write_all(carried)?;
             self.file.sync_data()?;
-            self.size = buf.len() as u64;
+            self.size = carried.len() as u64;
         }
         Ok(())
     }
@@ -331,6 +417,7 @@ mod tests {
         while !d.join("alerts.jsonl.2").exists() {
             w.write_batch([ev(Transition::Open, id), ev(Transition::Close, id)].iter())
                 .unwrap();
+            w.rotate_if_due().unwrap();
             id += 1;
             assert!(id < 100_000);
         }
@@ -347,5 +434,116 @@ mod tests {
     fn a_missing_file_is_an_empty_history() {
         let l = load(Path::new("/nonexistent/alerts.jsonl")).unwrap();
         assert!(l.open.is_empty());
+    }
+
+    /// Many open alerts outgrow the file's bound: rotating would start each
+    /// new file nearly full and push out the events of the last ones.
+    #[test]
+    fn rotation_waits_while_the_open_alerts_would_fill_the_new_file() {
+        let d = tmp();
+        let c = cfg(&d, 64 * 1024);
+        let mut w = Writer::open(&c, &[]).unwrap();
+        let line = serde_json::to_string(&ev(Transition::Open, 1))
+            .unwrap()
+            .len() as u64
+            + 1;
+        let n = (64 * 1024 / line) + 10;
+        for id in 1..=n {
+            w.write_batch([ev(Transition::Open, id)].iter()).unwrap();
+            w.rotate_if_due().unwrap();
+        }
+        for id in 1..=n {
+            w.write_batch([ev(Transition::Close, id)].iter()).unwrap();
+            w.rotate_if_due().unwrap();
+        }
+        let p = Path::new(&c.history_file);
+        let mut files = rotated(p, c.history_keep);
+        files.push(p.to_path_buf());
+        // Distinct events: a rotated file starts with the openings of the
+        // alerts still open, a second copy.
+        let mut seen = std::collections::HashSet::new();
+        for f in &files {
+            for l in std::fs::read_to_string(f).unwrap().lines() {
+                let e: AlertEvent = serde_json::from_str(l).unwrap();
+                seen.insert((e.alert.id, e.event == Transition::Open));
+            }
+        }
+        assert_eq!(seen.len() as u64, 2 * n, "every event kept");
+        // Once they have closed, the bound holds again.
+        assert!(
+            d.join("alerts.jsonl.1").exists(),
+            "rotated after they closed"
+        );
+        assert!(w.size < c.history_max_size.0);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A rotation that fails (here: `alerts.jsonl.1` is a directory with
+    /// something in it) loses no event and counts none as failed.
+    #[test]
+    fn a_failed_rotation_counts_the_written_events_as_delivered() {
+        let d = tmp();
+        let mut c = cfg(&d, 64 * 1024);
+        c.history_keep = 1;
+        std::fs::create_dir_all(d.join("alerts.jsonl.1/x")).unwrap();
+        let w = Writer::open(&c, &[]).unwrap();
+        let stats = Arc::new(SinkStats::default());
+        let (tx, rx) = std::sync::mpsc::sync_channel(10_000);
+        let n = 400u64;
+        for id in 1..=n {
+            tx.send(Arc::new(ev(Transition::Open, id))).unwrap();
+        }
+        drop(tx);
+        w.run(rx, stats.clone());
+        assert_eq!(stats.delivered.load(Ordering::Relaxed), n);
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 0);
+        let l = load(Path::new(&c.history_file)).unwrap();
+        assert_eq!(l.events as u64, n);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A full disk: the write fails part-way; the next event, once there
+    /// is room, is not appended to a fragment and lost with it.
+    #[test]
+    fn after_a_failed_write_the_next_event_starts_a_line_of_its_own() {
+        let d = tmp();
+        let c = cfg(&d, 1 << 20);
+        let mut w = Writer::open(&c, &[]).unwrap();
+        w.write_batch([ev(Transition::Open, 1)].iter()).unwrap();
+        // A write that reaches the file in part: what a full disk does.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&c.history_file)
+            .unwrap();
+        f.write_all(br#"{"event":"close","al"#).unwrap();
+        let real = std::mem::replace(
+            &mut w.file,
+            OpenOptions::new().write(true).open("/dev/full").unwrap(),
+        );
+        assert!(w.write_batch([ev(Transition::Close, 1)].iter()).is_err());
+        // /dev/full cannot be cut back either: the next write starts with
+        // a newline.
+        assert!(w.torn);
+        w.file = real;
+        w.write_batch([ev(Transition::Open, 2)].iter()).unwrap();
+        let l = load(Path::new(&c.history_file)).unwrap();
+        assert_eq!(l.skipped, 1, "only the fragment is lost");
+        assert_eq!(l.open.iter().map(|a| a.id).collect::<Vec<_>>(), vec![1, 2]);
+
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn rotated_files_are_listed_without_a_name_per_kept_slot() {
+        let d = tmp();
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("alerts.jsonl");
+        for n in [1, 2] {
+            std::fs::write(numbered(&p, n), "").unwrap();
+        }
+        let t = Instant::now();
+        assert_eq!(rotated(&p, u32::MAX).len(), 2);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod exec;
 pub mod history;
+pub mod lines;
 pub mod logline;
 pub mod webhook;
 

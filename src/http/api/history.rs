@@ -10,17 +10,17 @@
 
 use std::collections::{BinaryHeap, HashSet};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::alert::{Alert, AlertEvent, AlertKind, Transition};
+use crate::sinks::history::rotated;
+use crate::sinks::lines::{self, Line, MAX_LINE};
 
 /// Most events on one page.
 pub const MAX_LIMIT: usize = 1000;
-/// Longer lines are not events the daemon wrote; skipped.
-const MAX_LINE: u64 = 1 << 20;
 
 /// One event with the time it is ordered by.
 #[derive(Debug, Serialize)]
@@ -80,16 +80,10 @@ fn key(ev: &AlertEvent) -> Key {
     }
 }
 
-/// The files in time order: `file.keep` … `file.1`, then `file`.
+/// The files in time order: the oldest rotated one first, `file` last.
 fn files(path: &Path, keep: u32) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = (1..=keep)
-        .rev()
-        .map(|n| {
-            let mut p = path.as_os_str().to_owned();
-            p.push(format!(".{n}"));
-            PathBuf::from(p)
-        })
-        .collect();
+    let mut v = rotated(path, keep);
+    v.reverse();
     v.push(path.to_path_buf());
     v
 }
@@ -102,97 +96,151 @@ pub fn read_page(
     limit: usize,
     kind: Option<AlertKind>,
 ) -> io::Result<Page> {
-    let limit = limit.clamp(1, MAX_LIMIT);
-    // The `limit + 1` smallest keys seen, the largest on top to be pushed out.
-    let mut heap: BinaryHeap<Item> = BinaryHeap::with_capacity(limit + 2);
-    // A rotated file starts with the alerts still open: the same opening
-    // twice, once in each file.
-    let mut held: HashSet<Key> = HashSet::new();
-    let mut files_read = 0;
-    let mut skipped = 0;
+    let mut pager = Pager::new(since, limit, kind);
     for f in files(path, keep) {
         let file = match File::open(&f) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", f.display()))),
         };
-        files_read += 1;
-        let mut r = BufReader::new(file);
+        pager.read(BufReader::new(file))?;
+    }
+    Ok(pager.page())
+}
+
+/// One page gathered from files read in time order.
+pub struct Pager {
+    since: u64,
+    limit: usize,
+    kind: Option<AlertKind>,
+    // The `limit + 1` smallest keys seen, the largest on top to be pushed out.
+    heap: BinaryHeap<Item>,
+    // A rotated file starts with the alerts still open: the same opening
+    // twice, once in each file.
+    held: HashSet<Key>,
+    files_read: usize,
+    skipped: usize,
+}
+
+impl Pager {
+    pub fn new(since: u64, limit: usize, kind: Option<AlertKind>) -> Pager {
+        let limit = limit.clamp(1, MAX_LIMIT);
+        Pager {
+            since,
+            limit,
+            kind,
+            heap: BinaryHeap::with_capacity(limit + 2),
+            held: HashSet::new(),
+            files_read: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Reads one file's lines; lines too long to be events are skipped
+    /// without being held, a torn last line is skipped.
+    pub fn read(&mut self, mut r: impl BufRead) -> io::Result<()> {
+        self.files_read += 1;
         let mut line = Vec::new();
         loop {
-            line.clear();
-            let n = r.by_ref().take(MAX_LINE).read_until(b'\n', &mut line)?;
-            if n == 0 {
-                break;
-            }
-            if line.last() != Some(&b'\n') {
-                skipped += 1;
-                if n as u64 == MAX_LINE {
-                    // Skip the rest of an overlong line.
-                    let mut rest = Vec::new();
-                    r.read_until(b'\n', &mut rest)?;
+            let (what, _) = lines::next(&mut r, &mut line, MAX_LINE)?;
+            match what {
+                Line::End => break,
+                Line::Torn => {
+                    self.skipped += 1;
+                    break;
+                }
+                Line::TooLong => {
+                    self.skipped += 1;
                     continue;
                 }
-                break;
+                // What a write cut short leaves when it cannot be cut off.
+                Line::Whole if line == b"\n" => continue,
+                Line::Whole => {}
             }
             let Ok(ev) = serde_json::from_slice::<AlertEvent>(&line) else {
-                skipped += 1;
+                self.skipped += 1;
                 continue;
             };
-            if kind.is_some_and(|k| ev.alert.kind != k) {
-                continue;
-            }
-            let k = key(&ev);
-            if k.0 < since || held.contains(&k) {
-                continue;
-            }
-            if heap.len() > limit {
-                if heap.peek().is_some_and(|top| top.0 <= k) {
-                    continue;
-                }
-                if let Some(out) = heap.pop() {
-                    held.remove(&out.0);
-                }
-            }
-            held.insert(k);
-            heap.push(Item(k, ev));
+            self.offer(ev);
         }
+        Ok(())
     }
-    let mut v = heap.into_sorted_vec();
-    let more = v.len() > limit;
-    let mut split = false;
-    let next_since;
-    if more {
-        let boundary = v[limit].0.0;
-        let keep_n = v[..limit].iter().take_while(|i| i.0.0 < boundary).count();
-        if keep_n == 0 {
-            split = true;
-            v.truncate(limit);
-            next_since = boundary + 1;
+
+    fn offer(&mut self, ev: AlertEvent) {
+        if self.kind.is_some_and(|k| ev.alert.kind != k) {
+            return;
+        }
+        let k = key(&ev);
+        if k.0 < self.since || self.held.contains(&k) {
+            return;
+        }
+        if self.heap.len() > self.limit {
+            if self.heap.peek().is_some_and(|top| top.0 <= k) {
+                return;
+            }
+            if let Some(out) = self.heap.pop() {
+                self.held.remove(&out.0);
+            }
+        }
+        self.held.insert(k);
+        self.heap.push(Item(k, ev));
+    }
+
+    /// The page. `next_since` never goes back: an event at the last
+    /// millisecond there is (`u64::MAX`) ends the paging instead of
+    /// wrapping it around to the start.
+    pub fn page(self) -> Page {
+        let Pager {
+            since,
+            limit,
+            heap,
+            files_read,
+            skipped,
+            ..
+        } = self;
+        let mut v = heap.into_sorted_vec();
+        let mut more = v.len() > limit;
+        let mut split = false;
+        let next_since;
+        if more {
+            let boundary = v[limit].0.0;
+            let keep_n = v[..limit].iter().take_while(|i| i.0.0 < boundary).count();
+            if keep_n == 0 {
+                split = true;
+                v.truncate(limit);
+                match boundary.checked_add(1) {
+                    Some(n) => next_since = n,
+                    None => {
+                        // Nothing can come after the last millisecond.
+                        next_since = boundary;
+                        more = false;
+                    }
+                }
+            } else {
+                v.truncate(keep_n);
+                next_since = boundary;
+            }
         } else {
-            v.truncate(keep_n);
-            next_since = boundary;
+            next_since = v.last().map_or(since, |i| i.0.0.saturating_add(1));
         }
-    } else {
-        next_since = v.last().map_or(since, |i| i.0.0 + 1);
+        Page {
+            since,
+            limit,
+            events: v
+                .into_iter()
+                .map(|Item(k, ev)| Event {
+                    time_ms: k.0,
+                    event: ev.event,
+                    alert: ev.alert,
+                })
+                .collect(),
+            more,
+            next_since,
+            split_millisecond: split,
+            files_read,
+            skipped_lines: skipped,
+        }
     }
-    Ok(Page {
-        since,
-        limit,
-        events: v
-            .into_iter()
-            .map(|Item(k, ev)| Event {
-                time_ms: k.0,
-                event: ev.event,
-                alert: ev.alert,
-            })
-            .collect(),
-        more,
-        next_since,
-        split_millisecond: split,
-        files_read,
-        skipped_lines: skipped,
-    })
 }
 
 #[cfg(test)]
@@ -310,5 +358,51 @@ mod tests {
         assert!(page.events.is_empty());
         assert_eq!((page.more, page.next_since, page.files_read), (false, 5, 0));
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Events at the last millisecond there is: paging by `next_since`
+    /// ends there, it does not start over at 0.
+    #[test]
+    fn paging_ends_at_the_last_millisecond_instead_of_wrapping() {
+        let mut pager = Pager::new(0, 2, None);
+        let text: String = (1..=3).map(|id| ev(id, true, u64::MAX, 0)).collect();
+        pager.read(io::Cursor::new(text.clone())).unwrap();
+        let page = pager.page();
+        assert_eq!(page.events.len(), 2);
+        assert!(page.split_millisecond);
+        assert!(!page.more, "nothing can follow u64::MAX");
+        assert_eq!(page.next_since, u64::MAX);
+        // A client that follows next_since while `more` never goes back.
+        let mut since = 0;
+        for _ in 0..5 {
+            let mut p = Pager::new(since, 1, None);
+            p.read(io::Cursor::new(text.clone())).unwrap();
+            let page = p.page();
+            assert!(page.next_since >= since, "went back to {}", page.next_since);
+            since = page.next_since;
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(since, u64::MAX);
+    }
+
+    /// A line of many MiB between two events: skipped without being held,
+    /// the events on either side read.
+    #[test]
+    fn an_overlong_line_is_skipped_and_the_events_around_it_read() {
+        let mut text = ev(1, true, 100, 0);
+        text.push_str(&"x".repeat(3 * MAX_LINE));
+        text.push('\n');
+        text.push_str(&ev(1, false, 100, 200));
+        text.push('\n');
+        let mut pager = Pager::new(0, 100, None);
+        pager.read(io::Cursor::new(text)).unwrap();
+        let page = pager.page();
+        assert_eq!(page.events.len(), 2);
+        assert_eq!(
+            page.skipped_lines, 1,
+            "the long line; an empty line is not counted"
+        );
     }
 }
