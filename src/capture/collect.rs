@@ -40,7 +40,7 @@ fn grace(tick: Duration) -> Duration {
 }
 
 /// How long sinks get to finish their queues when the daemon stops.
-const SINK_FLUSH: Duration = Duration::from_secs(10);
+const SINK_FLUSH: Duration = Duration::from_secs(5);
 
 /// Everything the aggregator thread works with.
 #[derive(Debug)]

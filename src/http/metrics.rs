@@ -399,6 +399,18 @@ fn sinks(o: &mut Out, snap: &Snapshot) {
             );
         }
     }
+    o.family(
+        "trafficalerted_sink_restarts_total",
+        "counter",
+        "Times a sink's thread failed and was started again (each time, one event counts as failed).",
+    );
+    for s in &snap.sinks {
+        o.sample(
+            "trafficalerted_sink_restarts_total",
+            &[("sink", s.name)],
+            s.restarts,
+        );
+    }
 }
 
 fn hosts(o: &mut Out, snap: &Snapshot) {

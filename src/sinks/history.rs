@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -155,7 +154,7 @@ impl Writer {
     }
 
     /// Writes until the queue closes.
-    pub fn run(mut self, rx: Inbox, stats: Arc<SinkStats>) {
+    pub fn run(&mut self, rx: &Inbox, stats: &SinkStats) {
         while let Ok(ev) = rx.recv() {
             let mut batch = vec![ev];
             batch.extend(rx.try_iter());
@@ -317,6 +316,7 @@ mod tests {
     use super::*;
     use crate::alert::AlertKind;
     use crate::config::Config;
+    use std::sync::Arc;
 
     fn alert(id: u64) -> Alert {
         Alert::sample(id, AlertKind::Traffic, "10.0.0.1")
@@ -486,7 +486,7 @@ mod tests {
         let mut c = cfg(&d, 64 * 1024);
         c.history_keep = 1;
         std::fs::create_dir_all(d.join("alerts.jsonl.1/x")).unwrap();
-        let w = Writer::open(&c, &[]).unwrap();
+        let mut w = Writer::open(&c, &[]).unwrap();
         let stats = Arc::new(SinkStats::default());
         let (tx, rx) = std::sync::mpsc::sync_channel(10_000);
         let n = 400u64;
@@ -494,7 +494,7 @@ mod tests {
             tx.send(Arc::new(ev(Transition::Open, id))).unwrap();
         }
         drop(tx);
-        w.run(rx, stats.clone());
+        w.run(&rx, &stats);
         assert_eq!(stats.delivered.load(Ordering::Relaxed), n);
         assert_eq!(stats.failed.load(Ordering::Relaxed), 0);
         let l = load(Path::new(&c.history_file)).unwrap();

@@ -13,14 +13,13 @@
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::{Inbox, SinkStats};
 use crate::alert::{AlertEvent, AlertKind, Peer, Transition, Unit};
 
 /// Writes lines until the queue closes.
-pub fn run(rx: Inbox, stats: Arc<SinkStats>) {
+pub fn run(rx: &Inbox, stats: &SinkStats) {
     let stdout = std::io::stdout();
     while let Ok(ev) = rx.recv() {
         let mut out = stdout.lock();

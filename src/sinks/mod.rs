@@ -34,6 +34,11 @@ pub struct SinkStats {
     pub delivered: AtomicU64,
     /// Events given up on after every retry.
     pub failed: AtomicU64,
+    /// Times the sink's thread failed (a bug) and was started again.
+    pub restarts: AtomicU64,
+    /// The daemon is stopping: no more retries or waiting, what is left
+    /// gets one short try.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 /// A snapshot of a sink's counters.
@@ -44,6 +49,7 @@ pub struct SinkReport {
     pub dropped: u64,
     pub delivered: u64,
     pub failed: u64,
+    pub restarts: u64,
 }
 
 impl SinkStats {
@@ -54,6 +60,7 @@ impl SinkStats {
             dropped: self.dropped.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
         }
     }
 }
@@ -101,7 +108,7 @@ impl Sinks {
             sinks.push(spawn("log", 10_000, logline::run)?);
         }
         if !cfg.history_file.is_empty() {
-            let h = history::Writer::open(cfg, restored).map_err(|err| SinkError::History {
+            let mut h = history::Writer::open(cfg, restored).map_err(|err| SinkError::History {
                 path: cfg.history_file.clone(),
                 err,
             })?;
@@ -112,7 +119,7 @@ impl Sinks {
             sinks.push(spawn("webhook", w.queue, move |rx, st| hook.run(rx, st))?);
         }
         if let Some(e) = &cfg.exec {
-            let runner = exec::Runner::new(e).map_err(SinkError::Exec)?;
+            let mut runner = exec::Runner::new(e).map_err(SinkError::Exec)?;
             sinks.push(spawn("exec", e.queue, move |rx, st| runner.run(rx, st))?);
         }
         Ok(Sinks { sinks })
@@ -161,9 +168,12 @@ impl Sinks {
     }
 
     /// Closes the queues and waits up to `limit` for the sinks to finish
-    /// what they hold.
+    /// what they hold: without retries or back-off from now on, programs
+    /// still running killed after a short grace. Says what was not
+    /// delivered.
     pub fn stop(mut self, limit: Duration) {
         for s in &mut self.sinks {
+            s.stats.stopping.store(true, Ordering::Relaxed);
             s.tx = None;
         }
         let end = Instant::now() + limit;
@@ -174,24 +184,49 @@ impl Sinks {
             }
             if t.is_finished() {
                 let _ = t.join();
-            } else {
-                log::warn!("alert sink {} did not finish in time; leaving it", s.name);
+            }
+            let st = &s.stats;
+            let done = st.delivered.load(Ordering::Relaxed) + st.failed.load(Ordering::Relaxed);
+            let left = st.queued.load(Ordering::Relaxed).saturating_sub(done);
+            if left > 0 {
+                log::warn!(
+                    "alert sink {}: {left} event(s) not delivered at shutdown",
+                    s.name
+                );
             }
         }
     }
 }
 
+/// Starts a sink's thread. A sink that fails (a bug: a panic) is logged,
+/// counted and started again on the same queue, so one bad event cannot
+/// silence every later one; the event it failed on counts as failed.
 fn spawn(
     name: &'static str,
     queue: usize,
-    body: impl FnOnce(Inbox, Arc<SinkStats>) + Send + 'static,
+    mut body: impl FnMut(&Inbox, &SinkStats) + Send + 'static,
 ) -> Result<Sink, SinkError> {
     let (tx, rx) = mpsc::sync_channel(queue);
     let stats = Arc::new(SinkStats::default());
     let st = stats.clone();
     let thread = std::thread::Builder::new()
         .name(format!("sink-{name}"))
-        .spawn(move || body(rx, st))
+        .spawn(move || {
+            loop {
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&rx, &st)));
+                let Err(panic) = run else { break };
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                st.failed.fetch_add(1, Ordering::Relaxed);
+                let n = st.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+                log::error!("alert sink {name} failed ({why}); started again ({n} time(s) so far)");
+                // A sink that fails before it takes an event would spin.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
         .map_err(SinkError::Thread)?;
     Ok(Sink {
         name,
@@ -199,4 +234,84 @@ fn spawn(
         stats,
         thread: Some(thread),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertKind, Transition};
+
+    #[test]
+    fn a_sink_that_fails_is_started_again_and_counts_the_event() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let sink = spawn("test", 10, move |rx: &Inbox, st: &SinkStats| {
+            while let Ok(ev) = rx.recv() {
+                // Checked arithmetic on a config number was such a bug.
+                assert!(ev.alert.id != 2, "alert 2 breaks this sink");
+                log.lock().unwrap().push(ev.alert.id);
+                st.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .unwrap();
+        let sinks = Sinks { sinks: vec![sink] };
+        let evs: Vec<AlertEvent> = (1..=3)
+            .map(|id| AlertEvent {
+                event: Transition::Open,
+                alert: Alert::sample(id, AlertKind::Traffic, "10.0.0.1"),
+            })
+            .collect();
+        sinks.send(&evs);
+        let stats = sinks.stats()[0].1.clone();
+        sinks.stop(Duration::from_secs(5));
+        assert_eq!(*seen.lock().unwrap(), [1, 3]);
+        assert_eq!(stats.delivered.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.restarts.load(Ordering::Relaxed), 1);
+    }
+
+    /// A webhook that accepts and never answers: stopping takes the limit
+    /// given, not a timeout and back-off per queued event.
+    #[test]
+    fn stopping_with_a_hanging_webhook_is_bounded() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let held = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            l.set_nonblocking(true).unwrap();
+            let end = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < end {
+                if let Ok((c, _)) = l.accept() {
+                    conns.push(c);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let mut cfg = crate::config::Config::default().alerts;
+        cfg.log = false;
+        cfg.history_file = String::new();
+        cfg.webhook = Some(crate::config::WebhookConfig {
+            url,
+            format: crate::config::WebhookFormat::Json,
+            timeout: crate::config::units::Span(Duration::from_secs(30)),
+            retries: 3,
+            queue: 100,
+        });
+        let sinks = Sinks::start(&cfg, &[]).unwrap();
+        let evs: Vec<AlertEvent> = (1..=3)
+            .map(|id| AlertEvent {
+                event: Transition::Open,
+                alert: Alert::sample(id, AlertKind::Traffic, "10.0.0.1"),
+            })
+            .collect();
+        sinks.send(&evs);
+        std::thread::sleep(Duration::from_millis(200));
+        let stats = sinks.stats()[0].1.clone();
+        let t = Instant::now();
+        // Without the stop: 30 s per try, four tries per event.
+        sinks.stop(Duration::from_secs(20));
+        assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 3, "each got its try");
+        drop(held);
+    }
 }

@@ -7,8 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -16,6 +15,9 @@ use serde_json::json;
 use super::{Inbox, SinkStats};
 use crate::alert::{AlertEvent, Transition};
 use crate::config::{WebhookConfig, WebhookFormat};
+
+/// What one try may take once the daemon is stopping.
+const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where to POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,15 +107,22 @@ impl Webhook {
     }
 
     /// Posts events until the queue closes.
-    pub fn run(self, rx: Inbox, stats: Arc<SinkStats>) {
+    pub fn run(&self, rx: &Inbox, stats: &SinkStats) {
         let mut last_log: Option<Instant> = None;
         while let Ok(ev) = rx.recv() {
             let body = self.body(&ev);
             let mut delay = Duration::from_millis(500);
             let mut result = Err(String::new());
             for attempt in 0..=self.retries {
-                result = self.post(&body);
-                if result.is_ok() {
+                // Stopping: one short try each, no back-off.
+                let stopping = stats.stopping.load(Ordering::Relaxed);
+                let timeout = if stopping {
+                    self.timeout.min(STOP_TIMEOUT)
+                } else {
+                    self.timeout
+                };
+                result = self.post(&body, timeout, &stats.stopping);
+                if result.is_ok() || stopping {
                     break;
                 }
                 if attempt < self.retries {
@@ -153,25 +162,34 @@ impl Webhook {
         }
     }
 
-    fn post(&self, body: &[u8]) -> Result<(), String> {
+    fn post(&self, body: &[u8], timeout: Duration, stopping: &AtomicBool) -> Result<(), String> {
         let e = &self.endpoint;
         let addrs = (e.host.as_str(), e.port)
             .to_socket_addrs()
             .map_err(|err| format!("cannot resolve {}: {err}", e.host))?;
         let mut last = String::from("no address");
         for addr in addrs {
-            match TcpStream::connect_timeout(&addr, self.timeout) {
-                Ok(s) => return self.exchange(s, body),
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(s) => return self.exchange(s, body, timeout, stopping),
                 Err(err) => last = format!("connect {addr}: {err}"),
             }
         }
         Err(last)
     }
 
-    fn exchange(&self, mut s: TcpStream, body: &[u8]) -> Result<(), String> {
-        s.set_read_timeout(Some(self.timeout))
-            .map_err(|e| e.to_string())?;
-        s.set_write_timeout(Some(self.timeout))
+    /// The answer is waited for in short slices, so that a stop cuts a
+    /// long wait down to [`STOP_TIMEOUT`].
+    fn exchange(
+        &self,
+        mut s: TcpStream,
+        body: &[u8],
+        timeout: Duration,
+        stopping: &AtomicBool,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let slice = Duration::from_millis(250).min(timeout);
+        s.set_read_timeout(Some(slice)).map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;
         let head = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: trafficalerted/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -189,6 +207,23 @@ impl Webhook {
             match s.read(&mut reply[n..]) {
                 Ok(0) => break,
                 Ok(k) => n += k,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    let limit = if stopping.load(Ordering::Relaxed) {
+                        timeout.min(STOP_TIMEOUT)
+                    } else {
+                        timeout
+                    };
+                    if started.elapsed() >= limit {
+                        return Err(format!("no answer within {limit:?}"));
+                    }
+                }
                 Err(e) => return Err(format!("no answer: {e}")),
             }
         }
