@@ -103,8 +103,8 @@ fn load(path: Option<&Path>) -> anyhow::Result<Config> {
 /// it is printed.
 fn convert(path: &Path) -> anyhow::Result<String> {
     use anyhow::Context;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = config::file::read_regular(path, config::file::MAX_CONFIG_BYTES)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let c =
         config::legacy::convert(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     for (line, key) in &c.unknown {

@@ -4,6 +4,7 @@
 //! and `/capabilities` shows.
 
 mod bounds;
+pub mod file;
 mod glob;
 pub mod legacy;
 mod raw;
@@ -321,10 +322,11 @@ impl Config {
     /// config (`Key: value` lines) is converted on the fly, with a warning
     /// that says how to convert it for good.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-            path: path.display().to_string(),
-            err,
-        })?;
+        let text =
+            file::read_regular(path, file::MAX_CONFIG_BYTES).map_err(|err| ConfigError::Read {
+                path: path.display().to_string(),
+                err,
+            })?;
         let origin = path.display().to_string();
         if legacy::looks_legacy(&text) {
             let converted = legacy::convert(&text).map_err(|message| ConfigError::Syntax {
@@ -811,7 +813,7 @@ fn secret(
             ));
         }
         (Some(v), None) => v,
-        (None, Some(path)) => std::fs::read_to_string(&path)
+        (None, Some(path)) => file::read_regular(Path::new(&path), file::MAX_CONFIG_BYTES)
             .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
             .map_err(|e| at.invalid(&["http", "auth", key], format!("cannot read {path}: {e}")))?,
         (None, None) => return Ok(None),

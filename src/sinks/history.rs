@@ -36,7 +36,7 @@ pub struct Loaded {
 
 /// Reads a history file. A missing file is an empty history.
 pub fn load(path: &Path) -> io::Result<Loaded> {
-    let file = match File::open(path) {
+    let file = match crate::config::file::open_regular(path, OpenOptions::new().read(true)) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(e),
@@ -130,11 +130,10 @@ impl Writer {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)?;
+        let file = crate::config::file::open_regular(
+            &path,
+            OpenOptions::new().create(true).append(true).read(true),
+        )?;
         // The daemon has said so when it read the file back.
         if let Some(at) = load(&path)?.torn_at {
             file.set_len(at)?;

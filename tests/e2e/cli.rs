@@ -102,7 +102,12 @@ fn convert_config_turns_an_original_conf_into_toml() {
 /// a panic and a failed pipeline.
 #[test]
 fn a_reader_that_stops_early_ends_the_command_quietly() {
-    for args in [&["default-config"][..], &["check-config", "/dev/null"][..]] {
+    let dir = std::env::temp_dir().join(unique("pipe"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.to_string_lossy().into_owned();
+    for args in [&["default-config"][..], &["check-config", &empty][..]] {
         let mut child = std::process::Command::new(BIN)
             .args(args)
             .stdout(std::process::Stdio::piped())
@@ -116,4 +121,78 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A FIFO, a device or a directory named as a file is refused at once with
+/// one line, never read until a writer comes or memory runs out.
+#[test]
+fn special_files_are_refused_at_once() {
+    let dir = std::env::temp_dir().join(unique("sp"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let zero = dir.join("zero.toml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let fifo_s = fifo.to_string_lossy().into_owned();
+    let zero_s = zero.to_string_lossy().into_owned();
+    let pcap = dir.join("empty.pcap");
+    // A pcap header and nothing else.
+    let mut hdr = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    hdr.extend_from_slice(&[0; 8]);
+    hdr.extend_from_slice(&65535u32.to_le_bytes());
+    hdr.extend_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&pcap, hdr).unwrap();
+    let pcap_s = pcap.to_string_lossy().into_owned();
+    for (args, what) in [
+        (vec!["check-config", fifo_s.as_str()], "FIFO"),
+        (vec!["check-config", zero_s.as_str()], "character device"),
+        (vec!["-c", fifo_s.as_str(), "default-config"], ""),
+        (
+            vec![
+                "replay",
+                "--no-progress",
+                "--history",
+                fifo_s.as_str(),
+                pcap_s.as_str(),
+            ],
+            "FIFO",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let mut child = std::process::Command::new(BIN)
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut code = None;
+        while started.elapsed() < std::time::Duration::from_secs(5) {
+            if let Some(s) = child.try_wait().unwrap() {
+                code = Some(s.code());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if code.is_none() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(code.is_some(), "{args:?} hung");
+        if what.is_empty() {
+            continue;
+        }
+        assert_ne!(code, Some(Some(0)), "{args:?}: {err}");
+        assert!(err.contains(what), "{args:?}: {err}");
+        let errors: Vec<&str> = err.lines().filter(|l| !l.contains(" INFO ")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: one line: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -120,3 +120,31 @@ fn a_restart_only_setting_changes_nothing_at_a_reload() {
     assert_eq!(after["window_ticks"], window, "{after}");
     assert!(!d.log().contains("windows start again"), "{}", d.log());
 }
+
+/// The config replaced by a FIFO: the reload is refused at once and
+/// SIGTERM is still answered.
+#[test]
+fn a_fifo_config_at_a_reload_is_refused_and_stop_is_answered() {
+    require(&[]);
+    let ns = Netns::new("r");
+    let d = Daemon::start(&ns, "");
+    let cfg = d.dir().join("trafficalerted.toml");
+    std::fs::remove_file(&cfg).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&cfg)
+            .status()
+            .unwrap()
+            .success()
+    );
+    d.signal(Signal::SIGHUP);
+    let refused = wait_until(Duration::from_secs(5), || {
+        d.log().contains("reload refused").then_some(())
+    });
+    assert!(refused.is_some(), "{}", d.log());
+    assert!(d.log().contains("FIFO"), "{}", d.log());
+    let t = std::time::Instant::now();
+    let (code, log) = d.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}

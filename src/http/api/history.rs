@@ -9,7 +9,6 @@
 //! the page then says (`split_millisecond`).
 
 use std::collections::{BinaryHeap, HashSet};
-use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
@@ -98,11 +97,12 @@ pub fn read_page(
 ) -> io::Result<Page> {
     let mut pager = Pager::new(since, limit, kind);
     for f in files(path, keep) {
-        let file = match File::open(&f) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", f.display()))),
-        };
+        let file =
+            match crate::config::file::open_regular(&f, std::fs::OpenOptions::new().read(true)) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", f.display()))),
+            };
         pager.read(BufReader::new(file))?;
     }
     Ok(pager.page())
@@ -294,7 +294,7 @@ mod tests {
             ev(2, false, 300, 400) + &ev(3, true, 400, 0) + "{torn",
         )
         .unwrap();
-        let mut f = File::create(&p).unwrap();
+        let mut f = std::fs::File::create(&p).unwrap();
         f.write_all(
             (ev(3, true, 400, 0) + &ev(4, true, 400, 0) + &ev(3, false, 400, 900)).as_bytes(),
         )
