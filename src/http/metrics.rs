@@ -24,6 +24,62 @@ pub fn response(snap: &Snapshot) -> Response<Body> {
     bytes(StatusCode::OK, CONTENT_TYPE, text.clone())
 }
 
+/// The tick's metrics with the HTTP server's own counters after them
+/// (those move between ticks; the rest is shared bytes).
+pub fn with_server(r: Response<Body>, conns: &super::conns::Conns) -> Response<Body> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (parts, body) = r.into_parts();
+    let http_body_util::Either::Left(full) = body else {
+        return Response::from_parts(parts, body);
+    };
+    let mut full = full;
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let text = match hyper::body::Body::poll_frame(std::pin::Pin::new(&mut full), &mut cx) {
+        std::task::Poll::Ready(Some(Ok(f))) => f.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    };
+    let st = &conns.stats;
+    let mut o = Out {
+        s: String::from_utf8_lossy(&text).into_owned(),
+    };
+    o.family(
+        "trafficalerted_http_connections_total",
+        "counter",
+        "HTTP connections: accepted, refused (a client address at its budget, or every slot busy), or closed while idle to make room.",
+    );
+    for (outcome, v) in [
+        ("accepted", &st.accepted),
+        ("refused_per_client", &st.refused_per_client),
+        ("refused_full", &st.refused_full),
+        ("closed_idle", &st.closed_idle),
+    ] {
+        o.sample(
+            "trafficalerted_http_connections_total",
+            &[("outcome", outcome)],
+            v.load(Relaxed),
+        );
+    }
+    o.family(
+        "trafficalerted_http_connections_open",
+        "gauge",
+        "HTTP connections open now.",
+    );
+    o.sample(
+        "trafficalerted_http_connections_open",
+        &[],
+        conns.open() as u64,
+    );
+    o.family(
+        "trafficalerted_http_busy_total",
+        "counter",
+        "Requests answered 503 because answers being sent held their memory budget.",
+    );
+    o.sample("trafficalerted_http_busy_total", &[], st.busy.load(Relaxed));
+    let body = http_body_util::Full::new(Bytes::from(o.s));
+    Response::from_parts(parts, http_body_util::Either::Left(body))
+}
+
 /// Writes families: one `# HELP`/`# TYPE` header, then its samples.
 struct Out {
     s: String,

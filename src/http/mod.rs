@@ -9,6 +9,8 @@
 
 mod api;
 mod auth;
+mod cache;
+mod conns;
 mod dashboard;
 mod metrics;
 mod query;
@@ -37,8 +39,11 @@ use crate::snapshot::{Published, Snapshot};
 pub use auth::Access;
 pub use respond::Body;
 
-/// Most simultaneous connections; more are closed at once.
-pub const MAX_CONNECTIONS: usize = 256;
+/// Most simultaneous connections; when full, an idle kept-alive one is
+/// closed to make room, else the new one is closed at once.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Most simultaneous connections of one client address.
+pub const MAX_PER_CLIENT: usize = 32;
 /// Most simultaneous event streams (each holds a connection for as long as
 /// the client wants); more get 503.
 pub const MAX_STREAMS: usize = 32;
@@ -132,6 +137,8 @@ pub(crate) struct Shared {
     pub access: Arc<ArcSwap<Access>>,
     pub streams: Arc<Semaphore>,
     pub history_reads: Arc<Semaphore>,
+    pub conns: Arc<conns::Conns>,
+    pub cache: cache::Cache,
 }
 
 /// Binds every address now (so a busy port is an error at start), then
@@ -156,6 +163,8 @@ pub fn start(
         access: access.clone(),
         streams: Arc::new(Semaphore::new(MAX_STREAMS)),
         history_reads: Arc::new(Semaphore::new(MAX_HISTORY_READS)),
+        conns: Arc::new(conns::Conns::new(MAX_CONNECTIONS, MAX_PER_CLIENT)),
+        cache: cache::Cache::default(),
     });
     let (tx, rx) = oneshot::channel();
     let thread = std::thread::Builder::new()
@@ -175,10 +184,12 @@ fn serve(
     shared: Arc<Shared>,
     shutdown: oneshot::Receiver<()>,
 ) {
-    // History reads go to the blocking pool; two threads are plenty.
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    // History reads and rendering go to the blocking pool, off the thread
+    // that answers /healthz and /metrics.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(MAX_HISTORY_READS)
+        .worker_threads(2)
+        .max_blocking_threads(MAX_HISTORY_READS + 2)
         .thread_name("http-io")
         .build()
     {
@@ -189,11 +200,10 @@ fn serve(
         }
     };
     rt.block_on(async move {
-        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         for l in listeners {
             match tokio::net::TcpListener::from_std(l) {
                 Ok(l) => {
-                    tokio::spawn(accept_loop(l, shared.clone(), permits.clone()));
+                    tokio::spawn(accept_loop(l, shared.clone()));
                 }
                 Err(e) => log::error!("HTTP: {e}"),
             }
@@ -204,10 +214,10 @@ fn serve(
     rt.shutdown_timeout(Duration::from_millis(500));
 }
 
-async fn accept_loop(l: tokio::net::TcpListener, shared: Arc<Shared>, permits: Arc<Semaphore>) {
+async fn accept_loop(l: tokio::net::TcpListener, shared: Arc<Shared>) {
     let mut refused: u64 = 0;
     loop {
-        let (stream, _) = match l.accept().await {
+        let (stream, peer) = match l.accept().await {
             Ok(c) => c,
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
@@ -216,11 +226,12 @@ async fn accept_loop(l: tokio::net::TcpListener, shared: Arc<Shared>, permits: A
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Some(slot) = shared.conns.admit(peer.ip()) else {
             refused += 1;
             if refused.is_power_of_two() {
                 log::warn!(
-                    "HTTP: {refused} connection(s) refused so far: more than {MAX_CONNECTIONS} open"
+                    "HTTP: {refused} connection(s) refused so far (at most {MAX_PER_CLIENT} busy per client address, {MAX_CONNECTIONS} in all); the last from {}",
+                    peer.ip()
                 );
             }
             drop(stream);
@@ -229,11 +240,15 @@ async fn accept_loop(l: tokio::net::TcpListener, shared: Arc<Shared>, permits: A
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
+            let slot = Arc::new(slot);
+            let close = slot.close.clone();
+            let on = slot.clone();
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+                let busy = on.busy();
+                async move { Ok::<_, Infallible>(handle(req, &shared, busy).await) }
             });
-            let _ = http1::Builder::new()
+            let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEAD_BYTES)
@@ -241,42 +256,124 @@ async fn accept_loop(l: tokio::net::TcpListener, shared: Arc<Shared>, permits: A
                 .serve_connection(
                     TokioIo::new(stall::WriteDeadline::new(stream, WRITE_TIMEOUT)),
                     svc,
-                )
-                .await;
-            drop(permit);
+                );
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = close.notified() => {
+                    // Idle and needed elsewhere: close between requests.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(slot);
         });
     }
 }
 
-/// Answers one request: access, method, then the route.
-pub(crate) async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+/// Answers one request: access, method, then the route. `busy` marks the
+/// connection busy until the answer has been handed over.
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    shared: &Shared,
+    busy: conns::Busy,
+) -> Response<cache::Served> {
+    let own = |r: Response<Body>, busy| r.map(|b| cache::Served::own(b, Some(busy)));
+    let path = req.uri().path().to_string();
+    let light = matches!(path.as_str(), "/healthz" | "/metrics" | "/dashboard" | "/")
+        || path.starts_with("/dashboard/")
+        || path == "/api/v1/stream"
+        || path == "/api/v1/alerts/history";
+    let decided = respond_to(req, shared).await;
+    match decided {
+        Respond::Now(r) => own(r, busy),
+        Respond::Render(target, snap) if !light => {
+            let generation = Arc::as_ptr(&snap) as usize;
+            let t = target.clone();
+            let got = shared
+                .cache
+                .get(generation, &target, move || {
+                    let (path, query) = match t.split_once('?') {
+                        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+                        None => (t.clone(), None),
+                    };
+                    answer(&path, query.as_deref(), &snap).unwrap_or_else(|e| e.response())
+                })
+                .await;
+            match got {
+                Ok(r) => cache::Served::shared(r, Some(busy)),
+                Err(cache::Miss::Own(r)) => own(r, busy),
+                Err(cache::Miss::Busy) => {
+                    shared
+                        .conns
+                        .stats
+                        .busy
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let mut r = respond::ApiError::unavailable(
+                        "answers being sent already hold their memory budget; try again in a second",
+                    )
+                    .response();
+                    respond::set(&mut r, hyper::header::RETRY_AFTER, "1");
+                    own(r, busy)
+                }
+            }
+        }
+        Respond::Render(target, snap) => {
+            let (path, query) = match target.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (target.as_str(), None),
+            };
+            let mut r = answer(path, query, &snap).unwrap_or_else(|e| e.response());
+            if path == "/metrics" {
+                r = metrics::with_server(r, &shared.conns);
+            }
+            own(r, busy)
+        }
+    }
+}
+
+/// What a request gets: an answer now, or one rendered from the snapshot.
+enum Respond {
+    Now(Response<Body>),
+    Render(String, Arc<Snapshot>),
+}
+
+async fn respond_to(req: Request<Incoming>, shared: &Shared) -> Respond {
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return respond::method_not_allowed(req.method(), &path);
+        return Respond::Now(respond::method_not_allowed(req.method(), &path));
     }
     // RFC 9112, 3.2: an HTTP/1.1 request without Host is answered 400.
     if req.version() == hyper::Version::HTTP_11 && !req.headers().contains_key(hyper::header::HOST)
     {
-        return respond::ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: "an HTTP/1.1 request needs a Host header".into(),
-        }
-        .response();
+        return Respond::Now(
+            respond::ApiError {
+                status: StatusCode::BAD_REQUEST,
+                message: "an HTTP/1.1 request needs a Host header".into(),
+            }
+            .response(),
+        );
     }
     let access = shared.access.load();
     if path != "/healthz" && !dashboard::is_public(&path, &access) {
         if let Err(refused) = access.check(req.headers()) {
-            return refused.response();
+            return Respond::Now(refused.response());
         }
     }
     let snap = shared.published.load();
-    let answer = match path.as_str() {
+    let now = match path.as_str() {
         "/api/v1/stream" => stream::open(shared),
         "/api/v1/alerts/history" => api::history(&snap, query.as_deref(), shared).await,
-        p => answer(p, query.as_deref(), &snap),
+        _ => {
+            let target = match &query {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            return Respond::Render(target, snap);
+        }
     };
-    answer.unwrap_or_else(|e| e.response())
+    Respond::Now(now.unwrap_or_else(|e| e.response()))
 }
 
 /// The answers that need nothing but the snapshot.

@@ -19,7 +19,14 @@ pub struct WriteDeadline<S> {
     limit: Duration,
     /// Armed while a write is pending; dropped when one makes progress.
     timer: Option<Pin<Box<Sleep>>>,
+    /// Bytes written since this connection last gave way.
+    burst: usize,
 }
+
+/// Bytes one connection writes before it lets the others (and `/healthz`)
+/// have the server's thread: a client reading a large answer fast must not
+/// hold it for the whole answer.
+const BURST: usize = 128 * 1024;
 
 impl<S> WriteDeadline<S> {
     pub fn new(inner: S, limit: Duration) -> WriteDeadline<S> {
@@ -27,6 +34,24 @@ impl<S> WriteDeadline<S> {
             inner,
             limit,
             timer: None,
+            burst: 0,
+        }
+    }
+
+    /// Gives way once per [`BURST`] bytes: Pending, with the task woken so
+    /// that it runs again after the others that are ready.
+    fn give_way(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.burst < BURST {
+            return false;
+        }
+        self.burst = 0;
+        cx.waker().wake_by_ref();
+        true
+    }
+
+    fn count(&mut self, r: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = r {
+            self.burst += n;
         }
     }
 
@@ -77,7 +102,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.give_way(cx) {
+            return Poll::Pending;
+        }
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.count(&r);
         this.progressed(r, cx)
     }
 
@@ -87,7 +116,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.give_way(cx) {
+            return Poll::Pending;
+        }
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.count(&r);
         this.progressed(r, cx)
     }
 

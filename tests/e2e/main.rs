@@ -5,6 +5,7 @@
 //! They need root and the tools `.ci/run` installs (iperf3, trafgen, ethtool,
 //! ping, setpriv); without them they fail with a message saying so.
 
+mod abuse;
 mod alerts;
 mod browser;
 mod capture;
