@@ -180,6 +180,11 @@ mod tests {
             assert!(e.contains(key) && e.contains("at most"), "{text}: {e}");
             assert_eq!(e.lines().count(), 1, "{e}");
         }
+        for text in ["tick = [1]\n", "[traffic]\nbyte_limit = true\n"] {
+            let e = err(text);
+            assert!(e.contains("expected a whole number"), "{e}");
+            assert!(!e.contains("expected expected"), "{e}");
+        }
         // At the bound: accepted.
         assert!(Config::parse("[alerts]\nhistory_keep = 1000\n", "t").is_ok());
         assert!(Config::parse("[traffic]\ninterval = \"7d\"\n", "t").is_ok());

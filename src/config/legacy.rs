@@ -47,6 +47,7 @@ pub fn convert(text: &str) -> Result<Converted, String> {
     let mut scan = String::new();
     let mut capture = String::new();
     let mut unknown = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let t = raw.trim();
@@ -54,9 +55,17 @@ pub fn convert(text: &str) -> Result<Converted, String> {
             continue;
         }
         let Some((key, value)) = t.split_once(':') else {
-            continue;
+            return Err(format!(
+                "line {n}: {t:?} is not a `Key: value` line (the colon is missing)"
+            ));
         };
         let key = key.trim();
+        // The user's line, not one of the TOML made from it.
+        if let Some(first) = seen.insert(key.to_string(), n) {
+            return Err(format!(
+                "line {n}: {key} is given twice (first on line {first})"
+            ));
+        }
         let value = value.split('#').next().unwrap_or("").trim();
         let bad = |what: &str| format!("line {n}: {key}: {value:?} is not {what}");
         let int = || value.parse::<u64>().map_err(|_| bad("a whole number"));
@@ -88,7 +97,7 @@ pub fn convert(text: &str) -> Result<Converted, String> {
             }
             "ExcludedInterfaces" => {
                 let names = interface_list(value).map_err(|e| format!("line {n}: {key}: {e}"))?;
-                let quoted: Vec<String> = names.iter().map(|s| format!("{s:?}")).collect();
+                let quoted: Vec<String> = names.iter().map(|s| toml_string(s)).collect();
                 let _ = writeln!(capture, "exclude_interfaces = [{}]", quoted.join(", "));
             }
             "ContactedIPsAnalyze" => {
@@ -131,6 +140,23 @@ pub fn convert(text: &str) -> Result<Converted, String> {
 }
 
 /// `"lo","dummy0"` as the original wrote it (quotes optional).
+/// `s` as a TOML basic string: quotes, backslashes and control characters
+/// escaped the way TOML reads them (Rust's `{:?}` writes `\u{1b}`, which
+/// TOML does not).
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn interface_list(v: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for part in v.split(',') {
@@ -150,6 +176,23 @@ fn interface_list(v: &str) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn errors_name_the_users_line_and_odd_names_stay_valid_toml() {
+        let e = convert("TrafficInterval: 300\nByteLimit: 1M\nTrafficInterval: 400\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("first on line 1"), "{e}");
+        let e = convert("TrafficInterval 300\n").unwrap_err();
+        assert!(e.contains("line 1") && e.contains("colon"), "{e}");
+        let c = convert("ExcludedInterfaces: eth\u{1b}0,we\"ird\\x\n").unwrap();
+        let cfg = Config::parse(&c.toml, "converted").unwrap();
+        let names: Vec<String> = cfg
+            .capture
+            .exclude_interfaces
+            .iter()
+            .map(|g| g.as_str().to_string())
+            .collect();
+        assert!(names.contains(&"eth\u{1b}0".to_string()), "{names:?}");
+    }
 
     const ORIGINAL: &str = r#"# Configuration file for TrafficAlerted
 # The amount of time for which "ByteLimit" applies

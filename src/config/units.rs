@@ -15,8 +15,9 @@ pub struct Span(pub Duration);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Size(pub u64);
 
-const DURATION_HELP: &str = "expected a whole number of seconds or a string like \"500ms\", \"170s\", \"10m\", \"2h\", \"1d\"";
-const SIZE_HELP: &str = "expected a whole number of bytes or a string like \"1500\", \"64K\", \"5M\", \"1G\" (powers of 1000) or \"64KiB\", \"1MiB\", \"1GiB\" (powers of 1024)";
+const DURATION_HELP: &str =
+    "a whole number of seconds or a string like \"500ms\", \"170s\", \"10m\", \"2h\", \"1d\"";
+const SIZE_HELP: &str = "a whole number of bytes or a string like \"1500\", \"64K\", \"5M\", \"1G\" (powers of 1000) or \"64KiB\", \"1MiB\", \"1GiB\" (powers of 1024)";
 
 /// Parses `"170s"`, `"10m"`, `"500ms"`, `"1h30m"` is not accepted: one
 /// number, one unit.
@@ -25,7 +26,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!("invalid duration {s:?}: {DURATION_HELP}"));
+        return Err(format!("invalid duration {s:?}: expected {DURATION_HELP}"));
     }
     let n: u64 = num
         .parse()
@@ -38,7 +39,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "d" => 86_400_000,
         other => {
             return Err(format!(
-                "invalid duration {s:?}: unknown unit {other:?}; {DURATION_HELP}"
+                "invalid duration {s:?}: unknown unit {other:?}; expected {DURATION_HELP}"
             ));
         }
     };
@@ -56,7 +57,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!("invalid size {s:?}: {SIZE_HELP}"));
+        return Err(format!("invalid size {s:?}: expected {SIZE_HELP}"));
     }
     let n: u64 = num
         .parse()
@@ -73,7 +74,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "TiB" => 1 << 40,
         other => {
             return Err(format!(
-                "invalid size {s:?}: unknown unit {other:?}; {SIZE_HELP}"
+                "invalid size {s:?}: unknown unit {other:?}; expected {SIZE_HELP}"
             ));
         }
     };
