@@ -41,6 +41,7 @@ struct Running {
     relay: Option<std::thread::JoinHandle<()>>,
     deadline: Instant,
     id: u64,
+    event: std::sync::Arc<AlertEvent>,
 }
 
 impl Runner {
@@ -86,9 +87,13 @@ impl Runner {
                         .checked_add(self.timeout)
                         .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
                     id: ev.alert.id,
+                    event: ev.clone(),
                 }),
                 Err(e) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
+                    if stats.stopping.load(Ordering::Relaxed) {
+                        stats.not_delivered(&ev);
+                    }
                     warn_limited(
                         &mut last_log,
                         format!(
@@ -187,6 +192,9 @@ impl Runner {
                     kill_group(&mut r.child);
                     let _ = r.child.wait();
                     stats.failed.fetch_add(1, Ordering::Relaxed);
+                    if stats.stopping.load(Ordering::Relaxed) {
+                        stats.not_delivered(&r.event);
+                    }
                     warn_limited(
                         last_log,
                         format!(

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,45 @@ pub fn read(mut r: impl BufRead) -> io::Result<Loaded> {
         .map(|ev| ev.alert)
         .collect();
     Ok(loaded)
+}
+
+/// Appends a record of each event a sink could not deliver at shutdown:
+/// the event's own line with `"undelivered": SINK` added, so readers that
+/// know nothing of it read the event (a duplicate they already drop) and
+/// operators find what did not reach the webhook or the program.
+pub fn append_undelivered(path: &Path, records: &[(&str, Arc<AlertEvent>)]) -> io::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Record<'a> {
+        #[serde(flatten)]
+        ev: &'a AlertEvent,
+        undelivered: &'a str,
+    }
+    let mut buf = Vec::new();
+    for (sink, ev) in records {
+        serde_json::to_writer(
+            &mut buf,
+            &Record {
+                ev,
+                undelivered: sink,
+            },
+        )
+        .map_err(io::Error::other)?;
+        buf.push(b'\n');
+    }
+    let mut f =
+        crate::config::file::open_regular(path, OpenOptions::new().create(true).append(true))?;
+    // A torn last line would swallow the first record.
+    let len = f.metadata()?.len();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        let r = crate::config::file::open_regular(path, OpenOptions::new().read(true))?;
+        use std::os::unix::fs::FileExt;
+        if r.read_at(&mut last, len - 1)? == 1 && last[0] != b'\n' {
+            buf.insert(0, b'\n');
+        }
+    }
+    f.write_all(&buf)?;
+    f.sync_data()
 }
 
 /// The rotated files that exist, newest first: `file.1`, `file.2`, … up to

@@ -39,6 +39,18 @@ pub struct SinkStats {
     /// The daemon is stopping: no more retries or waiting, what is left
     /// gets one short try.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Events this sink could not deliver once stopping; written to the
+    /// alert history as undelivered.
+    pub undelivered: std::sync::Mutex<Vec<Arc<AlertEvent>>>,
+}
+
+impl SinkStats {
+    /// Notes an event not delivered while stopping.
+    pub fn not_delivered(&self, ev: &Arc<AlertEvent>) {
+        if let Ok(mut v) = self.undelivered.lock() {
+            v.push(ev.clone());
+        }
+    }
 }
 
 /// A snapshot of a sink's counters.
@@ -78,6 +90,8 @@ struct Sink {
 /// The running sinks.
 pub struct Sinks {
     sinks: Vec<Sink>,
+    /// Where events not delivered at shutdown are recorded.
+    history: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Sinks {
@@ -122,12 +136,16 @@ impl Sinks {
             let mut runner = exec::Runner::new(e).map_err(SinkError::Exec)?;
             sinks.push(spawn("exec", e.queue, move |rx, st| runner.run(rx, st))?);
         }
-        Ok(Sinks { sinks })
+        let history = (!cfg.history_file.is_empty()).then(|| cfg.history_file.clone().into());
+        Ok(Sinks { sinks, history })
     }
 
     /// No sinks at all (tests, replay to stdout only).
     pub fn none() -> Sinks {
-        Sinks { sinks: Vec::new() }
+        Sinks {
+            sinks: Vec::new(),
+            history: None,
+        }
     }
 
     /// Offers events to every sink without waiting.
@@ -172,30 +190,67 @@ impl Sinks {
     /// still running killed after a short grace. Says what was not
     /// delivered.
     pub fn stop(mut self, limit: Duration) {
-        for s in &mut self.sinks {
-            s.stats.stopping.store(true, Ordering::Relaxed);
-            s.tx = None;
-        }
         let end = Instant::now() + limit;
-        for s in &mut self.sinks {
-            let Some(t) = s.thread.take() else { continue };
-            while !t.is_finished() && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
-            let st = &s.stats;
-            let done = st.delivered.load(Ordering::Relaxed) + st.failed.load(Ordering::Relaxed);
-            let left = st.queued.load(Ordering::Relaxed).saturating_sub(done);
-            if left > 0 {
-                log::warn!(
-                    "alert sink {}: {left} event(s) not delivered at shutdown",
-                    s.name
-                );
+        // The others first: what they could not deliver goes into the
+        // history, which is stopped last.
+        let (history, others): (Vec<Sink>, Vec<Sink>) =
+            self.sinks.drain(..).partition(|s| s.name == "history");
+        let mut records = Vec::new();
+        for (name, st) in finish(others, end) {
+            let undelivered =
+                std::mem::take(&mut *st.undelivered.lock().unwrap_or_else(|p| p.into_inner()));
+            records.extend(undelivered.into_iter().map(|ev| (name, ev)));
+        }
+        finish(history, end + Duration::from_secs(1));
+        if let (Some(path), false) = (&self.history, records.is_empty()) {
+            match history::append_undelivered(path, &records) {
+                Ok(()) => log::warn!(
+                    "{} alert event(s) not delivered at shutdown are in the alert history as undelivered",
+                    records.len()
+                ),
+                Err(e) => log::error!(
+                    "alert history {}: cannot record {} undelivered event(s): {e}",
+                    path.display(),
+                    records.len()
+                ),
             }
         }
     }
+}
+
+/// Closes the sinks' queues, waits until `end` for them, says what was not
+/// delivered; their counters.
+fn finish(mut sinks: Vec<Sink>, end: Instant) -> Vec<(&'static str, Arc<SinkStats>)> {
+    for s in &mut sinks {
+        s.stats.stopping.store(true, Ordering::Relaxed);
+        s.tx = None;
+    }
+    for s in &mut sinks {
+        let Some(t) = s.thread.take() else { continue };
+        while !t.is_finished() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if t.is_finished() {
+            let _ = t.join();
+        }
+        let st = &s.stats;
+        let done = st.delivered.load(Ordering::Relaxed) + st.failed.load(Ordering::Relaxed);
+        let left = st.queued.load(Ordering::Relaxed).saturating_sub(done);
+        if left > 0 {
+            log::warn!(
+                "alert sink {}: {left} event(s) still queued at shutdown",
+                s.name
+            );
+        }
+        let failed = st.undelivered.lock().map_or(0, |v| v.len());
+        if failed > 0 {
+            log::warn!(
+                "alert sink {}: {failed} event(s) not delivered at shutdown",
+                s.name
+            );
+        }
+    }
+    sinks.into_iter().map(|s| (s.name, s.stats)).collect()
 }
 
 /// Starts a sink's thread. A sink that fails (a bug: a panic) is logged,
@@ -254,7 +309,10 @@ mod tests {
             }
         })
         .unwrap();
-        let sinks = Sinks { sinks: vec![sink] };
+        let sinks = Sinks {
+            sinks: vec![sink],
+            history: None,
+        };
         let evs: Vec<AlertEvent> = (1..=3)
             .map(|id| AlertEvent {
                 event: Transition::Open,
@@ -289,7 +347,9 @@ mod tests {
         });
         let mut cfg = crate::config::Config::default().alerts;
         cfg.log = false;
-        cfg.history_file = String::new();
+        let dir = std::env::temp_dir().join(format!("ta-sinks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        cfg.history_file = dir.join("alerts.jsonl").to_string_lossy().into_owned();
         cfg.webhook = Some(crate::config::WebhookConfig {
             url,
             format: crate::config::WebhookFormat::Json,
@@ -306,12 +366,23 @@ mod tests {
             .collect();
         sinks.send(&evs);
         std::thread::sleep(Duration::from_millis(200));
-        let stats = sinks.stats()[0].1.clone();
+        let stats = sinks.stats()[1].1.clone();
         let t = Instant::now();
         // Without the stop: 30 s per try, four tries per event.
         sinks.stop(Duration::from_secs(20));
         assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
         assert_eq!(stats.failed.load(Ordering::Relaxed), 3, "each got its try");
+        // The history has each event, and a record of each not delivered.
+        let text = std::fs::read_to_string(&cfg.history_file).unwrap();
+        let undelivered: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["undelivered"] == "webhook")
+            .collect();
+        assert_eq!(undelivered.len(), 3, "{text}");
+        let loaded = history::load(std::path::Path::new(&cfg.history_file)).unwrap();
+        assert_eq!((loaded.skipped, loaded.open.len()), (0, 3));
         drop(held);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -18,6 +18,9 @@ use crate::config::{WebhookConfig, WebhookFormat};
 
 /// What one try may take once the daemon is stopping.
 const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a stopping webhook keeps trying; what is left after it is
+/// recorded as undelivered without a try.
+const STOP_BUDGET: Duration = Duration::from_secs(3);
 
 /// Where to POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +112,17 @@ impl Webhook {
     /// Posts events until the queue closes.
     pub fn run(&self, rx: &Inbox, stats: &SinkStats) {
         let mut last_log: Option<Instant> = None;
+        let mut stop_seen: Option<Instant> = None;
         while let Ok(ev) = rx.recv() {
+            if stats.stopping.load(Ordering::Relaxed) {
+                let since = *stop_seen.get_or_insert_with(Instant::now);
+                // Past the stop budget: recorded, not tried.
+                if since.elapsed() >= STOP_BUDGET {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    stats.not_delivered(&ev);
+                    continue;
+                }
+            }
             let body = self.body(&ev);
             let mut delay = Duration::from_millis(500);
             let mut result = Err(String::new());
@@ -136,6 +149,9 @@ impl Webhook {
                 }
                 Err(e) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
+                    if stats.stopping.load(Ordering::Relaxed) {
+                        stats.not_delivered(&ev);
+                    }
                     let now = Instant::now();
                     if last_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
                         last_log = Some(now);
