@@ -37,7 +37,7 @@ done
 
 setup
 
-cat > $WORK/ta.toml <<EOF
+start_daemon <<EOF
 [capture]
 interfaces = ["$P-r0"]
 [traffic]
@@ -45,13 +45,6 @@ interval = "1h"
 [alerts]
 history_file = "$WORK/alerts.jsonl"
 EOF
-ip netns exec $R "$BIN" -c $WORK/ta.toml > $WORK/ta.out 2> $WORK/ta.log &
-DAEMON=$!
-for _ in $(seq 100); do
-    if api /healthz >/dev/null 2>&1 && [ -n "$(r0_counter frames 2>/dev/null)" ]; then break; fi
-    sleep 0.1
-done
-api /healthz >/dev/null || { echo "daemon did not start:" >&2; cat $WORK/ta.log >&2; exit 1; }
 
 PACKET="{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, 22) }"
 flood() {

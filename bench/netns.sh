@@ -42,3 +42,16 @@ setup() {
     ip -n $R neigh replace 10.2.0.2 lladdr "$(mac $S $P-s0)" dev $P-r1 nud permanent
     ip -n $G neigh replace 10.1.0.1 lladdr "$(mac $R $P-r0)" dev $P-g0 nud permanent
 }
+
+# start_daemon: the daemon in $R with the config read from stdin; sets
+# DAEMON and waits until its API answers and r0 is watched.
+start_daemon() {
+    cat > $WORK/ta.toml
+    ip netns exec $R "$BIN" -c $WORK/ta.toml > $WORK/ta.out 2> $WORK/ta.log &
+    DAEMON=$!
+    for _ in $(seq 100); do
+        if api /healthz >/dev/null 2>&1 && [ -n "$(r0_counter frames 2>/dev/null)" ]; then break; fi
+        sleep 0.1
+    done
+    api /healthz >/dev/null || { echo "daemon did not start:" >&2; cat $WORK/ta.log >&2; exit 1; }
+}

@@ -137,7 +137,7 @@ fn failed(message: &str) -> Response<Body> {
 }
 
 /// The bytes of a whole body (what the renderers make), without waiting.
-fn whole(body: Body) -> Option<Bytes> {
+pub fn whole(body: Body) -> Option<Bytes> {
     match body {
         http_body_util::Either::Left(full) => {
             let mut full: Full<Bytes> = full;

@@ -29,16 +29,7 @@ pub fn response(snap: &Snapshot) -> Response<Body> {
 pub fn with_server(r: Response<Body>, conns: &super::conns::Conns) -> Response<Body> {
     use std::sync::atomic::Ordering::Relaxed;
     let (parts, body) = r.into_parts();
-    let http_body_util::Either::Left(full) = body else {
-        return Response::from_parts(parts, body);
-    };
-    let mut full = full;
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    let text = match hyper::body::Body::poll_frame(std::pin::Pin::new(&mut full), &mut cx) {
-        std::task::Poll::Ready(Some(Ok(f))) => f.into_data().unwrap_or_default(),
-        _ => Bytes::new(),
-    };
+    let text = super::cache::whole(body).unwrap_or_default();
     let st = &conns.stats;
     let mut o = Out {
         s: String::from_utf8_lossy(&text).into_owned(),

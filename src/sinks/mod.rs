@@ -296,6 +296,15 @@ mod tests {
     use super::*;
     use crate::alert::{AlertKind, Transition};
 
+    fn opened(n: u64) -> Vec<AlertEvent> {
+        (1..=n)
+            .map(|id| AlertEvent {
+                event: Transition::Open,
+                alert: Alert::sample(id, AlertKind::Traffic, "10.0.0.1"),
+            })
+            .collect()
+    }
+
     #[test]
     fn a_sink_that_fails_is_started_again_and_counts_the_event() {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -313,13 +322,7 @@ mod tests {
             sinks: vec![sink],
             history: None,
         };
-        let evs: Vec<AlertEvent> = (1..=3)
-            .map(|id| AlertEvent {
-                event: Transition::Open,
-                alert: Alert::sample(id, AlertKind::Traffic, "10.0.0.1"),
-            })
-            .collect();
-        sinks.send(&evs);
+        sinks.send(&opened(3));
         let stats = sinks.stats()[0].1.clone();
         sinks.stop(Duration::from_secs(5));
         assert_eq!(*seen.lock().unwrap(), [1, 3]);
@@ -358,13 +361,7 @@ mod tests {
             queue: 100,
         });
         let sinks = Sinks::start(&cfg, &[]).unwrap();
-        let evs: Vec<AlertEvent> = (1..=3)
-            .map(|id| AlertEvent {
-                event: Transition::Open,
-                alert: Alert::sample(id, AlertKind::Traffic, "10.0.0.1"),
-            })
-            .collect();
-        sinks.send(&evs);
+        sinks.send(&opened(3));
         std::thread::sleep(Duration::from_millis(200));
         let stats = sinks.stats()[1].1.clone();
         let t = Instant::now();
