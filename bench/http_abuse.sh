@@ -25,11 +25,7 @@ RESULT=$OUT/http-abuse-$(date -u +%Y%m%dT%H%M%SZ).md
 WORK=$(mktemp -d)
 . bench/netns.sh
 
-[ "$(id -u)" = 0 ] || { echo "bench/http_abuse.sh needs root (network namespaces)" >&2; exit 1; }
-for t in trafgen ethtool curl ip python3; do
-    command -v $t >/dev/null || { echo "bench/http_abuse.sh needs $t" >&2; exit 1; }
-done
-[ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release" >&2; exit 1; }
+needs bench/http_abuse.sh trafgen ethtool curl ip python3
 
 setup
 start_daemon <<EOF

@@ -26,12 +26,8 @@ RESULT=$OUT/http-load-$(date -u +%Y%m%dT%H%M%SZ).md
 WORK=$(mktemp -d)
 . bench/netns.sh
 
-[ "$(id -u)" = 0 ] || { echo "bench/http_load.sh needs root (network namespaces)" >&2; exit 1; }
+needs bench/http_load.sh trafgen ethtool curl ip python3
 command -v wrk >/dev/null || env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
-for t in trafgen ethtool curl ip wrk python3; do
-    command -v $t >/dev/null || { echo "bench/http_load.sh needs $t" >&2; exit 1; }
-done
-[ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release" >&2; exit 1; }
 
 
 

@@ -30,11 +30,7 @@ RESULT=$OUT/live-$(date -u +%Y%m%dT%H%M%SZ).md
 WORK=$(mktemp -d)
 . bench/netns.sh
 
-[ "$(id -u)" = 0 ] || { echo "bench/live.sh needs root (network namespaces)" >&2; exit 1; }
-for t in trafgen tcpdump ethtool curl ip; do
-    command -v $t >/dev/null || { echo "bench/live.sh needs $t" >&2; exit 1; }
-done
-[ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release" >&2; exit 1; }
+needs bench/live.sh trafgen tcpdump ethtool curl ip
 
 
 

@@ -55,3 +55,14 @@ start_daemon() {
     done
     api /healthz >/dev/null || { echo "daemon did not start:" >&2; cat $WORK/ta.log >&2; exit 1; }
 }
+
+# needs SCRIPT TOOL...: root, each tool, and the binary at $BIN, or a
+# one-line reason to stop.
+needs() {
+    local script=$1; shift
+    [ "$(id -u)" = 0 ] || { echo "$script needs root (network namespaces)" >&2; exit 1; }
+    for t in "$@"; do
+        command -v "$t" >/dev/null || { echo "$script needs $t" >&2; exit 1; }
+    done
+    [ -x "$BIN" ] || { echo "no binary at $BIN: cargo build --release" >&2; exit 1; }
+}

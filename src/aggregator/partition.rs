@@ -237,6 +237,14 @@ impl Partition {
         self.hosts.with_scan(id, |s| {
             s.addresses.touch(key, tick, window, limit as usize + 1)
         });
+        self.contact_seen(id, tick, horizon);
+    }
+
+    /// A contact keeps host `id` until it expires and marks it moved:
+    /// contacts resolved a tick late (count = "failed") come without
+    /// traffic of their own this tick.
+    #[inline]
+    fn contact_seen(&mut self, id: u32, tick: u64, horizon: u64) {
         seen(
             &mut self.expiries,
             self.hosts.slot_mut(id),
@@ -244,8 +252,6 @@ impl Partition {
             tick,
             horizon,
         );
-        // Contacts resolved a tick late (count = "failed") come without
-        // traffic of their own this tick.
         self.hosts.touch(id);
     }
 
@@ -263,14 +269,7 @@ impl Partition {
         let window = self.cfg.port_ticks;
         self.hosts
             .with_scan(id, |s| s.ports.touch(key, tick, window, limit as usize + 1));
-        seen(
-            &mut self.expiries,
-            self.hosts.slot_mut(id),
-            id,
-            tick,
-            horizon,
-        );
-        self.hosts.touch(id);
+        self.contact_seen(id, tick, horizon);
     }
 
     /// Takes the contacts the coordinator resolved for this partition.

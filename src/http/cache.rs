@@ -25,6 +25,7 @@ use tokio::sync::OnceCell;
 
 use super::conns::Busy;
 use super::respond::Body;
+use crate::snapshot::Snapshot;
 
 /// Most bytes of rendered bodies held at once.
 pub const BODY_BUDGET: u64 = 64 << 20;
@@ -50,11 +51,15 @@ impl Drop for Rendered {
 }
 
 type Entry = Arc<OnceCell<Arc<Rendered>>>;
+/// The snapshot rendered from, and its answers by request target.
+type Entries = (Option<Arc<Snapshot>>, HashMap<String, Entry>);
 
 /// The answers of the current snapshot, by request target.
 #[derive(Debug, Default)]
 pub struct Cache {
-    inner: Mutex<(usize, HashMap<String, Entry>)>,
+    /// The snapshot the entries were rendered from, held so that its
+    /// address cannot be reused by a later one while the entries stand.
+    inner: Mutex<Entries>,
     /// Bytes of rendered bodies alive (cached or being sent).
     pub held: Arc<AtomicU64>,
 }
@@ -68,18 +73,18 @@ pub enum Miss {
 }
 
 impl Cache {
-    /// The shared answer for `target` under snapshot `generation`, rendered
+    /// The shared answer for `target` from snapshot `snap`, rendered
     /// by `render` on the blocking pool if nobody has yet.
     pub async fn get(
         &self,
-        generation: usize,
+        snap: &Arc<Snapshot>,
         target: &str,
         render: impl FnOnce() -> Response<Body> + Send + 'static,
     ) -> Result<Arc<Rendered>, Miss> {
         let entry = {
             let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            if g.0 != generation {
-                g.0 = generation;
+            if !g.0.as_ref().is_some_and(|s| Arc::ptr_eq(s, snap)) {
+                g.0 = Some(snap.clone());
                 g.1.clear();
             }
             match g.1.get(target) {
@@ -222,5 +227,47 @@ impl hyper::body::Body for Served {
             Inner::Own(b) => b.size_hint(),
             Inner::Shared(r, pos) => SizeHint::with_exact((r.body.len() - *pos) as u64),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn snap() -> Arc<Snapshot> {
+        Arc::new(Snapshot::empty(&Config::default(), Default::default()))
+    }
+
+    fn page(text: &'static str) -> Response<Body> {
+        super::super::respond::text(StatusCode::OK, text)
+    }
+
+    #[test]
+    fn one_rendering_per_snapshot_and_target_and_memory_counted_while_held() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let cache = Cache::default();
+            let (a, b) = (snap(), snap());
+            let Ok(first) = cache.get(&a, "/x", || page("one")).await else {
+                panic!("rendered")
+            };
+            let Ok(again) = cache.get(&a, "/x", || page("two")).await else {
+                panic!("cached")
+            };
+            assert!(Arc::ptr_eq(&first, &again), "the same bytes for everyone");
+            assert_eq!(cache.held.load(Ordering::Relaxed), 3);
+            // The next snapshot renders anew; the old body lives while held.
+            let Ok(next) = cache.get(&b, "/x", || page("three")).await else {
+                panic!("rendered")
+            };
+            assert_eq!(&next.body[..], b"three");
+            assert_eq!(cache.held.load(Ordering::Relaxed), 3 + 5);
+            drop((first, again));
+            assert_eq!(cache.held.load(Ordering::Relaxed), 5);
+        });
     }
 }

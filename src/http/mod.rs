@@ -288,16 +288,12 @@ pub(crate) async fn handle(
     match decided {
         Respond::Now(r) => own(r, busy),
         Respond::Render(target, snap) if !light => {
-            let generation = Arc::as_ptr(&snap) as usize;
-            let t = target.clone();
+            let (from, t) = (snap.clone(), target.clone());
             let got = shared
                 .cache
-                .get(generation, &target, move || {
-                    let (path, query) = match t.split_once('?') {
-                        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-                        None => (t.clone(), None),
-                    };
-                    answer(&path, query.as_deref(), &snap).unwrap_or_else(|e| e.response())
+                .get(&from, &target, move || {
+                    let (path, query) = split_target(&t);
+                    answer(path, query, &snap).unwrap_or_else(|e| e.response())
                 })
                 .await;
             match got {
@@ -319,16 +315,21 @@ pub(crate) async fn handle(
             }
         }
         Respond::Render(target, snap) => {
-            let (path, query) = match target.split_once('?') {
-                Some((p, q)) => (p, Some(q)),
-                None => (target.as_str(), None),
-            };
+            let (path, query) = split_target(&target);
             let mut r = answer(path, query, &snap).unwrap_or_else(|e| e.response());
             if path == "/metrics" {
                 r = metrics::with_server(r, &shared.conns);
             }
             own(r, busy)
         }
+    }
+}
+
+/// A request target as path and query.
+fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
     }
 }
 
@@ -404,10 +405,7 @@ pub fn history_page(
 /// get, for everything answered from the snapshot alone: what the fuzz
 /// target drives, untrusted text in, never a panic.
 pub fn probe(target: &str, headers: &hyper::HeaderMap, access: &Access, snap: &Snapshot) -> u16 {
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
-    };
+    let (path, query) = split_target(target);
     if path != "/healthz" && !dashboard::is_public(path, access) {
         if let Err(refused) = access.check(headers) {
             return refused.response().status().as_u16();

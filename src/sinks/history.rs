@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -107,17 +108,15 @@ pub fn append_undelivered(path: &Path, records: &[(&str, Arc<AlertEvent>)]) -> i
         .map_err(io::Error::other)?;
         buf.push(b'\n');
     }
-    let mut f =
-        crate::config::file::open_regular(path, OpenOptions::new().create(true).append(true))?;
+    let mut f = crate::config::file::open_regular(
+        path,
+        OpenOptions::new().create(true).append(true).read(true),
+    )?;
     // A torn last line would swallow the first record.
     let len = f.metadata()?.len();
-    if len > 0 {
-        let mut last = [0u8; 1];
-        let r = crate::config::file::open_regular(path, OpenOptions::new().read(true))?;
-        use std::os::unix::fs::FileExt;
-        if r.read_at(&mut last, len - 1)? == 1 && last[0] != b'\n' {
-            buf.insert(0, b'\n');
-        }
+    let mut last = [0u8; 1];
+    if len > 0 && f.read_at(&mut last, len - 1)? == 1 && last[0] != b'\n' {
+        buf.insert(0, b'\n');
     }
     f.write_all(&buf)?;
     f.sync_data()
