@@ -14,8 +14,16 @@
 //! full address is in the pair table when evidence is wanted). Two
 //! addresses with the same fingerprint count once: with 16 entries the
 //! chance of that is below one in ten million per set.
+//!
+//! Once the set is full of keys within the window, it keeps a
+//! [`Sketch`] of every key it is told about from then on (seeded with the
+//! keys it holds), so that a scan's alert can say how many it contacted in
+//! all. The sketch goes when the set empties or [`DistinctSet::end_sketch`]
+//! is called (its alert closed).
 
 use smallvec::SmallVec;
+
+use crate::sketch::Sketch;
 
 /// Entries a set holds without a heap allocation: most sources contact one
 /// or two destinations, and a flood of new sources would otherwise cost an
@@ -28,12 +36,25 @@ pub struct DistinctSet {
     /// `key << 32 | tick`, ticks truncated to 32 bits (136 years of
     /// one-second ticks).
     entries: SmallVec<[u64; INLINE]>,
+    /// Every key since the set was first full (see the module's notes).
+    sketch: Option<Box<Sketch>>,
 }
 
 impl DistinctSet {
     /// Records a contact with `key` at `tick`. Returns true if the key was
-    /// new to the window.
-    pub fn touch(&mut self, key: u32, tick: u64, window: u64, cap: usize) -> bool {
+    /// new to the window. `may_sketch`: a sketch may be started if the set
+    /// is full (the caller's budget of sketches allows one more).
+    pub fn touch(
+        &mut self,
+        key: u32,
+        tick: u64,
+        window: u64,
+        cap: usize,
+        may_sketch: bool,
+    ) -> bool {
+        if let Some(s) = &mut self.sketch {
+            s.add(key);
+        }
         let t = tick as u32;
         let entry = (u64::from(key) << 32) | u64::from(t);
         if let Some(e) = self.entries.iter_mut().find(|e| (**e >> 32) as u32 == key) {
@@ -48,6 +69,9 @@ impl DistinctSet {
         }
         if self.entries.len() < cap {
             self.entries.push(entry);
+            if self.entries.len() == cap && may_sketch {
+                self.start_sketch(t, window);
+            }
             return true;
         }
         // Full: take the place of a key that left the window.
@@ -59,7 +83,44 @@ impl DistinctSet {
             *e = entry;
             return true;
         }
+        if may_sketch && self.sketch.is_none() {
+            self.start_sketch(t, window);
+            if let Some(s) = &mut self.sketch {
+                s.add(key);
+            }
+        }
         false
+    }
+
+    /// Starts the sketch with the keys within the window.
+    fn start_sketch(&mut self, t: u32, window: u64) {
+        if self.sketch.is_some() {
+            return;
+        }
+        let mut s = Box::<Sketch>::default();
+        for &e in &self.entries {
+            if age(e as u32, t) < window {
+                s.add((e >> 32) as u32);
+            }
+        }
+        self.sketch = Some(s);
+    }
+
+    /// Distinct keys contacted since the set was first full, estimated; at
+    /// least the exact count within the window. `None` without a sketch.
+    pub fn estimate(&self, now: u64, window: u64) -> Option<u64> {
+        let s = self.sketch.as_ref()?;
+        Some(s.estimate().max(self.count(now, window) as u64))
+    }
+
+    /// True if the set keeps a sketch.
+    pub fn has_sketch(&self) -> bool {
+        self.sketch.is_some()
+    }
+
+    /// Drops the sketch: the scan it measured is over (its alert closed).
+    pub fn end_sketch(&mut self) {
+        self.sketch = None;
     }
 
     /// Distinct keys contacted within the window ending at `now`.
@@ -104,6 +165,9 @@ impl DistinctSet {
         if self.entries.capacity() > 4 * self.entries.len().max(INLINE) {
             self.entries.shrink_to_fit();
         }
+        if self.entries.is_empty() {
+            self.sketch = None;
+        }
         self.entries.is_empty()
     }
 
@@ -114,11 +178,13 @@ impl DistinctSet {
 
     /// Bytes held on the heap.
     pub fn heap_bytes(&self) -> usize {
-        if self.entries.spilled() {
+        let sketch = self.sketch.as_ref().map_or(0, |_| Sketch::BYTES);
+        let spilled = if self.entries.spilled() {
             self.entries.capacity() * 8
         } else {
             0
-        }
+        };
+        sketch + spilled
     }
 }
 
@@ -137,22 +203,25 @@ mod tests {
     #[test]
     fn counts_distinct_keys_within_the_window() {
         let mut s = DistinctSet::default();
-        assert!(s.touch(1, 10, 5, 100));
-        assert!(s.touch(2, 11, 5, 100));
-        assert!(!s.touch(1, 12, 5, 100), "already in the window");
+        assert!(s.touch(1, 10, 5, 100, false));
+        assert!(s.touch(2, 11, 5, 100, false));
+        assert!(!s.touch(1, 12, 5, 100, false), "already in the window");
         assert_eq!(s.count(12, 5), 2);
         // Key 2 was last seen at 11: gone at 16. Key 1 (12) at 17.
         assert_eq!(s.count(15, 5), 2);
         assert_eq!(s.count(16, 5), 1);
         assert_eq!(s.count(17, 5), 0);
-        assert!(s.touch(2, 20, 5, 100), "back after leaving the window");
+        assert!(
+            s.touch(2, 20, 5, 100, false),
+            "back after leaving the window"
+        );
     }
 
     #[test]
     fn the_cap_bounds_memory_and_the_count_stays_at_the_cap() {
         let mut s = DistinctSet::default();
         for k in 0..1000 {
-            s.touch(k, 1, 100, 16);
+            s.touch(k, 1, 100, 16, false);
         }
         assert_eq!(s.count(1, 100), 16);
         assert!(s.heap_bytes() <= 32 * 8);
@@ -162,18 +231,18 @@ mod tests {
     fn full_set_reuses_entries_that_left_the_window() {
         let mut s = DistinctSet::default();
         for k in 0..4 {
-            s.touch(k, 0, 10, 4);
+            s.touch(k, 0, 10, 4, false);
         }
-        assert!(!s.touch(99, 5, 10, 4), "full, nothing expired");
-        assert!(s.touch(100, 10, 10, 4), "the tick-0 entries expired");
+        assert!(!s.touch(99, 5, 10, 4, false), "full, nothing expired");
+        assert!(s.touch(100, 10, 10, 4, false), "the tick-0 entries expired");
         assert_eq!(s.count(10, 10), 1);
     }
 
     #[test]
     fn a_late_tick_does_not_move_an_entry_back() {
         let mut s = DistinctSet::default();
-        s.touch(7, 100, 10, 4);
-        s.touch(7, 95, 10, 4);
+        s.touch(7, 100, 10, 4, false);
+        s.touch(7, 95, 10, 4, false);
         assert_eq!(s.count(109, 10), 1);
     }
 
@@ -181,8 +250,8 @@ mod tests {
     fn the_next_expiry_is_when_the_oldest_key_leaves() {
         let mut s = DistinctSet::default();
         assert_eq!(s.next_expiry(0, 10), None);
-        s.touch(1, 3, 10, 8);
-        s.touch(2, 7, 10, 8);
+        s.touch(1, 3, 10, 8, false);
+        s.touch(2, 7, 10, 8, false);
         assert_eq!(s.next_expiry(8, 10), Some(13));
         assert_eq!(s.count(12, 10), 2);
         assert_eq!(s.count(13, 10), 1);
@@ -191,10 +260,41 @@ mod tests {
     }
 
     #[test]
+    fn a_full_set_sketches_every_key_from_then_on() {
+        let mut s = DistinctSet::default();
+        for k in 0..15 {
+            s.touch(k, 1, 100, 16, true);
+        }
+        assert_eq!(s.estimate(1, 100), None, "not full yet");
+        for k in 15..254 {
+            s.touch(k, 1, 100, 16, true);
+        }
+        assert_eq!(s.count(1, 100), 16);
+        let e = s.estimate(1, 100).unwrap();
+        assert!((244..=264).contains(&e), "254 keys estimated as {e}");
+        assert!(s.heap_bytes() >= Sketch::BYTES);
+        s.end_sketch();
+        assert_eq!(s.estimate(1, 100), None);
+        // Without the budget's leave, none is started.
+        let mut t = DistinctSet::default();
+        for k in 0..100 {
+            t.touch(k, 1, 100, 16, false);
+        }
+        assert_eq!(t.estimate(1, 100), None);
+        // A set that empties drops it.
+        for k in 0..100 {
+            t.touch(k, 1, 100, 16, true);
+        }
+        assert!(t.has_sketch());
+        assert!(t.expire(200, 100));
+        assert!(!t.has_sketch());
+    }
+
+    #[test]
     fn expire_frees_memory() {
         let mut s = DistinctSet::default();
         for k in 0..100 {
-            s.touch(k, 0, 10, 200);
+            s.touch(k, 0, 10, 200, false);
         }
         assert!(s.expire(20, 10));
         assert_eq!(s.heap_bytes(), 0);

@@ -52,6 +52,13 @@ impl HostState {
         self.scan.get_or_insert_with(Box::default)
     }
 
+    /// Scan sketches this host keeps (0 to 2).
+    pub fn sketches(&self) -> usize {
+        self.scan.as_ref().map_or(0, |s| {
+            usize::from(s.addresses.has_sketch()) + usize::from(s.ports.has_sketch())
+        })
+    }
+
     /// Heap memory of this host beyond the slab entry.
     pub fn heap_bytes(&self) -> usize {
         self.scan.as_ref().map_or(0, |s| {
@@ -59,6 +66,12 @@ impl HostState {
         })
     }
 }
+
+/// Scan sketches a table keeps at most: a scanner's sketch is 1 KiB, so a
+/// table's sketches stay within 4 MiB however many hosts scan; the
+/// scanners past it are detected as before, only their alerts say no
+/// estimate of the scan's size.
+pub const MAX_SKETCHES: usize = 4_096;
 
 /// The bounded table of hosts.
 #[derive(Debug)]
@@ -71,6 +84,8 @@ pub struct HostTable {
     /// Heap bytes of the hosts' scan sets, kept as they change (a pass over
     /// every host to add them up would cost every tick what the table holds).
     scan_heap: usize,
+    /// Scan sketches kept ([`crate::sketch`]), at most [`MAX_SKETCHES`].
+    sketches: usize,
     /// Hosts added and freed so far: what tracked changes when this does.
     changes: u64,
 }
@@ -84,6 +99,7 @@ impl HostTable {
             touched: Vec::new(),
             max,
             scan_heap: 0,
+            sketches: 0,
             changes: 0,
         }
     }
@@ -217,14 +233,45 @@ impl HostTable {
     }
 
     /// Changes host `id`'s scan sets (made if it has none), keeping the
-    /// table's count of their memory.
+    /// table's count of their memory. `f` is told whether a set may start
+    /// a sketch (the table's budget has room).
     #[inline]
-    pub fn with_scan<R>(&mut self, id: u32, f: impl FnOnce(&mut ScanSets) -> R) -> R {
+    pub fn with_scan<R>(&mut self, id: u32, f: impl FnOnce(&mut ScanSets, bool) -> R) -> R {
+        let may_sketch = self.sketches + 2 <= MAX_SKETCHES;
         let h = &mut self.slots[id as usize];
         let before = h.heap_bytes();
-        let r = f(h.scan_mut());
+        let sketches = h.sketches();
+        let r = f(h.scan_mut(), may_sketch);
         self.scan_heap = self.scan_heap + h.heap_bytes() - before;
+        self.sketches = self.sketches + h.sketches() - sketches;
         r
+    }
+
+    /// Sketches kept.
+    pub fn sketches(&self) -> usize {
+        self.sketches
+    }
+
+    /// Ends the sketch of a scan whose alert closed (`ports`: the port
+    /// scan's, else the address scan's).
+    pub fn end_sketch(&mut self, addr: Addr, ports: bool) {
+        let Some(&id) = self.index.get(&addr) else {
+            return;
+        };
+        let h = &mut self.slots[id as usize];
+        let Some(s) = &mut h.scan else {
+            return;
+        };
+        let set = if ports {
+            &mut s.ports
+        } else {
+            &mut s.addresses
+        };
+        if set.has_sketch() {
+            set.end_sketch();
+            self.sketches -= 1;
+            self.scan_heap -= crate::sketch::Sketch::BYTES;
+        }
     }
 
     /// True if `id` is the slot of a tracked host.
@@ -244,6 +291,7 @@ impl HostTable {
             return false;
         }
         let before = h.heap_bytes();
+        let sketches = h.sketches();
         let scans_empty = match &mut h.scan {
             None => true,
             Some(s) => {
@@ -252,10 +300,12 @@ impl HostTable {
                 a && p
             }
         };
+        self.sketches = self.sketches + h.sketches() - sketches;
         if !scans_empty {
             self.scan_heap = self.scan_heap + h.heap_bytes() - before;
             return false;
         }
+        self.sketches -= h.sketches();
         self.scan_heap -= before;
         h.scan = None;
         h.live = false;
@@ -339,7 +389,7 @@ mod tests {
         let mut t = HostTable::new(10, &Hasher::new());
         let r = rules();
         let x = t.upsert(a(1), &r).unwrap();
-        t.with_scan(x, |s| s.ports.touch(80, 5, 600, 10));
+        t.with_scan(x, |s, _| s.ports.touch(80, 5, 600, 10, false));
         let mut touched = Vec::new();
         t.take_touched(&mut touched);
         assert!(

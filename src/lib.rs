@@ -22,6 +22,7 @@ pub mod replay;
 pub mod rules;
 pub mod shard;
 pub mod sinks;
+pub mod sketch;
 pub mod snapshot;
 pub mod wheel;
 pub mod window;

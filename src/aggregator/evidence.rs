@@ -34,7 +34,7 @@ pub fn gather(
     pairs: &PairWindow,
     hosts: &HostTable,
     tick: u64,
-    port_window: u64,
+    (scan_window, port_window): (u64, u64),
     into: &Sources,
 ) -> Vec<((AlertKind, Addr), Evidence)> {
     let mut peers: Vec<(Addr, u64, u64, u8)> = Vec::new();
@@ -52,6 +52,10 @@ pub fn gather(
                     ev.destinations = top(&mut peers, SCANNED, |roles| {
                         roles & role_bits::INITIATION != 0
                     });
+                    ev.contacted = hosts
+                        .get(a)
+                        .and_then(|h| h.scan.as_ref())
+                        .and_then(|s| s.addresses.estimate(tick, scan_window));
                 }
                 AlertKind::Inbound => {
                     peers.clear();
@@ -62,6 +66,7 @@ pub fn gather(
                 }
                 AlertKind::PortScan => {
                     if let Some(s) = hosts.get(a).and_then(|h| h.scan.as_ref()) {
+                        ev.contacted = s.ports.estimate(tick, port_window);
                         let mut keys: Vec<u32> = s.ports.keys(tick, port_window).collect();
                         keys.sort_unstable();
                         ev.ports = keys

@@ -624,6 +624,7 @@ impl Aggregator {
                     }
                 }
             }
+            p.end_sketches(&closed);
             for (kind, addr) in opened {
                 self.opened_total[kind.index()] += 1;
                 if let Some(o) = p.lifecycle.get(kind, addr) {
@@ -661,6 +662,11 @@ impl Aggregator {
     /// of an open alert keeps up with it. (Events carry the evidence of
     /// when they happened; a reader that builds no snapshot skips this.)
     fn refresh_evidence(&mut self, tick: u64) {
+        for p in &mut self.parts {
+            if p.refresh_scan_sizes(tick) {
+                self.listed.stale = true;
+            }
+        }
         let wanted: Vec<Vec<(AlertKind, Addr)>> = self
             .parts
             .iter()

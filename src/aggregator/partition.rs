@@ -234,8 +234,9 @@ impl Partition {
         };
         let key = self.fingerprint.hash_one(dst) as u32;
         let window = self.cfg.scan_ticks;
-        self.hosts.with_scan(id, |s| {
-            s.addresses.touch(key, tick, window, limit as usize + 1)
+        self.hosts.with_scan(id, |s, may_sketch| {
+            s.addresses
+                .touch(key, tick, window, limit as usize + 1, may_sketch)
         });
         self.contact_seen(id, tick, horizon);
     }
@@ -267,8 +268,10 @@ impl Partition {
         };
         let key = (u32::from(proto) << 16) | u32::from(port);
         let window = self.cfg.port_ticks;
-        self.hosts
-            .with_scan(id, |s| s.ports.touch(key, tick, window, limit as usize + 1));
+        self.hosts.with_scan(id, |s, may_sketch| {
+            s.ports
+                .touch(key, tick, window, limit as usize + 1, may_sketch)
+        });
         self.contact_seen(id, tick, horizon);
     }
 
@@ -496,6 +499,45 @@ impl Partition {
         (opened, closed)
     }
 
+    /// Brings the scan size of open scan alerts whose subject moved this
+    /// tick up to date (an estimate costs a pass over 1 KiB, not the pairs
+    /// a full gathering walks, so it need not wait for
+    /// [`Partition::evidence_due`]). True if one changed.
+    pub fn refresh_scan_sizes(&mut self, tick: u64) -> bool {
+        const SCANS: u8 = 1 << AlertKind::AddressScan as u8 | 1 << AlertKind::PortScan as u8;
+        let mut changed = false;
+        for &id in &self.touched {
+            let h = self.hosts.slot(id);
+            if h.alerting & SCANS == 0 {
+                continue;
+            }
+            let Some(s) = h.scan.as_ref() else {
+                continue;
+            };
+            for (kind, size) in [
+                (
+                    AlertKind::AddressScan,
+                    s.addresses.estimate(tick, self.cfg.scan_ticks),
+                ),
+                (
+                    AlertKind::PortScan,
+                    s.ports.estimate(tick, self.cfg.port_ticks),
+                ),
+            ] {
+                if size.is_none() || h.alerting & kind.bit() == 0 {
+                    continue;
+                }
+                if let Some(o) = self.lifecycle.get_mut(kind, h.addr) {
+                    if o.alert.evidence.contacted != size {
+                        o.alert.evidence.contacted = size;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        changed
+    }
+
     /// Open alerts here whose subject moved this tick and whose evidence is
     /// older than `every` ticks.
     pub fn evidence_due(&self, tick: u64, every: u64) -> Vec<(AlertKind, Addr)> {
@@ -532,9 +574,21 @@ impl Partition {
             &self.pairs,
             &self.hosts,
             tick,
-            self.cfg.port_ticks,
+            (self.cfg.scan_ticks, self.cfg.port_ticks),
             sources,
         )
+    }
+
+    /// The scans of these closed alerts are over: their sketches go, so
+    /// that a later scan by the same host is measured afresh.
+    pub fn end_sketches(&mut self, closed: &[crate::alert::Alert]) {
+        for a in closed {
+            match a.kind {
+                AlertKind::AddressScan => self.hosts.end_sketch(Addr::from(a.subject), false),
+                AlertKind::PortScan => self.hosts.end_sketch(Addr::from(a.subject), true),
+                _ => {}
+            }
+        }
     }
 
     /// Adds the sources toward each of `victims` in this partition's pairs.

@@ -187,6 +187,61 @@ fn address_scan_one_alert_for_many_targets() {
 }
 
 #[test]
+fn a_scan_alert_says_how_big_the_scan_really_was() {
+    let mut g = agg("");
+    let syn = |d| pkt(1, d, 60, 80, Role::Initiation);
+    // A /24 sweep in one tick: the window's count stops at 4 (threshold 3
+    // plus one); the estimate sees all 254.
+    let sweep: Vec<_> = (2..=255).map(syn).collect();
+    let (_, ev) = tick(&mut g, 0, &sweep);
+    let s = opened(&ev, AlertKind::AddressScan);
+    assert_eq!(s[0].value, 4);
+    let c = s[0].evidence.contacted.expect("an estimate");
+    // Fingerprints are seeded per run: 2.3 % standard error, ±12 % is five.
+    assert!((224..=284).contains(&c), "254 contacted, estimated {c}");
+    // A thousand ports of one host.
+    let ports: Vec<_> = (1..=1000)
+        .map(|p| pkt(3, 4, 60, p, Role::Initiation))
+        .collect();
+    let (_, ev) = tick(&mut g, 1, &ports);
+    let p = opened(&ev, AlertKind::PortScan);
+    assert_eq!(p[0].value, 5);
+    let c = p[0].evidence.contacted.expect("an estimate");
+    assert!((900..=1100).contains(&c), "1000 ports, estimated {c}");
+    // The open alert keeps up while the scan goes on.
+    let ports: Vec<_> = (1001..=2000)
+        .map(|p| pkt(3, 4, 60, p, Role::Initiation))
+        .collect();
+    let (snap, _) = tick(&mut g, 2, &ports);
+    let open = snap
+        .alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::PortScan)
+        .unwrap();
+    let c = open.evidence.contacted.unwrap();
+    assert!((1800..=2200).contains(&c), "2000 ports, estimated {c}");
+    // Traffic alerts carry none.
+    let (_, ev) = tick(&mut g, 3, &[pkt(5, 6, 5000, 80, Role::Other)]);
+    assert_eq!(opened(&ev, AlertKind::Traffic)[0].evidence.contacted, None);
+    // The close carries the scan's size; a later scan is measured afresh.
+    let mut closing = None;
+    for t in 4..60 {
+        let (_, ev) = tick(&mut g, t, &[]);
+        if let Some(a) = closed(&ev, AlertKind::AddressScan).first() {
+            closing = Some((*a).clone());
+            break;
+        }
+    }
+    let closing = closing.expect("the sweep's alert closes");
+    assert!(closing.evidence.contacted.unwrap() >= 224);
+    let t = 100;
+    let (_, ev) = tick(&mut g, t, &(10..20).map(syn).collect::<Vec<_>>());
+    let again = opened(&ev, AlertKind::AddressScan);
+    let c = again[0].evidence.contacted.expect("an estimate");
+    assert!((8..=12).contains(&c), "10 contacted, estimated {c}");
+}
+
+#[test]
 fn replies_and_refusals_are_not_a_scan() {
     let mut g = agg("");
     // A server answering many clients (SYN-ACK) and a victim's backscatter

@@ -305,6 +305,8 @@
       ["Opened / updated", `${fmtTime(a.start_ms)} / ${fmtTime(a.last_update_ms)}`],
       ["Capture", a.degraded ? `was dropping packets (${(a.drop_ratio * 100).toFixed(2)} %): figures are a floor` : "complete"],
     ]) facts.append(text("dt", k), text("dd", v));
+    const size = a.evidence && a.evidence.contacted;
+    if (size != null) facts.append(text("dt", "Scan size"), text("dd", `about ${fmtCount(size)} distinct ${a.kind === "port_scan" ? "ports" : "addresses"} since it went past the limit`));
     parts.push(facts);
     const ev = a.evidence || {};
     const list = (title, items) => {

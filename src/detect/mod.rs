@@ -212,10 +212,10 @@ mod tests {
         let (mut t, id) = host();
         let h = t.slot_mut(id);
         for k in 0..4 {
-            h.scan_mut().addresses.touch(k, 5, 10, 4);
+            h.scan_mut().addresses.touch(k, 5, 10, 4, false);
         }
         for p in 0..6 {
-            h.scan_mut().ports.touch(p, 5, 20, 6);
+            h.scan_mut().ports.touch(p, 5, 20, 6, false);
         }
         let a = reading(AlertKind::AddressScan, t.slot(id), &limits(), 5).unwrap();
         assert_eq!(

@@ -88,6 +88,16 @@ fn push_peers(s: &mut String, p: &[Peer]) {
     s.push(']');
 }
 
+/// The value a line shows: a scan's estimated size where there is one
+/// (what the scan really reached, not the threshold plus one the window's
+/// exact count stops at), else the alert's value.
+fn contacted(a: &crate::alert::Alert) -> u64 {
+    match a.kind {
+        AlertKind::AddressScan | AlertKind::PortScan => a.evidence.contacted.unwrap_or(a.value),
+        _ => a.value,
+    }
+}
+
 /// The log line of an event.
 pub fn line(ev: &AlertEvent) -> String {
     let a = &ev.alert;
@@ -116,7 +126,7 @@ pub fn line(ev: &AlertEvent) -> String {
             }
             s.push_str("] ");
             s.push_str(value_key);
-            push_u64(&mut s, a.value);
+            push_u64(&mut s, contacted(a));
         }
         AlertKind::Inbound => {
             s.push_str(value_key);
@@ -126,7 +136,7 @@ pub fn line(ev: &AlertEvent) -> String {
         }
         AlertKind::Traffic | AlertKind::AddressScan => {
             s.push_str(value_key);
-            push_u64(&mut s, a.value);
+            push_u64(&mut s, contacted(a));
             s.push_str(" | DSTINFO=");
             push_peers(&mut s, &a.evidence.destinations);
         }
@@ -201,6 +211,7 @@ mod tests {
                         port: 80,
                     },
                 ],
+                contacted: None,
             },
         }
     }
@@ -233,6 +244,17 @@ mod tests {
             l.ends_with(
                 "STATE=CLOSED ID=7 LIMIT=1000 WINDOW=170s RULE=default PEAK=1500 DURATION=60s"
             ),
+            "{l}"
+        );
+        // With the scan's estimated size, the line shows that.
+        let mut a = alert(AlertKind::AddressScan);
+        a.evidence.contacted = Some(254);
+        let l = line(&AlertEvent {
+            event: Transition::Open,
+            alert: a,
+        });
+        assert!(
+            l.starts_with("EVENT=SCANNING SRC=10.1.0.2 CONTACTED=254 |"),
             "{l}"
         );
     }

@@ -63,6 +63,27 @@ fn wait_open(d: &Daemon<'_>, kind: &str, subject: &str) -> Value {
     })
 }
 
+/// The open scan alert of 10.1.0.2 comes to say it contacted about `n`
+/// distinct addresses or ports (within 12 %: about four standard errors).
+fn scan_size_reaches(d: &Daemon<'_>, kind: &str, n: u64) {
+    let low = n - n * 12 / 100;
+    let size = wait_until(Duration::from_secs(10), || {
+        let a = open(d, kind)
+            .into_iter()
+            .find(|a| a["subject"] == "10.1.0.2")?;
+        let c = a["evidence"]["contacted"].as_u64()?;
+        (c >= low).then_some(c)
+    });
+    let Some(size) = size else {
+        panic!(
+            "the {kind} alert does not come to say ~{n} contacted: {}",
+            d.json("/api/v1/alerts")
+        );
+    };
+    eprintln!("{kind}: {n} contacted, estimated {size}");
+    assert!(size <= n + n * 12 / 100, "{n} contacted, estimated {size}");
+}
+
 /// The alert reached the log line, the history file and the webhook.
 fn delivered_everywhere(d: &Daemon<'_>, hook: &Receiver, alert: &Value, log_prefix: &str) {
     let id = alert["id"].as_u64().unwrap();
@@ -126,6 +147,9 @@ fn nmap_ping_sweep_is_one_address_scan_alert() {
     assert!(late <= 3000, "alert {late} ms after nmap started");
     assert!(a["value"].as_u64().unwrap() > 15);
     assert!(!a["evidence"]["destinations"].as_array().unwrap().is_empty());
+    // The window's count stops at the threshold plus one; the evidence says
+    // how big the sweep was: 256 addresses (a 3.3 % sketch; ±12 %).
+    scan_size_reaches(&d, "address_scan", 256);
     delivered_everywhere(&d, &hook, &a, "EVENT=SCANNING SRC=10.1.0.2 ");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
@@ -166,6 +190,7 @@ fn nmap_syn_scan_of_2000_ports_is_one_port_scan_alert() {
     let a = wait_open(&d, "port_scan", "10.1.0.2");
     assert!(a["value"].as_u64().unwrap() > 100);
     assert_eq!(a["evidence"]["ports"][0]["proto"], "tcp");
+    scan_size_reaches(&d, "port_scan", 2000);
     delivered_everywhere(&d, &hook, &a, "EVENT=SCANNING_PORT SRC=10.1.0.2 PORTS=[");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(opened_in_history(&d, "port_scan"), 1, "{:?}", d.history());
