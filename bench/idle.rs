@@ -34,6 +34,7 @@ fn flooded(hosts: usize) -> Aggregator {
             max_pairs: hosts + 1,
             max_ports: hosts + 1,
             answers: false,
+            rates: false,
         },
         &Hasher::new(),
     );

@@ -12,6 +12,9 @@
 //!   against the admission filter of a full table (65 536 hosts), as it
 //!   does live in a flood's steady state.
 //!
+//! Each also with rate classes counted (`/rates`: what a `[rates]` limit
+//! turns on), for the cost of that.
+//!
 //! Run: `cargo bench --bench parse_shard`. Throughput is in packets (the
 //! criterion "elements"); one worker is one core.
 
@@ -120,13 +123,14 @@ fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta, counter: &mut
     counter.flush(iface, shard);
 }
 
-fn limits() -> ShardLimits {
+fn limits(rates: bool) -> ShardLimits {
     let c = Config::default();
     ShardLimits {
         max_hosts: c.traffic.max_hosts,
         max_pairs: c.traffic.max_pairs,
         max_ports: c.traffic.max_pairs,
         answers: false,
+        rates,
     }
 }
 
@@ -156,16 +160,22 @@ fn bench(cr: &mut Criterion) {
     g.throughput(Throughput::Elements(FRAMES as u64));
     g.sample_size(20);
     let hasher = Hasher::new();
-    for (name, frames, admission) in [
+    let populations = [
         ("1000_hosts", &hosts_1000, None),
         ("1M_sources", &random_sources, None),
         ("1M_sources_screened", &flood, Some(admission)),
-    ] {
-        let mut shard = Shard::new(limits(), &hasher);
+    ];
+    for (name, frames, admission, rates) in populations.into_iter().flat_map(|(n, f, a)| {
+        [
+            (n.to_string(), f, a.clone(), false),
+            (format!("{n}/rates"), f, a, true),
+        ]
+    }) {
+        let mut shard = Shard::new(limits(rates), &hasher);
         shard.set_admission(admission);
         let mut iface = IfaceDelta::new(1);
         let mut counter = Counter::new(UdpFlows::new(trafficalerted::flows::SLOTS));
-        g.bench_function(name, |b| {
+        g.bench_function(&name, |b| {
             b.iter_batched(
                 || (),
                 |_| run(frames, &mut shard, &mut iface, &mut counter),

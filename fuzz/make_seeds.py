@@ -132,6 +132,8 @@ configs = {
     "listen_list": '[http]\nlisten = ["[::1]:1", "127.0.0.1:0"]\n',
     "unclosed": '[capture\n',
     "globs": '[capture]\ninterfaces = ["eth*", "?", "*a*b*c*"]\nexclude_interfaces = ["lo", "veth*"]\n',
+    "rates": 'tick = "700ms"\n[rates]\nwindow = "42s"\n[rates.in]\nsyn_packets = "1000000000000001"\nbits = 0\n[rates.out]\nnew_flows = "1K"\n'
+             '[[rule]]\nnetworks = ["::/0"]\nrates_in = { udp_bits = "18446744073709551615" }\nrates_out = { nope = 1 }\n',
 }
 os.makedirs("seeds/config", exist_ok=True)
 for name, text in configs.items():

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::rates::{Class, Dir};
 use crate::shard::Hasher;
 use crate::wire::Addr;
 
@@ -26,23 +27,69 @@ pub enum AlertKind {
     PortScan,
     /// A destination received more than its limit from all sources.
     Inbound,
+    /// Rates over the short window ([`crate::rates`]): a host received
+    /// (`_in`) or sent (`_out`) more packets or bits per second of a class
+    /// than its limit.
+    RateIn,
+    RateOut,
+    TcpIn,
+    TcpOut,
+    SynIn,
+    SynOut,
+    UdpIn,
+    UdpOut,
+    IcmpIn,
+    IcmpOut,
+    FragmentsIn,
+    FragmentsOut,
+    FlowsIn,
+    FlowsOut,
 }
 
+/// How many kinds there are.
+pub const KINDS: usize = 18;
+
 impl AlertKind {
-    pub const ALL: [AlertKind; 4] = [
+    pub const ALL: [AlertKind; KINDS] = [
         AlertKind::Traffic,
         AlertKind::AddressScan,
         AlertKind::PortScan,
         AlertKind::Inbound,
+        AlertKind::RateIn,
+        AlertKind::RateOut,
+        AlertKind::TcpIn,
+        AlertKind::TcpOut,
+        AlertKind::SynIn,
+        AlertKind::SynOut,
+        AlertKind::UdpIn,
+        AlertKind::UdpOut,
+        AlertKind::IcmpIn,
+        AlertKind::IcmpOut,
+        AlertKind::FragmentsIn,
+        AlertKind::FragmentsOut,
+        AlertKind::FlowsIn,
+        AlertKind::FlowsOut,
     ];
 
     /// Bit of this kind in a host's alert mask.
-    pub fn bit(self) -> u8 {
-        1 << (self as u8)
+    pub fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The rate kind of a class and direction.
+    pub fn of_rate(class: Class, dir: Dir) -> AlertKind {
+        AlertKind::ALL[4 + 2 * class as usize + dir.index()]
+    }
+
+    /// The class and direction of a rate kind.
+    pub fn rate(self) -> Option<(Class, Dir)> {
+        let i = self.index().checked_sub(4)?;
+        let dir = if i % 2 == 0 { Dir::In } else { Dir::Out };
+        Some((Class::ALL[i / 2], dir))
     }
 
     /// The word of the log line, as the original wrote it where it had one.
@@ -52,6 +99,20 @@ impl AlertKind {
             AlertKind::AddressScan => "SCANNING",
             AlertKind::PortScan => "SCANNING_PORT",
             AlertKind::Inbound => "INBOUND",
+            AlertKind::RateIn => "RATE_IN",
+            AlertKind::RateOut => "RATE_OUT",
+            AlertKind::TcpIn => "TCP_IN",
+            AlertKind::TcpOut => "TCP_OUT",
+            AlertKind::SynIn => "SYN_IN",
+            AlertKind::SynOut => "SYN_OUT",
+            AlertKind::UdpIn => "UDP_IN",
+            AlertKind::UdpOut => "UDP_OUT",
+            AlertKind::IcmpIn => "ICMP_IN",
+            AlertKind::IcmpOut => "ICMP_OUT",
+            AlertKind::FragmentsIn => "FRAGMENTS_IN",
+            AlertKind::FragmentsOut => "FRAGMENTS_OUT",
+            AlertKind::FlowsIn => "FLOWS_IN",
+            AlertKind::FlowsOut => "FLOWS_OUT",
         }
     }
 
@@ -61,12 +122,29 @@ impl AlertKind {
             AlertKind::AddressScan => "address_scan",
             AlertKind::PortScan => "port_scan",
             AlertKind::Inbound => "inbound",
+            AlertKind::RateIn => "rate_in",
+            AlertKind::RateOut => "rate_out",
+            AlertKind::TcpIn => "tcp_in",
+            AlertKind::TcpOut => "tcp_out",
+            AlertKind::SynIn => "syn_in",
+            AlertKind::SynOut => "syn_out",
+            AlertKind::UdpIn => "udp_in",
+            AlertKind::UdpOut => "udp_out",
+            AlertKind::IcmpIn => "icmp_in",
+            AlertKind::IcmpOut => "icmp_out",
+            AlertKind::FragmentsIn => "fragments_in",
+            AlertKind::FragmentsOut => "fragments_out",
+            AlertKind::FlowsIn => "flows_in",
+            AlertKind::FlowsOut => "flows_out",
         }
     }
 
     /// Whether the subject is the sender or the receiver.
     pub fn subject_is_source(self) -> bool {
-        self != AlertKind::Inbound
+        match self.rate() {
+            Some((_, dir)) => dir == Dir::Out,
+            None => self != AlertKind::Inbound,
+        }
     }
 }
 
@@ -78,6 +156,13 @@ pub enum Unit {
     Packets,
     Addresses,
     Ports,
+    /// Rates: averages per second over the rate window.
+    #[serde(rename = "packets/s")]
+    PacketsPerSec,
+    #[serde(rename = "bits/s")]
+    BitsPerSec,
+    #[serde(rename = "flows/s")]
+    FlowsPerSec,
 }
 
 /// A detector's reading of one subject.
@@ -205,9 +290,9 @@ pub struct Lifecycle {
     /// The next alert id, shared by the lifecycles of all partitions.
     next_id: Arc<AtomicU64>,
     /// Ticks below the threshold before an alert closes, per kind.
-    hold_down: [u64; 4],
+    hold_down: [u64; KINDS],
     /// Seconds per tick, for `window_secs`.
-    window_secs: [u64; 4],
+    window_secs: [u64; KINDS],
     /// Opened since the last [`Lifecycle::take_opened`].
     fresh: Vec<(AlertKind, Addr)>,
     /// Scheduled looks, earliest first; an entry whose alert has closed or
@@ -226,12 +311,16 @@ pub struct Situation {
 }
 
 impl Lifecycle {
-    pub fn new(hold_down: [u64; 4], window_secs: [u64; 4]) -> Lifecycle {
+    pub fn new(hold_down: [u64; KINDS], window_secs: [u64; KINDS]) -> Lifecycle {
         Lifecycle::with_ids(hold_down, window_secs, Arc::new(AtomicU64::new(1)))
     }
 
     /// A lifecycle that numbers its alerts from `ids`, shared with others.
-    pub fn with_ids(hold_down: [u64; 4], window_secs: [u64; 4], ids: Arc<AtomicU64>) -> Lifecycle {
+    pub fn with_ids(
+        hold_down: [u64; KINDS],
+        window_secs: [u64; KINDS],
+        ids: Arc<AtomicU64>,
+    ) -> Lifecycle {
         Lifecycle {
             open: HashMap::with_hasher(Hasher::new()),
             next_id: ids,
@@ -243,7 +332,7 @@ impl Lifecycle {
     }
 
     /// New hold-down and window lengths (configuration reload).
-    pub fn retime(&mut self, hold_down: [u64; 4], window_secs: [u64; 4]) {
+    pub fn retime(&mut self, hold_down: [u64; KINDS], window_secs: [u64; KINDS]) {
         self.hold_down = hold_down;
         self.window_secs = window_secs;
     }
@@ -495,7 +584,7 @@ mod tests {
     use super::*;
 
     fn lc(hold: u64) -> Lifecycle {
-        Lifecycle::new([hold; 4], [170; 4])
+        Lifecycle::new([hold; KINDS], [170; KINDS])
     }
 
     fn sit(tick: u64) -> Situation {

@@ -10,6 +10,7 @@ use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 
 use crate::distinct::DistinctSet;
+use crate::rates::RateWindow;
 use crate::rules::{RuleId, RuleSet};
 use crate::shard::Hasher;
 use crate::window::{Geometry, HostWindow};
@@ -29,12 +30,15 @@ pub struct HostState {
     pub rule: RuleId,
     /// Bits of the alert kinds open for this host ([`crate::alert::AlertKind::bit`]);
     /// a host with an open alert is never swept out.
-    pub alerting: u8,
+    pub alerting: u32,
     /// Tick of the detector pass that last looked at this host.
     pub evaluated: u64,
     touched: bool,
     pub win: HostWindow,
     pub scan: Option<Box<ScanSets>>,
+    /// Its rate columns over the rate window, made when it first has
+    /// traffic some rate limit reads ([`crate::rates`]).
+    pub rates: Option<Box<RateWindow>>,
     /// The window bucket it last had traffic in (`u64::MAX`: none yet).
     pub last_bucket: u64,
     /// The last tick it had traffic or initiated a contact.
@@ -63,7 +67,7 @@ impl HostState {
     pub fn heap_bytes(&self) -> usize {
         self.scan.as_ref().map_or(0, |s| {
             std::mem::size_of::<ScanSets>() + s.addresses.heap_bytes() + s.ports.heap_bytes()
-        })
+        }) + self.rates.as_ref().map_or(0, |w| w.heap_bytes())
     }
 }
 
@@ -149,6 +153,7 @@ impl HostTable {
                     touched: false,
                     win: HostWindow::default(),
                     scan: None,
+                    rates: None,
                     last_bucket: u64::MAX,
                     last_seen: 0,
                     expiry_check: u64::MAX,
@@ -247,6 +252,28 @@ impl HostTable {
         r
     }
 
+    /// Host `id`'s rate window, made (`ticks` slots of `columns`) if it has
+    /// none, its memory counted.
+    #[inline]
+    pub fn rate_window(&mut self, id: u32, ticks: usize, columns: usize) -> &mut RateWindow {
+        let h = &mut self.slots[id as usize];
+        if h.rates.is_none() {
+            let w = Box::new(RateWindow::new(ticks, columns));
+            self.scan_heap += w.heap_bytes();
+            h.rates = Some(w);
+        }
+        h.rates.as_mut().expect("made above")
+    }
+
+    /// Drops every host's rate window (their columns changed).
+    pub fn drop_rate_windows(&mut self) {
+        for h in &mut self.slots {
+            if let Some(w) = h.rates.take() {
+                self.scan_heap -= w.heap_bytes();
+            }
+        }
+    }
+
     /// Sketches kept.
     pub fn sketches(&self) -> usize {
         self.sketches
@@ -308,6 +335,7 @@ impl HostTable {
         self.sketches -= h.sketches();
         self.scan_heap -= before;
         h.scan = None;
+        h.rates = None;
         h.live = false;
         self.index.remove(&h.addr);
         self.free.push(id);

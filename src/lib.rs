@@ -18,6 +18,7 @@ pub mod http;
 pub mod notify;
 pub mod pairs;
 pub mod ranking;
+pub mod rates;
 pub mod replay;
 pub mod rules;
 pub mod shard;

@@ -112,9 +112,13 @@ pub struct Limits {
     pub max_contacted_ports: Option<u32>,
     pub inbound_byte_limit: Option<u64>,
     pub inbound_packet_limit: Option<u64>,
+    /// Limits per second by protocol class and direction.
+    pub rates: crate::rates::RateLimits,
 }
 
-/// What a rule does to the hosts it matches.
+/// What a rule does to the hosts it matches. (Rules are few and read
+/// once at a reload: the size of the limits is no concern here.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
@@ -172,6 +176,7 @@ impl RuleSet {
                     max_contacted_ports: l.max_contacted_ports.or(defaults.max_contacted_ports),
                     inbound_byte_limit: l.inbound_byte_limit.or(defaults.inbound_byte_limit),
                     inbound_packet_limit: l.inbound_packet_limit.or(defaults.inbound_packet_limit),
+                    rates: l.rates.or(defaults.rates),
                 }),
             }))
             .collect();
@@ -191,10 +196,15 @@ impl RuleSet {
             .map_or(0, |&(_, i)| i)
     }
 
+    /// The limits of the defaults and of every rule that sets some.
+    pub fn all_limits(&self) -> impl Iterator<Item = &Limits> + '_ {
+        self.resolved.iter().flatten()
+    }
+
     /// The limits of a rule, `None` if the rule ignores its hosts.
     #[inline]
-    pub fn limits(&self, id: RuleId) -> Option<Limits> {
-        self.resolved.get(usize::from(id)).copied().flatten()
+    pub fn limits(&self, id: RuleId) -> Option<&Limits> {
+        self.resolved.get(usize::from(id))?.as_ref()
     }
 
     /// The address-scan threshold of a rule, if it has one.

@@ -19,6 +19,7 @@ use hashbrown::hash_map::Entry;
 
 use crate::admission::{Admission, Screen};
 use crate::counters::IfaceDelta;
+use crate::rates::{self, Dir, TickRates};
 use crate::wire::{Addr, Role, Summary};
 
 pub type Hasher = ahash::RandomState;
@@ -39,6 +40,9 @@ pub struct ShardLimits {
     /// Record answers (replies by port): only `scan.count = "failed"` needs
     /// them.
     pub answers: bool,
+    /// Count packets and bytes per class ([`crate::rates`]): only rate
+    /// limits need them.
+    pub rates: bool,
 }
 
 /// Counters of one host within a shard.
@@ -199,6 +203,9 @@ pub struct Shard {
     limits: ShardLimits,
     index: HashMap<Addr, u32, Hasher>,
     hosts: Vec<HostCounters>,
+    /// Per class counts of each host, beside `hosts` (empty unless
+    /// [`ShardLimits::rates`]).
+    rates: Vec<TickRates>,
     /// Pair key (source id, destination id) to its slot in `pair_slots`.
     pair_index: HashMap<u64, u32, Hasher>,
     pair_slots: Vec<(u64, PairCounters)>,
@@ -234,6 +241,11 @@ impl Shard {
             limits,
             index: HashMap::with_capacity_and_hasher(INITIAL.min(limits.max_hosts), hasher.clone()),
             hosts: Vec::with_capacity(INITIAL.min(limits.max_hosts)),
+            rates: Vec::with_capacity(if limits.rates {
+                INITIAL.min(limits.max_hosts)
+            } else {
+                0
+            }),
             pair_index: HashMap::with_capacity_and_hasher(
                 INITIAL.min(limits.max_pairs),
                 hasher.clone(),
@@ -275,6 +287,9 @@ impl Shard {
                     addr,
                     ..HostCounters::default()
                 });
+                if self.limits.rates {
+                    self.rates.push(TickRates::default());
+                }
                 v.insert(id);
                 Some(id)
             }
@@ -363,6 +378,17 @@ impl Shard {
                 (src, dst, pair)
             }
         };
+        if self.limits.rates {
+            let c = rates::classes(s);
+            if c != 0 {
+                if let Some(i) = src {
+                    self.rates[i as usize].add(Dir::Out, c, len);
+                }
+                if let Some(j) = dst {
+                    self.rates[j as usize].add(Dir::In, c, len);
+                }
+            }
+        }
         match src {
             Some(i) => {
                 let h = &mut self.hosts[i as usize];
@@ -471,6 +497,12 @@ impl Shard {
         &self.hosts
     }
 
+    /// Per class counts of the hosts, index for index with
+    /// [`Shard::hosts`]; empty unless [`ShardLimits::rates`].
+    pub fn rates(&self) -> &[TickRates] {
+        &self.rates
+    }
+
     /// Pairs as (source, destination, counters).
     pub fn pairs(&self) -> impl Iterator<Item = (Addr, Addr, &PairCounters)> + '_ {
         self.pair_slots.iter().map(|(k, p)| {
@@ -548,6 +580,7 @@ impl Shard {
         if self.index.capacity() > 4 * hosts.max(INITIAL) {
             self.index.shrink_to(2 * hosts.max(INITIAL));
             self.hosts.shrink_to(2 * hosts.max(INITIAL));
+            self.rates.shrink_to(2 * hosts.max(INITIAL));
         }
         if self.pair_index.capacity() > 4 * pairs.max(INITIAL) {
             self.pair_index.shrink_to(2 * pairs.max(INITIAL));
@@ -564,6 +597,7 @@ impl Shard {
         use std::mem::size_of;
         self.index.capacity() * (size_of::<(Addr, u32)>() + 1)
             + self.hosts.capacity() * size_of::<HostCounters>()
+            + self.rates.capacity() * size_of::<TickRates>()
             + self.pair_index.capacity() * (size_of::<(u64, u32)>() + 1)
             + self.pair_slots.capacity() * size_of::<(u64, PairCounters)>()
             + (self.contacts.capacity() + self.answers.capacity()) * (size_of::<u128>() + 1)
@@ -573,6 +607,7 @@ impl Shard {
     pub fn clear(&mut self) {
         self.index.clear();
         self.hosts.clear();
+        self.rates.clear();
         self.pair_index.clear();
         self.pair_slots.clear();
         self.contacts.clear();
@@ -603,6 +638,7 @@ mod tests {
             max_pairs: p,
             max_ports: p,
             answers: true,
+            rates: false,
         }
     }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::aggregator::{RuntimeInfo, TickHealth};
-use crate::alert::{Alert, AlertKind};
+use crate::alert::{Alert, AlertKind, KINDS};
 use crate::config::Config;
 use crate::counters::IfaceReport;
 use crate::shard::{Totals, Untracked};
@@ -41,7 +41,7 @@ pub struct HostView {
     /// Distinct ports it initiated contact to in the port window.
     pub ports: u32,
     /// Bits of its open alerts ([`AlertKind::bit`]).
-    pub alerts: u8,
+    pub alerts: u32,
     /// Largest destinations first; for hosts at or above the chart
     /// threshold and hosts with an open alert.
     pub destinations: Vec<DestView>,
@@ -108,8 +108,8 @@ pub struct Snapshot {
     /// Open alerts, oldest first.
     pub alerts: Arc<Vec<Alert>>,
     /// Alerts opened and closed since start, per kind ([`AlertKind::index`]).
-    pub alerts_opened: [u64; 4],
-    pub alerts_closed: [u64; 4],
+    pub alerts_opened: [u64; KINDS],
+    pub alerts_closed: [u64; KINDS],
     /// The last closed alerts, newest last.
     pub closed: Vec<Alert>,
     pub sinks: Vec<SinkReport>,
@@ -155,8 +155,8 @@ impl Snapshot {
                 bytes: 0,
             },
             alerts: Arc::default(),
-            alerts_opened: [0; 4],
-            alerts_closed: [0; 4],
+            alerts_opened: [0; KINDS],
+            alerts_closed: [0; KINDS],
             closed: Vec::new(),
             sinks: Vec::new(),
             health: TickHealth::default(),
@@ -194,8 +194,15 @@ impl Snapshot {
     pub fn active_json(&self) -> Bytes {
         self.active_json
             .get_or_init(|| {
-                let mut subjects: Vec<(Addr, u8, Vec<DestView>, u64)> = Vec::new();
-                for a in self.alerts.iter().filter(|a| a.kind.subject_is_source()) {
+                let mut subjects: Vec<(Addr, u32, Vec<DestView>, u64)> = Vec::new();
+                // The original's kinds only: its readers know no others.
+                let legacy = |k: AlertKind| {
+                    matches!(
+                        k,
+                        AlertKind::Traffic | AlertKind::AddressScan | AlertKind::PortScan
+                    )
+                };
+                for a in self.alerts.iter().filter(|a| legacy(a.kind)) {
                     let addr = Addr::from(a.subject);
                     let i = match subjects.iter().position(|s| s.0 == addr) {
                         Some(i) => i,
@@ -240,7 +247,7 @@ impl Snapshot {
 }
 
 /// The original's event type for a set of open alert kinds.
-fn event_type(bits: u8) -> &'static str {
+fn event_type(bits: u32) -> &'static str {
     let traffic = bits & AlertKind::Traffic.bit() != 0;
     let scanning = bits & (AlertKind::AddressScan.bit() | AlertKind::PortScan.bit()) != 0;
     match (traffic, scanning) {
@@ -337,7 +344,7 @@ pub fn publish(initial: Snapshot) -> Published {
 mod tests {
     use super::*;
 
-    fn host(n: u8, sent: u64, alerts: u8) -> HostView {
+    fn host(n: u8, sent: u64, alerts: u32) -> HostView {
         HostView {
             addr: Addr::from_v4([10, 0, 0, n]),
             sent_bytes: sent,

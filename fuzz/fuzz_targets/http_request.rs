@@ -33,7 +33,7 @@ fn snapshot() -> &'static Snapshot {
                 recv_packets: 0,
                 contacted: u32::from(n),
                 ports: 0,
-                alerts: n % 4,
+                alerts: u32::from(n % 4),
                 destinations: vec![DestView {
                     addr: Addr::from_v4([10, 9, 9, n]),
                     bytes: 1,

@@ -65,6 +65,7 @@ fuzz_target!(|input: &[u8]| {
             max_pairs: 4,
             max_ports: 4,
             answers: true,
+            rates: false,
         },
         hasher,
     );

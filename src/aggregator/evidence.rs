@@ -43,10 +43,6 @@ pub fn gather(
         .map(|&(kind, a)| {
             let mut ev = Evidence::default();
             match kind {
-                AlertKind::Traffic => {
-                    destinations_of(pairs, a, tick, &mut peers);
-                    ev.destinations = top(&mut peers, PEERS, |_| true);
-                }
                 AlertKind::AddressScan => {
                     destinations_of(pairs, a, tick, &mut peers);
                     ev.destinations = top(&mut peers, SCANNED, |roles| {
@@ -56,13 +52,6 @@ pub fn gather(
                         .get(a)
                         .and_then(|h| h.scan.as_ref())
                         .and_then(|s| s.addresses.estimate(tick, scan_window));
-                }
-                AlertKind::Inbound => {
-                    peers.clear();
-                    if let Some(m) = into.get(&a) {
-                        peers.extend(m.iter().map(|(&p, e)| (p, e.0, e.1, e.2)));
-                    }
-                    ev.sources = top(&mut peers, PEERS, |_| true);
                 }
                 AlertKind::PortScan => {
                     if let Some(s) = hosts.get(a).and_then(|h| h.scan.as_ref()) {
@@ -78,6 +67,20 @@ pub fn gather(
                             })
                             .collect();
                     }
+                }
+                // A flood toward the subject (inbound, a rate in): its
+                // sources. Traffic or a rate from it: its destinations
+                // (all their traffic: pairs are not kept by class).
+                k if !k.subject_is_source() => {
+                    peers.clear();
+                    if let Some(m) = into.get(&a) {
+                        peers.extend(m.iter().map(|(&p, e)| (p, e.0, e.1, e.2)));
+                    }
+                    ev.sources = top(&mut peers, PEERS, |_| true);
+                }
+                _ => {
+                    destinations_of(pairs, a, tick, &mut peers);
+                    ev.destinations = top(&mut peers, PEERS, |_| true);
                 }
             }
             ((kind, a), ev)

@@ -33,9 +33,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use crate::admission::{Admission, Filter};
-use crate::alert::{Alert, AlertEvent, AlertKind, Now, Situation, Transition};
+use crate::alert::{Alert, AlertEvent, AlertKind, KINDS, Now, Situation, Transition};
 use crate::config::{Config, ScanCount};
 use crate::counters::IfaceDelta;
+use crate::rates::Columns;
 use crate::shard::{Hasher, Shard, Totals, Untracked, role_bits};
 use crate::snapshot::{HostView, MAX_LISTED_HOSTS, Snapshot, TableFill};
 use crate::window::{Geometry, TotalWindow};
@@ -73,8 +74,11 @@ pub struct AggregatorConfig {
     pub traffic_ticks: u64,
     pub scan_ticks: u64,
     pub port_ticks: u64,
+    /// The rate window, ticks, and the rate columns some limit reads.
+    pub rate_ticks: u64,
+    pub rate_columns: Columns,
     /// Ticks below the threshold before an alert closes, per kind.
-    pub hold_down: [u64; 4],
+    pub hold_down: [u64; KINDS],
     pub max_hosts: usize,
     pub max_pairs: usize,
     pub keep_destinations: usize,
@@ -90,16 +94,20 @@ impl AggregatorConfig {
         let traffic = c.interval_ticks();
         let scan = c.ticks(c.scan.interval);
         let port = c.ticks(c.scan.port_interval);
-        let windows = [traffic, scan, port, traffic];
+        let rate = c.ticks(c.rates.window);
+        let windows = window_ticks(traffic, scan, port, rate);
         let hold_down = match c.alerts.hold_down {
-            Some(h) => [c.ticks(h); 4],
+            Some(h) => [c.ticks(h); KINDS],
             None => windows,
         };
+        let rules = c.rule_set();
         AggregatorConfig {
             tick_secs: c.tick().as_secs_f64(),
             traffic_ticks: traffic,
             scan_ticks: scan,
             port_ticks: port,
+            rate_ticks: rate,
+            rate_columns: Columns::of(rules.all_limits().map(|l| &l.rates)),
             hold_down,
             max_hosts: c.traffic.max_hosts,
             max_pairs: c.traffic.max_pairs,
@@ -117,18 +125,35 @@ impl AggregatorConfig {
         (g.buckets * g.width)
             .max(self.scan_ticks)
             .max(self.port_ticks)
+            .max(self.rate_ticks)
             + 1
     }
 
-    pub(crate) fn window_secs(&self) -> [u64; 4] {
+    pub(crate) fn window_secs(&self) -> [u64; KINDS] {
         let s = |t: u64| (t as f64 * self.tick_secs).round() as u64;
-        [
-            s(self.traffic_ticks),
-            s(self.scan_ticks),
-            s(self.port_ticks),
-            s(self.traffic_ticks),
-        ]
+        window_ticks(
+            self.traffic_ticks,
+            self.scan_ticks,
+            self.port_ticks,
+            self.rate_ticks,
+        )
+        .map(s)
     }
+
+    /// The rate window in milliseconds (rates are per second).
+    pub(crate) fn rate_window_ms(&self) -> u64 {
+        ((self.rate_ticks as f64 * self.tick_secs * 1000.0).round() as u64).max(1)
+    }
+}
+
+/// The window of each kind, ticks.
+fn window_ticks(traffic: u64, scan: u64, port: u64, rate: u64) -> [u64; KINDS] {
+    let mut w = [rate; KINDS];
+    w[AlertKind::Traffic.index()] = traffic;
+    w[AlertKind::AddressScan.index()] = scan;
+    w[AlertKind::PortScan.index()] = port;
+    w[AlertKind::Inbound.index()] = traffic;
+    w
 }
 
 /// Facts about the running daemon that the aggregator passes through to the
@@ -185,8 +210,8 @@ pub struct Aggregator {
     late_total: u64,
     ticks: u64,
     recent_closed: VecDeque<Alert>,
-    opened_total: [u64; 4],
-    closed_total: [u64; 4],
+    opened_total: [u64; KINDS],
+    closed_total: [u64; KINDS],
     /// What the last snapshot listed, reused while nothing it shows changed.
     listed: Listed,
     config_json: Arc<serde_json::Value>,
@@ -292,8 +317,8 @@ impl Aggregator {
             late_total: 0,
             ticks: 0,
             recent_closed: VecDeque::new(),
-            opened_total: [0; 4],
-            closed_total: [0; 4],
+            opened_total: [0; KINDS],
+            closed_total: [0; KINDS],
             listed: Listed {
                 stale: true,
                 ..Listed::default()
@@ -570,7 +595,7 @@ impl Aggregator {
     fn inbound_sources(&self, wanted: &[(AlertKind, Addr)], tick: u64) -> Sources {
         let mut sources = Sources::default();
         for &(kind, a) in wanted {
-            if kind == AlertKind::Inbound {
+            if !kind.subject_is_source() {
                 sources.entry(a).or_default();
             }
         }

@@ -13,8 +13,9 @@ use crate::detect::{self, Ctx, Detector, Reading};
 use crate::hosts::{HostState, HostTable};
 use crate::pairs::{PairCount, PairWindow};
 use crate::ranking::Ranking;
+use crate::rates::TickRates;
 use crate::rules::RuleSet;
-use crate::shard::{Contact, Hasher, Shard, Untracked, role_bits};
+use crate::shard::{Contact, Hasher, HostCounters, Shard, Untracked, role_bits};
 use crate::snapshot::{DestView, HostView, MAX_LISTED_HOSTS};
 use crate::wheel::Wheel;
 use crate::window::Geometry;
@@ -98,7 +99,7 @@ impl Partition {
             geo: Geometry::new(cfg.traffic_ticks),
             hosts: HostTable::new(share(cfg.max_hosts), &hasher),
             pairs: PairWindow::new(cfg.traffic_ticks, share(cfg.max_pairs), &hasher),
-            detectors: detect::all(),
+            detectors: detect::with_rates(&cfg.rate_columns),
             lifecycle: Lifecycle::with_ids(cfg.hold_down, cfg.window_secs(), ids),
             fingerprint: Hasher::new(),
             touched: Vec::new(),
@@ -135,6 +136,12 @@ impl Partition {
             self.expiries = Wheel::new(0);
             self.ranking = Ranking::new();
         }
+        if cfg.rate_columns != self.cfg.rate_columns || cfg.rate_ticks != self.cfg.rate_ticks {
+            // Rates kept of other columns or over another window start
+            // again.
+            self.hosts.drop_rate_windows();
+            self.detectors = detect::with_rates(&cfg.rate_columns);
+        }
         self.rules = rules;
         // Every host is looked at again with its new limits, and every open
         // alert (some have no host).
@@ -157,7 +164,12 @@ impl Partition {
         let mut overflow = Untracked::default();
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
-        for h in shard.hosts() {
+        let rates = if self.cfg.rate_columns.is_empty() {
+            &[][..]
+        } else {
+            shard.rates()
+        };
+        for (i, h) in shard.hosts().iter().enumerate() {
             if !self.owns(h.addr) {
                 ids.push(u32::MAX);
                 continue;
@@ -165,6 +177,9 @@ impl Partition {
             match self.hosts.upsert(h.addr, &self.rules) {
                 Some(id) => {
                     ids.push(id);
+                    if let Some(r) = rates.get(i) {
+                        self.add_rates(id, t, h, r);
+                    }
                     let st = self.hosts.slot_mut(id);
                     st.win.add(
                         &g,
@@ -220,6 +235,25 @@ impl Partition {
         }
         self.ids = ids;
         overflow
+    }
+
+    /// Adds a host's tick of rate columns to its rate window (made if the
+    /// tick has any: a host no rate limit reads traffic of has none).
+    #[inline]
+    fn add_rates(&mut self, id: u32, t: u64, h: &HostCounters, r: &TickRates) {
+        let all = [
+            (h.recv_packets, h.recv_bytes),
+            (h.sent_packets, h.sent_bytes),
+        ];
+        let cols = &self.cfg.rate_columns.0;
+        let value = |c: &u8| r.value(usize::from(*c), all);
+        if self.hosts.slot(id).rates.is_none() && cols.iter().all(|c| value(c) == 0) {
+            return;
+        }
+        let ticks = self.cfg.rate_ticks as usize;
+        self.hosts
+            .rate_window(id, ticks, cols.len())
+            .add(t, cols.iter().map(value));
     }
 
     /// Host `id` (`u32::MAX`: not tracked here) initiated contact to `dst`.
@@ -405,6 +439,8 @@ impl Partition {
             traffic: &self.geo,
             scan_window: self.cfg.scan_ticks,
             port_window: self.cfg.port_ticks,
+            rate_columns: &self.cfg.rate_columns.0,
+            rate_window_ms: self.cfg.rate_window_ms(),
         };
         let mut closed = Vec::new();
         let mut touched = std::mem::take(&mut self.touched);
@@ -432,7 +468,7 @@ impl Partition {
             };
             for d in &self.detectors {
                 let kind = d.kind();
-                if let Some(m) = d.measure(&r, &limits) {
+                if let Some(m) = d.measure(&r, limits) {
                     if m.over() || h.alerting & kind.bit() != 0 {
                         self.lifecycle.observe(
                             kind,
@@ -460,7 +496,7 @@ impl Partition {
                 }
                 let limits = self.rules.limits(h.rule)?;
                 let d = self.detectors.iter().find(|d| d.kind() == kind)?;
-                let m = d.measure(&Reading::of(h, &ctx), &limits)?;
+                let m = d.measure(&Reading::of(h, &ctx), limits)?;
                 Some(Some((h, m)))
             });
             self.work.hosts_evaluated += 1;
@@ -504,7 +540,7 @@ impl Partition {
     /// a full gathering walks, so it need not wait for
     /// [`Partition::evidence_due`]). True if one changed.
     pub fn refresh_scan_sizes(&mut self, tick: u64) -> bool {
-        const SCANS: u8 = 1 << AlertKind::AddressScan as u8 | 1 << AlertKind::PortScan as u8;
+        const SCANS: u32 = 1 << AlertKind::AddressScan as u32 | 1 << AlertKind::PortScan as u32;
         let mut changed = false;
         for &id in &self.touched {
             let h = self.hosts.slot(id);
@@ -615,7 +651,7 @@ impl Partition {
         detail: impl Fn(&HostView, usize) -> bool,
     ) -> Views {
         let g = self.geo;
-        let mut bits: hashbrown::HashMap<Addr, u8, Hasher> = hashbrown::HashMap::default();
+        let mut bits: hashbrown::HashMap<Addr, u32, Hasher> = hashbrown::HashMap::default();
         for (kind, addr) in self.lifecycle.subjects() {
             *bits.entry(addr).or_default() |= kind.bit();
         }
@@ -774,6 +810,12 @@ fn schedule_look(
                 .scan
                 .as_ref()
                 .and_then(|s| s.ports.next_expiry(tick, cfg.port_ticks))
+                .unwrap_or(tick + 1),
+            // A rate falls when its oldest tick leaves the window.
+            _ => h
+                .rates
+                .as_ref()
+                .and_then(|w| w.next_fall(tick))
                 .unwrap_or(tick + 1),
         },
     };

@@ -26,6 +26,7 @@ fn shard(tick: u64) -> Shard {
             max_pairs: 1000,
             max_ports: 1000,
             answers: true,
+            rates: true,
         },
         &Hasher::new(),
     );
@@ -777,4 +778,110 @@ mod screening {
             assert!(g.admission().is_none());
         }
     }
+}
+
+/// A SYN (without ACK) from `src` to `dst`.
+fn syn(src: u8, dst: u8) -> Summary {
+    Summary {
+        tcp_flags: crate::wire::tcp_flags::SYN,
+        ..pkt(src, dst, 60, 80, Role::Initiation)
+    }
+}
+
+const SYN_LIMIT: &str = "[rates]\nwindow = 5\n[rates.in]\nsyn_packets = 100\n";
+
+#[test]
+fn a_syn_flood_is_a_syn_rate_alert_on_its_victim() {
+    let mut g = agg(SYN_LIMIT);
+    // 600 SYNs in one tick from 200 sources: 120 per second over 5 s.
+    let flood: Vec<_> = (0..600).map(|i| syn(1 + (i % 200) as u8, 250)).collect();
+    let (_, ev) = tick(&mut g, 0, &flood);
+    let s = opened(&ev, AlertKind::SynIn);
+    assert_eq!(s.len(), 1, "{ev:?}");
+    assert_eq!(s[0].subject, a(250).ip());
+    assert_eq!(
+        (s[0].value, s[0].threshold, s[0].unit),
+        (120, 100, crate::alert::Unit::PacketsPerSec)
+    );
+    assert_eq!(s[0].window_secs, 5);
+    assert_eq!(s[0].evidence.sources.len(), 10);
+    assert!(opened(&ev, AlertKind::TcpIn).is_empty(), "no TCP limit");
+    // The rate falls as the tick leaves the window (tick 5); the alert
+    // closes after the 3-tick hold-down, with nothing in between.
+    for t in 1..7 {
+        let (_, ev) = tick(&mut g, t, &[]);
+        assert!(closed(&ev, AlertKind::SynIn).is_empty(), "tick {t}: {ev:?}");
+    }
+    let (_, ev) = tick(&mut g, 7, &[]);
+    let c = closed(&ev, AlertKind::SynIn);
+    assert_eq!((c.len(), c[0].peak, c[0].value), (1, 120, 0), "{ev:?}");
+}
+
+#[test]
+fn data_of_the_same_rate_is_no_syn_flood() {
+    let mut g = agg(SYN_LIMIT);
+    let data: Vec<_> = (0..600)
+        .map(|i| Summary {
+            tcp_flags: crate::wire::tcp_flags::ACK | crate::wire::tcp_flags::PSH,
+            ..pkt(1 + (i % 200) as u8, 250, 60, 80, Role::Other)
+        })
+        .collect();
+    let synack: Vec<_> = (0..600)
+        .map(|_| Summary {
+            tcp_flags: crate::wire::tcp_flags::SYN | crate::wire::tcp_flags::ACK,
+            ..pkt(3, 250, 60, 80, Role::Reply)
+        })
+        .collect();
+    for t in 0..10 {
+        let (_, ev) = tick(&mut g, t, if t % 2 == 0 { &data } else { &synack });
+        assert!(ev.iter().all(|e| e.alert.kind.rate().is_none()), "{ev:?}");
+    }
+}
+
+#[test]
+fn classes_bits_directions_and_rules_each_have_their_limit() {
+    let mut g = agg(
+        "[rates]\nwindow = 2\n[rates.in]\nfragment_packets = 10\n[rates.out]\nbits = 100000\n\
+         [[rule]]\nnetworks = [\"10.0.0.9\"]\nrates_in = { fragment_packets = 1000 }\n",
+    );
+    let frag = |dst| Summary {
+        proto: proto::UDP,
+        fragment: true,
+        has_ports: false,
+        ..pkt(1, dst, 100, 0, Role::Other)
+    };
+    // 30 fragments in a 2-tick window: 15 per second, over 10 toward 8;
+    // toward 9 its rule allows 1000. And 6 000 bytes from 1 = 24 000 bits
+    // per second: not over 100 000.
+    let mut pkts: Vec<_> = (0..30).flat_map(|_| [frag(8), frag(9)]).collect();
+    pkts.truncate(60);
+    let (_, ev) = tick(&mut g, 0, &pkts);
+    let f = opened(&ev, AlertKind::FragmentsIn);
+    assert_eq!(f.len(), 1, "{ev:?}");
+    assert_eq!((f[0].subject, f[0].value), (a(8).ip(), 15));
+    assert!(opened(&ev, AlertKind::UdpIn).is_empty());
+    assert!(opened(&ev, AlertKind::RateOut).is_empty(), "{ev:?}");
+    // Another 20 000 bytes from 1 next tick: 26 000 bytes over 2 s =
+    // 104 000 bits per second.
+    let (_, ev) = tick(&mut g, 1, &[pkt(1, 7, 20_000, 80, Role::Other)]);
+    let r = opened(&ev, AlertKind::RateOut);
+    assert_eq!(r.len(), 1, "{ev:?}");
+    assert_eq!(
+        (r[0].subject, r[0].value, r[0].unit),
+        (a(1).ip(), 104_000, crate::alert::Unit::BitsPerSec)
+    );
+    assert!(!r[0].evidence.destinations.is_empty());
+}
+
+#[test]
+fn hosts_without_rate_traffic_keep_no_rate_window() {
+    let mut g = agg(SYN_LIMIT);
+    let (_, _) = tick(&mut g, 0, &[pkt(1, 2, 100, 80, Role::Other)]);
+    let p = &g.parts[0];
+    assert!(p.hosts.get(a(1)).unwrap().rates.is_none());
+    assert!(p.hosts.get(a(2)).unwrap().rates.is_none());
+    let (_, _) = tick(&mut g, 1, &[syn(1, 2)]);
+    let p = &g.parts[0];
+    assert!(p.hosts.get(a(1)).unwrap().rates.is_none(), "no out limit");
+    assert!(p.hosts.get(a(2)).unwrap().rates.is_some());
 }

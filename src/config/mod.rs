@@ -7,6 +7,7 @@ mod bounds;
 pub mod file;
 mod glob;
 pub mod legacy;
+pub mod rates;
 mod raw;
 mod reload;
 pub mod units;
@@ -285,6 +286,7 @@ pub struct Config {
     pub traffic: TrafficConfig,
     pub scan: ScanConfig,
     pub inbound: InboundConfig,
+    pub rates: rates::RatesConfig,
     pub alerts: AlertsConfig,
     #[serde(rename = "rule")]
     pub rules: Vec<Rule>,
@@ -382,6 +384,7 @@ impl Config {
             } else {
                 None
             },
+            rates: self.rates.limits,
         };
         RuleSet::new(defaults, self.rules.clone())
     }
@@ -578,6 +581,8 @@ impl Config {
             ));
         }
 
+        let rate_config = rates::read(&raw.rates, tick_ms, at)?;
+
         let al = raw.alerts;
         if let Some(h) = al.hold_down {
             whole_ticks(&["alerts", "hold_down"], h)?;
@@ -678,6 +683,13 @@ impl Config {
                 max_contacted_ports: r.max_contacted_ports,
                 inbound_byte_limit: r.inbound_byte_limit.map(|v| v.0),
                 inbound_packet_limit: r.inbound_packet_limit.map(|v| v.0),
+                rates: rates::limits(
+                    &r.rates_in,
+                    &r.rates_out,
+                    &key("rates_in"),
+                    &key("rates_out"),
+                    at,
+                )?,
             };
             for (k, v) in [
                 ("max_contacted_ips", r.max_contacted_ips),
@@ -777,6 +789,7 @@ impl Config {
                 byte_limit: ib.byte_limit,
                 packet_limit: ib.packet_limit,
             },
+            rates: rate_config,
             alerts: AlertsConfig {
                 hold_down: al.hold_down,
                 log: al.log,
@@ -1141,6 +1154,52 @@ listen = ["127.0.0.1:9000", "[::1]:9000"]
         let rs = c.rule_set();
         let id = rs.lookup(crate::wire::Addr::from_v4([10, 0, 0, 5]));
         assert_eq!(rs.limits(id).unwrap().byte_limit, Some(1_000_000_000_000));
+    }
+
+    #[test]
+    fn rate_limits_are_read_and_checked_with_their_key_and_line() {
+        use crate::rates::{Class, Dir};
+        let c = Config::parse(
+            "tick = \"2s\"\n[rates.in]\nsyn_packets = \"10K\"\nbits = \"1G\"\n[rates.out]\nnew_flows = 500\n\
+             [[rule]]\nnetworks = [\"2001:db8::/32\"]\nrates_in = { syn_packets = 5 }\n",
+            "t",
+        )
+        .unwrap();
+        // 5 s rounded up to whole 2 s ticks.
+        assert_eq!(c.rates.window.0.as_secs(), 6);
+        assert_eq!(c.rates.limits.get(Dir::In, Class::Syn, false), Some(10_000));
+        assert_eq!(
+            c.rates.limits.get(Dir::In, Class::All, true),
+            Some(1_000_000_000)
+        );
+        assert_eq!(c.rates.limits.get(Dir::Out, Class::Flows, false), Some(500));
+        assert!(c.rates.any(&c.rules));
+        let rs = c.rule_set();
+        let v6 = rs.lookup(crate::wire::Addr::from(
+            "2001:db8::1".parse::<std::net::IpAddr>().unwrap(),
+        ));
+        let l = rs.limits(v6).unwrap();
+        assert_eq!(l.rates.get(Dir::In, Class::Syn, false), Some(5));
+        assert_eq!(
+            l.rates.get(Dir::In, Class::All, true),
+            Some(1_000_000_000),
+            "default kept"
+        );
+        assert!(!Config::default().rates.any(&[]), "off by default");
+
+        let e = err("[rates.in]\nudp_packets = 0\n");
+        assert!(
+            e.contains("rates.in.udp_packets") && e.contains("line 2"),
+            "{e}"
+        );
+        let e = err("[rates]\nwindow = \"61s\"\n");
+        assert!(e.contains("rates.window") && e.contains("60"), "{e}");
+        let e = err("[rates]\nwindow = \"1500ms\"\n");
+        assert!(e.contains("rates.window"), "{e}");
+        let e = err("[rates.in]\nsyn_packet = 5\n");
+        assert!(e.contains("syn_packet"), "{e}");
+        let e = err("[[rule]]\nnetworks = [\"10.0.0.0/8\"]\nrates_out = { new_flows = 0 }\n");
+        assert!(e.contains("rule.0.rates_out.new_flows"), "{e}");
     }
 
     #[test]

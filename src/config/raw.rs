@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub traffic: RawTraffic,
     pub scan: RawScan,
     pub inbound: RawInbound,
+    pub rates: RawRates,
     pub alerts: RawAlerts,
     pub rule: Vec<RawRule>,
     pub http: RawHttp,
@@ -34,6 +35,7 @@ impl Default for RawConfig {
             traffic: RawTraffic::default(),
             scan: RawScan::default(),
             inbound: RawInbound::default(),
+            rates: RawRates::default(),
             alerts: RawAlerts::default(),
             rule: Vec::new(),
             http: RawHttp::default(),
@@ -171,6 +173,60 @@ pub struct RawRule {
     pub max_contacted_ports: Option<u32>,
     pub inbound_byte_limit: Option<Size>,
     pub inbound_packet_limit: Option<Size>,
+    pub rates_in: RawRateLimits,
+    pub rates_out: RawRateLimits,
+}
+
+/// `[rates]`: the short window and the default limits per direction.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRates {
+    /// Default: 5 s, rounded up to whole ticks.
+    pub window: Option<Span>,
+    #[serde(rename = "in")]
+    pub inbound: RawRateLimits,
+    pub out: RawRateLimits,
+}
+
+/// Limits per second of one direction; the keys of [`crate::rates::KEYS`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRateLimits {
+    pub packets: Option<Size>,
+    pub bits: Option<Size>,
+    pub tcp_packets: Option<Size>,
+    pub tcp_bits: Option<Size>,
+    pub syn_packets: Option<Size>,
+    pub syn_bits: Option<Size>,
+    pub udp_packets: Option<Size>,
+    pub udp_bits: Option<Size>,
+    pub icmp_packets: Option<Size>,
+    pub icmp_bits: Option<Size>,
+    pub fragment_packets: Option<Size>,
+    pub fragment_bits: Option<Size>,
+    pub new_flows: Option<Size>,
+}
+
+impl RawRateLimits {
+    /// The values in the order of [`crate::rates::KEYS`].
+    pub fn values(&self) -> [Option<u64>; 13] {
+        [
+            self.packets,
+            self.bits,
+            self.tcp_packets,
+            self.tcp_bits,
+            self.syn_packets,
+            self.syn_bits,
+            self.udp_packets,
+            self.udp_bits,
+            self.icmp_packets,
+            self.icmp_bits,
+            self.fragment_packets,
+            self.fragment_bits,
+            self.new_flows,
+        ]
+        .map(|v| v.map(|s| s.0))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -34,6 +34,19 @@ impl Config {
             "capture.fanout/wait/direction",
             c.fanout != old.fanout || c.wait != old.wait || c.direction != old.direction,
         );
+        // Workers count packets by class only if some rate limit was set
+        // when they started.
+        let counting = running.rates.any(&running.rules);
+        let wants = self.rates.any(&self.rules);
+        keep("rates (set where none were at start)", !counting && wants);
+        if !counting && wants {
+            self.rates.limits = running.rates.limits;
+            for r in &mut self.rules {
+                if let crate::rules::Action::Limits(l) = &mut r.action {
+                    l.rates = crate::rates::RateLimits::default();
+                }
+            }
+        }
         self.tick = running.tick;
         self.http.listen = running.http.listen.clone();
         c.workers = old.workers;

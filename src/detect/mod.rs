@@ -6,12 +6,14 @@
 mod address_scan;
 mod inbound;
 mod port_scan;
+mod rate;
 mod traffic;
 
 use std::fmt;
 
 use crate::alert::{AlertKind, Measurement};
 use crate::hosts::HostState;
+use crate::rates::{COLUMNS, Class, Columns, Dir};
 use crate::rules::Limits;
 use crate::window::Geometry;
 
@@ -25,6 +27,9 @@ pub struct Ctx<'a> {
     pub scan_window: u64,
     /// Port-scan window, ticks.
     pub port_window: u64,
+    /// The rate columns kept, and the rate window in milliseconds.
+    pub rate_columns: &'a [u8],
+    pub rate_window_ms: u64,
 }
 
 /// What the detectors read off a host, worked out once per host and tick:
@@ -39,6 +44,9 @@ pub struct Reading {
     pub addresses: u64,
     /// Distinct ports it initiated contact to in the port window.
     pub ports: u64,
+    /// Per second over the rate window, by rate column
+    /// ([`crate::rates::column`]; the columns not kept read 0).
+    pub rates: [u64; COLUMNS],
 }
 
 impl Reading {
@@ -51,6 +59,16 @@ impl Reading {
             ),
             None => (0, 0),
         };
+        let mut rates = [0u64; COLUMNS];
+        if let Some(w) = &h.rates {
+            let mut sums = [0u64; COLUMNS];
+            let k = ctx.rate_columns.len();
+            w.sums(ctx.now, &mut sums[..k]);
+            let ms = u128::from(ctx.rate_window_ms.max(1));
+            for (&c, &sum) in ctx.rate_columns.iter().zip(&sums[..k]) {
+                rates[usize::from(c)] = (u128::from(sum) * 1000 / ms) as u64;
+            }
+        }
         Reading {
             sent_bytes,
             sent_packets,
@@ -58,6 +76,7 @@ impl Reading {
             recv_packets,
             addresses,
             ports,
+            rates,
         }
     }
 }
@@ -70,7 +89,7 @@ pub trait Detector: Send + Sync + fmt::Debug {
     fn measure(&self, r: &Reading, limits: &Limits) -> Option<Measurement>;
 }
 
-/// Every detector.
+/// Every detector of the volume windows and scans.
 pub fn all() -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(traffic::Traffic),
@@ -78,6 +97,26 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(port_scan::PortScan),
         Box::new(inbound::Inbound),
     ]
+}
+
+/// [`all`], and a rate detector for each class and direction some kept
+/// column ([`Columns`]) belongs to: hosts are not asked about rates no
+/// limit reads.
+pub fn with_rates(columns: &Columns) -> Vec<Box<dyn Detector>> {
+    let mut v = all();
+    for dir in [Dir::In, Dir::Out] {
+        for class in Class::ALL {
+            let used = |bits| {
+                columns
+                    .0
+                    .contains(&(crate::rates::column(dir, class, bits) as u8))
+            };
+            if used(false) || (class.has_bits() && used(true)) {
+                v.push(Box::new(rate::Rate { class, dir }));
+            }
+        }
+    }
+    v
 }
 
 /// The reading of a byte and an optional packet limit: over on either;
@@ -124,6 +163,7 @@ mod tests {
             max_contacted_ports: Some(5),
             inbound_byte_limit: Some(2000),
             inbound_packet_limit: None,
+            rates: Default::default(),
         }
     }
 
@@ -134,6 +174,8 @@ mod tests {
             traffic: &g,
             scan_window: 10,
             port_window: 20,
+            rate_columns: &[],
+            rate_window_ms: 5000,
         };
         all()
             .into_iter()

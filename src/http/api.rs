@@ -10,7 +10,7 @@ use serde_json::json;
 use super::Shared;
 use super::query::Query;
 use super::respond::{Answer, ApiError, json_bytes, ok};
-use crate::alert::{Alert, AlertKind};
+use crate::alert::{Alert, AlertKind, KINDS};
 use crate::rules::Cidr;
 use crate::snapshot::{HostView, IfaceView, Snapshot};
 use crate::wire::Addr;
@@ -77,7 +77,7 @@ fn uptime_secs(snap: &Snapshot) -> u64 {
     now.saturating_sub(snap.runtime.started_ms) / 1000
 }
 
-fn by_kind(counts: &[u64; 4]) -> serde_json::Value {
+fn by_kind(counts: &[u64; KINDS]) -> serde_json::Value {
     AlertKind::ALL
         .iter()
         .map(|k| (k.name().to_string(), json!(counts[k.index()])))
@@ -85,8 +85,8 @@ fn by_kind(counts: &[u64; 4]) -> serde_json::Value {
         .into()
 }
 
-fn open_by_kind(snap: &Snapshot) -> [u64; 4] {
-    let mut n = [0u64; 4];
+fn open_by_kind(snap: &Snapshot) -> [u64; KINDS] {
+    let mut n = [0u64; KINDS];
     for a in snap.alerts.iter() {
         n[a.kind.index()] += 1;
     }
@@ -208,7 +208,7 @@ pub struct DestJson {
     pub packets: u64,
 }
 
-pub fn alert_names(bits: u8) -> Vec<&'static str> {
+pub fn alert_names(bits: u32) -> Vec<&'static str> {
     AlertKind::ALL
         .iter()
         .filter(|k| bits & k.bit() != 0)

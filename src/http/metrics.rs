@@ -14,7 +14,7 @@ use hyper::body::Bytes;
 
 use super::api::iface_rates;
 use super::respond::{Body, bytes};
-use crate::alert::AlertKind;
+use crate::alert::{AlertKind, KINDS};
 use crate::snapshot::Snapshot;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -394,11 +394,11 @@ fn tables(o: &mut Out, snap: &Snapshot) {
 }
 
 fn alerts(o: &mut Out, snap: &Snapshot) {
-    let mut open = [0u64; 4];
+    let mut open = [0u64; KINDS];
     for a in snap.alerts.iter() {
         open[a.kind.index()] += 1;
     }
-    let fams: [(&str, &str, &str, &[u64; 4]); 3] = [
+    let fams: [(&str, &str, &str, &[u64; KINDS]); 3] = [
         (
             "trafficalerted_alerts_open",
             "gauge",

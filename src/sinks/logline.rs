@@ -106,13 +106,22 @@ pub fn line(ev: &AlertEvent) -> String {
         _ => "TOTALBYTES=",
     };
     let mut s = String::with_capacity(256);
-    let (event, value_key) = match a.kind {
-        AlertKind::Traffic => ("EVENT=TRAFFIC SRC=", amount),
-        AlertKind::AddressScan => ("EVENT=SCANNING SRC=", "CONTACTED="),
-        AlertKind::PortScan => ("EVENT=SCANNING_PORT SRC=", "CONTACTED="),
-        AlertKind::Inbound => ("EVENT=INBOUND DST=", amount),
+    let value_key = match a.kind {
+        AlertKind::Traffic | AlertKind::Inbound => amount,
+        AlertKind::AddressScan | AlertKind::PortScan => "CONTACTED=",
+        _ => match a.unit {
+            Unit::BitsPerSec => "BITS_PER_SEC=",
+            Unit::FlowsPerSec => "FLOWS_PER_SEC=",
+            _ => "PACKETS_PER_SEC=",
+        },
     };
-    s.push_str(event);
+    s.push_str("EVENT=");
+    s.push_str(a.kind.event_word());
+    s.push_str(if a.kind.subject_is_source() {
+        " SRC="
+    } else {
+        " DST="
+    });
     push_ip(&mut s, a.subject);
     s.push(' ');
     match a.kind {
@@ -128,13 +137,13 @@ pub fn line(ev: &AlertEvent) -> String {
             s.push_str(value_key);
             push_u64(&mut s, contacted(a));
         }
-        AlertKind::Inbound => {
+        k if !k.subject_is_source() => {
             s.push_str(value_key);
             push_u64(&mut s, a.value);
             s.push_str(" | SRCINFO=");
             push_peers(&mut s, &a.evidence.sources);
         }
-        AlertKind::Traffic | AlertKind::AddressScan => {
+        _ => {
             s.push_str(value_key);
             push_u64(&mut s, contacted(a));
             s.push_str(" | DSTINFO=");

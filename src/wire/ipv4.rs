@@ -82,6 +82,11 @@ impl<'a> Ipv4Packet<'a> {
         usize::from(be16(self.buf, field::FRAG) & 0x1fff) * 8
     }
 
+    /// More fragments follow (MF).
+    pub fn more_fragments(&self) -> bool {
+        be16(self.buf, field::FRAG) & 0x2000 != 0
+    }
+
     /// The captured part of the payload, within the packet's length.
     pub fn payload(&self) -> &'a [u8] {
         let end = self.packet_len.min(self.buf.len());
@@ -106,6 +111,7 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
         proto: p.protocol(),
         ..Summary::default()
     };
+    s.fragment = p.more_fragments() || p.frag_offset() != 0;
     if p.frag_offset() != 0 {
         s.later_fragment = true;
         return Ok(s);
@@ -192,7 +198,7 @@ mod tests {
             &udp(5, 6, 100),
         );
         let s = run(&first).unwrap();
-        assert!(s.has_ports && !s.later_fragment);
+        assert!(s.has_ports && !s.later_fragment && s.fragment);
         assert_eq!(s.dst_port, 6);
         // Offset 185 * 8 bytes, payload is not a UDP header.
         let later = ipv4_opts(
@@ -204,7 +210,7 @@ mod tests {
             &[0xee; 100],
         );
         let s = run(&later).unwrap();
-        assert!(s.later_fragment && !s.has_ports);
+        assert!(s.later_fragment && !s.has_ports && s.fragment);
         assert_eq!(s.dst_port, 0);
         assert_eq!(s.l3_len, 120);
     }

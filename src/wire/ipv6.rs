@@ -117,6 +117,9 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
                     s.anomaly = Some(short(Layer::Ipv6Ext, 8, rest.len(), rest_wire));
                     return Ok(s);
                 }
+                // An atomic fragment (offset 0, no more) is a whole packet.
+                let f = be16(rest, 2);
+                s.fragment = f >> 3 != 0 || f & 1 != 0;
                 if be16(rest, 2) >> 3 != 0 {
                     s.later_fragment = true;
                     s.proto = rest[0];
@@ -230,7 +233,7 @@ mod tests {
             &frag6(proto::UDP, 0, true, &udp(1, 53, 100)),
         );
         let s = run(&p);
-        assert!(s.has_ports && !s.later_fragment);
+        assert!(s.has_ports && !s.later_fragment && s.fragment);
         assert_eq!(s.dst_port, 53);
         let p = ipv6(
             v6(1),
@@ -239,7 +242,7 @@ mod tests {
             &frag6(proto::UDP, 100, false, &[0xcc; 64]),
         );
         let s = run(&p);
-        assert!(s.later_fragment && !s.has_ports);
+        assert!(s.later_fragment && !s.has_ports && s.fragment);
         assert_eq!(s.proto, proto::UDP);
     }
 

@@ -162,6 +162,9 @@ pub struct Summary {
     pub has_ports: bool,
     /// True for an IP fragment other than the first: no transport header.
     pub later_fragment: bool,
+    /// True for any IP fragment, the first (more fragments follow) or a
+    /// later one.
+    pub fragment: bool,
     /// Outermost VLAN id, stripped or inline (0 = none).
     pub vlan: u16,
     /// Where the transport header starts, from the IP header (0 for a

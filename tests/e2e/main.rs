@@ -21,6 +21,7 @@ mod lifecycle;
 mod netns;
 mod privileges;
 mod prometheus;
+mod rates;
 mod receiver;
 mod reload;
 mod replay;

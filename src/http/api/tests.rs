@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::snapshot::DestView;
 use http_body_util::BodyExt;
 
-fn host(n: u8, sent: u64, packets: u64, alerts: u8, dests: &[(u8, u64)]) -> HostView {
+fn host(n: u8, sent: u64, packets: u64, alerts: u32, dests: &[(u8, u64)]) -> HostView {
     HostView {
         addr: Addr::from_v4([10, 0, 0, n]),
         sent_bytes: sent,
