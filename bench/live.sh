@@ -14,6 +14,9 @@
 #   BIN=path/to/trafficalerted (default target/release/trafficalerted)
 #   COUNT_SPOOFED=N   spoofed-source packets for the FastNetMon comparison
 #   ONLY=fastnetmon   that comparison alone
+#   RATES=1           ours with FastNetMon's own threshold as a rate limit
+#                     ([rates.in] packets = "20K": classes counted), for
+#                     the cost of rate limits
 # Writes a Markdown table to stdout and to bench/results/live-<time>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -204,6 +207,9 @@ byte_limit = "10M"
 [alerts]
 history_file = "$WORK/alerts.jsonl"
 EOF
+    if [ -n "${RATES:-}" ]; then
+        printf '[rates.in]\npackets = "20K"\n' >> $WORK/ta.toml
+    fi
     ip netns exec $R "$BIN" -c $WORK/ta.toml > $WORK/ta.out 2> $WORK/ta.log &
     DAEMON=$!
     ip netns exec $R fastnetmon --configuration_file $WORK/fnm.conf --log_file $WORK/fnm.log \
@@ -244,7 +250,7 @@ if os.path.exists(history):
     for line in open(history):
         e = json.loads(line)
         a = e["alert"]
-        if e["event"] == "open" and a["kind"] == "inbound" and a["subject"] == "10.2.0.2":
+        if e["event"] == "open" and a["kind"] in ("inbound", "rate_in") and a["subject"] == "10.2.0.2":
             ta_alert = "%.2f s" % (a["start_ms"] / 1000 - t0)
             break
 if os.path.exists(attacks):
@@ -296,7 +302,7 @@ fastnetmon_spoofed "${COUNT_SPOOFED:-1000000}"
         echo
     fi
     echo "Side by side with FastNetMon $(dpkg-query -W -f '${Version}' fastnetmon) (mirror_afpacket, connection tracking"
-    echo "off, ban at 20 000 pps; ours on the defaults with [inbound] byte_limit = \"10M\"), both capturing r0 at"
+    echo "off, ban at 20 000 pps; ours on the defaults with [inbound] byte_limit = \"10M\"${RATES:+ and [rates.in] packets = \"20K\"}), both capturing r0 at"
     echo "once while trafgen sends from random sources to 10.2.0.2. FastNetMon's drops: packets that arrived and"
     echo "it did not process. Alert: from the flood's start to the victim's alert (ours: the alert's start"
     echo "time; FastNetMon: its ban script's call)."

@@ -196,7 +196,7 @@ pub struct PortRef {
 }
 
 /// Why the alert was raised, in facts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Largest destinations of the subject (traffic, address scan).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -214,6 +214,10 @@ pub struct Evidence {
     /// when the table's budget of sketches was spent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contacted: Option<u64>,
+    /// A flood toward the subject (inbound, a rate in): its protocol,
+    /// ports and sources' spread ([`crate::aggregator::fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<crate::aggregator::fingerprint::Fingerprint>,
 }
 
 /// One alert, as sinks, the history file and the API see it.

@@ -91,6 +91,14 @@ pub struct PairCounters {
     first_contact: Option<(u8, u16)>,
 }
 
+impl PairCounters {
+    /// The protocol and destination port of the pair's first contact (an
+    /// initiation with ports), if it had one.
+    pub fn first_contact(&self) -> Option<(u8, u16)> {
+        self.first_contact
+    }
+}
+
 /// What did not fit in the tables: still counted, here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Untracked {

@@ -25,6 +25,7 @@
 
 mod evidence;
 mod failed;
+pub mod fingerprint;
 mod ifaces;
 mod partition;
 
@@ -77,6 +78,9 @@ pub struct AggregatorConfig {
     /// The rate window, ticks, and the rate columns some limit reads.
     pub rate_ticks: u64,
     pub rate_columns: Columns,
+    /// What one tick must bring a host for its flood to be tallied
+    /// ([`fingerprint`]); `None` without inbound rate limits.
+    pub floors: Option<fingerprint::Floors>,
     /// Ticks below the threshold before an alert closes, per kind.
     pub hold_down: [u64; KINDS],
     pub max_hosts: usize,
@@ -108,6 +112,7 @@ impl AggregatorConfig {
             port_ticks: port,
             rate_ticks: rate,
             rate_columns: Columns::of(rules.all_limits().map(|l| &l.rates)),
+            floors: floors(&rules, c.tick().as_secs_f64()),
             hold_down,
             max_hosts: c.traffic.max_hosts,
             max_pairs: c.traffic.max_pairs,
@@ -144,6 +149,41 @@ impl AggregatorConfig {
     pub(crate) fn rate_window_ms(&self) -> u64 {
         ((self.rate_ticks as f64 * self.tick_secs * 1000.0).round() as u64).max(1)
     }
+}
+
+/// Half a tick's worth of the lowest inbound rate limit, in packets and in
+/// bytes: a flood that crosses a limit brings at least a tick's worth in
+/// some tick.
+fn floors(rules: &crate::rules::RuleSet, tick_secs: f64) -> Option<fingerprint::Floors> {
+    use crate::rates::{Class, Dir};
+    let mut pps = u64::MAX;
+    let mut bps = u64::MAX;
+    for l in rules.all_limits() {
+        for class in Class::ALL {
+            if let Some(v) = l.rates.get(Dir::In, class, false) {
+                pps = pps.min(v);
+            }
+            if class.has_bits() {
+                if let Some(v) = l.rates.get(Dir::In, class, true) {
+                    bps = bps.min(v);
+                }
+            }
+        }
+    }
+    if pps == u64::MAX && bps == u64::MAX {
+        return None;
+    }
+    let per_tick = |v: u64, div: f64| {
+        if v == u64::MAX {
+            u64::MAX
+        } else {
+            ((v as f64 * tick_secs / div) as u64).max(1)
+        }
+    };
+    Some(fingerprint::Floors {
+        packets: per_tick(pps, 2.0),
+        bytes: per_tick(bps, 16.0),
+    })
 }
 
 /// The window of each kind, ticks.
@@ -212,6 +252,8 @@ pub struct Aggregator {
     recent_closed: VecDeque<Alert>,
     opened_total: [u64; KINDS],
     closed_total: [u64; KINDS],
+    /// Tallies of the floods toward hosts, for their alerts' evidence.
+    fingerprints: fingerprint::Fingerprints,
     /// What the last snapshot listed, reused while nothing it shows changed.
     listed: Listed,
     config_json: Arc<serde_json::Value>,
@@ -319,6 +361,7 @@ impl Aggregator {
             recent_closed: VecDeque::new(),
             opened_total: [0; KINDS],
             closed_total: [0; KINDS],
+            fingerprints: fingerprint::Fingerprints::new(cfg.floors, cfg.rate_ticks),
             listed: Listed {
                 stale: true,
                 ..Listed::default()
@@ -355,6 +398,7 @@ impl Aggregator {
         for p in &mut self.parts {
             p.reconfigure(&cfg, rules.clone());
         }
+        self.fingerprints.set(cfg.floors, cfg.rate_ticks);
         self.listed.stale = true;
         self.failed = match (cfg.scan_count, self.failed.take()) {
             (ScanCount::Failed, Some(p)) => Some(p),
@@ -428,6 +472,7 @@ impl Aggregator {
         for overflow in each_part(&mut self.parts, |p| p.merge(shard, t, contacts)) {
             self.lifetime_untracked.add(&overflow);
         }
+        self.fingerprints.observe(shard, t);
         for d in &shard.ifaces {
             self.ifaces.add(d);
             self.kernel_packets.add(&self.geo, t, d.kernel_packets);
@@ -505,6 +550,7 @@ impl Aggregator {
         self.refresh_admission(tick);
         self.late_total += u64::from(health.late_workers);
         self.ifaces.end_tick(tick);
+        self.fingerprints.expire(tick);
         (events, situation.drop_ratio)
     }
 
@@ -629,7 +675,10 @@ impl Aggregator {
                 .chain(closed.iter().map(|a| (a.kind, Addr::from(a.subject))))
                 .collect();
             if !wanted.is_empty() {
-                for (key, ev) in p.evidence(&wanted, now.tick, &sources) {
+                for (key, mut ev) in p.evidence(&wanted, now.tick, &sources) {
+                    if !key.0.subject_is_source() {
+                        ev.fingerprint = self.fingerprints.of(key.1);
+                    }
                     if let Some(o) = p.lifecycle.get_mut(key.0, key.1) {
                         o.alert.evidence = ev.clone();
                         o.evidence_tick = now.tick;
@@ -706,7 +755,10 @@ impl Aggregator {
             if w.is_empty() {
                 continue;
             }
-            for (key, ev) in p.evidence(&w, tick, &sources) {
+            for (key, mut ev) in p.evidence(&w, tick, &sources) {
+                if !key.0.subject_is_source() {
+                    ev.fingerprint = self.fingerprints.of(key.1);
+                }
                 if let Some(o) = p.lifecycle.get_mut(key.0, key.1) {
                     o.alert.evidence = ev;
                     o.evidence_tick = tick;

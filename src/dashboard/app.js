@@ -319,6 +319,21 @@
     list("Destinations", (ev.destinations || []).map((p) => `${p.ip} — ${fmtBytes(p.bytes)}, ${fmtCount(p.packets)} packets`));
     list("Sources", (ev.sources || []).map((p) => `${p.ip} — ${fmtBytes(p.bytes)}, ${fmtCount(p.packets)} packets`));
     list("Ports contacted (sample)", (ev.ports || []).map((p) => `${p.proto}/${p.port}`));
+    const fp = ev.fingerprint;
+    if (fp) {
+      const pct = (x) => `${(x * 100).toFixed(1)} %`;
+      parts.push(text("h3", "The flood"));
+      const dl = document.createElement("dl");
+      dl.className = "facts";
+      for (const [k, v] of [
+        ["Packets tallied", fmtCount(fp.packets)],
+        ["Protocol", `${fp.protocol} (SYN ${pct(fp.syn_share)}, fragments ${pct(fp.fragment_share)})`],
+        ["Top source prefixes", `${pct(fp.top_prefixes_share)} of packets from ${fp.source_prefixes.length} of ${fmtCount(fp.distinct_prefixes)} prefixes`],
+      ]) dl.append(text("dt", k), text("dd", v));
+      parts.push(dl);
+      list("Ports its flows were opened to", (fp.ports || []).map((p) => `${p.proto}/${p.port} — ${fmtCount(p.packets)} packets`));
+      list("Source prefixes", (fp.source_prefixes || []).map((p) => `${p.prefix} — ${fmtCount(p.packets)} packets`));
+    }
     box.replaceChildren(...parts);
   }
 

@@ -142,6 +142,16 @@ pub fn line(ev: &AlertEvent) -> String {
             push_u64(&mut s, a.value);
             s.push_str(" | SRCINFO=");
             push_peers(&mut s, &a.evidence.sources);
+            if let Some(f) = &a.evidence.fingerprint {
+                let _ = write!(s, " | PROTO={} SYN={:.2} PORTS=[", f.protocol, f.syn_share);
+                for (i, p) in f.ports.iter().enumerate() {
+                    if i > 0 {
+                        s.push(' ');
+                    }
+                    push_u64(&mut s, u64::from(p.port));
+                }
+                let _ = write!(s, "] TOP_SOURCE_PREFIXES_SHARE={:.2}", f.top_prefixes_share);
+            }
         }
         _ => {
             s.push_str(value_key);
@@ -221,6 +231,7 @@ mod tests {
                     },
                 ],
                 contacted: None,
+                fingerprint: None,
             },
         }
     }
@@ -264,6 +275,37 @@ mod tests {
         });
         assert!(
             l.starts_with("EVENT=SCANNING SRC=10.1.0.2 CONTACTED=254 |"),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn a_flood_line_carries_its_fingerprint() {
+        use crate::aggregator::fingerprint::{Fingerprint, PortCount};
+        let mut a = alert(AlertKind::SynIn);
+        a.unit = Unit::PacketsPerSec;
+        a.evidence.fingerprint = Some(Fingerprint {
+            packets: 9000,
+            protocol: "tcp".into(),
+            syn_share: 1.0,
+            fragment_share: 0.0,
+            ports: vec![PortCount {
+                proto: "tcp".into(),
+                port: 80,
+                packets: 9000,
+            }],
+            source_prefixes: vec![],
+            top_prefixes_share: 0.001,
+            distinct_prefixes: 1024,
+        });
+        let l = line(&AlertEvent {
+            event: Transition::Open,
+            alert: a,
+        });
+        assert!(
+            l.starts_with(
+                "EVENT=SYN_IN DST=10.1.0.2 PACKETS_PER_SEC=1200 | SRCINFO=[] | PROTO=tcp SYN=1.00 PORTS=[80] TOP_SOURCE_PREFIXES_SHARE=0.00 | STATE=OPEN"
+            ),
             "{l}"
         );
     }

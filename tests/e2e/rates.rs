@@ -106,6 +106,9 @@ fn a_syn_flood_is_a_syn_alert_within_two_ticks_and_iperf3_of_its_byte_rate_is_no
         "no alert for a transfer: {:?}",
         kinds(&d)
     );
+    // The transfer's tally of the victim's traffic ends a rate window
+    // after its last busy tick: the flood's fingerprint starts afresh.
+    std::thread::sleep(Duration::from_secs(6));
 
     // 60 000 SYNs from random sources to port 80: at the generator's pace
     // here (~50-200 kpps) the 5 s average passes 2 000 per second in the
@@ -129,10 +132,21 @@ fn a_syn_flood_is_a_syn_alert_within_two_ticks_and_iperf3_of_its_byte_rate_is_no
         Some(10),
         "{a}"
     );
+    // Its fingerprint: TCP, all SYN, to port 80, from sources spread over
+    // the whole address space.
+    let fp = &a["evidence"]["fingerprint"];
+    assert_eq!(fp["protocol"], "tcp", "{a}");
+    assert!(fp["syn_share"].as_f64().unwrap() > 0.99, "{fp}");
+    assert_eq!(fp["ports"][0]["proto"], "tcp", "{fp}");
+    assert_eq!(fp["ports"][0]["port"], 80, "{fp}");
+    assert!(fp["top_prefixes_share"].as_f64().unwrap() < 0.05, "{fp}");
     let line = wait_until(Duration::from_secs(5), || {
         d.out()
             .lines()
-            .find(|l| l.starts_with("EVENT=SYN_IN DST=10.2.0.2 PACKETS_PER_SEC="))
+            .find(|l| {
+                l.starts_with("EVENT=SYN_IN DST=10.2.0.2 PACKETS_PER_SEC=")
+                    && l.contains("| PROTO=tcp SYN=1.00 PORTS=[80]")
+            })
             .map(str::to_string)
     });
     assert!(line.is_some(), "log:\n{}", d.out());
