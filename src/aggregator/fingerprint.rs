@@ -74,6 +74,7 @@ pub struct Floors {
 
 #[derive(Debug, Default)]
 struct Tally {
+    addr: Addr,
     last_tick: u64,
     packets: u64,
     /// Packets of TCP, SYN, UDP, ICMP, fragments.
@@ -89,10 +90,15 @@ pub struct Fingerprints {
     floors: Option<Floors>,
     /// Ticks a tally outlives its last flooded tick: the rate window.
     keep: u64,
-    victims: HashMap<Addr, Tally, Hasher>,
-    /// Per shard host index: the victim it is, if any (reused).
-    of_index: Vec<Option<Addr>>,
+    /// The tallies, and where each victim's is.
+    tallies: Vec<Tally>,
+    index: HashMap<Addr, u32, Hasher>,
+    /// Per shard host index: its tally, if it is a victim (reused).
+    of_index: Vec<u32>,
 }
+
+/// No tally.
+const NONE: u32 = u32::MAX;
 
 impl Fingerprints {
     /// `floors`: `None` when no inbound rate limit is set (nothing tallied).
@@ -109,7 +115,8 @@ impl Fingerprints {
         self.floors = floors;
         self.keep = keep;
         if floors.is_none() {
-            self.victims.clear();
+            self.tallies.clear();
+            self.index.clear();
         }
     }
 
@@ -121,15 +128,29 @@ impl Fingerprints {
         self.of_index.clear();
         let mut any = false;
         for (i, h) in hosts.iter().enumerate() {
-            let flooded = h.recv_packets >= f.packets || h.recv_bytes >= f.bytes;
-            let room = self.victims.len() < VICTIMS || self.victims.contains_key(&h.addr);
-            if !(flooded && room) {
-                self.of_index.push(None);
+            if h.recv_packets < f.packets && h.recv_bytes < f.bytes {
+                self.of_index.push(NONE);
                 continue;
             }
+            let slot = match self.index.get(&h.addr) {
+                Some(&s) => s,
+                None if self.tallies.len() < VICTIMS => {
+                    let s = self.tallies.len() as u32;
+                    self.index.insert(h.addr, s);
+                    self.tallies.push(Tally {
+                        addr: h.addr,
+                        ..Tally::default()
+                    });
+                    s
+                }
+                None => {
+                    self.of_index.push(NONE);
+                    continue;
+                }
+            };
             any = true;
-            self.of_index.push(Some(h.addr));
-            let t = self.victims.entry(h.addr).or_default();
+            self.of_index.push(slot);
+            let t = &mut self.tallies[slot as usize];
             t.last_tick = tick;
             t.packets += h.recv_packets;
             if let Some(r) = rates.get(i) {
@@ -152,21 +173,16 @@ impl Fingerprints {
             return;
         }
         for (si, di, p) in shard.pairs_by_index() {
-            let Some(Some(victim)) = self.of_index.get(di as usize) else {
+            let slot = self.of_index.get(di as usize).copied().unwrap_or(NONE);
+            if slot == NONE {
                 continue;
-            };
-            let Some(t) = self.victims.get_mut(victim) else {
-                continue;
-            };
+            }
+            let t = &mut self.tallies[slot as usize];
             if let Some(key) = p.first_contact() {
-                if t.ports.len() < PORTS || t.ports.contains_key(&key) {
-                    *t.ports.entry(key).or_default() += p.packets;
-                }
+                bump(&mut t.ports, key, p.packets, PORTS);
             }
             let prefix = prefix_of(hosts[si as usize].addr);
-            if t.prefixes.len() < PREFIXES || t.prefixes.contains_key(&prefix) {
-                *t.prefixes.entry(prefix).or_default() += p.packets;
-            } else {
+            if !bump(&mut t.prefixes, prefix, p.packets, PREFIXES) {
                 t.other_prefixes += p.packets;
             }
         }
@@ -174,15 +190,20 @@ impl Fingerprints {
 
     /// Drops the tallies of floods that ended a rate window ago.
     pub fn expire(&mut self, tick: u64) {
-        if !self.victims.is_empty() {
-            let keep = self.keep;
-            self.victims.retain(|_, t| t.last_tick + keep >= tick);
+        let keep = self.keep;
+        let before = self.tallies.len();
+        self.tallies.retain(|t| t.last_tick + keep >= tick);
+        if self.tallies.len() != before {
+            self.index.clear();
+            for (i, t) in self.tallies.iter().enumerate() {
+                self.index.insert(t.addr, i as u32);
+            }
         }
     }
 
     /// The fingerprint of the flood toward `a`, if one is tallied.
     pub fn of(&self, a: Addr) -> Option<Fingerprint> {
-        let t = self.victims.get(&a)?;
+        let t = &self.tallies[*self.index.get(&a)? as usize];
         if t.packets == 0 {
             return None;
         }
@@ -233,12 +254,32 @@ impl Fingerprints {
 
     /// Destinations tallied now.
     pub fn len(&self) -> usize {
-        self.victims.len()
+        self.tallies.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.victims.is_empty()
+        self.tallies.is_empty()
     }
+}
+
+/// Adds `n` to `key`'s count if it is counted or there is room for it;
+/// false if there was none.
+#[inline]
+fn bump<K: std::hash::Hash + Eq>(
+    m: &mut HashMap<K, u64, Hasher>,
+    key: K,
+    n: u64,
+    max: usize,
+) -> bool {
+    if let Some(c) = m.get_mut(&key) {
+        *c += n;
+        return true;
+    }
+    if m.len() < max {
+        m.insert(key, n);
+        return true;
+    }
+    false
 }
 
 /// The /24 of an IPv4 address, the /48 of an IPv6 one.
