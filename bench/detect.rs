@@ -35,7 +35,7 @@ fn full_shard(tick: u64) -> Shard {
             max_pairs: HOSTS as usize + 2000,
             max_ports: HOSTS as usize + 2000,
             answers: false,
-            rates: false,
+            rates: 0,
         },
         &Hasher::new(),
     );

@@ -34,7 +34,7 @@ fn flooded(hosts: usize) -> Aggregator {
             max_pairs: hosts + 1,
             max_ports: hosts + 1,
             answers: false,
-            rates: false,
+            rates: 0,
         },
         &Hasher::new(),
     );

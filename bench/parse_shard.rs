@@ -12,8 +12,9 @@
 //!   against the admission filter of a full table (65 536 hosts), as it
 //!   does live in a flood's steady state.
 //!
-//! Each also with rate classes counted (`/rates`: what a `[rates]` limit
-//! turns on), for the cost of that.
+//! Each also with rate classes counted toward hosts (`/rates_in`: what a
+//! `[rates.in]` limit turns on) and both ways (`/rates_both`), for the
+//! cost of that.
 //!
 //! Run: `cargo bench --bench parse_shard`. Throughput is in packets (the
 //! criterion "elements"); one worker is one core.
@@ -123,7 +124,7 @@ fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta, counter: &mut
     counter.flush(iface, shard);
 }
 
-fn limits(rates: bool) -> ShardLimits {
+fn limits(rates: u8) -> ShardLimits {
     let c = Config::default();
     ShardLimits {
         max_hosts: c.traffic.max_hosts,
@@ -167,8 +168,19 @@ fn bench(cr: &mut Criterion) {
     ];
     for (name, frames, admission, rates) in populations.into_iter().flat_map(|(n, f, a)| {
         [
-            (n.to_string(), f, a.clone(), false),
-            (format!("{n}/rates"), f, a, true),
+            (n.to_string(), f, a.clone(), 0),
+            (
+                format!("{n}/rates_in"),
+                f,
+                a.clone(),
+                trafficalerted::rates::IN,
+            ),
+            (
+                format!("{n}/rates_both"),
+                f,
+                a,
+                trafficalerted::rates::IN | trafficalerted::rates::OUT,
+            ),
         ]
     }) {
         let mut shard = Shard::new(limits(rates), &hasher);

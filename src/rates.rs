@@ -187,20 +187,35 @@ const fn bit(c: Class) -> u8 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TickRates(pub [[u64; 11]; 2]);
 
+/// One direction of [`TickRates`], as a worker's shard keeps it.
+pub type DirCounts = [u64; 11];
+
+/// Counts a packet of `classes` ([`classes`]) and `len` bytes into one
+/// direction's counts.
+#[inline]
+pub fn count(d: &mut DirCounts, classes: u8, len: u64) {
+    let mut m = classes;
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        d[i] += 1;
+        if i < 5 {
+            d[6 + i] += len;
+        }
+        m &= m - 1;
+    }
+}
+
+/// Which directions a shard counts classes for: bit [`Dir::In`] and bit
+/// [`Dir::Out`] (only those some limit reads).
+pub type Dirs = u8;
+pub const IN: Dirs = 1 << Dir::In as u8;
+pub const OUT: Dirs = 1 << Dir::Out as u8;
+
 impl TickRates {
     /// Counts a packet of `classes` ([`classes`]) and `len` bytes.
     #[inline]
     pub fn add(&mut self, dir: Dir, classes: u8, len: u64) {
-        let d = &mut self.0[dir.index()];
-        let mut m = classes;
-        while m != 0 {
-            let i = m.trailing_zeros() as usize;
-            d[i] += 1;
-            if i < 5 {
-                d[6 + i] += len;
-            }
-            m &= m - 1;
-        }
+        count(&mut self.0[dir.index()], classes, len);
     }
 
     pub fn merge(&mut self, o: &TickRates) {
@@ -224,6 +239,19 @@ impl TickRates {
             7 => all[dir].1 * 8,
             _ => d[6 + (c - 8)] * 8,
         }
+    }
+}
+
+impl RateLimits {
+    /// The directions some limit is set for.
+    pub fn dirs(&self) -> Dirs {
+        let mut d = 0;
+        for (i, v) in self.0.iter().enumerate() {
+            if v.is_some() {
+                d |= if i < PER_DIR { IN } else { OUT };
+            }
+        }
+        d
     }
 }
 

@@ -19,7 +19,7 @@ use hashbrown::hash_map::Entry;
 
 use crate::admission::{Admission, Screen};
 use crate::counters::IfaceDelta;
-use crate::rates::{self, Dir, TickRates};
+use crate::rates::{self, DirCounts, TickRates};
 use crate::wire::{Addr, Role, Summary};
 
 pub type Hasher = ahash::RandomState;
@@ -40,9 +40,10 @@ pub struct ShardLimits {
     /// Record answers (replies by port): only `scan.count = "failed"` needs
     /// them.
     pub answers: bool,
-    /// Count packets and bytes per class ([`crate::rates`]): only rate
-    /// limits need them.
-    pub rates: bool,
+    /// Count packets and bytes per class ([`crate::rates`]) toward hosts
+    /// ([`crate::rates::IN`]), from them ([`crate::rates::OUT`]), both or
+    /// neither: only rate limits need them.
+    pub rates: rates::Dirs,
 }
 
 /// Counters of one host within a shard.
@@ -211,9 +212,9 @@ pub struct Shard {
     limits: ShardLimits,
     index: HashMap<Addr, u32, Hasher>,
     hosts: Vec<HostCounters>,
-    /// Per class counts of each host, beside `hosts` (empty unless
-    /// [`ShardLimits::rates`]).
-    rates: Vec<TickRates>,
+    /// Per class counts of each host by direction, beside `hosts` (empty
+    /// for a direction [`ShardLimits::rates`] does not count).
+    rates: [Vec<DirCounts>; 2],
     /// Pair key (source id, destination id) to its slot in `pair_slots`.
     pair_index: HashMap<u64, u32, Hasher>,
     pair_slots: Vec<(u64, PairCounters)>,
@@ -249,10 +250,12 @@ impl Shard {
             limits,
             index: HashMap::with_capacity_and_hasher(INITIAL.min(limits.max_hosts), hasher.clone()),
             hosts: Vec::with_capacity(INITIAL.min(limits.max_hosts)),
-            rates: Vec::with_capacity(if limits.rates {
-                INITIAL.min(limits.max_hosts)
-            } else {
-                0
+            rates: [rates::IN, rates::OUT].map(|d| {
+                Vec::with_capacity(if limits.rates & d != 0 {
+                    INITIAL.min(limits.max_hosts)
+                } else {
+                    0
+                })
             }),
             pair_index: HashMap::with_capacity_and_hasher(
                 INITIAL.min(limits.max_pairs),
@@ -295,8 +298,11 @@ impl Shard {
                     addr,
                     ..HostCounters::default()
                 });
-                if self.limits.rates {
-                    self.rates.push(TickRates::default());
+                if self.limits.rates & rates::IN != 0 {
+                    self.rates[0].push(DirCounts::default());
+                }
+                if self.limits.rates & rates::OUT != 0 {
+                    self.rates[1].push(DirCounts::default());
                 }
                 v.insert(id);
                 Some(id)
@@ -386,14 +392,14 @@ impl Shard {
                 (src, dst, pair)
             }
         };
-        if self.limits.rates {
+        if self.limits.rates != 0 {
             let c = rates::classes(s);
             if c != 0 {
-                if let Some(i) = src {
-                    self.rates[i as usize].add(Dir::Out, c, len);
+                if let (Some(i), true) = (src, self.limits.rates & rates::OUT != 0) {
+                    rates::count(&mut self.rates[1][i as usize], c, len);
                 }
-                if let Some(j) = dst {
-                    self.rates[j as usize].add(Dir::In, c, len);
+                if let (Some(j), true) = (dst, self.limits.rates & rates::IN != 0) {
+                    rates::count(&mut self.rates[0][j as usize], c, len);
                 }
             }
         }
@@ -505,10 +511,15 @@ impl Shard {
         &self.hosts
     }
 
-    /// Per class counts of the hosts, index for index with
-    /// [`Shard::hosts`]; empty unless [`ShardLimits::rates`].
-    pub fn rates(&self) -> &[TickRates] {
-        &self.rates
+    /// Per class counts of host `i` ([`Shard::hosts`]), zero in a
+    /// direction not counted; `None` if no direction is.
+    #[inline]
+    pub fn rates_of(&self, i: usize) -> Option<TickRates> {
+        if self.limits.rates == 0 {
+            return None;
+        }
+        let get = |d: usize| self.rates[d].get(i).copied().unwrap_or_default();
+        Some(TickRates([get(0), get(1)]))
     }
 
     /// Pairs as (source, destination, counters).
@@ -588,7 +599,9 @@ impl Shard {
         if self.index.capacity() > 4 * hosts.max(INITIAL) {
             self.index.shrink_to(2 * hosts.max(INITIAL));
             self.hosts.shrink_to(2 * hosts.max(INITIAL));
-            self.rates.shrink_to(2 * hosts.max(INITIAL));
+            for r in &mut self.rates {
+                r.shrink_to(2 * hosts.max(INITIAL));
+            }
         }
         if self.pair_index.capacity() > 4 * pairs.max(INITIAL) {
             self.pair_index.shrink_to(2 * pairs.max(INITIAL));
@@ -605,7 +618,7 @@ impl Shard {
         use std::mem::size_of;
         self.index.capacity() * (size_of::<(Addr, u32)>() + 1)
             + self.hosts.capacity() * size_of::<HostCounters>()
-            + self.rates.capacity() * size_of::<TickRates>()
+            + (self.rates[0].capacity() + self.rates[1].capacity()) * size_of::<DirCounts>()
             + self.pair_index.capacity() * (size_of::<(u64, u32)>() + 1)
             + self.pair_slots.capacity() * size_of::<(u64, PairCounters)>()
             + (self.contacts.capacity() + self.answers.capacity()) * (size_of::<u128>() + 1)
@@ -615,7 +628,8 @@ impl Shard {
     pub fn clear(&mut self) {
         self.index.clear();
         self.hosts.clear();
-        self.rates.clear();
+        self.rates[0].clear();
+        self.rates[1].clear();
         self.pair_index.clear();
         self.pair_slots.clear();
         self.contacts.clear();
@@ -646,7 +660,7 @@ mod tests {
             max_pairs: p,
             max_ports: p,
             answers: true,
-            rates: false,
+            rates: 0,
         }
     }
 

@@ -65,7 +65,7 @@ fuzz_target!(|input: &[u8]| {
             max_pairs: 4,
             max_ports: 4,
             answers: true,
-            rates: false,
+            rates: 0,
         },
         hasher,
     );

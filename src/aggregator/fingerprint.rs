@@ -124,7 +124,6 @@ impl Fingerprints {
     pub fn observe(&mut self, shard: &Shard, tick: u64) {
         let Some(f) = self.floors else { return };
         let hosts = shard.hosts();
-        let rates = shard.rates();
         self.of_index.clear();
         let mut any = false;
         for (i, h) in hosts.iter().enumerate() {
@@ -153,7 +152,7 @@ impl Fingerprints {
             let t = &mut self.tallies[slot as usize];
             t.last_tick = tick;
             t.packets += h.recv_packets;
-            if let Some(r) = rates.get(i) {
+            if let Some(r) = shard.rates_of(i) {
                 let all = [(h.recv_packets, h.recv_bytes), (0, 0)];
                 for (n, class) in [
                     Class::Tcp,
@@ -312,7 +311,7 @@ mod tests {
                 max_pairs: 10_000,
                 max_ports: 10_000,
                 answers: false,
-                rates: true,
+                rates: crate::rates::IN | crate::rates::OUT,
             },
             &Hasher::new(),
         )

@@ -164,11 +164,7 @@ impl Partition {
         let mut overflow = Untracked::default();
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
-        let rates = if self.cfg.rate_columns.is_empty() {
-            &[][..]
-        } else {
-            shard.rates()
-        };
+        let rates = !self.cfg.rate_columns.is_empty();
         for (i, h) in shard.hosts().iter().enumerate() {
             if !self.owns(h.addr) {
                 ids.push(u32::MAX);
@@ -177,8 +173,8 @@ impl Partition {
             match self.hosts.upsert(h.addr, &self.rules) {
                 Some(id) => {
                     ids.push(id);
-                    if let Some(r) = rates.get(i) {
-                        self.add_rates(id, t, h, r);
+                    if let Some(r) = shard.rates_of(i).filter(|_| rates) {
+                        self.add_rates(id, t, h, &r);
                     }
                     let st = self.hosts.slot_mut(id);
                     st.win.add(

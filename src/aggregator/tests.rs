@@ -26,7 +26,7 @@ fn shard(tick: u64) -> Shard {
             max_pairs: 1000,
             max_ports: 1000,
             answers: true,
-            rates: true,
+            rates: crate::rates::IN | crate::rates::OUT,
         },
         &Hasher::new(),
     );

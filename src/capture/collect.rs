@@ -221,7 +221,7 @@ mod tests {
             max_pairs: 16,
             max_ports: 16,
             answers: false,
-            rates: false,
+            rates: 0,
         };
         let hasher = Hasher::new();
         let clock = TickClock::new(Instant::now(), Duration::from_millis(40));

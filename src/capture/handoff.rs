@@ -110,7 +110,7 @@ mod tests {
             max_pairs: 8,
             max_ports: 8,
             answers: false,
-            rates: false,
+            rates: 0,
         };
         let (mut w, mut a, mut cur) = channel(limits, &Hasher::new(), std::thread::current());
         let pkt = Summary {

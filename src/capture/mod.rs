@@ -180,7 +180,7 @@ impl Capture {
             max_pairs: config.traffic.max_pairs,
             max_ports: config.traffic.max_pairs,
             answers: config.scan.count == crate::config::ScanCount::Failed,
-            rates: config.rates.any(&config.rules),
+            rates: config.rates.dirs(&config.rules),
         };
         let clock = TickClock::new(Instant::now(), config.tick());
         let now_ms = std::time::SystemTime::now()

@@ -27,10 +27,17 @@ impl RatesConfig {
     /// True if some limit (default or a rule's) is set: the workers count
     /// classes only then.
     pub fn any(&self, rules: &[crate::rules::Rule]) -> bool {
-        !self.limits.is_empty()
-            || rules.iter().any(|r| match &r.action {
-                crate::rules::Action::Limits(l) => !l.rates.is_empty(),
-                crate::rules::Action::Ignore => false,
+        self.dirs(rules) != 0
+    }
+
+    /// The directions some limit (default or a rule's) is set for: the
+    /// workers count classes of those only.
+    pub fn dirs(&self, rules: &[crate::rules::Rule]) -> crate::rates::Dirs {
+        rules
+            .iter()
+            .fold(self.limits.dirs(), |d, r| match &r.action {
+                crate::rules::Action::Limits(l) => d | l.rates.dirs(),
+                crate::rules::Action::Ignore => d,
             })
     }
 }

@@ -34,12 +34,13 @@ impl Config {
             "capture.fanout/wait/direction",
             c.fanout != old.fanout || c.wait != old.wait || c.direction != old.direction,
         );
-        // Workers count packets by class only if some rate limit was set
-        // when they started.
-        let counting = running.rates.any(&running.rules);
-        let wants = self.rates.any(&self.rules);
-        keep("rates (set where none were at start)", !counting && wants);
-        if !counting && wants {
+        // Workers count packets by class, in each direction, only if some
+        // rate limit of it was set when they started.
+        let counting = running.rates.dirs(&running.rules);
+        let wants = self.rates.dirs(&self.rules);
+        let more = wants & !counting != 0;
+        keep("rates (a direction without limits at start)", more);
+        if more {
             self.rates.limits = running.rates.limits;
             for r in &mut self.rules {
                 if let crate::rules::Action::Limits(l) = &mut r.action {
@@ -85,5 +86,29 @@ mod tests {
         assert_ne!(kept.traffic.byte_limit, running.traffic.byte_limit);
         let (_, none) = running.clone().keeping_restart_only(&running);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn rate_limits_of_a_direction_not_counted_at_start_wait_for_a_restart() {
+        use crate::rates::{Class, Dir};
+        let inbound = Config::parse("[rates.in]\nsyn_packets = 100\n", "t").unwrap();
+        // None at start: none counted, none applied.
+        let (kept, changed) = inbound.clone().keeping_restart_only(&Config::default());
+        assert_eq!(changed, ["rates (a direction without limits at start)"]);
+        assert!(kept.rates.limits.is_empty());
+        // Inbound counted: a new inbound limit applies, an outbound one
+        // waits (with the rule that set it).
+        let more = Config::parse(
+            "[rates.in]\nsyn_packets = 50\n[[rule]]\nnetworks = [\"10.0.0.0/8\"]\nrates_out = { new_flows = 5 }\n",
+            "t",
+        )
+        .unwrap();
+        let (kept, changed) = more.clone().keeping_restart_only(&inbound);
+        assert_eq!(changed.len(), 1);
+        assert_eq!(kept.rates.limits.get(Dir::In, Class::Syn, false), Some(100));
+        let lower = Config::parse("[rates.in]\nsyn_packets = 50\n", "t").unwrap();
+        let (kept, changed) = lower.keeping_restart_only(&inbound);
+        assert!(changed.is_empty());
+        assert_eq!(kept.rates.limits.get(Dir::In, Class::Syn, false), Some(50));
     }
 }

@@ -74,7 +74,7 @@ impl<'a> Player<'a> {
             max_pairs: config.traffic.max_pairs,
             max_ports: config.traffic.max_pairs,
             answers: config.scan.count == ScanCount::Failed,
-            rates: config.rates.any(&config.rules),
+            rates: config.rates.dirs(&config.rules),
         };
         Player {
             agg: Aggregator::new(config, runtime),
