@@ -45,8 +45,9 @@ pub struct Reading {
     /// Distinct ports it initiated contact to in the port window.
     pub ports: u64,
     /// Per second over the rate window, by rate column
-    /// ([`crate::rates::column`]; the columns not kept read 0).
-    pub rates: [u64; COLUMNS],
+    /// ([`crate::rates::column`]; the columns not kept read 0); `None`
+    /// for a host without a rate window (most: nothing to fill then).
+    pub rates: Option<[u64; COLUMNS]>,
 }
 
 impl Reading {
@@ -59,8 +60,8 @@ impl Reading {
             ),
             None => (0, 0),
         };
-        let mut rates = [0u64; COLUMNS];
-        if let Some(w) = &h.rates {
+        let rates = h.rates.as_ref().map(|w| {
+            let mut rates = [0u64; COLUMNS];
             let mut sums = [0u64; COLUMNS];
             let k = ctx.rate_columns.len();
             w.sums(ctx.now, &mut sums[..k]);
@@ -68,7 +69,8 @@ impl Reading {
             for (&c, &sum) in ctx.rate_columns.iter().zip(&sums[..k]) {
                 rates[usize::from(c)] = (u128::from(sum) * 1000 / ms) as u64;
             }
-        }
+            rates
+        });
         Reading {
             sent_bytes,
             sent_packets,

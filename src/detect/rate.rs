@@ -24,8 +24,9 @@ impl Detector for Rate {
         } else {
             None
         };
+        let value = |col| r.rates.as_ref().map_or(0, |a| a[col]);
         let packets = packet_limit.map(|t| Measurement {
-            value: r.rates[column(self.dir, self.class, false)],
+            value: value(column(self.dir, self.class, false)),
             threshold: t,
             unit: if self.class == Class::Flows {
                 Unit::FlowsPerSec
@@ -34,7 +35,7 @@ impl Detector for Rate {
             },
         });
         let bits = bit_limit.map(|t| Measurement {
-            value: r.rates[column(self.dir, self.class, true)],
+            value: value(column(self.dir, self.class, true)),
             threshold: t,
             unit: Unit::BitsPerSec,
         });
