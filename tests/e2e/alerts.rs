@@ -323,7 +323,12 @@ fn spoofed_flood_is_an_inbound_alert_with_flat_memory_and_no_backscatter_scan() 
         "memory must stay flat once the tables are full: {rss0} → {rss1} → {rss2} KiB"
     );
     let status = d.json("/api/v1/status");
-    assert_eq!(status["tables"]["hosts"], 20000, "{status}");
+    // Full and never past its bound. Where the floods are slow (the 6.1
+    // guest under TCG: ~35 s each), the first sources outlive the 61-tick
+    // horizon before the table is read, and a freed slot is taken again
+    // only by a later source: a few may be missing, none too many.
+    let hosts = status["tables"]["hosts"].as_u64().unwrap();
+    assert!((19_800..=20_000).contains(&hosts), "{status}");
     assert!(status["untracked"]["src_bytes"].as_u64().unwrap() > 0);
     assert_eq!(opened_in_history(&d, "inbound"), 1);
     assert_eq!(
