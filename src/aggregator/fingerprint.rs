@@ -72,6 +72,19 @@ pub struct Floors {
     pub bytes: u64,
 }
 
+impl Floors {
+    /// The floors one of `workers` shards of a tick must reach: the
+    /// workers' fanout spreads a flood's packets over all of them, and
+    /// each shard is looked at on its own.
+    pub fn per_shard(self, workers: usize) -> Floors {
+        let n = workers.max(1) as u64;
+        Floors {
+            packets: (self.packets / n).max(1),
+            bytes: (self.bytes / n).max(1),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Tally {
     addr: Addr,
@@ -394,6 +407,40 @@ mod tests {
         assert_eq!(p.protocol, "udp");
         assert_eq!(p.source_prefixes[0].prefix, "198.51.100.0/24");
         assert_eq!(p.top_prefixes_share, 1.0);
+    }
+
+    #[test]
+    fn a_flood_spread_over_the_workers_is_tallied() {
+        let floors = Floors {
+            packets: 1000,
+            bytes: u64::MAX,
+        };
+        let victim = v4(10, 2, 0, 2);
+        // Four workers each saw a quarter of 1 200 packets: none alone
+        // reaches the tick's floor.
+        let shards: Vec<Shard> = (0..4u32)
+            .map(|w| {
+                let mut s = shard();
+                for i in 0..300u32 {
+                    s.record(&Summary {
+                        src: Addr::from_v4((0x0b00_0000 + w * 1000 + i).to_be_bytes()),
+                        dst: victim,
+                        l3_len: 60,
+                        proto: proto::UDP,
+                        ..Summary::default()
+                    });
+                }
+                s
+            })
+            .collect();
+        let mut whole = Fingerprints::new(Some(floors), 5);
+        let mut split = Fingerprints::new(Some(floors.per_shard(4)), 5);
+        for s in &shards {
+            whole.observe(s, 1);
+            split.observe(s, 1);
+        }
+        assert!(whole.is_empty());
+        assert_eq!(split.of(victim).unwrap().packets, 1200);
     }
 
     #[test]

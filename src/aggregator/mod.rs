@@ -361,7 +361,10 @@ impl Aggregator {
             recent_closed: VecDeque::new(),
             opened_total: [0; KINDS],
             closed_total: [0; KINDS],
-            fingerprints: fingerprint::Fingerprints::new(cfg.floors, cfg.rate_ticks),
+            fingerprints: fingerprint::Fingerprints::new(
+                cfg.floors.map(|f| f.per_shard(runtime.workers)),
+                cfg.rate_ticks,
+            ),
             listed: Listed {
                 stale: true,
                 ..Listed::default()
@@ -398,7 +401,10 @@ impl Aggregator {
         for p in &mut self.parts {
             p.reconfigure(&cfg, rules.clone());
         }
-        self.fingerprints.set(cfg.floors, cfg.rate_ticks);
+        self.fingerprints.set(
+            cfg.floors.map(|f| f.per_shard(self.runtime.workers)),
+            cfg.rate_ticks,
+        );
         self.listed.stale = true;
         self.failed = match (cfg.scan_count, self.failed.take()) {
             (ScanCount::Failed, Some(p)) => Some(p),

@@ -173,8 +173,10 @@ impl Partition {
             match self.hosts.upsert(h.addr, &self.rules) {
                 Some(id) => {
                     ids.push(id);
-                    if let Some(r) = shard.rates_of(i).filter(|_| rates) {
-                        self.add_rates(id, t, h, &r);
+                    if rates {
+                        if let Some(r) = shard.rates_of(i) {
+                            self.add_rates(id, t, h, &r);
+                        }
                     }
                     let st = self.hosts.slot_mut(id);
                     st.win.add(

@@ -140,10 +140,16 @@ fn bytes_or_packets(
         threshold: t,
         unit: Unit::Packets,
     });
-    match (by_bytes, by_packets) {
-        (Some(b), Some(p)) if !b.over() && p.over() => Some(p),
-        (Some(b), _) => Some(b),
-        (None, p) => p,
+    either(by_bytes, by_packets)
+}
+
+/// Of two readings of one subject, the one that is over its limit: the
+/// `first` unless only the `second` is over (or there is no first).
+fn either(first: Option<Measurement>, second: Option<Measurement>) -> Option<Measurement> {
+    match (first, second) {
+        (Some(f), Some(s)) if !f.over() && s.over() => Some(s),
+        (Some(f), _) => Some(f),
+        (None, s) => s,
     }
 }
 

@@ -40,10 +40,6 @@ impl Detector for Rate {
             unit: Unit::BitsPerSec,
         });
         // Over on either; the one that is over (packets if neither).
-        match (packets, bits) {
-            (Some(p), Some(b)) if !p.over() && b.over() => Some(b),
-            (Some(p), _) => Some(p),
-            (None, b) => b,
-        }
+        super::either(packets, bits)
     }
 }

@@ -2,7 +2,6 @@
 //! a spoofed-source flood. Each alert must reach the log, the history file
 //! and a webhook receiver.
 
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -35,7 +34,7 @@ retries = 1
     )
 }
 
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -50,7 +49,7 @@ fn open(d: &Daemon<'_>, kind: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn wait_open(d: &Daemon<'_>, kind: &str, subject: &str) -> Value {
+pub fn wait_open(d: &Daemon<'_>, kind: &str, subject: &str) -> Value {
     wait_until(Duration::from_secs(20), || {
         open(d, kind).into_iter().find(|a| a["subject"] == subject)
     })
@@ -111,7 +110,7 @@ fn delivered_everywhere(d: &Daemon<'_>, hook: &Receiver, alert: &Value, log_pref
     );
 }
 
-fn opened_in_history(d: &Daemon<'_>, kind: &str) -> usize {
+pub fn opened_in_history(d: &Daemon<'_>, kind: &str) -> usize {
     d.history()
         .iter()
         .filter(|e| e["event"] == "open" && e["alert"]["kind"] == kind)
@@ -208,18 +207,7 @@ fn iperf3_above_the_byte_limit_is_one_traffic_alert_and_no_scan() {
     t.gen_ns.ip(&["addr", "add", "10.1.0.3/24", "dev", &t.g0]);
     let hook = Receiver::start(&t.rtr);
     let d = Daemon::start(&t.rtr, &config(&hook.url(), "byte_limit = \"1G\""));
-    let mut server = t.sink.spawn(
-        &["iperf3", "-s", "-1", "-p", "5201", "-B", "10.2.0.2"],
-        Stdio::null(),
-        Stdio::null(),
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || t
-            .sink
-            .listening(5201)
-            .then_some(()))
-        .is_some()
-    );
+    let mut server = crate::traffic::iperf3_server(&t.sink, "10.2.0.2");
     let out = t.gen_ns.exec_output(&[
         "iperf3", "-c", "10.2.0.2", "-p", "5201", "-B", "10.1.0.3", "-n", "20M",
     ]);

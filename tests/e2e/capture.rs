@@ -1,7 +1,6 @@
 //! Counting through the router namespace: exact totals for known traffic,
 //! forwarded packets counted once.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::daemon::{Daemon, TEST_CONFIG};
@@ -183,19 +182,7 @@ fn tcp_transfer_equals_the_sink_interface_counters() {
     t.gen_ns.ip(&["addr", "add", "10.1.0.3/24", "dev", &t.g0]);
     let d = Daemon::start(&t.rtr, TEST_CONFIG);
 
-    let mut server = t.sink.spawn(
-        &["iperf3", "-s", "-1", "-p", "5201", "-B", "10.2.0.2"],
-        Stdio::null(),
-        Stdio::null(),
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || t
-            .sink
-            .listening(5201)
-            .then_some(()))
-        .is_some(),
-        "iperf3 server did not start"
-    );
+    let mut server = crate::traffic::iperf3_server(&t.sink, "10.2.0.2");
     let before = t.sink.link_stats(&t.s0);
     let out = t.gen_ns.exec_output(&[
         "iperf3", "-c", "10.2.0.2", "-p", "5201", "-B", "10.1.0.3", "-n", "20M",

@@ -2,11 +2,9 @@
 //! and fragment floods raise each their own kind within two ticks; an
 //! iperf3 transfer of the same byte rate raises none.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+use crate::alerts::{now_ms, opened_in_history, wait_open};
 use crate::daemon::Daemon;
 use crate::netns::{Topology, require, wait_until};
 use crate::traffic::trafgen;
@@ -28,39 +26,6 @@ hold_down = "1h"
     )
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn opened(d: &Daemon<'_>, kind: &str) -> Vec<Value> {
-    d.history()
-        .into_iter()
-        .filter(|e| e["event"] == "open" && e["alert"]["kind"] == kind)
-        .map(|e| e["alert"].clone())
-        .collect()
-}
-
-/// The open alert of `kind` about `subject`, from the API.
-fn wait_open(d: &Daemon<'_>, kind: &str, subject: &str) -> Value {
-    wait_until(Duration::from_secs(20), || {
-        d.json("/api/v1/alerts")["open"]
-            .as_array()?
-            .iter()
-            .find(|a| a["kind"] == kind && a["subject"] == subject)
-            .cloned()
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "no {kind} alert for {subject}; open: {}\nlog:\n{}",
-            d.json("/api/v1/alerts"),
-            d.log()
-        )
-    })
-}
-
 /// The kinds of every alert opened so far.
 fn kinds(d: &Daemon<'_>) -> Vec<String> {
     d.history()
@@ -79,18 +44,7 @@ fn a_syn_flood_is_a_syn_alert_within_two_ticks_and_iperf3_of_its_byte_rate_is_no
     let mac = t.rtr.mac(&t.r0);
     // First a transfer of more bytes per second than the flood below
     // carries: connection set-up is a SYN or two, the rest is data.
-    let mut server = t.sink.spawn(
-        &["iperf3", "-s", "-1", "-p", "5201", "-B", "10.2.0.2"],
-        Stdio::null(),
-        Stdio::null(),
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || t
-            .sink
-            .listening(5201)
-            .then_some(()))
-        .is_some()
-    );
+    let mut server = crate::traffic::iperf3_server(&t.sink, "10.2.0.2");
     let out = t.gen_ns.exec_output(&[
         "iperf3", "-c", "10.2.0.2", "-p", "5201", "-B", "10.1.0.3", "-b", "40M", "-t", "3",
     ]);
@@ -183,5 +137,5 @@ fn icmp_and_fragment_floods_raise_each_their_own_kind() {
     let mut k = kinds(&d);
     k.sort();
     assert_eq!(k, ["fragments_in", "icmp_in"], "{:?}", d.history());
-    assert_eq!(opened(&d, "fragments_in").len(), 1);
+    assert_eq!(opened_in_history(&d, "fragments_in"), 1);
 }

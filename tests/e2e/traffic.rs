@@ -1,6 +1,24 @@
 //! Traffic from real tools.
 
-use crate::netns::Netns;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::netns::{Netns, Proc, wait_until};
+
+/// A one-shot iperf3 server on `addr` port 5201 in `ns`, listening when
+/// this returns.
+pub fn iperf3_server(ns: &Netns, addr: &str) -> Proc {
+    let server = ns.spawn(
+        &["iperf3", "-s", "-1", "-p", "5201", "-B", addr],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || ns.listening(5201).then_some(())).is_some(),
+        "iperf3 server did not start"
+    );
+    server
+}
 
 /// Sends `count` copies of a trafgen packet description out of `dev`, one
 /// every `gap_us` microseconds, from one CPU. Returns what trafgen reported.
