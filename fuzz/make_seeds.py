@@ -309,4 +309,35 @@ for name, data in histories.items():
     with open(f"seeds/history_reader/{name}", "wb") as f:
         f.write(data)
 print(f"{len(histories)} history_reader seeds")
+# bgp_lines: what crosses the mitigation link, and what would break it.
+os.makedirs("seeds/bgp_lines", exist_ok=True)
+state = json.dumps({"exabgp": "4.0.1", "time": 1.5, "host": "box", "pid": 7, "ppid": 1,
+                    "counter": 3, "type": "state",
+                    "neighbor": {"address": {"local": "10.99.0.2", "peer": "10.99.0.1"},
+                                 "asn": {"local": 65002, "peer": 65001}, "state": "up"}})
+route = ("route\troute 10.2.0.2/32\tannounce route 10.2.0.2/32 next-hop 10.99.0.2 community [65535:666]"
+         "\twithdraw route 10.2.0.2/32 next-hop 10.99.0.2")
+flow = ("route\tflow destination 10.2.0.2/32; protocol udp; destination-port =53;"
+        "\tannounce flow route { match { destination 10.2.0.2/32; protocol udp; destination-port =53; } then { discard; } }"
+        "\twithdraw flow route { match { destination 10.2.0.2/32; protocol udp; destination-port =53; } }")
+bgp = {
+    "bridge_says": "neighbor 10.99.0.1 up\ndone 1\nfailed 2\nneighbor 2001:db8::1 down\n",
+    "bridge_bad": "neighbor 10.99.0.1\ndone -1\ndone 99999999999999999999999\nneighbor 10.99.0.1 up now\n\0\xff",
+    "exabgp_state": state + "\ndone\nerror\nshutdown\n",
+    "exabgp_state_bad_peer": state.replace("10.99.0.1", "not-an-ip") + "\n",
+    "exabgp_state_deep": "[" * 10000 + "\n",
+    "daemon_set": "begin\n" + route + "\n" + flow + "\nend\n",
+    "daemon_set_injection": "begin\n" + route.replace("community", "\rneighbor 10.99.0.1 teardown 2\r") + "\n"
+        + "route\tk\tneighbor 10.99.0.1 teardown 2\twithdraw k\nend\n",
+    "daemon_set_tabs": "route\t\t\t\t\nroute\tk\tannounce k\twithdraw k\textra\n",
+}
+for name, text in bgp.items():
+    with open(f"seeds/bgp_lines/{name}", "wb") as f:
+        f.write(text.encode("utf-8", "surrogateescape"))
+mit = json.loads(alert_line("open", 1, 1000))
+mit["event"] = "mitigation"
+mit["mitigation"] = {"what": "announce", "prefix": "10.2.0.2/32", "flowspec": "udp to 10.2.0.2/32 port 53: discard", "at_ms": 1001}
+with open("seeds/history_reader/mitigation", "wb") as f:
+    f.write(opened + (json.dumps(mit) + "\n").encode() + closed)
+print(f"{len(bgp)} bgp_lines seeds")
 print(f"{len(seeds)} parse, {len(configs)} config, {len(blocks)} ring_block, {len(requests)} http_request, {len(captures)} replay_reader seeds")

@@ -31,7 +31,7 @@ command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
 WORK=$(mktemp -d)
 ROOT=$WORK/root
-CACHE=${DEB_ROOT_CACHE:-target/debootstrap-bookworm-systemd-net.tgz}
+CACHE=${DEB_ROOT_CACHE:-target/debootstrap-bookworm-systemd-net-exabgp.tgz}
 NS=ta-deb-$$
 NSPAWN=""
 cleanup() {
@@ -78,7 +78,7 @@ mkdir -p "$ROOT"
 if [ -f "$CACHE" ]; then
     tar -xzf "$CACHE" -C "$ROOT"
 else
-    debootstrap --variant=minbase --include=adduser,libcap2-bin,init-system-helpers,systemd,systemd-sysv,procps,man-db,iproute2,curl \
+    debootstrap --variant=minbase --include=adduser,libcap2-bin,init-system-helpers,systemd,systemd-sysv,procps,man-db,iproute2,curl,exabgp \
         bookworm "$ROOT" http://deb.debian.org/debian > "$WORK/debootstrap.log" 2>&1 ||
         { tail -20 "$WORK/debootstrap.log"; fail "debootstrap"; }
     mkdir -p "$(dirname "$CACHE")"
@@ -186,6 +186,45 @@ inside journalctl -u trafficalerted --no-pager -o cat | grep -q 'configuration r
 [ "$(inside systemctl is-active trafficalerted)" = active ] || fail "not active after reload"
 echo "reloaded in place"
 
+# Mitigation as the README sets it up: Debian's exabgp.service (its own
+# user, CAP_NET_ADMIN only) runs the bridge, which reaches the daemon's
+# socket through the group the package put exabgp in; switched on by a
+# reload.
+inside id -nG exabgp | grep -qw trafficalerted || fail "exabgp is not in the trafficalerted group"
+cat > "$ROOT/etc/exabgp/exabgp.conf" <<'EXA'
+process trafficalerted {
+  run /usr/bin/trafficalerted-exabgp-bridge;
+  encoder json;
+}
+neighbor 10.99.0.1 {
+  router-id 10.99.0.2;
+  local-address 10.99.0.2;
+  local-as 65002;
+  peer-as 65001;
+  family { ipv4 unicast; }
+  api { processes [ trafficalerted ]; neighbor-changes; }
+}
+EXA
+sed -i -e '/^\[mitigation\]/,/^\[mitigation.bgp\]/s/^enabled = false/enabled = true/' \
+    -e 's/^# next_hop = "192.0.2.1"/next_hop = "10.99.0.2"/' "$ROOT/etc/trafficalerted/trafficalerted.toml"
+inside systemctl reload trafficalerted || fail "systemctl reload (mitigation)"
+inside systemctl restart exabgp || { inside systemctl status exabgp --no-pager -l | tail -20; fail "exabgp.service"; }
+linked=""
+for _ in $(seq 100); do
+    linked=$(inside curl -sf localhost:8698/api/v1/mitigation 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["speaker"]["connected"])' 2>/dev/null || true)
+    [ "$linked" = True ] && break
+    sleep 0.2
+done
+[ "$linked" = True ] || {
+    inside journalctl -u exabgp -u trafficalerted --no-pager -o cat | tail -30
+    fail "the bridge run by exabgp.service did not reach the daemon"
+}
+[ "$(inside stat -c '%U:%G %a' /run/trafficalerted/exabgp.sock)" = "trafficalerted:trafficalerted 660" ] ||
+    fail "socket: $(inside stat -c '%U:%G %a' /run/trafficalerted/exabgp.sock)"
+echo "exabgp.service runs the bridge; it reached the daemon's socket (trafficalerted:trafficalerted 0660)"
+inside systemctl stop exabgp
+
 # Killed: systemd starts it again (Restart=on-failure).
 inside systemctl kill -s KILL trafficalerted
 new=""
@@ -212,7 +251,8 @@ kill -9 "$NSPAWN" 2>/dev/null || true
 wait "$NSPAWN" 2>/dev/null || true
 NSPAWN=""
 ip netns del "$NS"
-sed -i 's/^byte_limit = "3G"/byte_limit = "1G"/' "$ROOT/etc/trafficalerted/trafficalerted.toml"
+sed -i -e 's/^byte_limit = "3G"/byte_limit = "1G"/' -e 's/^enabled = true/enabled = false/' \
+    -e 's/^next_hop = "10.99.0.2"/# next_hop = "192.0.2.1"/' "$ROOT/etc/trafficalerted/trafficalerted.toml"
 mount -t proc proc "$ROOT/proc"
 printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"

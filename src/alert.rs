@@ -255,13 +255,30 @@ pub struct Alert {
 pub enum Transition {
     Open,
     Close,
+    /// A route announced, withdrawn, refused or only logged for the
+    /// alert's subject ([`crate::mitigation`]); the alert is as it was then.
+    Mitigation,
 }
 
-/// An alert opened or closed: what sinks receive.
+/// An alert opened or closed, or acted on: what sinks receive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
     pub event: Transition,
     pub alert: Alert,
+    /// What was done, for a [`Transition::Mitigation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigation: Option<crate::mitigation::Action>,
+}
+
+impl AlertEvent {
+    /// An opening or closing.
+    pub fn of(event: Transition, alert: Alert) -> AlertEvent {
+        AlertEvent {
+            event,
+            alert,
+            mitigation: None,
+        }
+    }
 }
 
 /// The current time in both clocks.

@@ -41,7 +41,8 @@ pub fn run(mut config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let published = snapshot::publish(Snapshot::empty(&config, RuntimeInfo::default()));
     let restored = restore_history(&config)?;
     let sinks = Sinks::start(&config.alerts, &restored.open)?;
-    let mut capture = Capture::start(&config, published.clone(), restored, sinks)?;
+    let mitigation = crate::mitigation::Mitigator::start(&config.mitigation)?;
+    let mut capture = Capture::start(&config, published.clone(), restored, sinks, mitigation)?;
     let http = crate::http::start(
         &config.http.listen,
         config.http.auth.as_ref(),

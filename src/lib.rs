@@ -15,6 +15,7 @@ pub mod distinct;
 pub mod flows;
 pub mod hosts;
 pub mod http;
+pub mod mitigation;
 pub mod notify;
 pub mod pairs;
 pub mod ranking;

@@ -113,6 +113,8 @@ pub struct Snapshot {
     /// The last closed alerts, newest last.
     pub closed: Vec<Alert>,
     pub sinks: Vec<SinkReport>,
+    /// Routes announced toward victims, when `[mitigation]` is on.
+    pub mitigation: Option<Arc<crate::mitigation::Report>>,
     pub health: TickHealth,
     pub late_shards_total: u64,
     pub shards_merged: u64,
@@ -159,6 +161,7 @@ impl Snapshot {
             alerts_closed: [0; KINDS],
             closed: Vec::new(),
             sinks: Vec::new(),
+            mitigation: None,
             health: TickHealth::default(),
             late_shards_total: 0,
             shards_merged: 0,

@@ -711,6 +711,7 @@ impl Aggregator {
                     opened_events.push(AlertEvent {
                         event: Transition::Open,
                         alert: o.alert.clone(),
+                        mitigation: None,
                     });
                 }
             }
@@ -719,6 +720,7 @@ impl Aggregator {
                 closed_events.push(AlertEvent {
                     event: Transition::Close,
                     alert: a,
+                    mitigation: None,
                 });
             }
         }
@@ -822,6 +824,7 @@ impl Aggregator {
             alerts_closed: self.closed_total,
             closed: self.recent_closed.iter().cloned().collect(),
             sinks: Vec::new(),
+            mitigation: None,
             health,
             late_shards_total: self.late_total,
             shards_merged: self.shards_merged,

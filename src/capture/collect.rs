@@ -13,6 +13,7 @@ use crate::admission::Board;
 use crate::aggregator::{Aggregator, TickHealth};
 use crate::alert::AlertEvent;
 use crate::config::{AlertsConfig, Config};
+use crate::mitigation::Mitigator;
 use crate::sinks::Sinks;
 use crate::snapshot::{Published, Snapshot};
 
@@ -57,6 +58,10 @@ pub struct Collector {
     pub lost: Arc<AtomicUsize>,
     /// Where the workers find what the full tables refuse.
     pub board: Arc<Board>,
+    /// Routes toward the victims of chosen alerts.
+    pub mitigation: Mitigator,
+    /// What the API shows of it, made again when it changed.
+    pub mitigation_report: Option<Arc<crate::mitigation::Report>>,
 }
 
 impl Collector {
@@ -114,6 +119,7 @@ impl Collector {
                 let now = Instant::now();
                 if finished.iter().all(|&f| f) {
                     let snap = self.close_tick(k, &got, &finished, merge_time);
+                    std::mem::replace(&mut self.mitigation, Mitigator::off()).stop();
                     self.sinks.stop(SINK_FLUSH);
                     return snap;
                 }
@@ -134,6 +140,9 @@ impl Collector {
     fn apply_control(&mut self) {
         while let Ok(Reconfigure(cfg)) = self.control.try_recv() {
             self.agg.reconfigure(&cfg);
+            let acted = self.mitigation.reconfigure(&cfg.mitigation, unix_now_ms());
+            self.sinks.send(&acted);
+            self.mitigation_report = None;
             if cfg.alerts != self.alerts {
                 // The old sinks finish their queues first, so the history
                 // writer that follows finds every line on disk.
@@ -165,6 +174,23 @@ impl Collector {
         }
     }
 
+    /// The mitigation's report, made again only when something in it moved.
+    fn mitigation_report(&mut self, acted: bool) -> Option<Arc<crate::mitigation::Report>> {
+        if !self.mitigation.enabled() {
+            return None;
+        }
+        let status = self.mitigation.speaker_status();
+        let stale = acted
+            || self
+                .mitigation_report
+                .as_ref()
+                .is_none_or(|r| r.speaker != status);
+        if stale {
+            self.mitigation_report = Some(Arc::new(self.mitigation.report()));
+        }
+        self.mitigation_report.clone()
+    }
+
     fn close_tick(
         &mut self,
         k: u64,
@@ -190,7 +216,10 @@ impl Collector {
             unix_ms,
         );
         self.board.publish(self.agg.admission());
+        let acted = self.mitigation.handle(&events, unix_ms);
         self.sinks.send(&events);
+        self.sinks.send(&acted);
+        snap.mitigation = self.mitigation_report(!acted.is_empty());
         snap.sinks = self.sinks.reports();
         snap.health.merge_micros = (merge_time + t0.elapsed()).as_micros() as u64;
         if late > 0 {
@@ -200,6 +229,12 @@ impl Collector {
         self.published.store(snap.clone());
         snap
     }
+}
+
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -246,6 +281,8 @@ mod tests {
                 alerts,
                 lost: lost2,
                 board: Arc::default(),
+                mitigation: Mitigator::off(),
+                mitigation_report: None,
             }
             .run()
         });

@@ -138,6 +138,7 @@ impl Capture {
         published: Published,
         restored: Loaded,
         sinks: Sinks,
+        mut mitigation: crate::mitigation::Mitigator,
     ) -> Result<Capture, StartError> {
         Ring::check_access()?;
         let cfg = config.capture.clone();
@@ -192,6 +193,7 @@ impl Capture {
                 restored.open.len()
             );
         }
+        sinks.send(&mitigation.restore(&restored.open, now_ms));
         agg.restore(
             restored.open,
             restored.max_id,
@@ -226,6 +228,8 @@ impl Capture {
                     alerts,
                     lost: lost_agg,
                     board: board_agg,
+                    mitigation,
+                    mitigation_report: None,
                 }
                 .run()
             })

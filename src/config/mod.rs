@@ -7,6 +7,7 @@ mod bounds;
 pub mod file;
 mod glob;
 pub mod legacy;
+pub mod mitigation;
 pub mod rates;
 mod raw;
 mod reload;
@@ -287,6 +288,7 @@ pub struct Config {
     pub scan: ScanConfig,
     pub inbound: InboundConfig,
     pub rates: rates::RatesConfig,
+    pub mitigation: mitigation::MitigationConfig,
     pub alerts: AlertsConfig,
     #[serde(rename = "rule")]
     pub rules: Vec<Rule>,
@@ -661,6 +663,7 @@ impl Config {
         };
 
         let mut rules = Vec::new();
+        let mut rule_kinds = std::collections::BTreeMap::new();
         for (i, r) in raw.rule.into_iter().enumerate() {
             let idx = i.to_string();
             let key =
@@ -711,7 +714,7 @@ impl Config {
                     ));
                 }
                 Action::Ignore
-            } else if limits == Limits::default() {
+            } else if limits == Limits::default() && r.mitigate.is_none() {
                 return Err(at.invalid_path(
                     &key("networks"),
                     "the rule neither ignores its networks (ignore = true) nor sets a limit".into(),
@@ -719,8 +722,13 @@ impl Config {
             } else {
                 Action::Limits(limits)
             };
+            let name = r.name.unwrap_or_else(|| format!("rule {}", i + 1));
+            if let Some(m) = &r.mitigate {
+                let mask = mitigation::kinds(m, &key("mitigate"), at)?;
+                rule_kinds.entry(name.clone()).or_insert(mask);
+            }
             rules.push(Rule {
-                name: r.name.unwrap_or_else(|| format!("rule {}", i + 1)),
+                name,
                 networks,
                 action,
             });
@@ -728,6 +736,8 @@ impl Config {
         if rules.len() > usize::from(u16::MAX - 1) {
             return Err(at.invalid(&["rule"], "too many rules".into()));
         }
+
+        let mitigation_config = mitigation::read(raw.mitigation, rule_kinds, at)?;
 
         let listen = raw.http.listen.0;
         if listen.is_empty() {
@@ -790,6 +800,7 @@ impl Config {
                 packet_limit: ib.packet_limit,
             },
             rates: rate_config,
+            mitigation: mitigation_config,
             alerts: AlertsConfig {
                 hold_down: al.hold_down,
                 log: al.log,
@@ -977,6 +988,20 @@ mod tests {
             "max_hosts",
             "max_pairs",
             "listen",
+            "dry_run",
+            "kinds",
+            "protect",
+            "max_announcements",
+            "withdraw_on_shutdown",
+            "socket",
+            "blackhole",
+            "communities",
+            "next_hop",
+            "next_hop_v6",
+            "prefix_length_v4",
+            "prefix_length_v6",
+            "flowspec",
+            "flowspec_action",
         ];
         for k in keys {
             let written = DOCUMENTED_DEFAULT.lines().any(|l| {
@@ -989,6 +1014,82 @@ mod tests {
                 written,
                 "config/trafficalerted.toml does not document `{k}`"
             );
+        }
+    }
+
+    #[test]
+    fn mitigation_keys_are_checked_with_their_line() {
+        use crate::config::mitigation::{Community, FlowAction};
+        let c = Config::parse(
+            "[mitigation]\nenabled = true\nprotect = [\"10.0.0.0/24\"]\n[mitigation.bgp]\nnext_hop = \"10.99.0.2\"\n\
+             communities = [\"65001:666\"]\nflowspec = true\nflowspec_action = \"8M\"\n\
+             [[rule]]\nnetworks = [\"10.5.0.0/16\"]\nmitigate = [\"syn_in\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let m = &c.mitigation;
+        assert!(m.enabled && !m.dry_run);
+        assert_eq!(m.bgp.communities, [Community(65001, 666)]);
+        assert_eq!(m.bgp.flowspec_action, FlowAction::RateLimit(1_000_000));
+        assert_eq!(m.kinds_of("rule 1"), crate::alert::AlertKind::SynIn.bit());
+        assert_eq!(m.kinds_of("default"), m.kinds);
+        for (text, key, line) in [
+            (
+                "[mitigation]\nenabled = true\n",
+                "mitigation.bgp.next_hop",
+                None,
+            ),
+            (
+                "[mitigation]\nkinds = [\"synflood\"]\n",
+                "mitigation.kinds",
+                Some(2),
+            ),
+            (
+                "[mitigation]\nprotect = [\"10.0.0.1/8\"]\n",
+                "mitigation.protect",
+                Some(2),
+            ),
+            (
+                "[mitigation]\nmax_announcements = 0\n",
+                "mitigation.max_announcements",
+                Some(2),
+            ),
+            (
+                "[mitigation.bgp]\nnext_hop = \"2001:db8::1\"\n",
+                "mitigation.bgp.next_hop",
+                Some(2),
+            ),
+            (
+                "[mitigation.bgp]\ncommunities = [\"65536:1\"]\n",
+                "mitigation.bgp.communities",
+                Some(2),
+            ),
+            (
+                "[mitigation.bgp]\nprefix_length_v4 = 16\n",
+                "mitigation.bgp.prefix_length_v4",
+                Some(2),
+            ),
+            (
+                "[mitigation.bgp]\nflowspec_action = \"drop\"\n",
+                "mitigation.bgp.flowspec_action",
+                Some(2),
+            ),
+            (
+                "[mitigation.bgp]\nsocket = \"rel.sock\"\n",
+                "mitigation.bgp.socket",
+                Some(2),
+            ),
+            (
+                "[[rule]]\nnetworks = [\"10.0.0.0/8\"]\nmitigate = [\"x\"]\n",
+                "rule.0.mitigate",
+                Some(3),
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains(key), "{text:?}: {e}");
+            if let Some(l) = line {
+                assert!(e.contains(&format!("line {l}")), "{text:?}: {e}");
+            }
         }
     }
 

@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub scan: RawScan,
     pub inbound: RawInbound,
     pub rates: RawRates,
+    pub mitigation: super::mitigation::RawMitigation,
     pub alerts: RawAlerts,
     pub rule: Vec<RawRule>,
     pub http: RawHttp,
@@ -36,6 +37,7 @@ impl Default for RawConfig {
             scan: RawScan::default(),
             inbound: RawInbound::default(),
             rates: RawRates::default(),
+            mitigation: Default::default(),
             alerts: RawAlerts::default(),
             rule: Vec::new(),
             http: RawHttp::default(),
@@ -175,6 +177,8 @@ pub struct RawRule {
     pub inbound_packet_limit: Option<Size>,
     pub rates_in: RawRateLimits,
     pub rates_out: RawRateLimits,
+    /// Alert kinds acted on for these networks (`[mitigation]`).
+    pub mitigate: Option<Vec<String>>,
 }
 
 /// `[rates]`: the short window and the default limits per direction.

@@ -334,6 +334,16 @@
       list("Ports its flows were opened to", (fp.ports || []).map((p) => `${p.proto}/${p.port} — ${fmtCount(p.packets)} packets`));
       list("Source prefixes", (fp.source_prefixes || []).map((p) => `${p.prefix} — ${fmtCount(p.packets)} packets`));
     }
+    try {
+      // What was announced, withdrawn or refused for it, from the history.
+      const page = await api(`/api/v1/alerts/history?since=${a.start_ms}&limit=1000`);
+      const acts = page.events.filter((e) => e.event === "mitigation" && e.alert.id === a.id);
+      list("Mitigation", acts.map((e) => {
+        const m = e.mitigation;
+        const what = [m.prefix, m.flowspec].filter((x) => x).join(" and FlowSpec ");
+        return `${fmtTime(m.at_ms)}: ${m.what.replace("_", " ")}${what ? " " + what : ""}${m.reason ? " — " + m.reason : ""}`;
+      }));
+    } catch (e) { /* the history is optional */ }
     box.replaceChildren(...parts);
   }
 
@@ -345,7 +355,7 @@
       const evs = page.events.slice(-100).reverse();
       if (!evs.length) return empty(tb, 7, "no alerts in the last 24 hours");
       tb.replaceChildren(...evs.map((e) => row([
-        fmtTime(e.time_ms), e.event === "open" ? "opened" : "closed", tags([e.alert.kind]), e.alert.subject,
+        fmtTime(e.time_ms), e.event === "open" ? "opened" : e.event === "close" ? "closed" : (e.mitigation ? e.mitigation.what.replace("_", " ") : e.event), tags([e.alert.kind]), e.alert.subject,
         num(fmtValue(e.alert.peak, e.alert.unit)), num(fmtValue(e.alert.threshold, e.alert.unit)), e.alert.rule,
       ])));
     } catch (e) {

@@ -33,6 +33,10 @@ pub fn route(path: &str, query: Option<&str>, snap: &Snapshot) -> Answer {
         "/api/v1/hosts" => hosts(snap, query),
         "/api/v1/flows" => flows(snap, query),
         "/api/v1/alerts" => alerts(snap, query),
+        "/api/v1/mitigation" => none(query).and_then(|_| match &snap.mitigation {
+            Some(m) => ok(&**m),
+            None => ok(&json!({ "enabled": false })),
+        }),
         p => match p.strip_prefix("/api/v1/hosts/") {
             Some(ip) => host(snap, ip, query),
             None => Err(ApiError::not_found(format!("no such endpoint: {p}"))),

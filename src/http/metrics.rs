@@ -198,6 +198,7 @@ pub fn render(snap: &Snapshot) -> String {
     tables(&mut o, snap);
     alerts(&mut o, snap);
     sinks(&mut o, snap);
+    mitigation(&mut o, snap);
     hosts(&mut o, snap);
     o.s
 }
@@ -458,6 +459,66 @@ fn sinks(o: &mut Out, snap: &Snapshot) {
             s.restarts,
         );
     }
+}
+
+fn mitigation(o: &mut Out, snap: &Snapshot) {
+    let Some(m) = &snap.mitigation else { return };
+    o.one(
+        "trafficalerted_mitigation_announced",
+        "gauge",
+        "Subjects with routes announced now.",
+        m.announced.len(),
+    );
+    o.family(
+        "trafficalerted_mitigation_actions_total",
+        "counter",
+        "Mitigation actions since start: announced, withdrawn, refused (protected, budget spent, no next hop), dry_run.",
+    );
+    for (what, n) in [
+        ("announced", m.totals.announced),
+        ("withdrawn", m.totals.withdrawn),
+        ("refused", m.totals.refused),
+        ("dry_run", m.totals.dry_run),
+    ] {
+        o.sample(
+            "trafficalerted_mitigation_actions_total",
+            &[("action", what)],
+            n,
+        );
+    }
+    o.one(
+        "trafficalerted_bgp_bridge_connected",
+        "gauge",
+        "1 while the ExaBGP bridge is connected to the daemon.",
+        u8::from(m.speaker.connected),
+    );
+    o.family(
+        "trafficalerted_bgp_session_up",
+        "gauge",
+        "1 while ExaBGP's BGP session with the peer is up, as the bridge last said.",
+    );
+    for (peer, state) in &m.speaker.neighbors {
+        o.sample(
+            "trafficalerted_bgp_session_up",
+            &[("peer", peer)],
+            u8::from(state == "up"),
+        );
+    }
+    o.family(
+        "trafficalerted_bgp_commands_total",
+        "counter",
+        "Commands ExaBGP carried out (done) or refused (failed).",
+    );
+    o.sample(
+        "trafficalerted_bgp_commands_total",
+        &[("outcome", "done")],
+        m.speaker.commands_done,
+    );
+    o.sample(
+        "trafficalerted_bgp_commands_total",
+        &[("outcome", "failed")],
+        m.speaker.commands_failed,
+    );
 }
 
 fn hosts(o: &mut Out, snap: &Snapshot) {

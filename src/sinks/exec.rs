@@ -131,6 +131,7 @@ impl Runner {
                 match ev.event {
                     Transition::Open => "open",
                     Transition::Close => "close",
+                    Transition::Mitigation => "mitigation",
                 },
             )
             .env("TA_ID", a.id.to_string())
@@ -307,6 +308,7 @@ mod tests {
             tx.send(Arc::new(AlertEvent {
                 event: Transition::Open,
                 alert: Alert::sample(id, AlertKind::Traffic, "10.0.0.1"),
+                mitigation: None,
             }))
             .unwrap();
         }

@@ -266,6 +266,7 @@ impl Writer {
                 Transition::Close => {
                     self.open.remove(&ev.alert.id);
                 }
+                Transition::Mitigation => {}
             }
         }
         self.file.sync_data()
@@ -311,6 +312,7 @@ impl Writer {
             let ev = AlertEvent {
                 event: Transition::Open,
                 alert: a.clone(),
+                mitigation: None,
             };
             serde_json::to_writer(&mut buf, &ev).map_err(io::Error::other)?;
             buf.push(b'\n');
@@ -364,6 +366,7 @@ mod tests {
         AlertEvent {
             event: t,
             alert: alert(id),
+            mitigation: None,
         }
     }
 

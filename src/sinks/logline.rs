@@ -37,6 +37,39 @@ pub fn run(rx: &Inbox, stats: &SinkStats) {
     }
 }
 
+/// `MITIGATION=ANNOUNCE DST=10.2.0.9 PREFIX=10.2.0.9/32 FLOWSPEC="udp to
+/// 10.2.0.9/32 port 53: discard" | ID=7 KIND=udp_in REASON="…"`
+fn action_line(a: &crate::alert::Alert, m: &crate::mitigation::Action) -> String {
+    use crate::mitigation::What;
+    let what = match m.what {
+        What::Announce => "ANNOUNCE",
+        What::Share => "SHARE",
+        What::Withdraw => "WITHDRAW",
+        What::Refuse => "REFUSE",
+        What::DryRun => "DRY_RUN",
+    };
+    let mut s = format!(
+        "MITIGATION={what} {}={}",
+        if a.kind.subject_is_source() {
+            "SRC"
+        } else {
+            "DST"
+        },
+        a.subject
+    );
+    if !m.prefix.is_empty() {
+        let _ = write!(s, " PREFIX={}", m.prefix);
+    }
+    if let Some(f) = &m.flowspec {
+        let _ = write!(s, " FLOWSPEC={f:?}");
+    }
+    let _ = write!(s, " | ID={} KIND={}", a.id, a.kind.name());
+    if let Some(r) = &m.reason {
+        let _ = write!(s, " REASON={r:?}");
+    }
+    s
+}
+
 /// Appends `n` in decimal.
 fn push_u64(s: &mut String, mut n: u64) {
     let mut buf = [0u8; 20];
@@ -101,6 +134,9 @@ fn contacted(a: &crate::alert::Alert) -> u64 {
 /// The log line of an event.
 pub fn line(ev: &AlertEvent) -> String {
     let a = &ev.alert;
+    if let Some(m) = &ev.mitigation {
+        return action_line(a, m);
+    }
     let amount = match a.unit {
         Unit::Packets => "TOTALPACKETS=",
         _ => "TOTALBYTES=",
@@ -163,6 +199,7 @@ pub fn line(ev: &AlertEvent) -> String {
     let state = match ev.event {
         Transition::Open => "OPEN",
         Transition::Close => "CLOSED",
+        Transition::Mitigation => "ACTED",
     };
     s.push_str(" | STATE=");
     s.push_str(state);
@@ -241,6 +278,7 @@ mod tests {
         let l = line(&AlertEvent {
             event: Transition::Open,
             alert: alert(AlertKind::Traffic),
+            mitigation: None,
         });
         assert_eq!(
             l,
@@ -255,6 +293,7 @@ mod tests {
         let l = line(&AlertEvent {
             event: Transition::Close,
             alert: a,
+            mitigation: None,
         });
         assert!(
             l.starts_with("EVENT=SCANNING_PORT SRC=10.1.0.2 PORTS=[22 80] CONTACTED=1200"),
@@ -272,6 +311,7 @@ mod tests {
         let l = line(&AlertEvent {
             event: Transition::Open,
             alert: a,
+            mitigation: None,
         });
         assert!(
             l.starts_with("EVENT=SCANNING SRC=10.1.0.2 CONTACTED=254 |"),
@@ -301,6 +341,7 @@ mod tests {
         let l = line(&AlertEvent {
             event: Transition::Open,
             alert: a,
+            mitigation: None,
         });
         assert!(
             l.starts_with(
@@ -318,6 +359,7 @@ mod tests {
         let l = line(&AlertEvent {
             event: Transition::Open,
             alert: a,
+            mitigation: None,
         });
         assert!(
             l.starts_with("EVENT=INBOUND DST=10.1.0.2 TOTALBYTES=1200 | SRCINFO=[]"),
@@ -355,6 +397,7 @@ mod tests {
         let l = line(&AlertEvent {
             event: Transition::Open,
             alert: a.clone(),
+            mitigation: None,
         });
         assert_eq!(
             l,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::alert::{Alert, AlertEvent};
+use crate::alert::{Alert, AlertEvent, Transition};
 use crate::config::AlertsConfig;
 
 /// Counters of one sink.
@@ -152,8 +152,14 @@ impl Sinks {
     pub fn send(&self, events: &[AlertEvent]) {
         for ev in events {
             let ev = Arc::new(ev.clone());
+            // Actions go to the log and the history: a webhook's or a
+            // program's receiver expects openings and closings.
+            let action = ev.event == Transition::Mitigation;
             for s in &self.sinks {
                 let Some(tx) = &s.tx else { continue };
+                if action && s.name != "log" && s.name != "history" {
+                    continue;
+                }
                 match tx.try_send(ev.clone()) {
                     Ok(()) => {
                         s.stats.queued.fetch_add(1, Ordering::Relaxed);
@@ -301,6 +307,7 @@ mod tests {
             .map(|id| AlertEvent {
                 event: Transition::Open,
                 alert: Alert::sample(id, AlertKind::Traffic, "10.0.0.1"),
+                mitigation: None,
             })
             .collect()
     }

@@ -269,7 +269,7 @@ pub fn alertmanager(ev: &AlertEvent) -> serde_json::Value {
     let a = &ev.alert;
     let ends = match ev.event {
         Transition::Close => a.end_ms.unwrap_or(a.last_update_ms),
-        Transition::Open => {
+        Transition::Open | Transition::Mitigation => {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(a.last_update_ms, |d| d.as_millis() as u64);
@@ -334,6 +334,7 @@ mod tests {
         let v = alertmanager(&AlertEvent {
             event: Transition::Close,
             alert: a,
+            mitigation: None,
         });
         let x = &v[0];
         assert_eq!(x["labels"]["alertname"], "trafficalerted_port_scan");

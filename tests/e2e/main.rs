@@ -18,6 +18,7 @@ mod fallback;
 mod http;
 mod interfaces;
 mod lifecycle;
+mod mitigation;
 mod netns;
 mod privileges;
 mod prometheus;

@@ -27,6 +27,9 @@ pub struct Event {
     pub time_ms: u64,
     pub event: Transition,
     pub alert: Alert,
+    /// What was done, for a mitigation event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mitigation: Option<crate::mitigation::Action>,
 }
 
 /// One page.
@@ -75,6 +78,13 @@ fn key(ev: &AlertEvent) -> Key {
             ev.alert.end_ms.unwrap_or(ev.alert.last_update_ms),
             ev.alert.id,
             1,
+        ),
+        Transition::Mitigation => (
+            ev.mitigation
+                .as_ref()
+                .map_or(ev.alert.last_update_ms, |m| m.at_ms),
+            ev.alert.id,
+            2 + ev.mitigation.as_ref().map_or(0, |m| m.what as u8),
         ),
     }
 }
@@ -232,6 +242,7 @@ impl Pager {
                     time_ms: k.0,
                     event: ev.event,
                     alert: ev.alert,
+                    mitigation: ev.mitigation,
                 })
                 .collect(),
             more,
@@ -267,6 +278,7 @@ mod tests {
                 Transition::Close
             },
             alert: a,
+            mitigation: None,
         };
         format!("{}\n", serde_json::to_string(&e).unwrap())
     }
