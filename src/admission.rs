@@ -34,6 +34,8 @@ use crate::wire::Addr;
 pub struct Board {
     version: AtomicU64,
     current: ArcSwapOption<Admission>,
+    /// The subjects whose packets the workers copy ([`crate::attacks`]).
+    captures: ArcSwapOption<Vec<crate::attacks::take::Wanted>>,
 }
 
 impl Board {
@@ -58,6 +60,16 @@ impl Board {
 
     pub fn current(&self) -> Option<Arc<Admission>> {
         self.current.load_full()
+    }
+
+    /// Pins the subjects to copy packets of (`None`: none).
+    pub fn publish_captures(&self, list: Option<crate::attacks::take::List>) {
+        self.captures.store(list);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    pub fn captures(&self) -> Option<crate::attacks::take::List> {
+        self.captures.load_full()
     }
 }
 

@@ -41,6 +41,8 @@ pub const AHEAD: usize = 16;
 #[derive(Debug)]
 pub struct Counter {
     pub flows: UdpFlows,
+    /// The subjects whose frames are copied ([`crate::attacks`]).
+    pub taker: crate::attacks::take::Taker,
     /// A ring of frames waiting: `len` of them from `head`.
     ahead: [Ahead; AHEAD],
     head: usize,
@@ -65,6 +67,7 @@ impl Counter {
         };
         Counter {
             flows,
+            taker: Default::default(),
             ahead: [empty; AHEAD],
             head: 0,
             len: 0,

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod aggregator;
 pub mod alert;
+pub mod attacks;
 pub mod capture;
 pub mod cli;
 pub mod config;

@@ -238,6 +238,8 @@ pub struct Shard {
     /// interface ([`Shard::add_iface`]), filled by the worker when it hands the
     /// shard over.
     pub ifaces: Vec<IfaceDelta>,
+    /// Frames of attacks copied for the aggregator ([`crate::attacks`]).
+    pub captured: crate::attacks::take::Captured,
 }
 
 impl Shard {
@@ -277,6 +279,7 @@ impl Shard {
             totals: Totals::default(),
             udp_evicted: 0,
             ifaces: Vec::with_capacity(16),
+            captured: crate::attacks::take::Captured::default(),
         }
     }
 

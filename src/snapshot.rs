@@ -115,6 +115,8 @@ pub struct Snapshot {
     pub sinks: Vec<SinkReport>,
     /// Routes announced toward victims, when `[mitigation]` is on.
     pub mitigation: Option<Arc<crate::mitigation::Report>>,
+    /// Attack captures, when `[attack_pcap]` is on.
+    pub attacks: Option<crate::attacks::AttackReport>,
     pub health: TickHealth,
     pub late_shards_total: u64,
     pub shards_merged: u64,
@@ -162,6 +164,7 @@ impl Snapshot {
             closed: Vec::new(),
             sinks: Vec::new(),
             mitigation: None,
+            attacks: None,
             health: TickHealth::default(),
             late_shards_total: 0,
             shards_merged: 0,

@@ -825,6 +825,7 @@ impl Aggregator {
             closed: self.recent_closed.iter().cloned().collect(),
             sinks: Vec::new(),
             mitigation: None,
+            attacks: None,
             health,
             late_shards_total: self.late_total,
             shards_merged: self.shards_merged,

@@ -60,6 +60,8 @@ pub struct Collector {
     pub board: Arc<Board>,
     /// Routes toward the victims of chosen alerts.
     pub mitigation: Mitigator,
+    /// Pcaps of floods.
+    pub attacks: crate::attacks::Attacks,
     /// What the API shows of it, made again when it changed.
     pub mitigation_report: Option<Arc<crate::mitigation::Report>>,
 }
@@ -92,9 +94,10 @@ impl Collector {
                     // Asked before the queue is drained: once abandoned,
                     // nothing more can arrive after what is queued.
                     let abandoned = !finished[w] && side.is_abandoned();
-                    while let Some(shard) = side.take() {
+                    while let Some(mut shard) = side.take() {
                         let t0 = Instant::now();
                         self.agg.merge(&shard);
+                        self.attacks.collect(w, &mut shard.captured);
                         merge_time += t0.elapsed();
                         if shard.last {
                             finished[w] = true;
@@ -120,6 +123,7 @@ impl Collector {
                 if finished.iter().all(|&f| f) {
                     let snap = self.close_tick(k, &got, &finished, merge_time);
                     std::mem::replace(&mut self.mitigation, Mitigator::off()).stop();
+                    self.attacks.stop();
                     self.sinks.stop(SINK_FLUSH);
                     return snap;
                 }
@@ -141,6 +145,9 @@ impl Collector {
         while let Ok(Reconfigure(cfg)) = self.control.try_recv() {
             self.agg.reconfigure(&cfg);
             let acted = self.mitigation.reconfigure(&cfg.mitigation, unix_now_ms());
+            if self.attacks.reconfigure(&cfg.attack_pcap) {
+                self.board.publish_captures(None);
+            }
             self.sinks.send(&acted);
             self.mitigation_report = None;
             if cfg.alerts != self.alerts {
@@ -217,6 +224,12 @@ impl Collector {
         );
         self.board.publish(self.agg.admission());
         let acted = self.mitigation.handle(&events, unix_ms);
+        let live: Vec<bool> = finished.iter().map(|f| !f).collect();
+        self.attacks.end_tick(&events, &live);
+        if let Some(list) = self.attacks.take_list() {
+            self.board.publish_captures(list);
+        }
+        snap.attacks = self.attacks.report();
         self.sinks.send(&events);
         self.sinks.send(&acted);
         snap.mitigation = self.mitigation_report(!acted.is_empty());
@@ -283,6 +296,7 @@ mod tests {
                 board: Arc::default(),
                 mitigation: Mitigator::off(),
                 mitigation_report: None,
+                attacks: crate::attacks::Attacks::off(),
             }
             .run()
         });

@@ -209,6 +209,7 @@ impl Capture {
         let (agg_events, events_rx) = mpsc::channel();
         let (agg_control, control_rx) = mpsc::channel();
         let alerts = config.alerts.clone();
+        let attacks = crate::attacks::Attacks::start(&config.attack_pcap, sizing.workers);
         let lost = Arc::new(AtomicUsize::new(0));
         let lost_agg = lost.clone();
         let board = Arc::new(Board::default());
@@ -230,6 +231,7 @@ impl Capture {
                     board: board_agg,
                     mitigation,
                     mitigation_report: None,
+                    attacks,
                 }
                 .run()
             })

@@ -20,6 +20,7 @@ use tpacket::{Block, Event, Ring, WaitKind, Waiter};
 use super::clock::TickClock;
 use super::handoff::WorkerSide;
 use crate::admission::Board;
+use crate::attacks::take::RawFrame;
 use crate::counters::{Counter, IfaceDelta};
 use crate::flows::UdpFlows;
 use crate::shard::Shard;
@@ -220,6 +221,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
     let mut deadline = clock.end_of(tick);
     let mut board_seen = board.version();
     shard.set_admission(board.current());
+    w.counter.taker.set(board.captures(), unix_ns());
     shard.begin_tick(tick);
 
     loop {
@@ -248,11 +250,13 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
             // The aggregator's tables filled (or made room): from now on.
             board_seen = board.version();
             shard.set_admission(board.current());
+            w.counter.taker.set(board.captures(), unix_ns());
             shard.begin_tick(tick);
         }
         if now >= deadline {
             shard.last_tick = tick;
             hand_over_counters(&mut w.members, &mut shard);
+            w.counter.taker.report(&mut shard.captured);
             shard.udp_evicted += w.counter.flows.take_evicted();
             w.counter.flows.rotate();
             if side.exchange(&mut shard) {
@@ -266,6 +270,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
             }
             board_seen = board.version();
             shard.set_admission(board.current());
+            w.counter.taker.set(board.captures(), unix_ns());
             shard.begin_tick(tick);
             deadline = clock.end_of(tick);
             if fault.due(report.handovers) {
@@ -491,7 +496,28 @@ fn drain_block(
             protocol: f.protocol,
             net_offset: f.net_offset,
         };
-        counter.push(wire::parse_with(link, f.data, meta, decap), c, shard);
+        let parsed = wire::parse_with(link, f.data, meta, decap);
+        if counter.taker.active()
+            && let Ok(s) = &parsed
+        {
+            // An unknown link header is cut off: the copy starts at the IP
+            // header the kernel pointed at.
+            let (data, link) = match link {
+                LinkType::Kernel => (
+                    f.data.get(usize::from(f.net_offset)..).unwrap_or_default(),
+                    LinkType::RawIp,
+                ),
+                l => (f.data, l),
+            };
+            let frame = RawFrame {
+                data,
+                wire_len: f.wire_len,
+                ts_ns: u64::from(f.ts_sec) * 1_000_000_000 + u64::from(f.ts_nsec),
+                vlan: f.vlan.map(|v| (v.tpid.unwrap_or(0x8100), v.tci)),
+            };
+            counter.taker.take(s, &frame, link, &mut shard.captured);
+        }
+        counter.push(parsed, c, shard);
     }
     counter.flush(c, shard);
     c.frames += n;
@@ -604,4 +630,11 @@ mod fault {
             report
         }
     }
+}
+
+/// Now, in the clock of the ring's timestamps.
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -3,6 +3,7 @@
 //! validated result with every default filled in, which the daemon runs on
 //! and `/capabilities` shows.
 
+pub mod attack;
 mod bounds;
 pub mod file;
 mod glob;
@@ -289,6 +290,7 @@ pub struct Config {
     pub inbound: InboundConfig,
     pub rates: rates::RatesConfig,
     pub mitigation: mitigation::MitigationConfig,
+    pub attack_pcap: attack::AttackPcapConfig,
     pub alerts: AlertsConfig,
     #[serde(rename = "rule")]
     pub rules: Vec<Rule>,
@@ -738,6 +740,7 @@ impl Config {
         }
 
         let mitigation_config = mitigation::read(raw.mitigation, rule_kinds, at)?;
+        let attack_config = attack::read(raw.attack_pcap, at)?;
 
         let listen = raw.http.listen.0;
         if listen.is_empty() {
@@ -801,6 +804,7 @@ impl Config {
             },
             rates: rate_config,
             mitigation: mitigation_config,
+            attack_pcap: attack_config,
             alerts: AlertsConfig {
                 hold_down: al.hold_down,
                 log: al.log,
@@ -1002,6 +1006,9 @@ mod tests {
             "prefix_length_v6",
             "flowspec",
             "flowspec_action",
+            "packets",
+            "dir",
+            "max_size",
         ];
         for k in keys {
             let written = DOCUMENTED_DEFAULT.lines().any(|l| {

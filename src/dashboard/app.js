@@ -344,6 +344,26 @@
         return `${fmtTime(m.at_ms)}: ${m.what.replace("_", " ")}${what ? " " + what : ""}${m.reason ? " — " + m.reason : ""}`;
       }));
     } catch (e) { /* the history is optional */ }
+    if (a.kind !== "address_scan" && a.kind !== "port_scan") {
+      // The flood's first packets, as the workers copied them.
+      const link = text("a", "Download the attack capture (pcap)");
+      link.href = `/api/v1/alerts/${a.id}/pcap`;
+      link.className = "pcap";
+      link.addEventListener("click", async (ev) => {
+        ev.preventDefault();
+        try {
+          const r = await fetch(link.href, { headers: headers(), cache: "no-store" });
+          if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || r.status);
+          const url = URL.createObjectURL(await r.blob());
+          const dl = document.createElement("a");
+          dl.href = url;
+          dl.download = `alert-${a.id}.pcap`;
+          dl.click();
+          setTimeout(() => URL.revokeObjectURL(url), 10000);
+        } catch (e) { link.textContent = "no capture: " + e.message; }
+      });
+      parts.push(text("h3", "Attack capture"), link);
+    }
     box.replaceChildren(...parts);
   }
 

@@ -471,5 +471,76 @@ pub async fn history(snap: &Snapshot, query: Option<&str>, shared: &Shared) -> A
     ok(&page)
 }
 
+/// Largest attack capture served (a capture of 100 000 packets at a 64 KiB
+/// snap length could be 6 GB: such a file is for scp, not for HTTP).
+pub const MAX_PCAP: u64 = 256 << 20;
+
+/// `/api/v1/alerts/{id}/pcap`: the alert's attack capture, as written so
+/// far.
+pub async fn attack_pcap(
+    snap: &Snapshot,
+    path: &str,
+    query: Option<&str>,
+    shared: &Shared,
+) -> Answer {
+    none(query)?;
+    let id: u64 = path
+        .strip_prefix("/api/v1/alerts/")
+        .and_then(|p| p.strip_suffix("/pcap"))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ApiError::not_found(format!("no such endpoint: {path}")))?;
+    let dir = snap.config["attack_pcap"]["dir"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if dir.is_empty() || snap.config["attack_pcap"]["packets"].as_u64() == Some(0) {
+        return Err(ApiError::not_found(
+            "attack captures are off ([attack_pcap] packets = 0 or dir empty)",
+        ));
+    }
+    let Ok(_permit) = shared.history_reads.clone().try_acquire_owned() else {
+        return Err(ApiError::unavailable(
+            "too many file reads at once; try again",
+        ));
+    };
+    let file = crate::attacks::pcap::path_of(std::path::Path::new(&dir), id);
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        use std::io::Read;
+        let f = match crate::config::file::open_regular(&file, std::fs::OpenOptions::new().read(true)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ApiError::not_found(format!(
+                    "no capture for alert {id} (only flood alerts get one, at most 16 at a time, and old ones are removed past attack_pcap.max_size)"
+                )));
+            }
+            Err(e) => return Err(ApiError::unavailable(format!("cannot read the capture: {e}"))),
+        };
+        let mut v = Vec::new();
+        f.take(MAX_PCAP + 1)
+            .read_to_end(&mut v)
+            .map_err(|e| ApiError::unavailable(format!("cannot read the capture: {e}")))?;
+        if v.len() as u64 > MAX_PCAP {
+            return Err(ApiError::unavailable(format!(
+                "the capture is larger than {MAX_PCAP} bytes: copy it from the box"
+            )));
+        }
+        Ok(v)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(format!("capture read failed: {e}")))??;
+    let mut r = crate::http::respond::bytes(
+        hyper::StatusCode::OK,
+        "application/vnd.tcpdump.pcap",
+        bytes::Bytes::from(body),
+    );
+    if let Ok(v) =
+        hyper::header::HeaderValue::from_str(&format!("attachment; filename=\"alert-{id}.pcap\""))
+    {
+        r.headers_mut()
+            .insert(hyper::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests;

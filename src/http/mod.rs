@@ -283,7 +283,8 @@ pub(crate) async fn handle(
     let light = matches!(path.as_str(), "/healthz" | "/metrics" | "/dashboard" | "/")
         || path.starts_with("/dashboard/")
         || path == "/api/v1/stream"
-        || path == "/api/v1/alerts/history";
+        || path == "/api/v1/alerts/history"
+        || (path.starts_with("/api/v1/alerts/") && path.ends_with("/pcap"));
     let decided = respond_to(req, shared).await;
     match decided {
         Respond::Now(r) => own(r, busy),
@@ -366,6 +367,9 @@ async fn respond_to(req: Request<Incoming>, shared: &Shared) -> Respond {
     let now = match path.as_str() {
         "/api/v1/stream" => stream::open(shared),
         "/api/v1/alerts/history" => api::history(&snap, query.as_deref(), shared).await,
+        p if p.starts_with("/api/v1/alerts/") && p.ends_with("/pcap") => {
+            api::attack_pcap(&snap, p, query.as_deref(), shared).await
+        }
         _ => {
             let target = match &query {
                 Some(q) => format!("{path}?{q}"),

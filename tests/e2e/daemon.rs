@@ -42,6 +42,15 @@ impl<'n> Daemon<'n> {
         } else {
             format!("{config}\n[alerts]\n{history}\n")
         };
+        // Attack captures too.
+        let config = if config.contains("[attack_pcap]") {
+            config
+        } else {
+            format!(
+                "{config}\n[attack_pcap]\ndir = {:?}\n",
+                dir.join("attacks").to_string_lossy()
+            )
+        };
         std::fs::write(&cfg, config).expect("write config");
         let log = std::fs::File::create(dir.join("log")).expect("log file");
         let out = std::fs::File::create(dir.join("out")).expect("out file");

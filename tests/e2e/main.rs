@@ -7,6 +7,7 @@
 
 mod abuse;
 mod alerts;
+mod attacks;
 mod browser;
 mod capture;
 mod captures;

@@ -1,0 +1,483 @@
+//! A pcap of every flood: when a flood alert opens (traffic, inbound, a
+//! rate), the workers copy the packets to its subject (a victim) or from it
+//! (a source) out of their rings ([`take`]) and hand them over with their
+//! shards; here the next `packets` of them are put in time order and
+//! written to `<dir>/<alert id>.pcap` ([`pcap`]).
+//!
+//! Exactness: each worker says since when it has copied a subject's
+//! packets; the capture starts at the latest of those starts, from which
+//! on every worker sees every packet, so the file holds exactly the packets
+//! received from then on, in order — unless a shard filled up, which ends
+//! the capture where that worker's copies end (said in the log).
+
+pub mod pcap;
+pub mod take;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::alert::{AlertEvent, AlertKind, Transition};
+use crate::config::attack::AttackPcapConfig;
+use crate::wire::Addr;
+use take::{Captured, Wanted};
+
+/// Most captures running at once; alerts beyond get none (counted).
+pub const MAX_RUNNING: usize = 16;
+/// Most frames one capture holds before they are written.
+const PENDING_MAX: usize = 4 * take::MAX_FRAMES;
+
+/// True for the kinds whose alerts get a capture: floods, not scans.
+pub fn captured_kind(k: AlertKind) -> bool {
+    !matches!(k, AlertKind::AddressScan | AlertKind::PortScan)
+}
+
+#[derive(Debug)]
+struct Running {
+    subject: Addr,
+    toward: bool,
+    /// Per worker, since when it copies (ns).
+    since: Vec<Option<u64>>,
+    /// Frames received, not yet written (time order unknown).
+    pending: Vec<pcap::Frame>,
+    /// A worker's shard filled up: nothing at or after this is complete.
+    complete_until: Option<u64>,
+    /// Frames before this were taken by some workers only.
+    start: Option<u64>,
+    written: u32,
+}
+
+/// Counters, for the API.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct AttackTotals {
+    pub started: u64,
+    pub completed: u64,
+    /// Ended before `packets`: the alert closed, or a shard filled up.
+    pub cut_short: u64,
+    /// Alerts that got no capture: too many running.
+    pub skipped: u64,
+}
+
+/// What the API shows.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AttackReport {
+    pub dir: String,
+    pub packets: u32,
+    /// Alerts whose packets are being captured.
+    pub running: Vec<u64>,
+    pub totals: AttackTotals,
+    pub writer: pcap::WriterStats,
+}
+
+/// The aggregator's side of attack capture.
+#[derive(Debug)]
+pub struct Attacks {
+    cfg: Option<AttackPcapConfig>,
+    packets: u32,
+    dir: PathBuf,
+    writer: Option<pcap::Writer>,
+    running: BTreeMap<u64, Running>,
+    workers: usize,
+    pub totals: AttackTotals,
+    /// The list changed since it was last pinned.
+    changed: bool,
+}
+
+impl Attacks {
+    /// Starts the writer if captures are on; a directory that cannot be
+    /// made is said once and captures stay off.
+    pub fn start(cfg: &AttackPcapConfig, workers: usize) -> Attacks {
+        let writer = if cfg.packets > 0 && !cfg.dir.is_empty() {
+            match pcap::Writer::start(std::path::Path::new(&cfg.dir), cfg.max_size.0) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    log::error!(
+                        "attack_pcap.dir {}: {e}; no attack captures will be written",
+                        cfg.dir
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Attacks {
+            cfg: Some(cfg.clone()),
+            packets: cfg.packets,
+            dir: cfg.dir.clone().into(),
+            writer,
+            running: BTreeMap::new(),
+            workers: workers.max(1),
+            totals: AttackTotals::default(),
+            changed: false,
+        }
+    }
+
+    /// Off (replay, tests).
+    pub fn off() -> Attacks {
+        Attacks {
+            cfg: None,
+            packets: 0,
+            dir: PathBuf::new(),
+            writer: None,
+            running: BTreeMap::new(),
+            workers: 1,
+            totals: AttackTotals::default(),
+            changed: false,
+        }
+    }
+
+    /// Takes what worker `w`'s shard copied; empties it for reuse.
+    pub fn collect(&mut self, w: usize, cap: &mut Captured) {
+        if cap.is_empty() {
+            return;
+        }
+        for &(id, since) in &cap.since {
+            if let Some(r) = self.running.get_mut(&id)
+                && let Some(s) = r.since.get_mut(w)
+            {
+                *s = Some(since);
+            }
+        }
+        for c in &cap.frames {
+            if let Some(r) = self.running.get_mut(&c.id) {
+                // Frames wait at most a tick or two for every worker's
+                // start; a worker that never says bounds them here.
+                if r.pending.len() < PENDING_MAX {
+                    r.pending.push(pcap::Frame {
+                        ts_ns: c.ts_ns,
+                        wire_len: c.wire_len,
+                        link: c.link,
+                        data: cap.data(c).to_vec(),
+                    });
+                } else {
+                    r.complete_until = Some(r.complete_until.map_or(c.ts_ns, |t| t.min(c.ts_ns)));
+                }
+            }
+        }
+        if let Some(t) = cap.full_at {
+            for r in self.running.values_mut() {
+                r.complete_until = Some(r.complete_until.map_or(t, |u| u.min(t)));
+            }
+        }
+        cap.clear();
+    }
+
+    /// At the end of a tick: writes what is complete, starts captures for
+    /// the flood alerts that opened, ends those whose alert closed.
+    /// `live[w]` is false for workers that ended.
+    pub fn end_tick(&mut self, events: &[AlertEvent], live: &[bool]) {
+        if self.writer.is_none() {
+            return;
+        }
+        let ids: Vec<u64> = self.running.keys().copied().collect();
+        for id in ids {
+            let Some(writer) = &self.writer else { return };
+            let r = self.running.get_mut(&id).expect("listed");
+            let starts: Option<Vec<u64>> = r
+                .since
+                .iter()
+                .zip(live.iter().chain(std::iter::repeat(&true)))
+                .filter(|(_, l)| **l)
+                .map(|(s, _)| *s)
+                .collect();
+            if let Some(starts) = starts {
+                let start = starts.into_iter().max().unwrap_or(0);
+                r.start = Some(start);
+            }
+            if let Some(start) = r.start {
+                let done = flush(r, start, self.packets, id, writer);
+                if done {
+                    self.finish(id, true);
+                }
+            }
+        }
+        for ev in events {
+            let a = &ev.alert;
+            match ev.event {
+                Transition::Open if captured_kind(a.kind) => self.begin(a.id, a.subject, a.kind),
+                // Nothing to do for an alert without a capture.
+                Transition::Close => self.finish(a.id, false),
+                _ => {}
+            }
+        }
+    }
+
+    fn begin(&mut self, id: u64, subject: IpAddr, kind: AlertKind) {
+        if self.running.len() >= MAX_RUNNING {
+            self.totals.skipped += 1;
+            if self.totals.skipped.is_power_of_two() {
+                log::warn!(
+                    "attack capture: {MAX_RUNNING} captures run already; {} alert(s) got none",
+                    self.totals.skipped
+                );
+            }
+            return;
+        }
+        self.totals.started += 1;
+        self.running.insert(
+            id,
+            Running {
+                subject: Addr::from(subject),
+                toward: !kind.subject_is_source(),
+                since: vec![None; self.workers],
+                pending: Vec::new(),
+                complete_until: None,
+                start: None,
+                written: 0,
+            },
+        );
+        self.changed = true;
+    }
+
+    /// Ends a capture: what is complete is written, the file closed.
+    fn finish(&mut self, id: u64, full: bool) {
+        let Some(mut r) = self.running.remove(&id) else {
+            return;
+        };
+        self.changed = true;
+        let Some(writer) = &self.writer else { return };
+        if !full {
+            if let Some(start) = r.start {
+                flush(&mut r, start, self.packets, id, writer);
+            }
+        }
+        if r.written >= self.packets {
+            self.totals.completed += 1;
+        } else {
+            self.totals.cut_short += 1;
+            log::info!(
+                "attack capture {}: {} of {} packets ({})",
+                pcap::path_of(&self.dir, id).display(),
+                r.written,
+                self.packets,
+                if r.complete_until.is_some() {
+                    "the packets came faster than a tick's capture buffers hold"
+                } else {
+                    "the alert closed first"
+                }
+            );
+        }
+        if r.written > 0 {
+            writer.send(pcap::Job::End { id });
+        }
+    }
+
+    /// The list the workers should copy for, when it changed.
+    pub fn take_list(&mut self) -> Option<Option<take::List>> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        if self.running.is_empty() {
+            return Some(None);
+        }
+        Some(Some(Arc::new(
+            self.running
+                .iter()
+                .map(|(&id, r)| Wanted {
+                    id,
+                    subject: r.subject,
+                    toward: r.toward,
+                })
+                .collect(),
+        )))
+    }
+
+    /// A new configuration: captures start over with it if it changed
+    /// (true: the workers' list is to be cleared).
+    pub fn reconfigure(&mut self, cfg: &AttackPcapConfig) -> bool {
+        if self.cfg.as_ref() == Some(cfg) || self.cfg.is_none() {
+            return false;
+        }
+        let ids: Vec<u64> = self.running.keys().copied().collect();
+        for id in ids {
+            self.finish(id, false);
+        }
+        let workers = self.workers;
+        let totals = self.totals;
+        *self = Attacks::start(cfg, workers);
+        self.totals = totals;
+        true
+    }
+
+    /// Shutdown: running captures keep what they have.
+    pub fn stop(&mut self) {
+        let ids: Vec<u64> = self.running.keys().copied().collect();
+        for id in ids {
+            self.finish(id, false);
+        }
+    }
+
+    pub fn report(&self) -> Option<AttackReport> {
+        let w = self.writer_stats()?;
+        Some(AttackReport {
+            dir: self.dir.to_string_lossy().into_owned(),
+            packets: self.packets,
+            running: self.running.keys().copied().collect(),
+            totals: self.totals,
+            writer: w,
+        })
+    }
+
+    /// The writer's counters.
+    pub fn writer_stats(&self) -> Option<pcap::WriterStats> {
+        self.writer
+            .as_ref()
+            .map(|w| *w.stats.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Writes the pending frames received from `start` on, in time order, up
+/// to the file's `packets`; true when the capture is done (full, or cut at
+/// a shard that filled up).
+fn flush(r: &mut Running, start: u64, packets: u32, id: u64, writer: &pcap::Writer) -> bool {
+    r.pending.sort_by_key(|f| f.ts_ns);
+    let until = r.complete_until.unwrap_or(u64::MAX);
+    let mut out = Vec::new();
+    let mut rest = Vec::new();
+    for f in r.pending.drain(..) {
+        if f.ts_ns < start {
+            continue;
+        }
+        if f.ts_ns >= until || r.written as usize + out.len() >= packets as usize {
+            if f.ts_ns < until {
+                rest.push(f);
+            }
+            continue;
+        }
+        out.push(f);
+    }
+    r.written += out.len() as u32;
+    // What is left waits for the next tick's frames (none of them can
+    // come before these): only as many as could still be written.
+    rest.truncate(packets.saturating_sub(r.written) as usize);
+    r.pending = rest;
+    if !out.is_empty() {
+        writer.send(pcap::Job::Frames { id, frames: out });
+    }
+    r.written >= packets || r.complete_until.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Alert;
+    use crate::wire::LinkType;
+    use take::Copied;
+
+    fn shard(since: u64, ts: &[u64]) -> Captured {
+        let mut c = Captured::default();
+        c.since.push((1, since));
+        for &t in ts {
+            let start = c.bytes.len() as u32;
+            c.bytes.extend_from_slice(&t.to_le_bytes());
+            c.frames.push(Copied {
+                id: 1,
+                ts_ns: t,
+                wire_len: 8,
+                link: LinkType::Ethernet,
+                start,
+                len: 8,
+            });
+        }
+        c
+    }
+
+    /// The timestamps in a capture file written by [`pcap`].
+    fn stamps(path: &std::path::Path) -> Vec<u64> {
+        let b = std::fs::read(path).unwrap_or_default();
+        let mut v = Vec::new();
+        let mut at = 24;
+        while at + 16 <= b.len() {
+            let s = u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+            let ns = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap());
+            let len = u32::from_le_bytes(b[at + 8..at + 12].try_into().unwrap()) as usize;
+            v.push(u64::from(s) * 1_000_000_000 + u64::from(ns));
+            at += 16 + len;
+        }
+        v
+    }
+
+    #[test]
+    fn the_file_starts_when_every_worker_copies_and_is_in_time_order() {
+        let dir = std::env::temp_dir().join(format!("ta-attacks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = AttackPcapConfig {
+            packets: 3,
+            dir: dir.to_string_lossy().into_owned(),
+            max_size: crate::config::units::Size(1_000_000),
+        };
+        let mut at = Attacks::start(&cfg, 2);
+        let open = AlertEvent::of(
+            Transition::Open,
+            Alert::sample(1, AlertKind::UdpIn, "10.2.0.2"),
+        );
+        let scan = AlertEvent::of(
+            Transition::Open,
+            Alert::sample(2, AlertKind::PortScan, "10.2.0.3"),
+        );
+        at.end_tick(&[open, scan], &[true, true]);
+        let list = at.take_list().unwrap().unwrap();
+        assert_eq!(list.len(), 1, "scans get no capture");
+        assert!(list[0].toward);
+        assert_eq!(at.take_list(), None, "unchanged");
+        // Worker 0 copies from 100, worker 1 from 105: before 105 only
+        // some packets were copied.
+        at.collect(0, &mut shard(100, &[90, 110, 130]));
+        at.collect(1, &mut shard(105, &[95, 106, 120, 140]));
+        at.end_tick(&[], &[true, true]);
+        assert_eq!(at.take_list(), Some(None), "done: nothing to copy");
+        assert_eq!(at.totals.completed, 1);
+        let f = pcap::path_of(&dir, 1);
+        let mut got = Vec::new();
+        for _ in 0..500 {
+            got = stamps(&f);
+            if got.len() == 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(got, [106, 110, 120]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_worker_whose_shard_filled_cuts_the_capture_where_its_copies_end() {
+        let dir = std::env::temp_dir().join(format!("ta-attacks-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = AttackPcapConfig {
+            packets: 10,
+            dir: dir.to_string_lossy().into_owned(),
+            max_size: crate::config::units::Size(1_000_000),
+        };
+        let mut at = Attacks::start(&cfg, 2);
+        at.end_tick(
+            &[AlertEvent::of(
+                Transition::Open,
+                Alert::sample(1, AlertKind::Inbound, "10.2.0.2"),
+            )],
+            &[true, true],
+        );
+        let _ = at.take_list();
+        at.collect(0, &mut shard(100, &[101, 102, 103, 104]));
+        let mut full = shard(100, &[101, 102]);
+        full.full_at = Some(103);
+        at.collect(1, &mut full);
+        at.end_tick(&[], &[true, true]);
+        assert_eq!(at.totals.cut_short, 1);
+        let f = pcap::path_of(&dir, 1);
+        let mut got = Vec::new();
+        for _ in 0..500 {
+            got = stamps(&f);
+            if got.len() == 4 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(got, [101, 101, 102, 102], "nothing from 103 on");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
