@@ -218,6 +218,10 @@ pub struct Evidence {
     /// ports and sources' spread ([`crate::aggregator::fingerprint`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<crate::aggregator::fingerprint::Fingerprint>,
+    /// What the flood's captured packets show: sizes, TTLs, top sources
+    /// and ports ([`crate::attacks`]); once its capture is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::attacks::summary::CaptureSummary>,
 }
 
 /// One alert, as sinks, the history file and the API see it.

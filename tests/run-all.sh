@@ -23,7 +23,8 @@ for pair in iperf3:iperf3 nmap:nmap trafgen:netsniff-ng tcpdump:tcpdump ethtool:
             ip:iproute2 ss:iproute2 ping:iputils-ping setpriv:util-linux curl:curl \
             taskset:util-linux python3:python3 prometheus:prometheus promtool:prometheus \
             chromium:chromium chromedriver:chromium-driver tshark:tshark dnsmasq:dnsmasq-base \
-            dig:bind9-dnsutils gzip:gzip bird:bird2 birdc:bird2 exabgp:exabgp; do
+            dig:bind9-dnsutils gzip:gzip bird:bird2 birdc:bird2 exabgp:exabgp \
+            prometheus-alertmanager:prometheus-alertmanager; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 # Text in the dashboard's screenshot needs a font.
@@ -52,7 +53,7 @@ for l in sys.stdin:
         print(m["executable"])')
 [ -x "$e2e" ] || { echo "cannot find the e2e test binary" >&2; exit 1; }
 $SUDO ./tests/kernels/run.sh -t 1500 -- "$e2e" --test-threads=1 \
-    capture:: churn:: ring:: interfaces:: privileges:: alerts:: decap::
+    capture:: churn:: ring:: interfaces:: privileges:: alerts:: decap:: attacks::
 
 echo "== Debian package: build, lintian, systemd-analyze, install/upgrade/remove/purge in a fresh root"
 $SUDO ./packaging/test-deb.sh

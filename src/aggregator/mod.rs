@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use crate::admission::{Admission, Filter};
-use crate::alert::{Alert, AlertEvent, AlertKind, KINDS, Now, Situation, Transition};
+use crate::alert::{Alert, AlertEvent, AlertKind, Evidence, KINDS, Now, Situation, Transition};
 use crate::config::{Config, ScanCount};
 use crate::counters::IfaceDelta;
 use crate::rates::Columns;
@@ -686,6 +686,7 @@ impl Aggregator {
                         ev.fingerprint = self.fingerprints.of(key.1);
                     }
                     if let Some(o) = p.lifecycle.get_mut(key.0, key.1) {
+                        ev.capture = o.alert.evidence.capture.take();
                         o.alert.evidence = ev.clone();
                         o.evidence_tick = now.tick;
                     }
@@ -699,7 +700,11 @@ impl Aggregator {
                             || !ev.sources.is_empty()
                             || !ev.ports.is_empty()
                         {
-                            a.evidence = ev.clone();
+                            let capture = a.evidence.capture.take();
+                            a.evidence = Evidence {
+                                capture,
+                                ..ev.clone()
+                            };
                         }
                     }
                 }
@@ -768,6 +773,7 @@ impl Aggregator {
                     ev.fingerprint = self.fingerprints.of(key.1);
                 }
                 if let Some(o) = p.lifecycle.get_mut(key.0, key.1) {
+                    ev.capture = o.alert.evidence.capture.take();
                     o.alert.evidence = ev;
                     o.evidence_tick = tick;
                 }
@@ -884,6 +890,25 @@ impl Aggregator {
             until,
             stale: false,
         };
+    }
+
+    /// Puts an attack capture's summary into its open alert's evidence;
+    /// false if the alert is no longer open.
+    pub fn annotate_capture(
+        &mut self,
+        kind: AlertKind,
+        subject: std::net::IpAddr,
+        summary: crate::attacks::summary::CaptureSummary,
+    ) -> bool {
+        let key = Addr::from(subject);
+        for p in &mut self.parts {
+            if let Some(o) = p.lifecycle.get_mut(kind, key) {
+                o.alert.evidence.capture = Some(summary);
+                self.listed.stale = true;
+                return true;
+            }
+        }
+        false
     }
 
     /// Deltas of the interfaces, for callers that count outside shards.

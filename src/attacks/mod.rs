@@ -11,6 +11,7 @@
 //! the capture where that worker's copies end (said in the log).
 
 pub mod pcap;
+pub mod summary;
 pub mod take;
 
 use std::collections::BTreeMap;
@@ -35,14 +36,29 @@ pub fn captured_kind(k: AlertKind) -> bool {
     !matches!(k, AlertKind::AddressScan | AlertKind::PortScan)
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    ts_ns: u64,
+    wire_len: u32,
+    link: crate::wire::LinkType,
+    start: usize,
+    len: usize,
+}
+
 #[derive(Debug)]
 struct Running {
+    kind: AlertKind,
+    subject_ip: IpAddr,
+    /// What the written packets show.
+    tally: summary::Tally,
     subject: Addr,
     toward: bool,
     /// Per worker, since when it copies (ns).
     since: Vec<Option<u64>>,
-    /// Frames received, not yet written (time order unknown).
-    pending: Vec<pcap::Frame>,
+    /// Frames received, not yet written (time order unknown), their bytes
+    /// in one buffer (freed whole when the capture ends).
+    pending: Vec<Pending>,
+    pending_bytes: Vec<u8>,
     /// A worker's shard filled up: nothing at or after this is complete.
     complete_until: Option<u64>,
     /// Frames before this were taken by some workers only.
@@ -84,6 +100,8 @@ pub struct Attacks {
     pub totals: AttackTotals,
     /// The list changed since it was last pinned.
     changed: bool,
+    /// Captures completed since the last [`Attacks::take_summaries`].
+    summaries: Vec<(AlertKind, IpAddr, summary::CaptureSummary)>,
 }
 
 impl Attacks {
@@ -113,6 +131,7 @@ impl Attacks {
             workers: workers.max(1),
             totals: AttackTotals::default(),
             changed: false,
+            summaries: Vec::new(),
         }
     }
 
@@ -127,11 +146,17 @@ impl Attacks {
             workers: 1,
             totals: AttackTotals::default(),
             changed: false,
+            summaries: Vec::new(),
         }
     }
 
     /// Takes what worker `w`'s shard copied; empties it for reuse.
     pub fn collect(&mut self, w: usize, cap: &mut Captured) {
+        if self.running.is_empty() && cap.frames.capacity() + cap.bytes.capacity() > 0 {
+            // No capture runs: the shard's buffers go back to the system.
+            *cap = Captured::default();
+            return;
+        }
         if cap.is_empty() {
             return;
         }
@@ -147,12 +172,15 @@ impl Attacks {
                 // Frames wait at most a tick or two for every worker's
                 // start; a worker that never says bounds them here.
                 if r.pending.len() < PENDING_MAX {
-                    r.pending.push(pcap::Frame {
+                    let data = cap.data(c);
+                    r.pending.push(Pending {
                         ts_ns: c.ts_ns,
                         wire_len: c.wire_len,
                         link: c.link,
-                        data: cap.data(c).to_vec(),
+                        start: r.pending_bytes.len(),
+                        len: data.len(),
                     });
+                    r.pending_bytes.extend_from_slice(data);
                 } else {
                     r.complete_until = Some(r.complete_until.map_or(c.ts_ns, |t| t.min(c.ts_ns)));
                 }
@@ -221,10 +249,14 @@ impl Attacks {
         self.running.insert(
             id,
             Running {
+                kind,
+                subject_ip: subject,
+                tally: summary::Tally::default(),
                 subject: Addr::from(subject),
                 toward: !kind.subject_is_source(),
                 since: vec![None; self.workers],
                 pending: Vec::new(),
+                pending_bytes: Vec::new(),
                 complete_until: None,
                 start: None,
                 written: 0,
@@ -245,6 +277,10 @@ impl Attacks {
                 flush(&mut r, start, self.packets, id, writer);
             }
         }
+        if r.written > 0 && full {
+            self.summaries
+                .push((r.kind, r.subject_ip, std::mem::take(&mut r.tally).summary()));
+        }
         if r.written >= self.packets {
             self.totals.completed += 1;
         } else {
@@ -264,6 +300,12 @@ impl Attacks {
         if r.written > 0 {
             writer.send(pcap::Job::End { id });
         }
+    }
+
+    /// Summaries of the captures completed since the last call, for their
+    /// alerts' evidence.
+    pub fn take_summaries(&mut self) -> Vec<(AlertKind, IpAddr, summary::CaptureSummary)> {
+        std::mem::take(&mut self.summaries)
     }
 
     /// The list the workers should copy for, when it changed.
@@ -330,31 +372,45 @@ impl Attacks {
     }
 }
 
-/// Writes the pending frames received from `start` on, in time order, up
+/// Writes the pending frames received after `start`, in time order, up
 /// to the file's `packets`; true when the capture is done (full, or cut at
 /// a shard that filled up).
 fn flush(r: &mut Running, start: u64, packets: u32, id: u64, writer: &pcap::Writer) -> bool {
     r.pending.sort_by_key(|f| f.ts_ns);
     let until = r.complete_until.unwrap_or(u64::MAX);
+    let room = packets.saturating_sub(r.written) as usize;
     let mut out = Vec::new();
     let mut rest = Vec::new();
-    for f in r.pending.drain(..) {
-        if f.ts_ns < start {
-            continue;
+    for f in r
+        .pending
+        .iter()
+        .filter(|f| f.ts_ns > start && f.ts_ns < until)
+    {
+        if out.len() < room {
+            out.push(pcap::Frame {
+                ts_ns: f.ts_ns,
+                wire_len: f.wire_len,
+                link: f.link,
+                data: r.pending_bytes[f.start..f.start + f.len].to_vec(),
+            });
+        } else if rest.len() < room {
+            rest.push(*f);
         }
-        if f.ts_ns >= until || r.written as usize + out.len() >= packets as usize {
-            if f.ts_ns < until {
-                rest.push(f);
-            }
-            continue;
-        }
-        out.push(f);
     }
     r.written += out.len() as u32;
-    // What is left waits for the next tick's frames (none of them can
-    // come before these): only as many as could still be written.
-    rest.truncate(packets.saturating_sub(r.written) as usize);
+    for f in &out {
+        r.tally.add(f);
+    }
+    // What is left waits for the next tick's frames (none of them can come
+    // before these): only as many as could still be written.
+    let mut bytes = Vec::new();
+    for f in &mut rest {
+        let at = bytes.len();
+        bytes.extend_from_slice(&r.pending_bytes[f.start..f.start + f.len]);
+        f.start = at;
+    }
     r.pending = rest;
+    r.pending_bytes = bytes;
     if !out.is_empty() {
         writer.send(pcap::Job::Frames { id, frames: out });
     }

@@ -48,8 +48,9 @@ pub struct Copied {
 pub struct Captured {
     pub frames: Vec<Copied>,
     pub bytes: Vec<u8>,
-    /// Per wanted alert, since when (ns) this worker has been copying its
-    /// packets: every frame received after that it has seen.
+    /// Per wanted alert, the latest receive time (ns, the frames' own
+    /// clock) of the frames this worker had read before it started copying
+    /// for it: every frame it reads received later than that, it copies.
     pub since: Vec<(u64, u64)>,
     /// The shard filled up: frames received from this time on (ns) are
     /// missing from it.
@@ -80,6 +81,8 @@ impl Captured {
 pub struct Taker {
     list: Option<List>,
     since: Vec<(u64, u64)>,
+    /// The latest receive time of the frames read so far.
+    seen_ns: u64,
 }
 
 /// What of a ring frame a copy needs.
@@ -101,9 +104,18 @@ impl Taker {
         self.list.is_some()
     }
 
-    /// Takes the aggregator's new list at `now_ns`: subjects already wanted
-    /// keep their start.
-    pub fn set(&mut self, list: Option<List>, now_ns: u64) {
+    /// Notes the receive time of the last frame of a block read: the
+    /// frames' own clock (the kernel's, which need not be the wall clock:
+    /// a forwarded packet can carry its sender's delivery time).
+    #[inline]
+    pub fn seen(&mut self, ts_ns: u64) {
+        self.seen_ns = self.seen_ns.max(ts_ns);
+    }
+
+    /// Takes the aggregator's new list: subjects already wanted keep their
+    /// start, new ones start after the frames read so far.
+    pub fn set(&mut self, list: Option<List>) {
+        let now_ns = self.seen_ns;
         let list = list.filter(|l| !l.is_empty());
         let same = match (&self.list, &list) {
             (None, None) => true,
@@ -214,14 +226,12 @@ mod tests {
         let mut t = Taker::default();
         let mut out = Captured::default();
         let victim = Addr::from_v4([10, 2, 0, 2]);
-        t.set(
-            Some(Arc::new(vec![Wanted {
-                id: 7,
-                subject: victim,
-                toward: true,
-            }])),
-            100,
-        );
+        t.seen(100);
+        t.set(Some(Arc::new(vec![Wanted {
+            id: 7,
+            subject: victim,
+            toward: true,
+        }])));
         assert!(t.active());
         let to = frame([198, 51, 100, 1], [10, 2, 0, 2]);
         let from = frame([10, 2, 0, 2], [198, 51, 100, 1]);
@@ -244,24 +254,22 @@ mod tests {
         assert_eq!(&tagged[12..16], &[0x81, 0x00, 0, 5]);
         assert_eq!(&tagged[16..], &to[12..]);
         // A new list keeps the start of a subject still in it.
-        t.set(
-            Some(Arc::new(vec![
-                Wanted {
-                    id: 7,
-                    subject: victim,
-                    toward: true,
-                },
-                Wanted {
-                    id: 8,
-                    subject: victim,
-                    toward: false,
-                },
-            ])),
-            300,
-        );
+        t.seen(300);
+        t.set(Some(Arc::new(vec![
+            Wanted {
+                id: 7,
+                subject: victim,
+                toward: true,
+            },
+            Wanted {
+                id: 8,
+                subject: victim,
+                toward: false,
+            },
+        ])));
         t.report(&mut out);
         assert_eq!(out.since, [(7, 100), (8, 300)]);
-        t.set(None, 400);
+        t.set(None);
         assert!(!t.active());
     }
 
@@ -269,14 +277,11 @@ mod tests {
     fn a_full_shard_says_from_when_frames_are_missing() {
         let mut t = Taker::default();
         let mut out = Captured::default();
-        t.set(
-            Some(Arc::new(vec![Wanted {
-                id: 1,
-                subject: Addr::from_v4([10, 2, 0, 2]),
-                toward: true,
-            }])),
-            0,
-        );
+        t.set(Some(Arc::new(vec![Wanted {
+            id: 1,
+            subject: Addr::from_v4([10, 2, 0, 2]),
+            toward: true,
+        }])));
         let f = frame([1, 1, 1, 1], [10, 2, 0, 2]);
         let s = summary(&f);
         for ts in 0..(MAX_FRAMES as u64 + 10) {

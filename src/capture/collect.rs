@@ -226,6 +226,9 @@ impl Collector {
         let acted = self.mitigation.handle(&events, unix_ms);
         let live: Vec<bool> = finished.iter().map(|f| !f).collect();
         self.attacks.end_tick(&events, &live);
+        for (kind, subject, summary) in self.attacks.take_summaries() {
+            self.agg.annotate_capture(kind, subject, summary);
+        }
         if let Some(list) = self.attacks.take_list() {
             self.board.publish_captures(list);
         }

@@ -221,7 +221,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
     let mut deadline = clock.end_of(tick);
     let mut board_seen = board.version();
     shard.set_admission(board.current());
-    w.counter.taker.set(board.captures(), unix_ns());
+    w.counter.taker.set(board.captures());
     shard.begin_tick(tick);
 
     loop {
@@ -250,7 +250,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
             // The aggregator's tables filled (or made room): from now on.
             board_seen = board.version();
             shard.set_admission(board.current());
-            w.counter.taker.set(board.captures(), unix_ns());
+            w.counter.taker.set(board.captures());
             shard.begin_tick(tick);
         }
         if now >= deadline {
@@ -270,7 +270,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
             }
             board_seen = board.version();
             shard.set_admission(board.current());
-            w.counter.taker.set(board.captures(), unix_ns());
+            w.counter.taker.set(board.captures());
             shard.begin_tick(tick);
             deadline = clock.end_of(tick);
             if fault.due(report.handovers) {
@@ -474,8 +474,10 @@ fn drain_block(
 ) -> u64 {
     let mut frames = block.frames();
     let mut n = 0;
+    let mut last_ts = (0u32, 0u32);
     for f in frames.by_ref() {
         n += 1;
+        last_ts = (f.ts_sec, f.ts_nsec);
         c.wire_bytes += u64::from(f.wire_len);
         if f.gso_tcp() {
             c.gso_frames += 1;
@@ -520,6 +522,9 @@ fn drain_block(
         counter.push(parsed, c, shard);
     }
     counter.flush(c, shard);
+    counter
+        .taker
+        .seen(u64::from(last_ts.0) * 1_000_000_000 + u64::from(last_ts.1));
     c.frames += n;
     if frames.malformed() {
         c.ring_corrupt += u64::from(frames.remaining()).max(1);
@@ -630,11 +635,4 @@ mod fault {
             report
         }
     }
-}
-
-/// Now, in the clock of the ring's timestamps.
-fn unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

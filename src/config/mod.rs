@@ -207,6 +207,45 @@ pub struct WebhookConfig {
     pub timeout: Span,
     pub retries: u32,
     pub queue: usize,
+    /// Alertmanager: open alerts are sent again this often, each time
+    /// with an end [`RESEND_ENDS`] re-sends ahead.
+    pub resend: Span,
+    /// Alertmanager: the `instance` label (two boxes given the same one
+    /// make one alert of an attack both see).
+    pub instance: String,
+    /// Alertmanager: each rule's own labels, by rule name.
+    pub rule_labels: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+/// An open alert's `endsAt` is this many re-send intervals ahead: a box
+/// that stops sending has its alerts resolved that long after.
+pub const RESEND_ENDS: u32 = 4;
+
+/// Labels the Alertmanager body sets itself.
+pub const RESERVED_LABELS: [&str; 6] = [
+    "alertname",
+    "kind",
+    "subject",
+    "rule",
+    "severity",
+    "instance",
+];
+
+/// The host name, for the `instance` label.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "trafficalerted".into())
+}
+
+fn label_ok(name: &str) -> bool {
+    let mut b = name.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && !name.starts_with("__")
 }
 
 /// `[alerts.exec]`
@@ -606,9 +645,42 @@ impl Config {
                 "must be at least 64KiB".into(),
             ));
         }
+        let mut rule_labels = std::collections::BTreeMap::new();
+        for (i, r) in raw.rule.iter().enumerate() {
+            for (k, v) in &r.labels {
+                if !label_ok(k) || RESERVED_LABELS.contains(&k.as_str()) || v.len() > 256 {
+                    return Err(at.invalid_path(
+                        &["rule".into(), i.to_string(), "labels".into()],
+                        format!(
+                            "{k:?}: a label name is letters, digits and _ (not first a digit, not __…, not one of {}), its value at most 256 bytes",
+                            RESERVED_LABELS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if !r.labels.is_empty() {
+                let name = r.name.clone().unwrap_or_else(|| format!("rule {}", i + 1));
+                rule_labels.entry(name).or_insert_with(|| r.labels.clone());
+            }
+        }
         let webhook = match al.webhook {
             None => None,
             Some(w) => {
+                if w.resend.0 < std::time::Duration::from_secs(1)
+                    || w.resend.0 > std::time::Duration::from_secs(3600)
+                {
+                    return Err(at.invalid(
+                        &["alerts", "webhook", "resend"],
+                        "must be between 1s and 1h".into(),
+                    ));
+                }
+                let instance = w.instance.unwrap_or_else(host_name);
+                if instance.is_empty() || instance.len() > 256 {
+                    return Err(at.invalid(
+                        &["alerts", "webhook", "instance"],
+                        "must be 1 to 256 bytes".into(),
+                    ));
+                }
                 crate::sinks::webhook::Endpoint::parse(&w.url)
                     .map_err(|m| at.invalid(&["alerts", "webhook", "url"], m))?;
                 if w.timeout.0.is_zero() {
@@ -627,6 +699,9 @@ impl Config {
                     timeout: w.timeout,
                     retries: w.retries,
                     queue: w.queue,
+                    resend: w.resend,
+                    instance,
+                    rule_labels,
                 })
             }
         };
@@ -716,7 +791,7 @@ impl Config {
                     ));
                 }
                 Action::Ignore
-            } else if limits == Limits::default() && r.mitigate.is_none() {
+            } else if limits == Limits::default() && r.mitigate.is_none() && r.labels.is_empty() {
                 return Err(at.invalid_path(
                     &key("networks"),
                     "the rule neither ignores its networks (ignore = true) nor sets a limit".into(),
@@ -1009,6 +1084,8 @@ mod tests {
             "packets",
             "dir",
             "max_size",
+            "resend",
+            "instance",
         ];
         for k in keys {
             let written = DOCUMENTED_DEFAULT.lines().any(|l| {
@@ -1021,6 +1098,50 @@ mod tests {
                 written,
                 "config/trafficalerted.toml does not document `{k}`"
             );
+        }
+    }
+
+    #[test]
+    fn alertmanager_resend_instance_and_rule_labels() {
+        let c = Config::parse(
+            "[alerts.webhook]\nurl = \"http://127.0.0.1:9093/api/v2/alerts\"\nformat = \"alertmanager\"\n\
+             resend = \"30s\"\ninstance = \"edge-pair\"\n[[rule]]\nname = \"dc\"\nnetworks = [\"10.0.0.0/8\"]\n\
+             labels = { team = \"noc\" }\n",
+            "t.toml",
+        )
+        .unwrap();
+        let w = c.alerts.webhook.unwrap();
+        assert_eq!(
+            (w.resend.0.as_secs(), w.instance.as_str()),
+            (30, "edge-pair")
+        );
+        assert_eq!(w.rule_labels["dc"]["team"], "noc");
+        let d = Config::parse(
+            "[alerts.webhook]\nurl = \"http://127.0.0.1:9093/\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(d.alerts.webhook.unwrap().instance, host_name());
+        for (text, key) in [
+            (
+                "[alerts.webhook]\nurl = \"http://x/\"\nresend = \"0s\"\n",
+                "alerts.webhook.resend",
+            ),
+            (
+                "[alerts.webhook]\nurl = \"http://x/\"\ninstance = \"\"\n",
+                "alerts.webhook.instance",
+            ),
+            (
+                "[[rule]]\nnetworks = [\"10.0.0.0/8\"]\nlabels = { instance = \"x\" }\n",
+                "rule.0.labels",
+            ),
+            (
+                "[[rule]]\nnetworks = [\"10.0.0.0/8\"]\nlabels = { \"a-b\" = \"x\" }\n",
+                "rule.0.labels",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains(key), "{text:?}: {e}");
         }
     }
 

@@ -130,6 +130,10 @@ pub struct RawWebhook {
     pub timeout: Span,
     pub retries: u32,
     pub queue: usize,
+    /// Alertmanager: how often open alerts are sent again.
+    pub resend: Span,
+    /// Alertmanager: the `instance` label; default the host name.
+    pub instance: Option<String>,
 }
 
 impl Default for RawWebhook {
@@ -140,6 +144,8 @@ impl Default for RawWebhook {
             timeout: Span(Duration::from_secs(5)),
             retries: 3,
             queue: 1000,
+            resend: Span(Duration::from_secs(60)),
+            instance: None,
         }
     }
 }
@@ -181,6 +187,8 @@ pub struct RawRule {
     pub rates_out: RawRateLimits,
     /// Alert kinds acted on for these networks (`[mitigation]`).
     pub mitigate: Option<Vec<String>>,
+    /// Labels the Alertmanager webhook adds to these networks' alerts.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// `[rates]`: the short window and the default limits per direction.

@@ -334,6 +334,21 @@
       list("Ports its flows were opened to", (fp.ports || []).map((p) => `${p.proto}/${p.port} — ${fmtCount(p.packets)} packets`));
       list("Source prefixes", (fp.source_prefixes || []).map((p) => `${p.prefix} — ${fmtCount(p.packets)} packets`));
     }
+    const cap = ev.capture;
+    if (cap) {
+      parts.push(text("h3", `The captured packets (${fmtCount(cap.packets)})`));
+      const dl = document.createElement("dl");
+      dl.className = "facts";
+      const pairs = (l, f) => l.map((c) => `${f ? f(c.value) : c.value} ×${fmtCount(c.packets)}`).join(", ");
+      for (const [k, v] of [
+        ["Sizes", cap.sizes.filter((b) => b.packets).map((b) => `${b.up_to ? "≤" + b.up_to : "larger"} B ×${fmtCount(b.packets)}`).join(", ")],
+        ["TTLs", `${pairs(cap.ttls)} (${fmtCount(cap.distinct_ttls)} distinct)`],
+        ["Sources", `${pairs(cap.sources)} (${fmtCount(cap.distinct_sources)} distinct)`],
+        ["Source ports", pairs(cap.source_ports)],
+        ["Destination ports", pairs(cap.destination_ports)],
+      ]) dl.append(text("dt", k), text("dd", v));
+      parts.push(dl);
+    }
     try {
       // What was announced, withdrawn or refused for it, from the history.
       const page = await api(`/api/v1/alerts/history?since=${a.start_ms}&limit=1000`);

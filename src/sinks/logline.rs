@@ -269,6 +269,7 @@ mod tests {
                 ],
                 contacted: None,
                 fingerprint: None,
+                capture: None,
             },
         }
     }

@@ -129,7 +129,7 @@ impl Sinks {
             sinks.push(spawn("history", 10_000, move |rx, st| h.run(rx, st))?);
         }
         if let Some(w) = &cfg.webhook {
-            let hook = webhook::Webhook::new(w);
+            let mut hook = webhook::Webhook::new(w, restored);
             sinks.push(spawn("webhook", w.queue, move |rx, st| hook.run(rx, st))?);
         }
         if let Some(e) = &cfg.exec {
@@ -366,6 +366,9 @@ mod tests {
             timeout: crate::config::units::Span(Duration::from_secs(30)),
             retries: 3,
             queue: 100,
+            resend: crate::config::units::Span(Duration::from_secs(60)),
+            instance: "test".into(),
+            rule_labels: Default::default(),
         });
         let sinks = Sinks::start(&cfg, &[]).unwrap();
         sinks.send(&opened(3));

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use super::{Inbox, SinkStats};
-use crate::alert::{AlertEvent, Transition};
-use crate::config::{WebhookConfig, WebhookFormat};
+use std::collections::BTreeMap;
+
+use crate::alert::{Alert, AlertEvent, Transition};
+use crate::config::{RESEND_ENDS, WebhookConfig, WebhookFormat};
 
 /// What one try may take once the daemon is stopping.
 const STOP_TIMEOUT: Duration = Duration::from_secs(1);
@@ -92,10 +94,17 @@ pub struct Webhook {
     format: WebhookFormat,
     timeout: Duration,
     retries: u32,
+    /// Alertmanager: open alerts are posted again this often.
+    resend: Duration,
+    instance: String,
+    rule_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// Alertmanager: the open alerts, posted again every `resend`.
+    open: BTreeMap<u64, Alert>,
 }
 
 impl Webhook {
-    pub fn new(c: &WebhookConfig) -> Webhook {
+    /// `restored`: alerts open at start, kept alive in Alertmanager.
+    pub fn new(c: &WebhookConfig, restored: &[Alert]) -> Webhook {
         Webhook {
             // Validated with the config.
             endpoint: Endpoint::parse(&c.url).unwrap_or(Endpoint {
@@ -106,14 +115,49 @@ impl Webhook {
             format: c.format,
             timeout: c.timeout.0,
             retries: c.retries,
+            resend: c.resend.0,
+            instance: c.instance.clone(),
+            rule_labels: c.rule_labels.clone(),
+            open: restored.iter().map(|a| (a.id, a.clone())).collect(),
         }
     }
 
-    /// Posts events until the queue closes.
-    pub fn run(&self, rx: &Inbox, stats: &SinkStats) {
+    /// Posts events until the queue closes; for Alertmanager, posts the
+    /// open alerts again every `resend` meanwhile.
+    pub fn run(&mut self, rx: &Inbox, stats: &SinkStats) {
         let mut last_log: Option<Instant> = None;
         let mut stop_seen: Option<Instant> = None;
-        while let Ok(ev) = rx.recv() {
+        let am = self.format == WebhookFormat::Alertmanager;
+        let mut next_resend = Instant::now() + self.resend;
+        loop {
+            let ev = if am {
+                match rx.recv_timeout(next_resend.saturating_duration_since(Instant::now())) {
+                    Ok(ev) => ev,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        next_resend = Instant::now() + self.resend;
+                        // Stopping: the queue is what is left to do.
+                        if !stats.stopping.load(Ordering::Relaxed) {
+                            self.resend_open(&mut last_log);
+                        }
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(ev) => ev,
+                    Err(_) => break,
+                }
+            };
+            match ev.event {
+                Transition::Open => {
+                    self.open.insert(ev.alert.id, ev.alert.clone());
+                }
+                Transition::Close => {
+                    self.open.remove(&ev.alert.id);
+                }
+                Transition::Mitigation => {}
+            }
             if stats.stopping.load(Ordering::Relaxed) {
                 let since = *stop_seen.get_or_insert_with(Instant::now);
                 // Past the stop budget: recorded, not tried.
@@ -173,7 +217,59 @@ impl Webhook {
         match self.format {
             WebhookFormat::Json => serde_json::to_vec(ev).unwrap_or_default(),
             WebhookFormat::Alertmanager => {
-                serde_json::to_vec(&alertmanager(ev)).unwrap_or_default()
+                let ends = match ev.event {
+                    Transition::Close => ev.alert.end_ms.unwrap_or(ev.alert.last_update_ms),
+                    _ => self.ends_ahead(&ev.alert),
+                };
+                serde_json::to_vec(&[self.am_alert(&ev.alert, ends)]).unwrap_or_default()
+            }
+        }
+    }
+
+    /// An open alert's end: [`RESEND_ENDS`] re-sends from now.
+    fn ends_ahead(&self, a: &Alert) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(a.last_update_ms, |d| d.as_millis() as u64);
+        now.max(a.start_ms) + (self.resend * RESEND_ENDS).as_millis() as u64
+    }
+
+    fn am_alert(&self, a: &Alert, ends_ms: u64) -> serde_json::Value {
+        let mut v = alertmanager_alert(a, ends_ms, &self.instance);
+        if let (Some(extra), Some(labels)) = (
+            self.rule_labels.get(&a.rule),
+            v.get_mut("labels").and_then(|l| l.as_object_mut()),
+        ) {
+            for (k, val) in extra {
+                labels.insert(k.clone(), serde_json::Value::String(val.clone()));
+            }
+        }
+        v
+    }
+
+    /// Posts every open alert again (one request), with its end moved
+    /// ahead: Alertmanager keeps them firing while this box lives, and
+    /// resolves them a few re-sends after it stops.
+    fn resend_open(&self, last_log: &mut Option<Instant>) {
+        if self.open.is_empty() {
+            return;
+        }
+        let list: Vec<serde_json::Value> = self
+            .open
+            .values()
+            .map(|a| self.am_alert(a, self.ends_ahead(a)))
+            .collect();
+        let body = serde_json::to_vec(&list).unwrap_or_default();
+        if let Err(e) = self.post(&body, self.timeout, &AtomicBool::new(false)) {
+            let now = Instant::now();
+            if last_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+                *last_log = Some(now);
+                log::warn!(
+                    "webhook http://{}{}: re-sending {} open alert(s) failed: {e}",
+                    self.endpoint.host_header(),
+                    self.endpoint.path,
+                    self.open.len()
+                );
             }
         }
     }
@@ -261,33 +357,23 @@ fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// Alertmanager's `/api/v2/alerts` body: a list with one alert. An open
-/// alert gets an end a day ahead (Alertmanager resolves alerts it stops
-/// hearing about; this daemon announces openings and closings, not every
-/// tick), a closed one its real end.
-pub fn alertmanager(ev: &AlertEvent) -> serde_json::Value {
-    let a = &ev.alert;
-    let ends = match ev.event {
-        Transition::Close => a.end_ms.unwrap_or(a.last_update_ms),
-        Transition::Open | Transition::Mitigation => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(a.last_update_ms, |d| d.as_millis() as u64);
-            now.max(a.start_ms) + 24 * 3600 * 1000
-        }
-    };
+/// One alert as Alertmanager's `/api/v2/alerts` takes it, ending at
+/// `ends_ms` (an open alert: a few re-sends ahead; a closed one: its end).
+pub fn alertmanager_alert(a: &Alert, ends_ms: u64, instance: &str) -> serde_json::Value {
+    let ends = ends_ms;
     let role = if a.kind.subject_is_source() {
         "source"
     } else {
         "destination"
     };
-    json!([{
+    json!({
         "labels": {
             "alertname": format!("trafficalerted_{}", a.kind.name()),
             "kind": a.kind.name(),
             "subject": a.subject.to_string(),
             "rule": a.rule,
             "severity": if a.degraded { "warning-degraded" } else { "warning" },
+            "instance": instance,
         },
         "annotations": {
             "summary": format!("{} {} {}: {} {:?} over {}s (limit {})", a.kind.event_word(), role, a.subject, a.value, a.unit, a.window_secs, a.threshold),
@@ -296,7 +382,7 @@ pub fn alertmanager(ev: &AlertEvent) -> serde_json::Value {
         },
         "startsAt": rfc3339(a.start_ms),
         "endsAt": rfc3339(ends),
-    }])
+    })
 }
 
 #[cfg(test)]
@@ -331,17 +417,44 @@ mod tests {
             window_secs: 600,
             ..Alert::sample(9, AlertKind::PortScan, "10.1.0.2")
         };
-        let v = alertmanager(&AlertEvent {
-            event: Transition::Close,
-            alert: a,
-            mitigation: None,
-        });
+        let cfg = WebhookConfig {
+            url: "http://127.0.0.1:9093/api/v2/alerts".into(),
+            format: WebhookFormat::Alertmanager,
+            timeout: crate::config::units::Span(Duration::from_secs(5)),
+            retries: 0,
+            queue: 1,
+            resend: crate::config::units::Span(Duration::from_secs(60)),
+            instance: "edge-1".into(),
+            rule_labels: [(
+                "default".to_string(),
+                [("team".to_string(), "noc".to_string())].into(),
+            )]
+            .into(),
+        };
+        let hook = Webhook::new(&cfg, &[]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&hook.body(&AlertEvent::of(Transition::Close, a.clone())))
+                .unwrap();
         let x = &v[0];
+        assert_eq!(x["labels"]["instance"], "edge-1");
+        assert_eq!(x["labels"]["team"], "noc");
         assert_eq!(x["labels"]["alertname"], "trafficalerted_port_scan");
         assert_eq!(x["labels"]["subject"], "10.1.0.2");
         assert_eq!(x["startsAt"], "2023-11-14T22:13:20.000Z");
         assert_eq!(x["endsAt"], "2023-11-14T22:15:20.000Z");
         assert_eq!(x["annotations"]["alert_id"], "9");
+        // Open: its end four re-sends (4 min) ahead, not a day.
+        let v: serde_json::Value = serde_json::from_slice(&hook.body(&AlertEvent::of(
+            Transition::Open,
+            Alert { end_ms: None, ..a },
+        )))
+        .unwrap();
+        let ends = humantime::parse_rfc3339(v[0]["endsAt"].as_str().unwrap()).unwrap();
+        let ahead = ends.duration_since(SystemTime::now()).unwrap();
+        assert!(
+            ahead > Duration::from_secs(230) && ahead <= Duration::from_secs(240),
+            "{ahead:?}"
+        );
     }
 
     #[test]

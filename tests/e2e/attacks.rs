@@ -126,6 +126,31 @@ fn a_floods_pcap_is_the_packets_tcpdump_saw_and_replays_to_the_same_alert() {
             d.log()
         );
     }
+    // The alert's evidence says what the captured packets show: one size,
+    // one TTL, the port, and as many sources as packets (spoofed).
+    let cap = wait_until(Duration::from_secs(5), || {
+        let a = d.json("/api/v1/alerts")["open"]
+            .as_array()?
+            .iter()
+            .find(|a| a["id"] == id)?
+            .clone();
+        let c = a["evidence"]["capture"].clone();
+        (!c.is_null()).then_some(c)
+    })
+    .expect("capture summary in the alert's evidence");
+    eprintln!("capture summary: {cap}");
+    assert_eq!(cap["packets"], PACKETS as u64);
+    assert_eq!(
+        cap["ttls"][0]["value"], 64,
+        "as trafgen sent them (before forwarding): {cap}"
+    );
+    assert_eq!(cap["distinct_ttls"], 1);
+    assert_eq!(cap["destination_ports"][0]["value"], 53);
+    assert_eq!(cap["destination_ports"][0]["packets"], PACKETS as u64);
+    assert!(cap["distinct_sources"].as_u64().unwrap() >= PACKETS as u64 - 5);
+    let bins = cap["sizes"].as_array().unwrap();
+    assert_eq!(bins[1]["up_to"], 128);
+    assert_eq!(bins[1]["packets"], PACKETS as u64, "82-byte frames: {cap}");
     dump.signal(nix::sys::signal::Signal::SIGINT);
     assert!(dump.wait_for(Duration::from_secs(10)).is_some(), "tcpdump");
 

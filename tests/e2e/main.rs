@@ -6,6 +6,7 @@
 //! ping, setpriv); without them they fail with a message saying so.
 
 mod abuse;
+mod alertmanager;
 mod alerts;
 mod attacks;
 mod browser;
