@@ -215,6 +215,9 @@ pub struct WebhookConfig {
     pub instance: String,
     /// Alertmanager: each rule's own labels, by rule name.
     pub rule_labels: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// https: the CA certificates (PEM) trusted instead of the system's;
+    /// empty for the system's.
+    pub ca_file: String,
 }
 
 /// An open alert's `endsAt` is this many re-send intervals ahead: a box
@@ -674,6 +677,10 @@ impl Config {
                         "must be between 1s and 1h".into(),
                     ));
                 }
+                if !w.ca_file.is_empty() {
+                    crate::sinks::http_client::tls_config(Some(std::path::Path::new(&w.ca_file)))
+                        .map_err(|m| at.invalid(&["alerts", "webhook", "ca_file"], m))?;
+                }
                 let instance = w.instance.unwrap_or_else(host_name);
                 if instance.is_empty() || instance.len() > 256 {
                     return Err(at.invalid(
@@ -702,6 +709,7 @@ impl Config {
                     resend: w.resend,
                     instance,
                     rule_labels,
+                    ca_file: w.ca_file,
                 })
             }
         };
@@ -1086,6 +1094,7 @@ mod tests {
             "max_size",
             "resend",
             "instance",
+            "ca_file",
         ];
         for k in keys {
             let written = DOCUMENTED_DEFAULT.lines().any(|l| {

@@ -134,6 +134,8 @@ pub struct RawWebhook {
     pub resend: Span,
     /// Alertmanager: the `instance` label; default the host name.
     pub instance: Option<String>,
+    /// https: the CA certificates (PEM) to trust instead of the system's.
+    pub ca_file: String,
 }
 
 impl Default for RawWebhook {
@@ -146,6 +148,7 @@ impl Default for RawWebhook {
             queue: 1000,
             resend: Span(Duration::from_secs(60)),
             instance: None,
+            ca_file: String::new(),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod exec;
 pub mod history;
+pub mod http_client;
 pub mod lines;
 pub mod logline;
 pub mod webhook;
@@ -369,6 +370,7 @@ mod tests {
             resend: crate::config::units::Span(Duration::from_secs(60)),
             instance: "test".into(),
             rule_labels: Default::default(),
+            ca_file: String::new(),
         });
         let sinks = Sinks::start(&cfg, &[]).unwrap();
         sinks.send(&opened(3));

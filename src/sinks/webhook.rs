@@ -2,11 +2,9 @@
 //! backoff. Either the event as JSON, or the list Prometheus Alertmanager's
 //! `/api/v2/alerts` takes.
 //!
-//! Plain `http://` only: a webhook on a monitoring box usually points at a
-//! local relay or an Alertmanager on the management network.
+//! `http://` or `https://` ([`super::http_client`]: hyper and rustls, the
+//! system's CAs or a configured one).
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,8 +16,7 @@ use std::collections::BTreeMap;
 use crate::alert::{Alert, AlertEvent, Transition};
 use crate::config::{RESEND_ENDS, WebhookConfig, WebhookFormat};
 
-/// What one try may take once the daemon is stopping.
-const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+use super::http_client::{Client, STOP_TIMEOUT};
 /// How long a stopping webhook keeps trying; what is left after it is
 /// recorded as undelivered without a try.
 const STOP_BUDGET: Duration = Duration::from_secs(3);
@@ -30,18 +27,22 @@ pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub path: String,
+    /// `https://`
+    pub tls: bool,
 }
 
 impl Endpoint {
-    /// Parses `http://host[:port]/path`.
+    /// Parses `http[s]://host[:port]/path`.
     pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            if url.starts_with("https://") {
-                format!("{url:?}: https is not supported; point it at an http:// endpoint (a local relay or Alertmanager on the management network)")
-            } else {
-                format!("{url:?}: expected an URL like \"http://127.0.0.1:9093/api/v2/alerts\"")
+        let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(r), _) => (r, false),
+            (_, Some(r)) => (r, true),
+            _ => {
+                return Err(format!(
+                    "{url:?}: expected an URL like \"http://127.0.0.1:9093/api/v2/alerts\" or \"https://alerts.example.net/hook\""
+                ));
             }
-        })?;
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -63,6 +64,7 @@ impl Endpoint {
             }
         };
         let port = match port {
+            None | Some("") if tls => 443,
             None | Some("") => 80,
             Some(p) => p
                 .parse()
@@ -75,10 +77,11 @@ impl Endpoint {
             host,
             port,
             path: path.to_string(),
+            tls,
         })
     }
 
-    fn host_header(&self) -> String {
+    pub fn host_header(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -88,9 +91,12 @@ impl Endpoint {
 }
 
 /// The webhook sink.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Webhook {
     endpoint: Endpoint,
+    ca_file: Option<std::path::PathBuf>,
+    /// Made on the sink's thread at the first post.
+    client: Option<Client>,
     format: WebhookFormat,
     timeout: Duration,
     retries: u32,
@@ -111,7 +117,10 @@ impl Webhook {
                 host: "127.0.0.1".into(),
                 port: 80,
                 path: "/".into(),
+                tls: false,
             }),
+            ca_file: (!c.ca_file.is_empty()).then(|| c.ca_file.clone().into()),
+            client: None,
             format: c.format,
             timeout: c.timeout.0,
             retries: c.retries,
@@ -250,7 +259,7 @@ impl Webhook {
     /// Posts every open alert again (one request), with its end moved
     /// ahead: Alertmanager keeps them firing while this box lives, and
     /// resolves them a few re-sends after it stops.
-    fn resend_open(&self, last_log: &mut Option<Instant>) {
+    fn resend_open(&mut self, last_log: &mut Option<Instant>) {
         if self.open.is_empty() {
             return;
         }
@@ -265,7 +274,8 @@ impl Webhook {
             if last_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
                 *last_log = Some(now);
                 log::warn!(
-                    "webhook http://{}{}: re-sending {} open alert(s) failed: {e}",
+                    "webhook {}://{}{}: re-sending {} open alert(s) failed: {e}",
+                    if self.endpoint.tls { "https" } else { "http" },
                     self.endpoint.host_header(),
                     self.endpoint.path,
                     self.open.len()
@@ -274,81 +284,20 @@ impl Webhook {
         }
     }
 
-    fn post(&self, body: &[u8], timeout: Duration, stopping: &AtomicBool) -> Result<(), String> {
-        let e = &self.endpoint;
-        let addrs = (e.host.as_str(), e.port)
-            .to_socket_addrs()
-            .map_err(|err| format!("cannot resolve {}: {err}", e.host))?;
-        let mut last = String::from("no address");
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, timeout) {
-                Ok(s) => return self.exchange(s, body, timeout, stopping),
-                Err(err) => last = format!("connect {addr}: {err}"),
-            }
-        }
-        Err(last)
-    }
-
-    /// The answer is waited for in short slices, so that a stop cuts a
-    /// long wait down to [`STOP_TIMEOUT`].
-    fn exchange(
-        &self,
-        mut s: TcpStream,
+    /// POSTs through the kept client (made on first use, on the sink's
+    /// own thread).
+    fn post(
+        &mut self,
         body: &[u8],
         timeout: Duration,
         stopping: &AtomicBool,
     ) -> Result<(), String> {
-        let started = Instant::now();
-        let slice = Duration::from_millis(250).min(timeout);
-        s.set_read_timeout(Some(slice)).map_err(|e| e.to_string())?;
-        s.set_write_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: trafficalerted/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.endpoint.path,
-            self.endpoint.host_header(),
-            env!("CARGO_PKG_VERSION"),
-            body.len()
-        );
-        s.write_all(head.as_bytes())
-            .map_err(|e| format!("send: {e}"))?;
-        s.write_all(body).map_err(|e| format!("send: {e}"))?;
-        let mut reply = [0u8; 64];
-        let mut n = 0;
-        while n < 12 {
-            match s.read(&mut reply[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    let limit = if stopping.load(Ordering::Relaxed) {
-                        timeout.min(STOP_TIMEOUT)
-                    } else {
-                        timeout
-                    };
-                    if started.elapsed() >= limit {
-                        return Err(format!("no answer within {limit:?}"));
-                    }
-                }
-                Err(e) => return Err(format!("no answer: {e}")),
-            }
+        if self.client.is_none() {
+            self.client = Some(Client::new(self.endpoint.clone(), self.ca_file.as_deref())?);
         }
-        let line = String::from_utf8_lossy(&reply[..n]);
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("not an HTTP answer: {line:?}"))?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(format!("HTTP {status}"))
+        match &mut self.client {
+            Some(c) => c.post(body, timeout, stopping),
+            None => Err("no client".into()),
         }
     }
 }
@@ -430,6 +379,7 @@ mod tests {
                 [("team".to_string(), "noc".to_string())].into(),
             )]
             .into(),
+            ca_file: String::new(),
         };
         let hook = Webhook::new(&cfg, &[]);
         let v: serde_json::Value =
@@ -459,7 +409,8 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_post_to() {
-        assert!(Endpoint::parse("https://x/").unwrap_err().contains("https"));
+        let e = Endpoint::parse("https://alerts.example.net/hook").unwrap();
+        assert_eq!((e.tls, e.port), (true, 443));
         assert!(Endpoint::parse("ftp://x/").is_err());
         assert!(Endpoint::parse("http://:80/").is_err());
         assert!(Endpoint::parse("http://x:99999/").is_err());

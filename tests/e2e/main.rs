@@ -30,3 +30,4 @@ mod reload;
 mod replay;
 mod ring;
 mod traffic;
+mod webhook_tls;
