@@ -13,6 +13,7 @@ pub mod counters;
 pub mod daemon;
 pub mod detect;
 pub mod distinct;
+pub mod export;
 pub mod flows;
 pub mod hosts;
 pub mod http;

@@ -117,6 +117,8 @@ pub struct Snapshot {
     pub mitigation: Option<Arc<crate::mitigation::Report>>,
     /// Attack captures, when `[attack_pcap]` is on.
     pub attacks: Option<crate::attacks::AttackReport>,
+    /// IPFIX export, when collectors are configured.
+    pub export: Option<crate::export::ExportReport>,
     pub health: TickHealth,
     pub late_shards_total: u64,
     pub shards_merged: u64,
@@ -165,6 +167,7 @@ impl Snapshot {
             sinks: Vec::new(),
             mitigation: None,
             attacks: None,
+            export: None,
             health: TickHealth::default(),
             late_shards_total: 0,
             shards_merged: 0,

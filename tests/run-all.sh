@@ -24,7 +24,8 @@ for pair in iperf3:iperf3 nmap:nmap trafgen:netsniff-ng tcpdump:tcpdump ethtool:
             taskset:util-linux python3:python3 prometheus:prometheus promtool:prometheus \
             chromium:chromium chromedriver:chromium-driver tshark:tshark dnsmasq:dnsmasq-base \
             dig:bind9-dnsutils gzip:gzip bird:bird2 birdc:bird2 exabgp:exabgp \
-            prometheus-alertmanager:prometheus-alertmanager; do
+            prometheus-alertmanager:prometheus-alertmanager nfcapd:nfdump nfdump:nfdump \
+            nfacctd:pmacct openssl:openssl; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 # Text in the dashboard's screenshot needs a font.

@@ -832,6 +832,7 @@ impl Aggregator {
             sinks: Vec::new(),
             mitigation: None,
             attacks: None,
+            export: None,
             health,
             late_shards_total: self.late_total,
             shards_merged: self.shards_merged,

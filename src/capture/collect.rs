@@ -62,6 +62,8 @@ pub struct Collector {
     pub mitigation: Mitigator,
     /// Pcaps of floods.
     pub attacks: crate::attacks::Attacks,
+    /// Flow records to IPFIX collectors.
+    pub export: crate::export::Exporter,
     /// What the API shows of it, made again when it changed.
     pub mitigation_report: Option<Arc<crate::mitigation::Report>>,
 }
@@ -98,6 +100,7 @@ impl Collector {
                         let t0 = Instant::now();
                         self.agg.merge(&shard);
                         self.attacks.collect(w, &mut shard.captured);
+                        self.export.collect(&shard);
                         merge_time += t0.elapsed();
                         if shard.last {
                             finished[w] = true;
@@ -145,6 +148,7 @@ impl Collector {
         while let Ok(Reconfigure(cfg)) = self.control.try_recv() {
             self.agg.reconfigure(&cfg);
             let acted = self.mitigation.reconfigure(&cfg.mitigation, unix_now_ms());
+            self.export.reconfigure(&cfg.ipfix);
             if self.attacks.reconfigure(&cfg.attack_pcap) {
                 self.board.publish_captures(None);
             }
@@ -233,6 +237,10 @@ impl Collector {
             self.board.publish_captures(list);
         }
         snap.attacks = self.attacks.report();
+        let tick_ms = self.clock.tick().as_millis() as u64;
+        self.export
+            .end_tick(unix_ms.saturating_sub(tick_ms), unix_ms);
+        snap.export = self.export.report();
         self.sinks.send(&events);
         self.sinks.send(&acted);
         snap.mitigation = self.mitigation_report(!acted.is_empty());
@@ -300,6 +308,7 @@ mod tests {
                 mitigation: Mitigator::off(),
                 mitigation_report: None,
                 attacks: crate::attacks::Attacks::off(),
+                export: crate::export::Exporter::off(),
             }
             .run()
         });

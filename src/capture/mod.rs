@@ -210,6 +210,7 @@ impl Capture {
         let (agg_control, control_rx) = mpsc::channel();
         let alerts = config.alerts.clone();
         let attacks = crate::attacks::Attacks::start(&config.attack_pcap, sizing.workers);
+        let export = crate::export::Exporter::start(&config.ipfix);
         let lost = Arc::new(AtomicUsize::new(0));
         let lost_agg = lost.clone();
         let board = Arc::new(Board::default());
@@ -232,6 +233,7 @@ impl Capture {
                     mitigation,
                     mitigation_report: None,
                     attacks,
+                    export,
                 }
                 .run()
             })

@@ -5,6 +5,7 @@
 
 pub mod attack;
 mod bounds;
+pub mod export;
 pub mod file;
 mod glob;
 pub mod legacy;
@@ -333,6 +334,7 @@ pub struct Config {
     pub rates: rates::RatesConfig,
     pub mitigation: mitigation::MitigationConfig,
     pub attack_pcap: attack::AttackPcapConfig,
+    pub ipfix: export::IpfixConfig,
     pub alerts: AlertsConfig,
     #[serde(rename = "rule")]
     pub rules: Vec<Rule>,
@@ -824,6 +826,7 @@ impl Config {
 
         let mitigation_config = mitigation::read(raw.mitigation, rule_kinds, at)?;
         let attack_config = attack::read(raw.attack_pcap, at)?;
+        let ipfix_config = export::read(raw.export, at)?;
 
         let listen = raw.http.listen.0;
         if listen.is_empty() {
@@ -888,6 +891,7 @@ impl Config {
             rates: rate_config,
             mitigation: mitigation_config,
             attack_pcap: attack_config,
+            ipfix: ipfix_config,
             alerts: AlertsConfig {
                 hold_down: al.hold_down,
                 log: al.log,
@@ -1095,6 +1099,9 @@ mod tests {
             "resend",
             "instance",
             "ca_file",
+            "collectors",
+            "observation_domain",
+            "template_refresh",
         ];
         for k in keys {
             let written = DOCUMENTED_DEFAULT.lines().any(|l| {
@@ -1442,9 +1449,13 @@ listen = ["127.0.0.1:9000", "[::1]:9000"]
 
     #[test]
     fn alert_sections_are_checked() {
-        let e = err("[alerts.webhook]\nurl = \"https://alerts.example/hook\"\n");
+        let e = err("[alerts.webhook]\nurl = \"ftp://alerts.example/hook\"\n");
+        assert!(e.contains("alerts.webhook.url"), "{e}");
+        let e = err(
+            "[alerts.webhook]\nurl = \"https://alerts.example/hook\"\nca_file = \"/nonexistent/ca.pem\"\n",
+        );
         assert!(
-            e.contains("alerts.webhook.url") && e.contains("https"),
+            e.contains("alerts.webhook.ca_file") && e.contains("/nonexistent/ca.pem"),
             "{e}"
         );
         let e = err("[alerts]\ndegraded_drop_ratio = 2.0\n");

@@ -199,6 +199,7 @@ pub fn render(snap: &Snapshot) -> String {
     alerts(&mut o, snap);
     sinks(&mut o, snap);
     mitigation(&mut o, snap);
+    export(&mut o, snap);
     hosts(&mut o, snap);
     o.s
 }
@@ -458,6 +459,23 @@ fn sinks(o: &mut Out, snap: &Snapshot) {
             &[("sink", s.name)],
             s.restarts,
         );
+    }
+}
+
+fn export(o: &mut Out, snap: &Snapshot) {
+    let Some(e) = &snap.export else { return };
+    o.family(
+        "trafficalerted_ipfix_total",
+        "counter",
+        "IPFIX export: records made, messages sent (per collector), ticks dropped (queue full), send errors.",
+    );
+    for (what, n) in [
+        ("records", e.records),
+        ("messages", e.messages),
+        ("dropped_ticks", e.dropped_ticks),
+        ("send_errors", e.send_errors),
+    ] {
+        o.sample("trafficalerted_ipfix_total", &[("what", what)], n);
     }
 }
 

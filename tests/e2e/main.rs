@@ -19,6 +19,7 @@ mod decap;
 mod fallback;
 mod http;
 mod interfaces;
+mod ipfix;
 mod lifecycle;
 mod mitigation;
 mod netns;
