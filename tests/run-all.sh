@@ -23,7 +23,7 @@ for pair in iperf3:iperf3 nmap:nmap trafgen:netsniff-ng tcpdump:tcpdump ethtool:
             ip:iproute2 ss:iproute2 ping:iputils-ping setpriv:util-linux curl:curl \
             taskset:util-linux python3:python3 prometheus:prometheus promtool:prometheus \
             chromium:chromium chromedriver:chromium-driver tshark:tshark dnsmasq:dnsmasq-base \
-            dig:bind9-dnsutils gzip:gzip bird:bird2 birdc:bird2 exabgp:exabgp \
+            dig:bind9-dnsutils gzip:gzip bird:bird2 birdc:bird2 exabgp:exabgp vtysh:frr \
             prometheus-alertmanager:prometheus-alertmanager nfcapd:nfdump nfdump:nfdump \
             nfacctd:pmacct openssl:openssl; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")

@@ -20,12 +20,47 @@ use crate::netns::{Netns, Proc, Topology, require, sh, unique, wait_until};
 struct Upstream {
     ns: Netns,
     dir: PathBuf,
+    router: Router,
     bird: Option<Proc>,
     _exabgp: Proc,
 }
 
+/// The upstream router.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Router {
+    Bird,
+    /// FRR's bgpd alone (no zebra), with README.md's configuration.
+    Frr,
+}
+
+/// README.md's FRR configuration, the static discard route left out.
+const FRR_CONF: &str = "hostname upstream
+bgp community-list standard BLACKHOLE permit 65535:666
+route-map RTBH-IN permit 10
+ match community BLACKHOLE
+ set ip next-hop 192.0.2.1
+route-map RTBH-IN deny 20
+route-map FLOWSPEC-IN permit 10
+!
+router bgp 65001
+ bgp router-id 10.99.0.1
+ neighbor 10.99.0.2 remote-as 65002
+ neighbor 10.99.0.2 timers connect 1
+ address-family ipv4 unicast
+  neighbor 10.99.0.2 route-map RTBH-IN in
+ exit-address-family
+ address-family ipv4 flowspec
+  neighbor 10.99.0.2 activate
+  neighbor 10.99.0.2 route-map FLOWSPEC-IN in
+ exit-address-family
+";
+
 impl Upstream {
     fn start(rtr: &Netns) -> Upstream {
+        Self::start_with(rtr, Router::Bird)
+    }
+
+    fn start_with(rtr: &Netns, router: Router) -> Upstream {
         let ns = Netns::new("b");
         let id = unique("");
         let (b0, b1) = (format!("{id}b0"), format!("{id}b1"));
@@ -106,9 +141,12 @@ neighbor 10.99.0.1 {{
             Stdio::from(log.try_clone().unwrap()),
             Stdio::from(log),
         );
+        std::fs::write(dir.join("bgpd.conf"), FRR_CONF).unwrap();
+        std::fs::create_dir_all(dir.join("frr")).unwrap();
         let mut u = Upstream {
             ns,
             dir,
+            router,
             bird: None,
             _exabgp: exabgp,
         };
@@ -117,6 +155,28 @@ neighbor 10.99.0.1 {{
     }
 
     fn start_bird(&mut self) {
+        if self.router == Router::Frr {
+            let d = self.dir.to_string_lossy().into_owned();
+            self.bird = Some(self.ns.spawn(
+                &[
+                    "/usr/lib/frr/bgpd",
+                    "-f",
+                    &format!("{d}/bgpd.conf"),
+                    "-Z",
+                    "-S",
+                    "-n",
+                    "--vty_socket",
+                    &format!("{d}/frr"),
+                    "-i",
+                    &format!("{d}/frr/bgpd.pid"),
+                    "--log",
+                    &format!("file:{d}/bird.log"),
+                ],
+                Stdio::null(),
+                Stdio::null(),
+            ));
+            return;
+        }
         let conf = self.dir.join("bird.conf").to_string_lossy().into_owned();
         let ctl = self.ctl();
         self.bird = Some(self.ns.spawn(
@@ -160,7 +220,22 @@ neighbor 10.99.0.1 {{
         self.show(&["table", "flowtab4", "all"])
     }
 
+    /// `vtysh -c …` as FRR answers it.
+    fn vtysh(&self, cmd: &str) -> String {
+        let sock = self.dir.join("frr").to_string_lossy().into_owned();
+        let out = std::process::Command::new("vtysh")
+            .args(["--vty_socket", &sock, "-c", cmd])
+            .output()
+            .expect("vtysh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn session_up(&self) -> bool {
+        if self.router == Router::Frr {
+            return self
+                .vtysh("show bgp neighbors 10.99.0.2")
+                .contains("BGP state = Established");
+        }
         let ctl = self.ctl();
         let out = std::process::Command::new("birdc")
             .args(["-s", &ctl, "show", "protocols", "speaker"])
@@ -429,4 +504,47 @@ fn a_protected_victim_and_a_dry_run_announce_nothing_and_say_why() {
         }
         d.stop();
     }
+}
+
+#[test]
+fn frr_takes_the_blackhole_route_and_flowspec_rule_as_the_readme_configures_it() {
+    require(&["vtysh", "exabgp", "trafgen", "ethtool"]);
+    assert!(
+        std::path::Path::new("/usr/lib/frr/bgpd").exists(),
+        "FRR's bgpd is missing: apt-get install frr"
+    );
+    let t = Topology::new();
+    let u = Upstream::start_with(&t.rtr, Router::Frr);
+    let d = Daemon::start(&t.rtr, &config(&u.socket(), ""));
+    speaker_ready(&d, &u);
+    let mut sender = flood(&t, 30_000);
+    let route = wait_until(Duration::from_secs(10), || {
+        let r = u.vtysh("show ip bgp community 65535:666");
+        r.contains("10.2.0.2/32").then_some(r)
+    })
+    .unwrap_or_else(|| panic!("no blackhole route in FRR\n{}\n{}", u.logs(), d.log()));
+    assert!(
+        route.contains("192.0.2.1"),
+        "RTBH-IN set the discard next hop: {route}"
+    );
+    let fs = wait_until(Duration::from_secs(5), || {
+        let f = u.vtysh("show bgp ipv4 flowspec detail");
+        f.contains("Destination Address 10.2.0.2/32").then_some(f)
+    })
+    .unwrap_or_else(|| panic!("no FlowSpec rule in FRR\n{}", u.logs()));
+    assert!(
+        fs.contains("IP Protocol = 17") && fs.contains("Destination Port = 53"),
+        "{fs}"
+    );
+    assert!(
+        sender.wait_for(Duration::from_secs(60)).is_some(),
+        "trafgen"
+    );
+    let gone = wait_until(Duration::from_secs(10), || {
+        let r = u.vtysh("show ip bgp community 65535:666");
+        let f = u.vtysh("show bgp ipv4 flowspec detail");
+        (!r.contains("10.2.0.2/32") && !f.contains("10.2.0.2/32")).then_some(())
+    });
+    assert!(gone.is_some(), "still in FRR after the flood ended");
+    d.stop();
 }
