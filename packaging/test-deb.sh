@@ -243,6 +243,11 @@ inside systemctl stop trafficalerted || fail "systemctl stop"
 took=$(( $(date +%s) - start ))
 [ "$(inside systemctl show -p Result --value trafficalerted)" = success ] || fail "stop result: $(inside systemctl show -p Result --value trafficalerted)"
 [ "$(inside systemctl show -p ExecMainStatus --value trafficalerted)" = 0 ] || fail "exit status $(inside systemctl show -p ExecMainStatus --value trafficalerted)"
+# journald may not have the last lines yet when the unit is down.
+for _ in $(seq 50); do
+    inside journalctl -u trafficalerted --no-pager -o cat | grep -q 'stopping' && break
+    sleep 0.2
+done
 inside journalctl -u trafficalerted --no-pager -o cat | grep -q 'stopping' || fail "no clean stop in the journal"
 echo "stopped cleanly in ${took} s"
 inside systemctl poweroff >/dev/null 2>&1 || true
