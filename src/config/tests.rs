@@ -494,3 +494,36 @@ fn capabilities_json_carries_human_units() {
     assert_eq!(v["traffic"]["interval"], "170s");
     assert_eq!(v["capture"]["direction"], "ingress");
 }
+
+#[test]
+fn attack_pcap_and_ipfix_keys_are_checked_with_their_line() {
+    let c = Config::parse(
+        "[attack_pcap]\npackets = 500\ndir = \"/tmp/a\"\nmax_size = \"10M\"\n\
+         [export.ipfix]\ncollectors = [\"127.0.0.1:4739\", \"[::1]:2055\"]\nobservation_domain = 7\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        (c.attack_pcap.packets, c.attack_pcap.max_size.0),
+        (500, 10_000_000)
+    );
+    assert_eq!(c.ipfix.collectors.len(), 2);
+    assert_eq!(c.ipfix.observation_domain, 7);
+    for (text, key) in [
+        ("[attack_pcap]\npackets = 100001\n", "attack_pcap.packets"),
+        ("[attack_pcap]\ndir = \"rel/dir\"\n", "attack_pcap.dir"),
+        ("[attack_pcap]\nmax_size = \"1K\"\n", "attack_pcap.max_size"),
+        (
+            "[export.ipfix]\ncollectors = [\"127.0.0.1\"]\n",
+            "export.ipfix.collectors",
+        ),
+        (
+            "[export.ipfix]\ntemplate_refresh = \"0s\"\n",
+            "export.ipfix.template_refresh",
+        ),
+        ("[export.ipfix]\nqueue = 0\n", "export.ipfix.queue"),
+    ] {
+        let e = err(text);
+        assert!(e.contains(key) && e.contains("line 2"), "{text:?}: {e}");
+    }
+}
