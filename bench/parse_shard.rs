@@ -122,6 +122,8 @@ fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta, counter: &mut
         );
     }
     counter.flush(iface, shard);
+    // What the worker does before it hands the shard over.
+    shard.seal();
 }
 
 fn limits(rates: u8) -> ShardLimits {

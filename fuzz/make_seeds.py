@@ -341,3 +341,74 @@ with open("seeds/history_reader/mitigation", "wb") as f:
     f.write(opened + (json.dumps(mit) + "\n").encode() + closed)
 print(f"{len(bgp)} bgp_lines seeds")
 print(f"{len(seeds)} parse, {len(configs)} config, {len(blocks)} ring_block, {len(requests)} http_request, {len(captures)} replay_reader seeds")
+
+# flow_records: datagrams from routers, framed as 2-byte length (top bit:
+# which exporter) + bytes.
+def frame(d, second=False):
+    return struct.pack(">H", len(d) | (0x8000 if second else 0)) + d
+
+def nf5(recs, n=0, count=None):
+    d = struct.pack(">HH", 5, len(recs) if count is None else count) + bytes(18) + struct.pack(">H", n | 0x4000)
+    for src, dst, p, sp, dp, fl, pk, by in recs:
+        d += bytes(src) + bytes(dst) + bytes(4) + struct.pack(">HHII", 3, 4, pk, by) + bytes(8)
+        d += struct.pack(">HHBBBB", sp, dp, 0, fl, p, 0) + bytes(8)
+    return d
+
+def fset(i, body):
+    return struct.pack(">HH", i, len(body) + 4) + body
+
+FIELDS = [(8, 4), (12, 4), (4, 1), (7, 2), (11, 2), (6, 1), (2, 4), (1, 8)]
+def tmpl(tid=256, fields=FIELDS):
+    return struct.pack(">HH", tid, len(fields)) + b"".join(struct.pack(">HH", a, b) for a, b in fields)
+def rec(src=(10, 0, 0, 1), dst=(10, 0, 0, 2), pk=5, by=500, p=17, flags=0):
+    return bytes(src) + bytes(dst) + struct.pack(">BHHBIQ", p, 5000, 53, flags, pk, by)
+def v9(*sets):
+    return struct.pack(">HHIIII", 9, len(sets), 0, 0, 1, 7) + b"".join(sets)
+def ipfix(*sets, length=None):
+    body = b"".join(sets)
+    return struct.pack(">HHIII", 10, 16 + len(body) if length is None else length, 0, 1, 7) + body
+
+def sflow(frame_bytes, rate=64, samples=None, reclen=None, hdrlen=None):
+    w = lambda *v: b"".join(struct.pack(">I", x & 0xffffffff) for x in v)
+    r = w(1, len(frame_bytes) + 4, 4, len(frame_bytes) if hdrlen is None else hdrlen) + frame_bytes
+    r += bytes(-len(r) % 4)
+    smp = w(1, 3, rate, 100, 0, 7, 8, 1, 1, len(r) if reclen is None else reclen) + r
+    return w(5, 1) + bytes([192, 0, 2, 1]) + w(0, 1, 1000, 1 if samples is None else samples) + w(1, len(smp)) + smp
+
+udp_frame = eth(0x0800, ipv4(17, udp(26)))
+syn_frame = eth(0x0800, ipv4(6, tcp(0x02)))
+opt_tmpl = struct.pack(">HHH", 400, 2, 1) + struct.pack(">HHHH", 149, 4, 305, 4)
+var_tmpl = struct.pack(">HH", 300, 3) + struct.pack(">HH", 8, 4) + struct.pack(">HH", 12, 4) + struct.pack(">HHI", 0x8005, 0xffff, 29305)
+flows = {
+    "nf5_two": frame(nf5([((10, 0, 0, 1), (10, 0, 0, 2), 17, 5000, 53, 0, 10, 1000), ((10, 0, 0, 3), (10, 0, 0, 2), 6, 40000, 22, 2, 1, 60)], 100)),
+    "nf5_count_lies": frame(nf5([((10, 0, 0, 1), (10, 0, 0, 2), 17, 5000, 53, 0, 10, 1000)], count=30)),
+    "nf5_huge_counts": frame(nf5([((10, 0, 0, 1), (10, 0, 0, 2), 17, 1, 2, 0, 0xffffffff, 0xffffffff)] * 30, n=0x3fff)),
+    "v9_template_then_data": frame(v9(fset(0, tmpl()), fset(256, rec() + rec((10, 0, 0, 3))))),
+    "v9_data_first": frame(v9(fset(256, rec()))) + frame(v9(fset(0, tmpl()))),
+    "v9_padding": frame(v9(fset(0, tmpl()), fset(256, rec() + bytes(3))) + bytes(3)),
+    "v9_zero_len_fields": frame(v9(fset(0, tmpl(fields=[(8, 0), (12, 0)])))),
+    "v9_options_sampling": frame(v9(fset(1, struct.pack(">HHH", 257, 4, 4) + struct.pack(">HHHH", 1, 4, 34, 4)), fset(257, struct.pack(">II", 1, 1000)))),
+    "ipfix_template_data": frame(ipfix(fset(2, tmpl()), fset(256, rec()))),
+    "ipfix_variable": frame(ipfix(fset(2, var_tmpl), fset(300, bytes([10, 0, 0, 9, 10, 0, 0, 2, 255, 1, 44]) + bytes(300)))),
+    "ipfix_variable_overrun": frame(ipfix(fset(2, var_tmpl), fset(300, bytes([10, 0, 0, 9, 10, 0, 0, 2, 255, 0xff, 0xff])))),
+    "ipfix_options": frame(ipfix(fset(3, opt_tmpl), fset(400, struct.pack(">II", 7, 512)))) + frame(ipfix(fset(2, tmpl()), fset(256, rec()))),
+    "ipfix_withdraw": frame(ipfix(fset(2, tmpl()))) + frame(ipfix(fset(2, struct.pack(">HH", 256, 0)))) + frame(ipfix(fset(256, rec()))),
+    "ipfix_length_lies": frame(ipfix(fset(2, tmpl()), length=65535)) + frame(ipfix(fset(256, rec()), length=3)),
+    "ipfix_set_len_zero": frame(ipfix(struct.pack(">HH", 256, 0) + rec())),
+    "ipfix_many_templates": b"".join(frame(ipfix(fset(2, tmpl(256 + i)))) for i in range(20)),
+    "ipfix_many_held": b"".join(frame(ipfix(fset(256 + i, bytes(16000))), True) for i in range(8)),
+    "ipfix_huge_field_count": frame(ipfix(fset(2, struct.pack(">HH", 256, 65535)))),
+    "two_exporters_same_ids": frame(ipfix(fset(2, tmpl()))) + frame(ipfix(fset(256, rec())), True),
+    "sflow_udp": frame(sflow(udp_frame)),
+    "sflow_syn_rate1": frame(sflow(syn_frame, rate=1)),
+    "sflow_header_len_lies": frame(sflow(udp_frame, hdrlen=0xffffffff)),
+    "sflow_record_len_lies": frame(sflow(udp_frame, reclen=0xfffffffd)),
+    "sflow_sample_count_lies": frame(sflow(udp_frame, samples=0xffffffff)),
+    "sflow_truncated": frame(sflow(udp_frame)[:40]),
+    "not_flows": frame(b"GET / HTTP/1.1\r\n\r\n") + frame(b"") + frame(b"\x00\x00"),
+}
+os.makedirs("seeds/flow_records", exist_ok=True)
+for name, data in flows.items():
+    with open(f"seeds/flow_records/{name}", "wb") as f:
+        f.write(data)
+print(f"{len(flows)} flow_records seeds")

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod detect;
 pub mod distinct;
 pub mod export;
+pub mod flowin;
 pub mod flows;
 pub mod hosts;
 pub mod http;

@@ -194,12 +194,18 @@ pub type DirCounts = [u64; 11];
 /// direction's counts.
 #[inline]
 pub fn count(d: &mut DirCounts, classes: u8, len: u64) {
+    count_n(d, classes, 1, len)
+}
+
+/// [`count`] for `n` packets of `classes` making `bytes` bytes in all.
+#[inline]
+pub fn count_n(d: &mut DirCounts, classes: u8, n: u64, bytes: u64) {
     let mut m = classes;
     while m != 0 {
         let i = m.trailing_zeros() as usize;
-        d[i] += 1;
+        d[i] += n;
         if i < 5 {
-            d[6 + i] += len;
+            d[6 + i] += bytes;
         }
         m &= m - 1;
     }

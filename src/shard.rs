@@ -90,6 +90,13 @@ pub struct PairCounters {
     /// kept here: most pairs have one, and the pair is already in the
     /// cache. Further ports go to the shard's contact table.
     first_contact: Option<(u8, u16)>,
+    /// Rate classes ([`rates::classes`]) of the pair's latest packets, and
+    /// how many packets and bytes of them are not yet in the hosts' class
+    /// rows: a pair's packets mostly share their classes, so the rows of
+    /// its two hosts are written when the classes change and when the
+    /// shard is handed over ([`Shard::seal`]), not per packet.
+    run_classes: u8,
+    run: (u32, u32),
 }
 
 impl PairCounters {
@@ -200,6 +207,14 @@ fn pair_key(src: u32, dst: u32) -> u64 {
     (u64::from(src) << 32) | u64::from(dst)
 }
 
+fn pair_src(key: u64) -> u32 {
+    (key >> 32) as u32
+}
+
+fn pair_dst(key: u64) -> u32 {
+    key as u32
+}
+
 /// One worker's counters for one or more ticks.
 #[derive(Debug)]
 pub struct Shard {
@@ -227,6 +242,8 @@ pub struct Shard {
     /// its id: a flood of new sources toward one victim looks the victim up
     /// once.
     last_dst: Option<(Addr, u32)>,
+    /// Some pair has a run of classes not yet in the hosts' rows.
+    runs_open: bool,
     /// Sources the aggregator would refuse, left out as they arrive.
     screen: Screen,
     pub untracked: Untracked,
@@ -240,6 +257,8 @@ pub struct Shard {
     pub ifaces: Vec<IfaceDelta>,
     /// Frames of attacks copied for the aggregator ([`crate::attacks`]).
     pub captured: crate::attacks::take::Captured,
+    /// What the flow-input thread's exporters sent, from its shards only.
+    pub flow_report: Option<std::sync::Arc<crate::flowin::FlowReport>>,
 }
 
 impl Shard {
@@ -274,10 +293,12 @@ impl Shard {
             ),
             last_flow: None,
             last_dst: None,
+            runs_open: false,
             screen: Screen::default(),
             untracked: Untracked::default(),
             totals: Totals::default(),
             udp_evicted: 0,
+            flow_report: None,
             ifaces: Vec::with_capacity(16),
             captured: crate::attacks::take::Captured::default(),
         }
@@ -357,12 +378,26 @@ impl Shard {
     /// the last change of admission or tick.
     #[inline]
     pub fn record_probed(&mut self, s: &Summary, probe: Option<u64>) {
-        let len = u64::from(s.l3_len);
-        self.totals.packets += 1;
+        self.add(s, probe, 1, u64::from(s.l3_len), true);
+    }
+
+    /// Counts a flow record (or a sampled packet) standing for `packets`
+    /// packets of `len` bytes in all, already scaled by its sampling rate.
+    pub fn record_flow(&mut self, s: &Summary, packets: u64, len: u64) {
+        let probe = self.screen.probe(s.src);
+        self.add(s, probe, packets, len, false);
+    }
+
+    /// What [`Shard::record_probed`] and [`Shard::record_flow`] share;
+    /// `runs`: class counts go through the pair's run (one packet at a
+    /// time), not straight into the rows.
+    #[inline(always)]
+    fn add(&mut self, s: &Summary, probe: Option<u64>, packets: u64, len: u64, runs: bool) {
+        self.totals.packets += packets;
         self.totals.bytes += len;
         let (src, dst, pair) = match self.last_flow {
             Some(l) if l.src == s.src && l.dst == s.dst => {
-                self.untracked.screened_packets += u64::from(l.screened);
+                self.untracked.screened_packets += u64::from(l.screened) * packets;
                 (l.src_id, l.dst_id, l.pair)
             }
             _ => {
@@ -370,7 +405,7 @@ impl Shard {
                 let (src, dst) = if screened {
                     // Its host and its pair would be refused; the
                     // destination only if the aggregator refuses it too.
-                    self.untracked.screened_packets += 1;
+                    self.untracked.screened_packets += packets;
                     let dst = if self.screen.refuses(s.dst) {
                         None
                     } else {
@@ -397,35 +432,39 @@ impl Shard {
         };
         if self.limits.rates != 0 {
             let c = rates::classes(s);
-            if c != 0 {
-                if let (Some(i), true) = (src, self.limits.rates & rates::OUT != 0) {
-                    rates::count(&mut self.rates[1][i as usize], c, len);
+            match pair {
+                Some(p) if runs => self.extend_run(p, c, len),
+                _ if c != 0 => {
+                    if let (Some(i), true) = (src, self.limits.rates & rates::OUT != 0) {
+                        rates::count_n(&mut self.rates[1][i as usize], c, packets, len);
+                    }
+                    if let (Some(j), true) = (dst, self.limits.rates & rates::IN != 0) {
+                        rates::count_n(&mut self.rates[0][j as usize], c, packets, len);
+                    }
                 }
-                if let (Some(j), true) = (dst, self.limits.rates & rates::IN != 0) {
-                    rates::count(&mut self.rates[0][j as usize], c, len);
-                }
+                _ => {}
             }
         }
         match src {
             Some(i) => {
                 let h = &mut self.hosts[i as usize];
                 h.sent_bytes += len;
-                h.sent_packets += 1;
+                h.sent_packets += packets;
             }
             None => {
                 self.untracked.src_bytes += len;
-                self.untracked.src_packets += 1;
+                self.untracked.src_packets += packets;
             }
         }
         match dst {
             Some(j) => {
                 let h = &mut self.hosts[j as usize];
                 h.recv_bytes += len;
-                h.recv_packets += 1;
+                h.recv_packets += packets;
             }
             None => {
                 self.untracked.dst_bytes += len;
-                self.untracked.dst_packets += 1;
+                self.untracked.dst_packets += packets;
             }
         }
         let mut first_contact = false;
@@ -433,7 +472,7 @@ impl Shard {
             Some(p) => {
                 let c = &mut self.pair_slots[p as usize].1;
                 c.bytes += len;
-                c.packets += 1;
+                c.packets += packets;
                 c.roles |= role_bits::of(s.role);
                 if s.role == Role::Initiation && s.has_ports {
                     match c.first_contact {
@@ -447,7 +486,7 @@ impl Shard {
             }
             None => {
                 self.untracked.pair_bytes += len;
-                self.untracked.pair_packets += 1;
+                self.untracked.pair_packets += packets;
             }
         }
         if s.has_ports {
@@ -514,6 +553,70 @@ impl Shard {
         &self.hosts
     }
 
+    /// Counts a packet of classes `c` into pair `p`'s run when it repeats
+    /// the classes of the pair's previous packet; otherwise ends the run and
+    /// counts the packet into the rows at once (a pair's first packet most
+    /// often is its only one: the rows of a new host are in the cache now,
+    /// and a shard of one-packet pairs has no run to seal).
+    #[inline]
+    fn extend_run(&mut self, p: u32, c: u8, len: u64) {
+        let pc = &mut self.pair_slots[p as usize].1;
+        if pc.run_classes == c && pc.packets != 0 && pc.run.0 < u32::MAX {
+            if let Some(b) = u32::try_from(len)
+                .ok()
+                .and_then(|l| pc.run.1.checked_add(l))
+            {
+                if pc.run.0 == 0 {
+                    self.runs_open = true;
+                }
+                pc.run.0 += 1;
+                pc.run.1 = b;
+                return;
+            }
+        }
+        self.end_run(p as usize);
+        let (key, pc) = &mut self.pair_slots[p as usize];
+        pc.run_classes = c;
+        let key = *key;
+        if c != 0 {
+            self.count_classes(pair_src(key), pair_dst(key), c, 1, len);
+        }
+    }
+
+    /// Moves pair slot `p`'s run into its hosts' class rows.
+    fn end_run(&mut self, p: usize) {
+        let (key, pc) = &mut self.pair_slots[p];
+        let (n, b) = std::mem::take(&mut pc.run);
+        if n == 0 || pc.run_classes == 0 {
+            return;
+        }
+        let (c, key) = (pc.run_classes, *key);
+        self.count_classes(pair_src(key), pair_dst(key), c, u64::from(n), u64::from(b));
+    }
+
+    fn count_classes(&mut self, src: u32, dst: u32, c: u8, n: u64, b: u64) {
+        if self.limits.rates & rates::OUT != 0 {
+            rates::count_n(&mut self.rates[1][src as usize], c, n, b);
+        }
+        if self.limits.rates & rates::IN != 0 {
+            rates::count_n(&mut self.rates[0][dst as usize], c, n, b);
+        }
+    }
+
+    /// Brings the hosts' class rows up to date with every pair's run: what
+    /// a worker does before it hands the shard over, and before
+    /// [`Shard::rates_of`] may be read. Cost: one pass over the pairs, only
+    /// when some run is open.
+    pub fn seal(&mut self) {
+        if !self.runs_open {
+            return;
+        }
+        for p in 0..self.pair_slots.len() {
+            self.end_run(p);
+        }
+        self.runs_open = false;
+    }
+
     /// Per class counts of host `i` ([`Shard::hosts`]), zero in a
     /// direction not counted; `None` if no direction is.
     #[inline]
@@ -521,6 +624,7 @@ impl Shard {
         if self.limits.rates == 0 {
             return None;
         }
+        debug_assert!(!self.runs_open, "rates read before Shard::seal");
         let get = |d: usize| self.rates[d].get(i).copied().unwrap_or_default();
         Some(TickRates([get(0), get(1)]))
     }
@@ -639,9 +743,11 @@ impl Shard {
         self.answers.clear();
         self.last_flow = None;
         self.last_dst = None;
+        self.runs_open = false;
         self.untracked = Untracked::default();
         self.totals = Totals::default();
         self.udp_evicted = 0;
+        self.flow_report = None;
         self.ifaces.clear();
         self.last = false;
     }
@@ -685,6 +791,69 @@ mod tests {
             .iter()
             .find(|h| h.addr == Addr::from_v4([10, 0, 0, n]))
             .unwrap()
+    }
+
+    #[test]
+    fn class_runs_per_pair_count_what_each_packet_would() {
+        use crate::wire::tcp_flags;
+        let mut s = Shard::new(
+            ShardLimits {
+                rates: rates::IN | rates::OUT,
+                ..limits(16, 5)
+            },
+            &Hasher::new(),
+        );
+        let mut want = std::collections::HashMap::<(Addr, usize), DirCounts>::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Runs of one kind on a pair, then changes: SYN then data,
+            // fragments, ICMP among UDP, frames too long for a run count.
+            let kind = (x >> 8) % 7;
+            let mut p = pkt(
+                (x % 6) as u8 + 1,
+                ((x >> 4) % 6) as u8 + 1,
+                40 + (x >> 20) as u32 % 1500,
+            );
+            match kind {
+                0 | 1 => {}
+                2 => {
+                    p.proto = proto::TCP;
+                    p.tcp_flags = tcp_flags::SYN;
+                }
+                3 => {
+                    p.proto = proto::TCP;
+                    p.tcp_flags = tcp_flags::ACK;
+                    p.role = Role::Other;
+                }
+                4 => p.fragment = true,
+                5 => {
+                    p.proto = proto::ICMP;
+                    p.has_ports = false;
+                    p.role = Role::Error;
+                }
+                _ => p.l3_len = u32::MAX,
+            }
+            s.record(&p);
+            let (c, len) = (rates::classes(&p), u64::from(p.l3_len));
+            rates::count(want.entry((p.src, 1)).or_default(), c, len);
+            rates::count(want.entry((p.dst, 0)).or_default(), c, len);
+            if n == 2500 {
+                // A shard the aggregator was late to take is sealed twice.
+                s.seal();
+            }
+        }
+        s.seal();
+        assert!(s.pair_count() == 5 && s.untracked.pair_packets > 0);
+        for (i, h) in s.hosts().iter().enumerate() {
+            let got = s.rates_of(i).unwrap();
+            for d in 0..2 {
+                let w = want.get(&(h.addr, d)).copied().unwrap_or_default();
+                assert_eq!(got.0[d], w, "host {:?} direction {d}", h.addr);
+            }
+        }
     }
 
     #[test]

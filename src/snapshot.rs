@@ -119,6 +119,8 @@ pub struct Snapshot {
     pub attacks: Option<crate::attacks::AttackReport>,
     /// IPFIX export, when collectors are configured.
     pub export: Option<crate::export::ExportReport>,
+    /// Flow records from routers, when `[flow_input]` listens.
+    pub flow_input: Option<Arc<crate::flowin::FlowReport>>,
     pub health: TickHealth,
     pub late_shards_total: u64,
     pub shards_merged: u64,
@@ -168,6 +170,7 @@ impl Snapshot {
             mitigation: None,
             attacks: None,
             export: None,
+            flow_input: None,
             health: TickHealth::default(),
             late_shards_total: 0,
             shards_merged: 0,

@@ -25,7 +25,7 @@ for pair in iperf3:iperf3 nmap:nmap trafgen:netsniff-ng tcpdump:tcpdump ethtool:
             chromium:chromium chromedriver:chromium-driver tshark:tshark dnsmasq:dnsmasq-base \
             dig:bind9-dnsutils gzip:gzip bird:bird2 birdc:bird2 exabgp:exabgp vtysh:frr \
             prometheus-alertmanager:prometheus-alertmanager nfcapd:nfdump nfdump:nfdump \
-            nfacctd:pmacct openssl:openssl; do
+            nfacctd:pmacct pmacctd:pmacct softflowd:softflowd softflowctl:softflowd openssl:openssl; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 # Text in the dashboard's screenshot needs a font.
@@ -68,7 +68,7 @@ if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build) > /tmp/fuzz-build.log 2>&1;
 fi
 RUNS=${FUZZ_RUNS:-1000000}
 SECS=${FUZZ_SECONDS:-60}
-for target in parse config ring_block http_request replay_reader history_reader bgp_lines; do
+for target in parse config ring_block http_request replay_reader history_reader bgp_lines flow_records; do
     corpus=$(mktemp -d)
     log=$(mktemp)
     if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \

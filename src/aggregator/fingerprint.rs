@@ -369,6 +369,7 @@ mod tests {
                 ..Summary::default()
             });
         }
+        s.seal();
         f.observe(&s, 7);
         assert_eq!(f.len(), 1);
         let p = f.of(victim).unwrap();
@@ -402,6 +403,7 @@ mod tests {
                 ..Summary::default()
             });
         }
+        s.seal();
         f.observe(&s, 20);
         let p = f.of(victim).unwrap();
         assert_eq!(p.protocol, "udp");
@@ -430,6 +432,7 @@ mod tests {
                         ..Summary::default()
                     });
                 }
+                s.seal();
                 s
             })
             .collect();
@@ -458,6 +461,7 @@ mod tests {
                 });
             }
         }
+        s.seal();
         off.observe(&s, 1);
         assert!(off.is_empty());
         let mut on = Fingerprints::new(

@@ -833,6 +833,7 @@ impl Aggregator {
             mitigation: None,
             attacks: None,
             export: None,
+            flow_input: None,
             health,
             late_shards_total: self.late_total,
             shards_merged: self.shards_merged,

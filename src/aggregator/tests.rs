@@ -59,6 +59,7 @@ fn tick(g: &mut Aggregator, t: u64, pkts: &[Summary]) -> (Snapshot, Vec<AlertEve
     for p in pkts {
         s.record(p);
     }
+    s.seal();
     g.merge(&s);
     g.end_tick(t, TickHealth::default(), 1_000_000 + t * 1000)
 }

@@ -66,6 +66,8 @@ pub struct Collector {
     pub export: crate::export::Exporter,
     /// What the API shows of it, made again when it changed.
     pub mitigation_report: Option<Arc<crate::mitigation::Report>>,
+    /// The flow-input thread's last report.
+    pub flow_report: Option<Arc<crate::flowin::FlowReport>>,
 }
 
 impl Collector {
@@ -101,6 +103,9 @@ impl Collector {
                         self.agg.merge(&shard);
                         self.attacks.collect(w, &mut shard.captured);
                         self.export.collect(&shard);
+                        if let Some(r) = shard.flow_report.take() {
+                            self.flow_report = Some(r);
+                        }
                         merge_time += t0.elapsed();
                         if shard.last {
                             finished[w] = true;
@@ -241,6 +246,7 @@ impl Collector {
         self.export
             .end_tick(unix_ms.saturating_sub(tick_ms), unix_ms);
         snap.export = self.export.report();
+        snap.flow_input = self.flow_report.clone();
         self.sinks.send(&events);
         self.sinks.send(&acted);
         snap.mitigation = self.mitigation_report(!acted.is_empty());
@@ -307,6 +313,7 @@ mod tests {
                 board: Arc::default(),
                 mitigation: Mitigator::off(),
                 mitigation_report: None,
+                flow_report: None,
                 attacks: crate::attacks::Attacks::off(),
                 export: crate::export::Exporter::off(),
             }

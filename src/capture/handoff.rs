@@ -59,6 +59,7 @@ impl WorkerSide {
         let Ok(mut fresh) = self.empty.pop() else {
             return false;
         };
+        current.seal();
         std::mem::swap(current, &mut fresh);
         // Two shards per worker: one in hand, so the queue of two has room.
         if self.full.push(fresh).is_err() {
@@ -69,7 +70,8 @@ impl WorkerSide {
     }
 
     /// Hands over the last shard of a stopping worker.
-    pub fn finish(mut self, last: Box<Shard>) {
+    pub fn finish(mut self, mut last: Box<Shard>) {
+        last.seal();
         if self.full.push(last).is_err() {
             unreachable!("two shards cannot fill a queue of two");
         }

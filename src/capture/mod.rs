@@ -8,7 +8,7 @@
 
 pub mod clock;
 mod collect;
-mod handoff;
+pub(crate) mod handoff;
 pub mod links;
 pub mod select;
 pub mod sizing;
@@ -51,6 +51,8 @@ pub enum StartError {
     Wake(std::io::Error),
     #[error("io_uring was asked for (capture.wait = \"io_uring\") but cannot be used: {0}")]
     Uring(std::io::Error),
+    #[error(transparent)]
+    FlowInput(#[from] crate::flowin::thread::FlowInputError),
 }
 
 struct WorkerHandle {
@@ -104,6 +106,8 @@ pub struct Capture {
     last_list: Option<Instant>,
     /// Workers the aggregator found gone.
     lost: Arc<AtomicUsize>,
+    /// Flow records from routers, when `[flow_input]` listens.
+    flow_input: Option<crate::flowin::thread::FlowInput>,
 }
 
 /// The interface list is read again at least this often, in case an
@@ -203,6 +207,11 @@ impl Capture {
             },
         );
 
+        let flow_sockets = if config.flow_input.is_on() {
+            Some(crate::flowin::thread::FlowInput::bind(&config.flow_input)?)
+        } else {
+            None
+        };
         // The aggregator starts first: workers need its thread handle to
         // wake it, and it needs their queues, which it receives once made.
         let (sides_tx, sides_rx) = mpsc::channel();
@@ -232,6 +241,7 @@ impl Capture {
                     board: board_agg,
                     mitigation,
                     mitigation_report: None,
+                    flow_report: None,
                     attacks,
                     export,
                 }
@@ -271,6 +281,22 @@ impl Capture {
                 wake,
             });
         }
+        let flow_input = match flow_sockets {
+            Some(sockets) => {
+                let (side, agg_side, shard) =
+                    handoff::channel(limits, &hasher, aggregator.thread().clone());
+                sides.push(agg_side);
+                Some(crate::flowin::thread::FlowInput::start(
+                    &config.flow_input,
+                    sockets,
+                    side,
+                    shard,
+                    clock,
+                    board.clone(),
+                )?)
+            }
+            None => None,
+        };
         let _ = sides_tx.send(sides);
 
         let mut capture = Capture {
@@ -301,6 +327,7 @@ impl Capture {
             },
             last_list: None,
             lost,
+            flow_input,
         };
         capture.refresh();
         if capture.watched.is_empty() {
@@ -648,6 +675,9 @@ impl Capture {
     pub fn stop(self) -> (Option<Arc<Snapshot>>, Vec<WorkerReport>) {
         for w in &self.workers {
             w.wake.stop();
+        }
+        if let Some(f) = self.flow_input {
+            f.stop();
         }
         let mut reports = Vec::new();
         for w in self.workers {

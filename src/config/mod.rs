@@ -7,6 +7,7 @@ pub mod attack;
 mod bounds;
 pub mod export;
 pub mod file;
+pub mod flow_input;
 mod glob;
 pub mod legacy;
 pub mod mitigation;
@@ -335,6 +336,7 @@ pub struct Config {
     pub mitigation: mitigation::MitigationConfig,
     pub attack_pcap: attack::AttackPcapConfig,
     pub ipfix: export::IpfixConfig,
+    pub flow_input: flow_input::FlowInputConfig,
     pub alerts: AlertsConfig,
     #[serde(rename = "rule")]
     pub rules: Vec<Rule>,
@@ -827,6 +829,7 @@ impl Config {
         let mitigation_config = mitigation::read(raw.mitigation, rule_kinds, at)?;
         let attack_config = attack::read(raw.attack_pcap, at)?;
         let ipfix_config = export::read(raw.export, at)?;
+        let flow_input_config = flow_input::read(raw.flow_input, at)?;
 
         let listen = raw.http.listen.0;
         if listen.is_empty() {
@@ -892,6 +895,7 @@ impl Config {
             mitigation: mitigation_config,
             attack_pcap: attack_config,
             ipfix: ipfix_config,
+            flow_input: flow_input_config,
             alerts: AlertsConfig {
                 hold_down: al.hold_down,
                 log: al.log,

@@ -48,6 +48,9 @@ impl Config {
                 }
             }
         }
+        // The flow-input thread binds its sockets and sizes its tables once.
+        keep("flow_input", self.flow_input != running.flow_input);
+        self.flow_input = running.flow_input.clone();
         self.tick = running.tick;
         self.http.listen = running.http.listen.clone();
         c.workers = old.workers;

@@ -527,3 +527,55 @@ fn attack_pcap_and_ipfix_keys_are_checked_with_their_line() {
         assert!(e.contains(key) && e.contains("line 2"), "{text:?}: {e}");
     }
 }
+
+#[test]
+fn flow_input_keys_are_checked_with_their_line() {
+    let c = Config::parse(
+        "[flow_input]\nlisten = [\"0.0.0.0:2055\", \"[::]:6343\"]\n\
+         [[flow_input.exporter]]\naddress = \"192.0.2.1\"\nsampling = 1000\nname = \"edge-1\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert!(c.flow_input.is_on());
+    let e = c.flow_input.exporter("192.0.2.1".parse().unwrap()).unwrap();
+    assert_eq!((e.sampling, e.name.as_str()), (1000, "edge-1"));
+    for (text, key) in [
+        ("[flow_input]\nlisten = [\"2055\"]\n", "flow_input.listen"),
+        (
+            "[flow_input]\nlisten = [\"127.0.0.1:1\", \"127.0.0.1:1\"]\n",
+            "flow_input.listen",
+        ),
+        (
+            "[flow_input]\nmax_exporters = 0\n",
+            "flow_input.max_exporters",
+        ),
+        (
+            "[flow_input]\nmax_templates = 70000\n",
+            "flow_input.max_templates",
+        ),
+        (
+            "[flow_input]\nheld_bytes = \"1K\"\n",
+            "flow_input.held_bytes",
+        ),
+        (
+            "[flow_input]\nreceive_buffer = \"2G\"\n",
+            "flow_input.receive_buffer",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.contains(key) && e.contains("line 2"), "{text:?}: {e}");
+    }
+    for (text, key) in [
+        (
+            "[[flow_input.exporter]]\naddress = \"edge-1\"\n",
+            "flow_input.exporter.address",
+        ),
+        (
+            "[[flow_input.exporter]]\naddress = \"192.0.2.1\"\nsampling = 99999999\n",
+            "flow_input.exporter.sampling",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.contains(key), "{text:?}: {e}");
+    }
+}

@@ -168,6 +168,7 @@
     if (++ticksSinceFlows >= Math.max(1, Math.round(5000 / Math.max(1, s.tick_ms)))) {
       ticksSinceFlows = 0;
       refreshFlows();
+      refreshExporters();
     }
     const key = JSON.stringify(s.alert_counts.opened_total) + JSON.stringify(s.alert_counts.closed_total);
     if (key !== historyKey) { historyKey = key; refreshHistory(); }
@@ -395,6 +396,31 @@
       ])));
     } catch (e) {
       if (e.message !== "unauthorized") empty(tb, 7, "history unavailable: " + e.message);
+    }
+  }
+
+  async function refreshExporters() {
+    try {
+      const f = await api("/api/v1/flow-input");
+      $("exporters-card").hidden = f.enabled === false;
+      if (f.enabled === false) return;
+      const tb = $("exporters").tBodies[0];
+      if (!f.exporters.length) return empty(tb, 7, "no datagram yet on " + f.listen.join(", "));
+      tb.replaceChildren(...f.exporters.map((e) => {
+        const busiest = [...e.interfaces].sort((a, b) => (b.in_bytes + b.out_bytes) - (a.in_bytes + a.out_bytes)).slice(0, 3);
+        const dropped = e.dropped.reduce((n, [, c]) => n + c, 0);
+        return row([
+          e.name ? `${e.name} (${e.address})` : e.address,
+          e.protocol || "?",
+          num(`1:${e.sampling} ${e.sampling_source}`),
+          num(fmtCount(e.records)),
+          num(fmtBytes(e.bytes) + " / " + fmtCount(e.packets) + " pkts"),
+          num(dropped ? e.dropped.map(([r, c]) => `${r} ${c}`).join(", ") : "0"),
+          busiest.map((i) => `#${i.if_index} ${fmtBytes(i.in_bytes)} / ${fmtBytes(i.out_bytes)}`).join(" · "),
+        ]);
+      }));
+    } catch (e) {
+      if (e.message !== "unauthorized") $("exporters-card").hidden = true;
     }
   }
 

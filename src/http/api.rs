@@ -37,6 +37,10 @@ pub fn route(path: &str, query: Option<&str>, snap: &Snapshot) -> Answer {
             Some(m) => ok(&**m),
             None => ok(&json!({ "enabled": false })),
         }),
+        "/api/v1/flow-input" => none(query).and_then(|_| match &snap.flow_input {
+            Some(f) => ok(&**f),
+            None => ok(&json!({ "enabled": false })),
+        }),
         p => match p.strip_prefix("/api/v1/hosts/") {
             Some(ip) => host(snap, ip, query),
             None => Err(ApiError::not_found(format!("no such endpoint: {p}"))),

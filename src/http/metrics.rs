@@ -200,6 +200,7 @@ pub fn render(snap: &Snapshot) -> String {
     sinks(&mut o, snap);
     mitigation(&mut o, snap);
     export(&mut o, snap);
+    flow_input(&mut o, snap);
     hosts(&mut o, snap);
     o.s
 }
@@ -477,6 +478,133 @@ fn export(o: &mut Out, snap: &Snapshot) {
     ] {
         o.sample("trafficalerted_ipfix_total", &[("what", what)], n);
     }
+}
+
+fn flow_input(o: &mut Out, snap: &Snapshot) {
+    let Some(f) = &snap.flow_input else { return };
+    let name = |e: &crate::flowin::ExporterView| e.address.to_string();
+    o.family(
+        "trafficalerted_flow_datagrams_total",
+        "counter",
+        "Flow datagrams received per exporter (sFlow, NetFlow, IPFIX), dropped ones included.",
+    );
+    for e in &f.exporters {
+        o.sample(
+            "trafficalerted_flow_datagrams_total",
+            &[("exporter", &name(e))],
+            e.datagrams,
+        );
+    }
+    o.family(
+        "trafficalerted_flow_records_total",
+        "counter",
+        "Flow records and sFlow samples counted per exporter.",
+    );
+    for e in &f.exporters {
+        o.sample(
+            "trafficalerted_flow_records_total",
+            &[("exporter", &name(e))],
+            e.records,
+        );
+    }
+    o.family(
+        "trafficalerted_flow_traffic_total",
+        "counter",
+        "Packets and bytes the exporter's records stand for, scaled by the sampling rate.",
+    );
+    for e in &f.exporters {
+        o.sample(
+            "trafficalerted_flow_traffic_total",
+            &[("exporter", &name(e)), ("unit", "packets")],
+            e.packets,
+        );
+        o.sample(
+            "trafficalerted_flow_traffic_total",
+            &[("exporter", &name(e)), ("unit", "bytes")],
+            e.bytes,
+        );
+    }
+    o.family(
+        "trafficalerted_flow_sampling_rate",
+        "gauge",
+        "The 1-in-N sampling rate applied to the exporter's last record.",
+    );
+    for e in &f.exporters {
+        o.sample(
+            "trafficalerted_flow_sampling_rate",
+            &[("exporter", &name(e))],
+            e.sampling,
+        );
+    }
+    o.family(
+        "trafficalerted_flow_dropped_total",
+        "counter",
+        "Flow datagrams dropped per exporter and reason; held data sets pushed out before their template came (held_set_dropped); templates refused by a full table.",
+    );
+    for e in &f.exporters {
+        for (reason, n) in &e.dropped {
+            o.sample(
+                "trafficalerted_flow_dropped_total",
+                &[("exporter", &name(e)), ("reason", reason)],
+                n,
+            );
+        }
+        o.sample(
+            "trafficalerted_flow_dropped_total",
+            &[("exporter", &name(e)), ("reason", "held_set_dropped")],
+            e.held_dropped,
+        );
+        o.sample(
+            "trafficalerted_flow_dropped_total",
+            &[("exporter", &name(e)), ("reason", "template_table_full")],
+            e.templates_refused,
+        );
+    }
+    o.family(
+        "trafficalerted_flow_interface_bytes_total",
+        "counter",
+        "Bytes (scaled) per exporter interface, by the records' input or output interface.",
+    );
+    for e in &f.exporters {
+        for i in &e.interfaces {
+            let idx = i.if_index.to_string();
+            for (dir, n) in [("in", i.in_bytes), ("out", i.out_bytes)] {
+                o.sample(
+                    "trafficalerted_flow_interface_bytes_total",
+                    &[
+                        ("exporter", &name(e)),
+                        ("ifindex", &idx),
+                        ("direction", dir),
+                    ],
+                    n,
+                );
+            }
+        }
+    }
+    o.one(
+        "trafficalerted_flow_exporters_refused_total",
+        "counter",
+        "Flow datagrams from exporters beyond flow_input.max_exporters, dropped.",
+        f.exporters_refused,
+    );
+    o.one(
+        "trafficalerted_flow_receive_errors_total",
+        "counter",
+        "Errors reading the flow-input sockets.",
+        f.receive_errors,
+    );
+    o.one(
+        "trafficalerted_flow_templates",
+        "gauge",
+        "NetFlow v9 and IPFIX templates known.",
+        f.templates,
+    );
+    o.one(
+        "trafficalerted_flow_held_sets",
+        "gauge",
+        "Data sets waiting for their template.",
+        f.held_sets_now,
+    );
 }
 
 fn mitigation(o: &mut Out, snap: &Snapshot) {

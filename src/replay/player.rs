@@ -177,6 +177,7 @@ impl<'a> Player<'a> {
             self.shard.add_iface(c.take());
         }
         self.shard.udp_evicted += self.flows.take_evicted();
+        self.shard.seal();
         self.totals.add(&self.shard);
         self.agg.merge(&self.shard);
         self.shard.recycle();

@@ -27,7 +27,7 @@
 
 mod addr;
 mod ethernet;
-mod icmp;
+pub(crate) mod icmp;
 mod ipv4;
 mod ipv6;
 mod link;

@@ -17,6 +17,7 @@ mod cli;
 mod daemon;
 mod decap;
 mod fallback;
+mod flow_input;
 mod http;
 mod interfaces;
 mod ipfix;

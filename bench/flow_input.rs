@@ -1,0 +1,97 @@
+//! Flow input: records per second one core decodes, scales and counts
+//! into its shard — the flow-input thread's whole work per datagram but
+//! the socket read. NetFlow v5 (30 records a datagram), IPFIX with its
+//! template known (30 records), and sFlow v5 (one sampled packet header
+//! per datagram, parsed like a frame). 1 000 sources toward 100
+//! destinations, as a router's flows would be.
+//!
+//! Run: `cargo bench --bench flow_input`. Throughput is in records.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::net::SocketAddr;
+use trafficalerted::config::Config;
+use trafficalerted::flowin::build::{data_body, ipfix, nf5, set, sflow, template_body, udp_frame};
+use trafficalerted::flowin::thread::State;
+use trafficalerted::shard::{Hasher, Shard, ShardLimits};
+
+const DATAGRAMS: usize = 1000;
+
+fn shard() -> Shard {
+    let c = Config::default();
+    Shard::new(
+        ShardLimits {
+            max_hosts: c.traffic.max_hosts,
+            max_pairs: c.traffic.max_pairs,
+            max_ports: c.traffic.max_pairs,
+            answers: false,
+            rates: 0,
+        },
+        &Hasher::new(),
+    )
+}
+
+fn addr(i: usize) -> ([u8; 4], [u8; 4]) {
+    let s = (i % 1000) as u16;
+    let d = (i * 7 % 100) as u8;
+    ([10, 1, (s >> 8) as u8, s as u8], [10, 2, 0, d])
+}
+
+fn bench(cr: &mut Criterion) {
+    let from: SocketAddr = "192.0.2.1:2055".parse().unwrap();
+    let v5: Vec<Vec<u8>> = (0..DATAGRAMS)
+        .map(|n| {
+            let recs: Vec<_> = (0..30)
+                .map(|k| {
+                    let (s, d) = addr(n * 30 + k);
+                    (s, d, 17, 5000, 53, 0, 10, 7000)
+                })
+                .collect();
+            nf5(&recs, 0)
+        })
+        .collect();
+    let fix: Vec<Vec<u8>> = (0..DATAGRAMS)
+        .map(|n| {
+            let body: Vec<u8> = (0..30)
+                .flat_map(|k| {
+                    let (s, d) = addr(n * 30 + k);
+                    data_body(s, d, 10, 7000)
+                })
+                .collect();
+            ipfix(&[set(256, &body)])
+        })
+        .collect();
+    let sf: Vec<Vec<u8>> = (0..DATAGRAMS * 30)
+        .map(|n| {
+            let (s, d) = addr(n);
+            sflow(&udp_frame(s, d, 700, 128), 1000)
+        })
+        .collect();
+    let mut g = cr.benchmark_group("flow_input");
+    g.sample_size(20);
+    let template = ipfix(&[set(2, &template_body())]);
+    for (name, datagrams) in [("netflow5", &v5), ("ipfix", &fix), ("sflow5", &sf)] {
+        g.throughput(Throughput::Elements(30 * DATAGRAMS as u64));
+        let mut state = State::new(Config::default().flow_input);
+        let mut s = shard();
+        state.datagram(from, &template, &mut s, 0);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                s.clear();
+                for d in datagrams {
+                    state.datagram(from, d, &mut s, 0);
+                }
+                s.seal();
+            })
+        });
+        let r = state.report();
+        assert!(
+            r.exporters[0].dropped.is_empty(),
+            "{:?}",
+            r.exporters[0].dropped
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

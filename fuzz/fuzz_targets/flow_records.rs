@@ -1,0 +1,58 @@
+//! Datagrams of flow records from routers (sFlow v5, NetFlow v5/v9,
+//! IPFIX), several in a row from two exporters, so that templates, held
+//! data sets and options carry over: every one is counted or dropped with
+//! a reason, never a panic, and the tables stay within their bounds.
+//! Input: chunks of a 2-byte big-endian length (its top bit picks the
+//! exporter) and that many bytes.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use trafficalerted::config::Config;
+use trafficalerted::config::flow_input::FlowInputConfig;
+use trafficalerted::flowin::thread::State;
+use trafficalerted::shard::{Hasher, Shard, ShardLimits};
+
+static CONFIG: OnceLock<FlowInputConfig> = OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    let cfg = CONFIG.get_or_init(|| {
+        let mut c = Config::default().flow_input;
+        c.max_templates = 8;
+        c.held_bytes = 65_536;
+        c.max_exporters = 2;
+        c
+    });
+    let mut state = State::new(cfg.clone());
+    let mut shard = Shard::new(
+        ShardLimits {
+            max_hosts: 64,
+            max_pairs: 64,
+            max_ports: 64,
+            answers: true,
+            rates: trafficalerted::rates::IN | trafficalerted::rates::OUT,
+        },
+        &Hasher::new(),
+    );
+    let mut rest = data;
+    let mut sent = 0u64;
+    while rest.len() >= 2 {
+        let head = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = usize::from(head & 0x7fff).min(rest.len() - 2);
+        let from = if head & 0x8000 != 0 { "192.0.2.1:2055" } else { "[2001:db8::1]:4739" };
+        state.datagram(from.parse().unwrap(), &rest[2..2 + len], &mut shard, 1);
+        sent += 1;
+        rest = &rest[2 + len..];
+    }
+    shard.seal();
+    let r = state.report();
+    assert!(r.templates <= 8);
+    assert!(r.held_bytes_now <= 65_536);
+    let datagrams: u64 = r.exporters.iter().map(|e| e.datagrams).sum();
+    assert_eq!(datagrams, sent);
+    // What the exporters' views say was counted is what the shard holds.
+    let packets: u64 = r.exporters.iter().map(|e| e.packets).sum();
+    let bytes: u64 = r.exporters.iter().map(|e| e.bytes).sum();
+    assert_eq!((shard.totals.packets, shard.totals.bytes), (packets, bytes));
+});

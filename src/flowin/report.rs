@@ -1,0 +1,155 @@
+//! What each exporter sent: kept by the flow-input thread, published with
+//! its shard every tick for `/api/v1/flow-input` and `/metrics`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{IfCounters, Problem, Protocol};
+
+/// Interfaces kept per exporter; traffic on others is counted in
+/// [`ExporterView::interfaces_unlisted`].
+pub const MAX_INTERFACES: usize = 512;
+
+/// Traffic of one exporter's interface, scaled, from its flow records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct InterfaceView {
+    pub if_index: u32,
+    /// Traffic whose records name this interface as the input.
+    pub in_packets: u64,
+    pub in_bytes: u64,
+    /// ... as the output.
+    pub out_packets: u64,
+    pub out_bytes: u64,
+    /// The interface's own counters, from sFlow counter samples.
+    pub counters: Option<IfCounters>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExporterView {
+    pub address: IpAddr,
+    /// The operator's name for it (`[[flow_input.exporter]]`), or "".
+    pub name: String,
+    pub protocol: Option<Protocol>,
+    pub datagrams: u64,
+    /// Records and samples counted.
+    pub records: u64,
+    /// Packets and bytes after scaling by the sampling rate.
+    pub packets: u64,
+    pub bytes: u64,
+    /// The sampling rate applied to its last record, and where it came
+    /// from: "configured", "declared" or "none".
+    pub sampling: u32,
+    pub sampling_source: &'static str,
+    /// Datagrams dropped, per [`Problem::name`].
+    pub dropped: Vec<(&'static str, u64)>,
+    /// Records of no IP traffic, samples of formats not counted.
+    pub skipped: u64,
+    /// Data sets that waited for their template; those pushed out before
+    /// it came; templates refused by a full table.
+    pub held_sets: u64,
+    pub held_dropped: u64,
+    pub templates_refused: u64,
+    pub last_seen_ms: u64,
+    pub interfaces: Vec<InterfaceView>,
+    pub interfaces_unlisted: u64,
+}
+
+/// Flow input as the API shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FlowReport {
+    pub listen: Vec<String>,
+    pub exporters: Vec<ExporterView>,
+    /// Datagrams from exporters beyond `max_exporters`, dropped.
+    pub exporters_refused: u64,
+    /// Datagrams the socket had no room for (the kernel's count, where it
+    /// gives one) and receive errors.
+    pub receive_errors: u64,
+    pub templates: usize,
+    pub held_sets_now: usize,
+    pub held_bytes_now: usize,
+}
+
+/// The thread's running state of one exporter.
+#[derive(Debug)]
+pub(super) struct Exporter {
+    pub view: ExporterView,
+    pub dropped: HashMap<Problem, u64>,
+    pub interfaces: HashMap<u32, InterfaceView>,
+}
+
+impl Exporter {
+    pub fn new(address: IpAddr, name: String) -> Exporter {
+        Exporter {
+            view: ExporterView {
+                address,
+                name,
+                protocol: None,
+                datagrams: 0,
+                records: 0,
+                packets: 0,
+                bytes: 0,
+                sampling: 0,
+                sampling_source: "none",
+                dropped: Vec::new(),
+                skipped: 0,
+                held_sets: 0,
+                held_dropped: 0,
+                templates_refused: 0,
+                last_seen_ms: 0,
+                interfaces: Vec::new(),
+                interfaces_unlisted: 0,
+            },
+            dropped: HashMap::new(),
+            interfaces: HashMap::new(),
+        }
+    }
+
+    pub fn interface(&mut self, if_index: u32) -> Option<&mut InterfaceView> {
+        if !self.interfaces.contains_key(&if_index) && self.interfaces.len() >= MAX_INTERFACES {
+            return None;
+        }
+        Some(self.interfaces.entry(if_index).or_insert(InterfaceView {
+            if_index,
+            ..InterfaceView::default()
+        }))
+    }
+
+    /// Attributes scaled traffic to its input and output interfaces.
+    pub fn attribute(&mut self, input: u32, output: u32, packets: u64, bytes: u64) {
+        let mut unlisted = false;
+        if input != 0 {
+            match self.interface(input) {
+                Some(i) => {
+                    i.in_packets += packets;
+                    i.in_bytes += bytes;
+                }
+                None => unlisted = true,
+            }
+        }
+        if output != 0 {
+            match self.interface(output) {
+                Some(i) => {
+                    i.out_packets += packets;
+                    i.out_bytes += bytes;
+                }
+                None => unlisted = true,
+            }
+        }
+        if unlisted {
+            self.view.interfaces_unlisted += 1;
+        }
+    }
+
+    pub fn view(&self) -> ExporterView {
+        let mut v = self.view.clone();
+        v.dropped = Problem::ALL
+            .iter()
+            .filter_map(|p| self.dropped.get(p).map(|n| (p.name(), *n)))
+            .collect();
+        v.interfaces = self.interfaces.values().copied().collect();
+        v.interfaces.sort_by_key(|i| i.if_index);
+        v
+    }
+}

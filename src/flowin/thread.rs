@@ -1,0 +1,284 @@
+//! The flow-input thread: sockets in, a shard out every tick.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::report::{Exporter, FlowReport};
+use super::templated::Templates;
+use super::{Decoded, decode};
+use crate::admission::Board;
+use crate::capture::clock::TickClock;
+use crate::capture::handoff::WorkerSide;
+use crate::config::flow_input::FlowInputConfig;
+use crate::shard::Shard;
+
+/// Datagrams read from one socket before the others get a turn.
+const BATCH: usize = 256;
+
+/// Why flow input could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowInputError {
+    #[error("cannot listen for flow records on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot start the flow-input thread: {0}")]
+    Thread(io::Error),
+}
+
+/// The running thread.
+#[derive(Debug)]
+pub struct FlowInput {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl FlowInput {
+    /// Binds every `listen` address; errors name the address. Done before
+    /// any thread starts, so a taken port stops the daemon at once.
+    pub fn bind(cfg: &FlowInputConfig) -> Result<Vec<UdpSocket>, FlowInputError> {
+        let mut sockets = Vec::new();
+        for &addr in &cfg.listen {
+            let s =
+                UdpSocket::bind(addr).map_err(|source| FlowInputError::Bind { addr, source })?;
+            s.set_nonblocking(true)
+                .map_err(|source| FlowInputError::Bind { addr, source })?;
+            let want = usize::try_from(cfg.receive_buffer).unwrap_or(usize::MAX);
+            if let Err(e) =
+                nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBuf, &want)
+            {
+                log::warn!("flow input on {addr}: cannot set a {want}-byte receive buffer: {e}");
+            }
+            sockets.push(s);
+        }
+        Ok(sockets)
+    }
+
+    /// Starts the thread on the sockets [`FlowInput::bind`] made; it hands
+    /// `shard` over through `side` every tick.
+    pub fn start(
+        cfg: &FlowInputConfig,
+        sockets: Vec<UdpSocket>,
+        side: WorkerSide,
+        shard: Box<Shard>,
+        clock: TickClock,
+        board: Arc<Board>,
+    ) -> Result<FlowInput, FlowInputError> {
+        log::info!(
+            "flow input: listening on {} for sFlow v5, NetFlow v5/v9 and IPFIX",
+            cfg.listen
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut state = State::new(cfg.clone());
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("flow-in".into())
+            .spawn(move || state.run(&sockets, side, shard, clock, &board, &flag))
+            .map_err(FlowInputError::Thread)?;
+        Ok(FlowInput { stop, thread })
+    }
+
+    /// Stops the thread after it handed over its last shard.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        if self.thread.join().is_err() {
+            log::error!("the flow-input thread panicked");
+        }
+    }
+}
+
+/// Everything the thread keeps between datagrams.
+#[derive(Debug)]
+pub struct State {
+    cfg: FlowInputConfig,
+    templates: Templates,
+    exporters: HashMap<IpAddr, Exporter>,
+    exporters_refused: u64,
+    receive_errors: u64,
+    decoded: Decoded,
+}
+
+impl State {
+    pub fn new(cfg: FlowInputConfig) -> State {
+        State {
+            templates: Templates::new(cfg.max_templates, cfg.held_bytes as usize),
+            cfg,
+            exporters: HashMap::new(),
+            exporters_refused: 0,
+            receive_errors: 0,
+            decoded: Decoded::default(),
+        }
+    }
+
+    fn run(
+        &mut self,
+        sockets: &[UdpSocket],
+        mut side: WorkerSide,
+        mut shard: Box<Shard>,
+        clock: TickClock,
+        board: &Board,
+        stop: &AtomicBool,
+    ) {
+        let mut buf = vec![0u8; 65_536];
+        let mut tick = clock.tick_at(Instant::now());
+        shard.first_tick = tick;
+        let mut deadline = clock.end_of(tick);
+        shard.set_admission(board.current());
+        shard.begin_tick(tick);
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                shard.last_tick = tick;
+                shard.flow_report = Some(Arc::new(self.report()));
+                side.exchange(&mut shard);
+                tick = clock.tick_at(now);
+                if shard.is_empty() {
+                    shard.first_tick = tick;
+                }
+                shard.set_admission(board.current());
+                shard.begin_tick(tick);
+                deadline = clock.end_of(tick);
+            }
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            // Woken for a datagram, the deadline, or a stop within 100 ms.
+            let wait = deadline
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(100));
+            let mut fds: Vec<PollFd<'_>> = sockets
+                .iter()
+                .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+                .collect();
+            let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+            if poll(&mut fds, PollTimeout::from(ms)).is_err() {
+                continue;
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            for (s, ready) in sockets.iter().zip(ready) {
+                if !ready {
+                    continue;
+                }
+                for _ in 0..BATCH {
+                    match s.recv_from(&mut buf) {
+                        Ok((n, from)) => self.datagram(from, &buf[..n], &mut shard, unix_ms()),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => {
+                            self.receive_errors += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        shard.last_tick = tick;
+        shard.last = true;
+        shard.flow_report = Some(Arc::new(self.report()));
+        side.finish(shard);
+    }
+
+    /// Decodes one datagram from `from` and counts its records.
+    pub fn datagram(&mut self, from: SocketAddr, d: &[u8], shard: &mut Shard, now_ms: u64) {
+        let ip = from.ip().to_canonical();
+        if !self.exporters.contains_key(&ip) && self.exporters.len() >= self.cfg.max_exporters {
+            self.exporters_refused += 1;
+            return;
+        }
+        let configured = self.cfg.exporter(ip).cloned();
+        let ex = self.exporters.entry(ip).or_insert_with(|| {
+            Exporter::new(
+                ip,
+                configured
+                    .as_ref()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default(),
+            )
+        });
+        ex.view.datagrams += 1;
+        ex.view.last_seen_ms = now_ms;
+        self.decoded.clear();
+        let got = match decode(&mut self.templates, from, d, &mut self.decoded) {
+            Ok(g) => g,
+            Err((protocol, problem)) => {
+                ex.view.protocol = protocol.or(ex.view.protocol);
+                *ex.dropped.entry(problem).or_default() += 1;
+                return;
+            }
+        };
+        ex.view.protocol = Some(got.protocol);
+        ex.view.held_sets += got.sets.held;
+        ex.view.held_dropped += got.sets.held_dropped;
+        ex.view.templates_refused += got.sets.templates_refused;
+        ex.view.skipped += self.decoded.skipped;
+        let configured = configured.map_or(0, |c| c.sampling);
+        let declared = if got.sampling != 0 {
+            got.sampling
+        } else {
+            self.templates.declared_sampling(from).unwrap_or(0)
+        };
+        for f in &self.decoded.flows {
+            let (rate, source) = if configured != 0 {
+                (configured, "configured")
+            } else if f.sampling != 0 {
+                (f.sampling, "declared")
+            } else if declared != 0 {
+                (declared, "declared")
+            } else {
+                (1, "none")
+            };
+            let packets = f.packets.saturating_mul(u64::from(rate));
+            let bytes = f.bytes.saturating_mul(u64::from(rate));
+            if packets > super::MAX_RECORD || bytes > super::MAX_RECORD {
+                *ex.dropped.entry(super::Problem::Implausible).or_default() += 1;
+                continue;
+            }
+            shard.record_flow(&f.summary, packets, bytes);
+            ex.view.records += 1;
+            ex.view.packets += packets;
+            ex.view.bytes += bytes;
+            ex.view.sampling = rate;
+            ex.view.sampling_source = source;
+            ex.attribute(f.input_if, f.output_if, packets, bytes);
+        }
+        for c in &self.decoded.counters {
+            if let Some(i) = ex.interface(c.if_index) {
+                i.counters = Some(*c);
+            }
+        }
+    }
+
+    pub fn report(&self) -> FlowReport {
+        let mut exporters: Vec<_> = self.exporters.values().map(Exporter::view).collect();
+        exporters.sort_by_key(|e| e.address);
+        let (held_sets_now, held_bytes_now) = self.templates.held();
+        FlowReport {
+            listen: self.cfg.listen.iter().map(ToString::to_string).collect(),
+            exporters,
+            exporters_refused: self.exporters_refused,
+            receive_errors: self.receive_errors,
+            templates: self.templates.len(),
+            held_sets_now,
+            held_bytes_now,
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
