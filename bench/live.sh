@@ -17,6 +17,8 @@
 #   RATES=1           ours with FastNetMon's own threshold as a rate limit
 #                     ([rates.in] packets = "20K": classes counted), for
 #                     the cost of rate limits
+#   IPFIX=1           ours exporting IPFIX every tick to a UDP sink in the
+#                     router namespace, for the cost of [export.ipfix]
 # Writes a Markdown table to stdout and to bench/results/live-<time>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -210,6 +212,16 @@ EOF
     if [ -n "${RATES:-}" ]; then
         printf '[rates.in]\npackets = "20K"\n' >> $WORK/ta.toml
     fi
+    local SINK=""
+    if [ -n "${IPFIX:-}" ]; then
+        printf '[export.ipfix]\ncollectors = ["127.0.0.1:4739"]\n' >> $WORK/ta.toml
+        ip netns exec $R python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 4739))
+while True:
+    s.recv(65535)' &
+        SINK=$!
+    fi
     ip netns exec $R "$BIN" -c $WORK/ta.toml > $WORK/ta.out 2> $WORK/ta.log &
     DAEMON=$!
     ip netns exec $R fastnetmon --configuration_file $WORK/fnm.conf --log_file $WORK/fnm.log \
@@ -236,7 +248,7 @@ EOF
     frames1=$(r0_counter frames); drops1=$(r0_counter kernel_drops); rx1=$(rx_packets); fnm1=$(fnm_processed)
     ta_cpu1=$(cpu_ns $DAEMON); fnm_cpu1=$(cpu_ns $FNM)
     screened=$(api /api/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["untracked"].get("screened_packets", 0))')
-    kill -TERM $DAEMON $FNM; wait $DAEMON $FNM 2>/dev/null || true
+    kill -TERM $DAEMON $FNM $SINK; wait $DAEMON $FNM $SINK 2>/dev/null || true
     python3 - "$count" "$t0" "$t1" "$((rx1 - rx0))" "$((frames1 - frames0))" "$((drops1 - drops0))" \
         "$((ta_cpu1 - ta_cpu0))" "$((fnm1 - fnm0))" "$((fnm_cpu1 - fnm_cpu0))" "$screened" \
         "$WORK/alerts.jsonl" "$WORK/fnm_attacks" > $WORK/fnm_row <<'PY'
@@ -302,7 +314,7 @@ fastnetmon_spoofed "${COUNT_SPOOFED:-1000000}"
         echo
     fi
     echo "Side by side with FastNetMon $(dpkg-query -W -f '${Version}' fastnetmon) (mirror_afpacket, connection tracking"
-    echo "off, ban at 20 000 pps; ours on the defaults with [inbound] byte_limit = \"10M\"${RATES:+ and [rates.in] packets = \"20K\"}), both capturing r0 at"
+    echo "off, ban at 20 000 pps; ours on the defaults with [inbound] byte_limit = \"10M\"${RATES:+ and [rates.in] packets = \"20K\"}${IPFIX:+ and IPFIX export}), both capturing r0 at"
     echo "once while trafgen sends from random sources to 10.2.0.2. FastNetMon's drops: packets that arrived and"
     echo "it did not process. Alert: from the flood's start to the victim's alert (ours: the alert's start"
     echo "time; FastNetMon: its ban script's call)."

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::record::{FlowRecord, be_uint};
 use super::{Decoded, Problem};
@@ -53,7 +54,8 @@ struct Held {
 /// every exporter, within the configured bounds.
 #[derive(Debug)]
 pub struct Templates {
-    map: HashMap<Key, Template>,
+    /// Shared so a data set is read without copying its template.
+    map: HashMap<Key, Arc<Template>>,
     max_templates: usize,
     /// The sampling interval an exporter's options records declared last.
     sampling: HashMap<SocketAddr, u32>,
@@ -171,7 +173,7 @@ impl Templates {
                     };
                     match self.map.get(&key) {
                         Some(t) => {
-                            let t = t.clone();
+                            let t = Arc::clone(t);
                             self.read_data(key, &t, body, out)?;
                         }
                         None => self.hold(key, body, &mut report),
@@ -288,11 +290,11 @@ impl Templates {
             }
             // Scope fields of options are only there to be skipped.
             let _ = scope;
-            let t = Template {
+            let t = Arc::new(Template {
                 fields,
                 options,
                 min_len,
-            };
+            });
             if !self.map.contains_key(&key) && self.map.len() >= self.max_templates {
                 // An exporter that restarted sends from a new port: its
                 // old session's templates are stale, and go first.
@@ -310,7 +312,7 @@ impl Templates {
                     continue;
                 }
             }
-            self.map.insert(key, t.clone());
+            self.map.insert(key, Arc::clone(&t));
             self.release(key, &t, out)?;
         }
         Ok(())
