@@ -66,6 +66,9 @@ pub struct FlowReport {
     /// Datagrams the socket had no room for (the kernel's count, where it
     /// gives one) and receive errors.
     pub receive_errors: u64,
+    /// Datagrams the sockets dropped for want of buffer room (the
+    /// kernel's count).
+    pub socket_drops: u64,
     pub templates: usize,
     pub held_sets_now: usize,
     pub held_bytes_now: usize,

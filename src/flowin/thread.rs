@@ -2,14 +2,19 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrStorage, getsockopt, recvmsg, setsockopt, sockopt,
+};
 
 use super::report::{Exporter, FlowReport};
 use super::templated::Templates;
@@ -49,11 +54,16 @@ impl FlowInput {
                 UdpSocket::bind(addr).map_err(|source| FlowInputError::Bind { addr, source })?;
             s.set_nonblocking(true)
                 .map_err(|source| FlowInputError::Bind { addr, source })?;
-            let want = usize::try_from(cfg.receive_buffer).unwrap_or(usize::MAX);
-            if let Err(e) =
-                nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBuf, &want)
-            {
-                log::warn!("flow input on {addr}: cannot set a {want}-byte receive buffer: {e}");
+            receive_buffer(
+                &s,
+                addr,
+                usize::try_from(cfg.receive_buffer).unwrap_or(usize::MAX),
+            );
+            // Each datagram then says how many the socket dropped so far.
+            if let Err(e) = setsockopt(&s, sockopt::RxqOvfl, &1) {
+                log::warn!(
+                    "flow input on {addr}: datagrams the socket drops cannot be counted: {e}"
+                );
             }
             sockets.push(s);
         }
@@ -105,6 +115,8 @@ pub struct State {
     exporters: HashMap<IpAddr, Exporter>,
     exporters_refused: u64,
     receive_errors: u64,
+    /// Datagrams the sockets dropped for want of room, as the kernel says.
+    socket_drops: u64,
     decoded: Decoded,
 }
 
@@ -116,6 +128,7 @@ impl State {
             exporters: HashMap::new(),
             exporters_refused: 0,
             receive_errors: 0,
+            socket_drops: 0,
             decoded: Decoded::default(),
         }
     }
@@ -130,6 +143,8 @@ impl State {
         stop: &AtomicBool,
     ) {
         let mut buf = vec![0u8; 65_536];
+        let mut cmsg = nix::cmsg_space!(u32);
+        let mut socket_drops = vec![0u32; sockets.len()];
         let mut tick = clock.tick_at(Instant::now());
         shard.first_tick = tick;
         let mut deadline = clock.end_of(tick);
@@ -168,22 +183,43 @@ impl State {
                 .iter()
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
-            for (s, ready) in sockets.iter().zip(ready) {
+            for (k, (s, ready)) in sockets.iter().zip(ready).enumerate() {
                 if !ready {
                     continue;
                 }
                 for _ in 0..BATCH {
-                    match s.recv_from(&mut buf) {
-                        Ok((n, from)) => self.datagram(from, &buf[..n], &mut shard, unix_ms()),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    let mut iov = [IoSliceMut::new(&mut buf)];
+                    let got = recvmsg::<SockaddrStorage>(
+                        s.as_raw_fd(),
+                        &mut iov,
+                        Some(&mut cmsg),
+                        MsgFlags::MSG_DONTWAIT,
+                    );
+                    let (n, from) = match got {
+                        Ok(m) => {
+                            if let Ok(cmsgs) = m.cmsgs() {
+                                for c in cmsgs {
+                                    if let ControlMessageOwned::RxqOvfl(d) = c {
+                                        socket_drops[k] = d;
+                                    }
+                                }
+                            }
+                            (m.bytes, m.address.as_ref().and_then(std_addr))
+                        }
+                        Err(Errno::EAGAIN) => break,
+                        Err(Errno::EINTR) => continue,
                         Err(_) => {
                             self.receive_errors += 1;
                             break;
                         }
+                    };
+                    match from {
+                        Some(from) => self.datagram(from, &buf[..n], &mut shard, unix_ms()),
+                        None => self.receive_errors += 1,
                     }
                 }
             }
+            self.socket_drops = socket_drops.iter().map(|&d| u64::from(d)).sum();
         }
         shard.last_tick = tick;
         shard.last = true;
@@ -270,11 +306,34 @@ impl State {
             exporters,
             exporters_refused: self.exporters_refused,
             receive_errors: self.receive_errors,
+            socket_drops: self.socket_drops,
             templates: self.templates.len(),
             held_sets_now,
             held_bytes_now,
         }
     }
+}
+
+/// Sets a socket's receive buffer: beyond `net.core.rmem_max` where the
+/// daemon may (CAP_NET_ADMIN), else up to it, and says when it got less.
+fn receive_buffer(s: &UdpSocket, addr: SocketAddr, want: usize) {
+    if setsockopt(s, sockopt::RcvBufForce, &want).is_err() {
+        let _ = setsockopt(s, sockopt::RcvBuf, &want);
+    }
+    // The kernel reports twice what it was given (its bookkeeping).
+    let got = getsockopt(s, sockopt::RcvBuf).map_or(0, |b| b / 2);
+    if got < want {
+        log::warn!(
+            "flow input on {addr}: receive buffer of {got} bytes, not the {want} asked (net.core.rmem_max): bursts of datagrams may be dropped (counted in trafficalerted_flow_socket_drops_total)"
+        );
+    }
+}
+
+fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
 fn unix_ms() -> u64 {

@@ -594,6 +594,12 @@ fn flow_input(o: &mut Out, snap: &Snapshot) {
         f.receive_errors,
     );
     o.one(
+        "trafficalerted_flow_socket_drops_total",
+        "counter",
+        "Flow datagrams the sockets dropped for want of buffer room (the kernel's count).",
+        f.socket_drops,
+    );
+    o.one(
         "trafficalerted_flow_templates",
         "gauge",
         "NetFlow v9 and IPFIX templates known.",
