@@ -26,7 +26,7 @@ byte_limit = "1T"
 max_contacted_ports = 50
 port_interval = "1h"
 [inbound]
-byte_limit = "20M"
+byte_limit = "15M"
 [flow_input]
 listen = ["{listen}"]
 {extra}
@@ -205,8 +205,10 @@ fn softflowd_netflow9_and_ipfix_totals_equal_the_truth_and_raise_alerts() {
         dir.join("v9.pcap").to_string_lossy().into_owned(),
         dir.join("v10.pcap").to_string_lossy().into_owned(),
     );
-    // softflowd sends a file's 40 000 flows in one burst of 1 300
-    // datagrams.
+    // softflowd sends a file's flows in one burst, as fast as it can: the
+    // socket gets room for all of them. (Loopback's device backlog, 1 000
+    // packets, drops beyond that before any socket sees them: the flood
+    // below stays at ~520 datagrams.)
     let d = Daemon::start(
         &t.rtr,
         &config("127.0.0.1:2055", "receive_buffer = \"64M\""),
@@ -249,9 +251,9 @@ fn softflowd_netflow9_and_ipfix_totals_equal_the_truth_and_raise_alerts() {
     let scan = wait_open(&d, "port_scan", "10.1.0.2");
     assert!(scan["value"].as_u64().unwrap() > 50, "{scan}");
 
-    // For IPFIX: 3 000 of 500 bytes from 10.1.0.6, and 40 000 UDP packets
-    // of 1 000 bytes from random sources to 10.2.0.2:53: 40 MB, twice the
-    // inbound limit.
+    // For IPFIX: 3 000 of 500 bytes from 10.1.0.6, and 16 000 UDP packets
+    // of 1 400 bytes from random sources to 10.2.0.2:53: 22.4 MB, over the
+    // 15 MB inbound limit.
     let dump = tcpdump(&t.rtr, &t.r0, &cap10);
     trafgen(
         &t.gen_ns,
@@ -261,9 +263,9 @@ fn softflowd_netflow9_and_ipfix_totals_equal_the_truth_and_raise_alerts() {
         &udp4(&mac, "10.1.0.6", "10.2.0.2", 500),
     );
     let flood = format!(
-        "{{ eth(da={mac}), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=drnd(), dp=53), fill(0x41, 972) }}"
+        "{{ eth(da={mac}), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=drnd(), dp=53), fill(0x41, 1372) }}"
     );
-    trafgen(&t.gen_ns, &t.g0, 40_000, 20, &flood);
+    trafgen(&t.gen_ns, &t.g0, 16_000, 20, &flood);
     std::thread::sleep(Duration::from_millis(500));
     stop(dump);
     softflowd(&t.rtr, &cap10, "10", "127.0.0.1:2055");
@@ -271,7 +273,7 @@ fn softflowd_netflow9_and_ipfix_totals_equal_the_truth_and_raise_alerts() {
     assert_eq!(ipfix, (1_500_000, 3000), "IPFIX totals of 10.1.0.6");
     assert_eq!(exporter(&d)["protocol"], "ipfix");
     let inbound = wait_open(&d, "inbound", "10.2.0.2");
-    assert!(inbound["value"].as_u64().unwrap() > 20_000_000, "{inbound}");
+    assert!(inbound["value"].as_u64().unwrap() > 15_000_000, "{inbound}");
 
     let f = d.json("/api/v1/flow-input");
     let e = &f["exporters"][0];
@@ -280,7 +282,7 @@ fn softflowd_netflow9_and_ipfix_totals_equal_the_truth_and_raise_alerts() {
     assert_eq!(f["socket_drops"], 0, "{f}");
     // softflowd declares its (1:1) sampling in IPFIX options records.
     assert_eq!(e["sampling"], 1, "{f}");
-    assert!(e["records"].as_u64().unwrap() > 40_000, "{f}");
+    assert!(e["records"].as_u64().unwrap() > 16_000, "{f}");
     let metrics = d.get("/metrics").1;
     assert!(
         metrics.contains("trafficalerted_flow_records_total{exporter=\"127.0.0.1\"}"),
