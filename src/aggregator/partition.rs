@@ -41,7 +41,7 @@ pub struct Partition {
     pub pairs: PairWindow,
     detectors: Vec<Box<dyn Detector>>,
     pub lifecycle: Lifecycle,
-    fingerprint: Hasher,
+    pub(super) fingerprint: Hasher,
     touched: Vec<u32>,
     /// Host work scheduled for later ticks (window slides, expiry).
     /// Window slides of hosts.
