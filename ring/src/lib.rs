@@ -15,7 +15,8 @@
 //! block ready, with io_uring or poll(2).
 //!
 //! This is the only crate of the project with `unsafe` code: the socket
-//! options, the mapping, and the status word shared with the kernel.
+//! options, the mapping, and the status word shared with the kernel (and
+//! [`socket_drops`], for the daemon's other sockets).
 
 mod block;
 mod hint;
@@ -38,6 +39,19 @@ pub fn kernel_version() -> (u32, u32) {
 pub fn gro_enabled(ring: &Ring, name: &str) -> io::Result<bool> {
     use std::os::fd::AsFd;
     sys::gro_enabled(ring.as_fd(), name)
+}
+
+/// Datagrams (or packets) any socket dropped since it was opened, as the
+/// kernel counts them (`SO_MEMINFO`'s drops: a full receive buffer, a
+/// filter). Here, though it is no packet-ring matter, because this crate
+/// holds the project's `unsafe` system calls.
+pub fn socket_drops(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u32> {
+    let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
+    let len = sys::getsockopt(fd, libc::SOL_SOCKET, libc::SO_MEMINFO, &mut info)?;
+    if len < info.len() * 4 {
+        return Err(io::Error::other("SO_MEMINFO without a drop count"));
+    }
+    Ok(info[libc::SK_MEMINFO_DROPS as usize])
 }
 
 use std::io;
@@ -159,3 +173,35 @@ impl Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_full_receive_buffer_counts_its_drops() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let small: libc::c_int = 4096;
+        super::sys::setsockopt(rx.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &small).unwrap();
+        assert_eq!(super::socket_drops(rx.as_fd()).unwrap(), 0);
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        for _ in 0..100 {
+            tx.send_to(&[0u8; 1000], to).unwrap();
+        }
+        let mut buf = [0u8; 2000];
+        rx.set_nonblocking(true).unwrap();
+        let mut received = 0;
+        while rx.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        let dropped = super::socket_drops(rx.as_fd()).unwrap();
+        assert!(received > 0 && received < 100, "{received} received");
+        assert_eq!(
+            received + dropped,
+            100,
+            "every datagram is received or counted"
+        );
+    }
+}

@@ -405,3 +405,29 @@ fn exporters_beyond_the_bound_are_refused() {
     assert_eq!((r.exporters.len(), r.exporters_refused), (2, 2));
     assert_eq!(s.totals.packets, 2);
 }
+
+#[test]
+fn datagrams_a_full_socket_drops_are_counted() {
+    let mut c = cfg(vec![]);
+    c.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    c.receive_buffer = 4096;
+    let sockets = super::thread::FlowInput::bind(&c).unwrap();
+    let to = sockets[0].local_addr().unwrap();
+    let mut state = State::new(c);
+    assert!(!state.read_socket_drops(&sockets));
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..200 {
+        tx.send_to(&[0u8; 1200], to).unwrap();
+    }
+    // Nothing read yet: what did not fit was dropped, and that is known
+    // without a datagram arriving after it.
+    assert!(state.read_socket_drops(&sockets));
+    let mut buf = [0u8; 2048];
+    let mut received = 0;
+    while sockets[0].recv(&mut buf).is_ok() {
+        received += 1;
+    }
+    let dropped = state.report().socket_drops;
+    assert!(dropped > 0 && received > 0, "{received} received");
+    assert_eq!(received + dropped, 200);
+}

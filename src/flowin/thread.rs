@@ -2,19 +2,15 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, SockaddrStorage, getsockopt, recvmsg, setsockopt, sockopt,
-};
+use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 
 use super::report::{Exporter, FlowReport};
 use super::templated::Templates;
@@ -59,12 +55,6 @@ impl FlowInput {
                 addr,
                 usize::try_from(cfg.receive_buffer).unwrap_or(usize::MAX),
             );
-            // Each datagram then says how many the socket dropped so far.
-            if let Err(e) = setsockopt(&s, sockopt::RxqOvfl, &1) {
-                log::warn!(
-                    "flow input on {addr}: datagrams the socket drops cannot be counted: {e}"
-                );
-            }
             sockets.push(s);
         }
         Ok(sockets)
@@ -143,18 +133,21 @@ impl State {
         stop: &AtomicBool,
     ) {
         let mut buf = vec![0u8; 65_536];
-        let mut cmsg = nix::cmsg_space!(u32);
-        let mut socket_drops = vec![0u32; sockets.len()];
         let mut tick = clock.tick_at(Instant::now());
         shard.first_tick = tick;
         let mut deadline = clock.end_of(tick);
         shard.set_admission(board.current());
         shard.begin_tick(tick);
+        // The report is built again only when something in it moved.
+        let mut moved = true;
         loop {
             let now = Instant::now();
             if now >= deadline {
+                moved |= self.read_socket_drops(sockets);
                 shard.last_tick = tick;
-                shard.flow_report = Some(Arc::new(self.report()));
+                if std::mem::take(&mut moved) {
+                    shard.flow_report = Some(Arc::new(self.report()));
+                }
                 side.exchange(&mut shard);
                 tick = clock.tick_at(now);
                 if shard.is_empty() {
@@ -171,7 +164,7 @@ impl State {
             let wait = deadline
                 .saturating_duration_since(now)
                 .min(Duration::from_millis(100));
-            let mut fds: Vec<PollFd<'_>> = sockets
+            let mut fds: smallvec::SmallVec<[PollFd<'_>; 4]> = sockets
                 .iter()
                 .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
                 .collect();
@@ -179,52 +172,48 @@ impl State {
             if poll(&mut fds, PollTimeout::from(ms)).is_err() {
                 continue;
             }
-            let ready: Vec<bool> = fds
+            let ready: smallvec::SmallVec<[bool; 4]> = fds
                 .iter()
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
-            for (k, (s, ready)) in sockets.iter().zip(ready).enumerate() {
+            for (s, ready) in sockets.iter().zip(ready) {
                 if !ready {
                     continue;
                 }
                 for _ in 0..BATCH {
-                    let mut iov = [IoSliceMut::new(&mut buf)];
-                    let got = recvmsg::<SockaddrStorage>(
-                        s.as_raw_fd(),
-                        &mut iov,
-                        Some(&mut cmsg),
-                        MsgFlags::MSG_DONTWAIT,
-                    );
-                    let (n, from) = match got {
-                        Ok(m) => {
-                            if let Ok(cmsgs) = m.cmsgs() {
-                                for c in cmsgs {
-                                    if let ControlMessageOwned::RxqOvfl(d) = c {
-                                        socket_drops[k] = d;
-                                    }
-                                }
-                            }
-                            (m.bytes, m.address.as_ref().and_then(std_addr))
+                    match s.recv_from(&mut buf) {
+                        Ok((n, from)) => {
+                            moved = true;
+                            self.datagram(from, &buf[..n], &mut shard, unix_ms());
                         }
-                        Err(Errno::EAGAIN) => break,
-                        Err(Errno::EINTR) => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(_) => {
+                            moved = true;
                             self.receive_errors += 1;
                             break;
                         }
-                    };
-                    match from {
-                        Some(from) => self.datagram(from, &buf[..n], &mut shard, unix_ms()),
-                        None => self.receive_errors += 1,
                     }
                 }
             }
-            self.socket_drops = socket_drops.iter().map(|&d| u64::from(d)).sum();
         }
+        self.read_socket_drops(sockets);
         shard.last_tick = tick;
         shard.last = true;
         shard.flow_report = Some(Arc::new(self.report()));
         side.finish(shard);
+    }
+
+    /// Reads what the sockets dropped so far (datagrams that found the
+    /// receive buffer full); true if it grew.
+    pub(super) fn read_socket_drops(&mut self, sockets: &[UdpSocket]) -> bool {
+        let now: u64 = sockets
+            .iter()
+            .map(|s| tpacket::socket_drops(s.as_fd()).map_or(0, u64::from))
+            .sum();
+        let grew = now > self.socket_drops;
+        self.socket_drops = self.socket_drops.max(now);
+        grew
     }
 
     /// Decodes one datagram from `from` and counts its records.
@@ -327,13 +316,6 @@ fn receive_buffer(s: &UdpSocket, addr: SocketAddr, want: usize) {
             "flow input on {addr}: receive buffer of {got} bytes, not the {want} asked (net.core.rmem_max): bursts of datagrams may be dropped (counted in trafficalerted_flow_socket_drops_total)"
         );
     }
-}
-
-fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = a.as_sockaddr_in() {
-        return Some(SocketAddr::V4((*v4).into()));
-    }
-    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
 fn unix_ms() -> u64 {
