@@ -406,6 +406,11 @@ flows = {
     "sflow_sample_count_lies": frame(sflow(udp_frame, samples=0xffffffff)),
     "sflow_truncated": frame(sflow(udp_frame)[:40]),
     "not_flows": frame(b"GET / HTTP/1.1\r\n\r\n") + frame(b"") + frame(b"\x00\x00"),
+    # Read as a TCP stream (the target does both): messages back to back.
+    "tcp_stream": ipfix(fset(2, tmpl())) + ipfix(fset(256, rec() + rec((10, 0, 0, 3)))) + ipfix(fset(256, rec()))[:20],
+    "tcp_stream_then_garbage": ipfix(fset(2, tmpl()), fset(256, rec())) + b"\x00\x09\x00\x20" + bytes(28),
+    "tcp_stream_short_length": ipfix(fset(2, tmpl())) + struct.pack(">HH", 10, 15) + bytes(11),
+    "tcp_stream_max_length": struct.pack(">HHIII", 10, 65535, 0, 1, 7) + fset(256, bytes(65515)),
 }
 os.makedirs("seeds/flow_records", exist_ok=True)
 for name, data in flows.items():

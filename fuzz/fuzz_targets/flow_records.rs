@@ -3,7 +3,9 @@
 //! data sets and options carry over: every one is counted or dropped with
 //! a reason, never a panic, and the tables stay within their bounds.
 //! Input: chunks of a 2-byte big-endian length (its top bit picks the
-//! exporter) and that many bytes.
+//! exporter) and that many bytes. The same bytes are also read as an IPFIX
+//! stream over TCP: split into messages by their headers, each decoded as
+//! from a third exporter.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -11,6 +13,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use trafficalerted::config::Config;
 use trafficalerted::config::flow_input::FlowInputConfig;
+use trafficalerted::flowin::tcp::split;
 use trafficalerted::flowin::thread::State;
 use trafficalerted::shard::{Hasher, Shard, ShardLimits};
 
@@ -45,12 +48,27 @@ fuzz_target!(|data: &[u8]| {
         sent += 1;
         rest = &rest[2 + len..];
     }
+    // As a TCP stream: messages back to back, each its header's length.
+    let mut stream_state = State::new(cfg.clone());
+    let mut messages = 0u64;
+    let (used, _) = split(data, &mut |m: &[u8]| {
+        assert!(m.len() >= 16 && usize::from(u16::from_be_bytes([m[2], m[3]])) == m.len());
+        messages += 1;
+        stream_state.datagram("192.0.2.3:4739".parse().unwrap(), m, &mut shard, 1);
+    });
+    assert!(used <= data.len());
+    let seen: u64 = stream_state.report().exporters.iter().map(|e| e.datagrams).sum();
+    assert_eq!(seen, messages);
     shard.seal();
-    let r = state.report();
-    assert!(r.templates <= 8);
-    assert!(r.held_bytes_now <= 65_536);
+    let mut r = state.report();
+    let s = stream_state.report();
+    r.exporters.extend(s.exporters);
+    r.templates += s.templates;
+    r.held_bytes_now += s.held_bytes_now;
+    assert!(r.templates <= 16, "8 per state");
+    assert!(r.held_bytes_now <= 2 * 65_536);
     let datagrams: u64 = r.exporters.iter().map(|e| e.datagrams).sum();
-    assert_eq!(datagrams, sent);
+    assert_eq!(datagrams, sent + messages);
     // What the exporters' views say was counted is what the shard holds.
     let packets: u64 = r.exporters.iter().map(|e| e.packets).sum();
     let bytes: u64 = r.exporters.iter().map(|e| e.bytes).sum();

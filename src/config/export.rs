@@ -35,10 +35,45 @@ impl Default for RawIpfix {
     }
 }
 
+/// A collector and how records reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collector {
+    pub address: SocketAddr,
+    /// Over TCP (RFC 7011 section 10.4), else UDP.
+    pub tcp: bool,
+}
+
+impl std::fmt::Display for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tcp { "tcp" } else { "udp" };
+        write!(f, "{scheme}://{}", self.address)
+    }
+}
+
+impl Serialize for Collector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::str::FromStr for Collector {
+    type Err = ();
+    /// `host:port` or `udp://host:port` (UDP), `tcp://host:port`.
+    fn from_str(c: &str) -> Result<Collector, ()> {
+        let (tcp, rest) = if let Some(r) = c.strip_prefix("tcp://") {
+            (true, r)
+        } else {
+            (false, c.strip_prefix("udp://").unwrap_or(c))
+        };
+        let address = rest.parse().map_err(|_| ())?;
+        Ok(Collector { address, tcp })
+    }
+}
+
 /// The validated `[export.ipfix]`: off while `collectors` is empty.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IpfixConfig {
-    pub collectors: Vec<SocketAddr>,
+    pub collectors: Vec<Collector>,
     pub observation_domain: u32,
     pub template_refresh: Span,
     /// Ticks of records waiting for the sender.
@@ -55,10 +90,10 @@ pub(super) fn read(raw: RawExport, at: &Located<'_>) -> Result<IpfixConfig, Conf
         .collectors
         .iter()
         .map(|c| {
-            c.parse::<SocketAddr>().map_err(|_| {
+            c.parse::<Collector>().map_err(|()| {
                 at.invalid(
                     &key("collectors"),
-                    format!("{c:?} is not an address and port like \"192.0.2.9:4739\" or \"[2001:db8::9]:4739\""),
+                    format!("{c:?} is not an address and port like \"192.0.2.9:4739\", \"[2001:db8::9]:4739\" or \"tcp://192.0.2.9:4739\""),
                 )
             })
         })

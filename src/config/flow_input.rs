@@ -12,6 +12,8 @@ use super::{ConfigError, Located};
 #[serde(deny_unknown_fields, default)]
 pub struct RawFlowInput {
     pub listen: Vec<String>,
+    pub listen_tcp: Vec<String>,
+    pub max_connections: usize,
     pub max_exporters: usize,
     pub max_templates: usize,
     pub held_bytes: Size,
@@ -23,6 +25,8 @@ impl Default for RawFlowInput {
     fn default() -> Self {
         RawFlowInput {
             listen: Vec::new(),
+            listen_tcp: Vec::new(),
+            max_connections: 64,
             max_exporters: 256,
             max_templates: 4096,
             held_bytes: Size(1_000_000),
@@ -56,6 +60,10 @@ pub struct ExporterConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FlowInputConfig {
     pub listen: Vec<SocketAddr>,
+    /// IPFIX over TCP (RFC 7011 section 10.4).
+    pub listen_tcp: Vec<SocketAddr>,
+    /// TCP connections open at once, all listeners together.
+    pub max_connections: usize,
     pub max_exporters: usize,
     pub max_templates: usize,
     pub held_bytes: u64,
@@ -65,7 +73,7 @@ pub struct FlowInputConfig {
 
 impl FlowInputConfig {
     pub fn is_on(&self) -> bool {
-        !self.listen.is_empty()
+        !self.listen.is_empty() || !self.listen_tcp.is_empty()
     }
 
     /// What the operator says of an exporter.
@@ -76,21 +84,10 @@ impl FlowInputConfig {
 
 pub(super) fn read(raw: RawFlowInput, at: &Located<'_>) -> Result<FlowInputConfig, ConfigError> {
     let key = |k: &'static str| ["flow_input", k];
-    if raw.listen.len() > 8 {
-        return Err(at.invalid(&key("listen"), "at most 8 addresses".into()));
-    }
-    let mut listen = Vec::new();
-    for l in &raw.listen {
-        let a = l.parse::<SocketAddr>().map_err(|_| {
-            at.invalid(
-                &key("listen"),
-                format!("{l:?} is not an address and port like \"0.0.0.0:2055\" or \"[::]:6343\""),
-            )
-        })?;
-        if listen.contains(&a) {
-            return Err(at.invalid(&key("listen"), format!("{l:?} is listed twice")));
-        }
-        listen.push(a);
+    let listen = addresses(&raw.listen, &key("listen"), "0.0.0.0:2055", at)?;
+    let listen_tcp = addresses(&raw.listen_tcp, &key("listen_tcp"), "0.0.0.0:4739", at)?;
+    if !(1..=4096).contains(&raw.max_connections) {
+        return Err(at.invalid(&key("max_connections"), "must be between 1 and 4096".into()));
     }
     if !(1..=65_536).contains(&raw.max_exporters) {
         return Err(at.invalid(&key("max_exporters"), "must be between 1 and 65536".into()));
@@ -148,10 +145,38 @@ pub(super) fn read(raw: RawFlowInput, at: &Located<'_>) -> Result<FlowInputConfi
     }
     Ok(FlowInputConfig {
         listen,
+        listen_tcp,
+        max_connections: raw.max_connections,
         max_exporters: raw.max_exporters,
         max_templates: raw.max_templates,
         held_bytes: raw.held_bytes.0,
         receive_buffer: raw.receive_buffer.0,
         exporters,
     })
+}
+
+/// At most 8 distinct socket addresses.
+fn addresses(
+    raw: &[String],
+    key: &[&'static str],
+    example: &str,
+    at: &Located<'_>,
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    if raw.len() > 8 {
+        return Err(at.invalid(key, "at most 8 addresses".into()));
+    }
+    let mut out = Vec::new();
+    for l in raw {
+        let a = l.parse::<SocketAddr>().map_err(|_| {
+            at.invalid(
+                key,
+                format!("{l:?} is not an address and port like \"{example}\" or \"[::]:6343\""),
+            )
+        })?;
+        if out.contains(&a) {
+            return Err(at.invalid(key, format!("{l:?} is listed twice")));
+        }
+        out.push(a);
+    }
+    Ok(out)
 }

@@ -499,7 +499,7 @@ fn capabilities_json_carries_human_units() {
 fn attack_pcap_and_ipfix_keys_are_checked_with_their_line() {
     let c = Config::parse(
         "[attack_pcap]\npackets = 500\ndir = \"/tmp/a\"\nmax_size = \"10M\"\n\
-         [export.ipfix]\ncollectors = [\"127.0.0.1:4739\", \"[::1]:2055\"]\nobservation_domain = 7\n",
+         [export.ipfix]\ncollectors = [\"127.0.0.1:4739\", \"udp://[::1]:2055\", \"tcp://10.0.0.9:4739\"]\nobservation_domain = 7\n",
         "t.toml",
     )
     .unwrap();
@@ -507,7 +507,15 @@ fn attack_pcap_and_ipfix_keys_are_checked_with_their_line() {
         (c.attack_pcap.packets, c.attack_pcap.max_size.0),
         (500, 10_000_000)
     );
-    assert_eq!(c.ipfix.collectors.len(), 2);
+    let shown: Vec<String> = c.ipfix.collectors.iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "udp://127.0.0.1:4739",
+            "udp://[::1]:2055",
+            "tcp://10.0.0.9:4739"
+        ]
+    );
     assert_eq!(c.ipfix.observation_domain, 7);
     for (text, key) in [
         ("[attack_pcap]\npackets = 100001\n", "attack_pcap.packets"),
@@ -515,6 +523,10 @@ fn attack_pcap_and_ipfix_keys_are_checked_with_their_line() {
         ("[attack_pcap]\nmax_size = \"1K\"\n", "attack_pcap.max_size"),
         (
             "[export.ipfix]\ncollectors = [\"127.0.0.1\"]\n",
+            "export.ipfix.collectors",
+        ),
+        (
+            "[export.ipfix]\ncollectors = [\"sctp://127.0.0.1:4739\"]\n",
             "export.ipfix.collectors",
         ),
         (

@@ -1,7 +1,8 @@
 //! Flow input: sFlow v5, NetFlow v5 and v9, and IPFIX from routers,
 //! decoded into the same shard → window → detect path as captured packets.
 //!
-//! One thread owns the listening sockets and a shard, like a capture
+//! IPFIX also comes over TCP ([`tcp`]). One thread owns the listening
+//! sockets, the connections and a shard, like a capture
 //! worker: it decodes each datagram, scales its records by the sampling
 //! rate (configured per exporter, else declared by the exporter, else 1),
 //! counts them into its shard and hands the shard over every tick. What
@@ -13,6 +14,7 @@ pub mod netflow5;
 pub mod record;
 pub mod report;
 pub mod sflow;
+pub mod tcp;
 pub mod templated;
 pub mod thread;
 

@@ -60,6 +60,12 @@ pub struct ExporterView {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FlowReport {
     pub listen: Vec<String>,
+    pub listen_tcp: Vec<String>,
+    /// IPFIX connections open now; accepted since start; refused because
+    /// `max_connections` were open.
+    pub tcp_connections: usize,
+    pub tcp_sessions: u64,
+    pub tcp_connections_refused: u64,
     pub exporters: Vec<ExporterView>,
     /// Datagrams from exporters beyond `max_exporters`, dropped.
     pub exporters_refused: u64,

@@ -101,6 +101,18 @@ impl Templates {
         (self.held.len(), self.held_bytes)
     }
 
+    /// Forgets what `exporter` (address and port) sent: its transport
+    /// session ended (a TCP connection closed), and its templates with it.
+    pub fn forget(&mut self, exporter: SocketAddr) {
+        self.map.retain(|k, _| k.exporter != exporter);
+        self.sampling.remove(&exporter);
+        let before = self.held.len();
+        self.held.retain(|h| h.key.exporter != exporter);
+        if self.held.len() != before {
+            self.held_bytes = self.held.iter().map(|h| h.body.len()).sum();
+        }
+    }
+
     /// The sampling interval an exporter declared in options records.
     pub fn declared_sampling(&self, exporter: SocketAddr) -> Option<u32> {
         self.sampling.get(&exporter).copied()

@@ -411,7 +411,7 @@ fn datagrams_a_full_socket_drops_are_counted() {
     let mut c = cfg(vec![]);
     c.listen = vec!["127.0.0.1:0".parse().unwrap()];
     c.receive_buffer = 4096;
-    let sockets = super::thread::FlowInput::bind(&c).unwrap();
+    let sockets = super::thread::FlowInput::bind(&c).unwrap().udp;
     let to = sockets[0].local_addr().unwrap();
     let mut state = State::new(c);
     assert!(!state.read_socket_drops(&sockets));
@@ -430,4 +430,36 @@ fn datagrams_a_full_socket_drops_are_counted() {
     let dropped = state.report().socket_drops;
     assert!(dropped > 0 && received > 0, "{received} received");
     assert_eq!(received + dropped, 200);
+}
+
+#[test]
+fn a_tcp_session_takes_its_templates_and_held_sets_with_it() {
+    use super::tcp::End;
+    let mut state = State::new(cfg(vec![]));
+    let mut sh = shard();
+    let (a, b): (SocketAddr, SocketAddr) = (
+        "192.0.2.1:40000".parse().unwrap(),
+        "192.0.2.1:40001".parse().unwrap(),
+    );
+    // Session a: a template, its data, and data of a template never sent.
+    let data = data_body([10, 0, 0, 1], [10, 0, 0, 2], 3, 300);
+    state.datagram(a, &ipfix(&[set(2, &template_body())]), &mut sh, 1);
+    state.datagram(a, &ipfix(&[set(256, &data)]), &mut sh, 2);
+    state.datagram(a, &ipfix(&[set(999, &data)]), &mut sh, 3);
+    // Session b, from the same address: a template of its own.
+    state.datagram(b, &ipfix(&[set(2, &template_body())]), &mut sh, 4);
+    let r = state.report();
+    assert_eq!((r.templates, r.held_sets_now), (2, 1));
+    assert_eq!(r.exporters[0].packets, 3);
+    state.session_ended(a, End::Closed, 5);
+    let r = state.report();
+    assert_eq!((r.templates, r.held_sets_now, r.held_bytes_now), (1, 0, 0));
+    // Data on a's template ids now waits; b's still decodes.
+    state.datagram(b, &ipfix(&[set(256, &data)]), &mut sh, 6);
+    assert_eq!(state.report().exporters[0].packets, 6);
+    // A stream that is not IPFIX is counted against its exporter.
+    state.session_ended(b, End::Framing(Problem::Version), 7);
+    let r = state.report();
+    assert_eq!(r.templates, 0);
+    assert_eq!(r.exporters[0].dropped, vec![("unknown_version", 1)]);
 }

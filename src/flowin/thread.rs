@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +13,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 
 use super::report::{Exporter, FlowReport};
+use super::tcp::{Conn, End};
 use super::templated::Templates;
 use super::{Decoded, decode};
 use crate::admission::Board;
@@ -33,6 +34,13 @@ pub enum FlowInputError {
     Thread(io::Error),
 }
 
+/// The bound sockets, handed to the thread.
+#[derive(Debug)]
+pub struct Sockets {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+}
+
 /// The running thread.
 #[derive(Debug)]
 pub struct FlowInput {
@@ -41,10 +49,11 @@ pub struct FlowInput {
 }
 
 impl FlowInput {
-    /// Binds every `listen` address; errors name the address. Done before
-    /// any thread starts, so a taken port stops the daemon at once.
-    pub fn bind(cfg: &FlowInputConfig) -> Result<Vec<UdpSocket>, FlowInputError> {
-        let mut sockets = Vec::new();
+    /// Binds every `listen` and `listen_tcp` address; errors name the
+    /// address. Done before any thread starts, so a taken port stops the
+    /// daemon at once.
+    pub fn bind(cfg: &FlowInputConfig) -> Result<Sockets, FlowInputError> {
+        let mut udp = Vec::new();
         for &addr in &cfg.listen {
             let s =
                 UdpSocket::bind(addr).map_err(|source| FlowInputError::Bind { addr, source })?;
@@ -55,29 +64,46 @@ impl FlowInput {
                 addr,
                 usize::try_from(cfg.receive_buffer).unwrap_or(usize::MAX),
             );
-            sockets.push(s);
+            udp.push(s);
         }
-        Ok(sockets)
+        let mut tcp = Vec::new();
+        for &addr in &cfg.listen_tcp {
+            let l = TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| FlowInputError::Bind { addr, source })?;
+            tcp.push(l);
+        }
+        Ok(Sockets { udp, tcp })
     }
 
     /// Starts the thread on the sockets [`FlowInput::bind`] made; it hands
     /// `shard` over through `side` every tick.
     pub fn start(
         cfg: &FlowInputConfig,
-        sockets: Vec<UdpSocket>,
+        sockets: Sockets,
         side: WorkerSide,
         shard: Box<Shard>,
         clock: TickClock,
         board: Arc<Board>,
     ) -> Result<FlowInput, FlowInputError> {
-        log::info!(
-            "flow input: listening on {} for sFlow v5, NetFlow v5/v9 and IPFIX",
-            cfg.listen
-                .iter()
+        let list = |a: &[SocketAddr]| {
+            a.iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        };
+        if !cfg.listen.is_empty() {
+            log::info!(
+                "flow input: listening on {} (UDP) for sFlow v5, NetFlow v5/v9 and IPFIX",
+                list(&cfg.listen)
+            );
+        }
+        if !cfg.listen_tcp.is_empty() {
+            log::info!(
+                "flow input: listening on {} (TCP) for IPFIX",
+                list(&cfg.listen_tcp)
+            );
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let mut state = State::new(cfg.clone());
         let flag = stop.clone();
@@ -107,6 +133,10 @@ pub struct State {
     receive_errors: u64,
     /// Datagrams the sockets dropped for want of room, as the kernel says.
     socket_drops: u64,
+    /// TCP connections open now, accepted in all, refused (too many).
+    connections: usize,
+    sessions: u64,
+    connections_refused: u64,
     decoded: Decoded,
 }
 
@@ -119,13 +149,16 @@ impl State {
             exporters_refused: 0,
             receive_errors: 0,
             socket_drops: 0,
+            connections: 0,
+            sessions: 0,
+            connections_refused: 0,
             decoded: Decoded::default(),
         }
     }
 
     fn run(
         &mut self,
-        sockets: &[UdpSocket],
+        sockets: &Sockets,
         mut side: WorkerSide,
         mut shard: Box<Shard>,
         clock: TickClock,
@@ -133,6 +166,9 @@ impl State {
         stop: &AtomicBool,
     ) {
         let mut buf = vec![0u8; 65_536];
+        let mut conns: Vec<Conn> = Vec::new();
+        let mut ready: Vec<bool> = Vec::new();
+        let mut ended: Vec<(usize, End)> = Vec::new();
         let mut tick = clock.tick_at(Instant::now());
         shard.first_tick = tick;
         let mut deadline = clock.end_of(tick);
@@ -143,7 +179,7 @@ impl State {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                moved |= self.read_socket_drops(sockets);
+                moved |= self.read_socket_drops(&sockets.udp);
                 shard.last_tick = tick;
                 if std::mem::take(&mut moved) {
                     shard.flow_report = Some(Arc::new(self.report()));
@@ -160,48 +196,120 @@ impl State {
             if stop.load(Ordering::Acquire) {
                 break;
             }
-            // Woken for a datagram, the deadline, or a stop within 100 ms.
+            // Woken for a datagram, a connection, the deadline, or a stop
+            // within 100 ms.
             let wait = deadline
                 .saturating_duration_since(now)
                 .min(Duration::from_millis(100));
-            let mut fds: smallvec::SmallVec<[PollFd<'_>; 4]> = sockets
-                .iter()
-                .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
-                .collect();
-            let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
-            if poll(&mut fds, PollTimeout::from(ms)).is_err() {
-                continue;
-            }
-            let ready: smallvec::SmallVec<[bool; 4]> = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
-            for (s, ready) in sockets.iter().zip(ready) {
-                if !ready {
+            {
+                let mut fds: smallvec::SmallVec<[PollFd<'_>; 8]> = sockets
+                    .udp
+                    .iter()
+                    .map(AsFd::as_fd)
+                    .chain(sockets.tcp.iter().map(AsFd::as_fd))
+                    .chain(conns.iter().map(|c| c.stream.as_fd()))
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+                    .collect();
+                let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+                if poll(&mut fds, PollTimeout::from(ms)).is_err() {
                     continue;
                 }
+                ready.clear();
+                ready.extend(
+                    fds.iter()
+                        .map(|f| f.revents().is_some_and(|r| !r.is_empty())),
+                );
+            }
+            let (udp, tcp) = ready.split_at(sockets.udp.len());
+            let (listeners, open) = tcp.split_at(sockets.tcp.len());
+            for (s, _) in sockets.udp.iter().zip(udp).filter(|(_, r)| **r) {
+                moved = true;
                 for _ in 0..BATCH {
                     match s.recv_from(&mut buf) {
-                        Ok((n, from)) => {
-                            moved = true;
-                            self.datagram(from, &buf[..n], &mut shard, unix_ms());
-                        }
+                        Ok((n, from)) => self.datagram(from, &buf[..n], &mut shard, unix_ms()),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => {
-                            moved = true;
                             self.receive_errors += 1;
                             break;
                         }
                     }
                 }
             }
+            for (i, c) in conns.iter_mut().enumerate() {
+                if !open.get(i).copied().unwrap_or(false) {
+                    continue;
+                }
+                moved = true;
+                let peer = c.peer;
+                let ms = unix_ms();
+                if let Some(end) = c.pump(BATCH, &mut |m: &[u8]| {
+                    self.datagram(peer, m, &mut shard, ms);
+                }) {
+                    ended.push((i, end));
+                }
+            }
+            for (i, end) in ended.drain(..).rev() {
+                let c = conns.swap_remove(i);
+                self.session_ended(c.peer, end, unix_ms());
+            }
+            for (l, _) in sockets.tcp.iter().zip(listeners).filter(|(_, r)| **r) {
+                moved = true;
+                self.accept(l, &mut conns);
+            }
+            self.connections = conns.len();
         }
-        self.read_socket_drops(sockets);
+        self.read_socket_drops(&sockets.udp);
+        self.connections = 0;
         shard.last_tick = tick;
         shard.last = true;
         shard.flow_report = Some(Arc::new(self.report()));
         side.finish(shard);
+    }
+
+    /// Takes the connections waiting on `l`, up to `max_connections`.
+    fn accept(&mut self, l: &TcpListener, conns: &mut Vec<Conn>) {
+        for _ in 0..BATCH {
+            match l.accept() {
+                Ok((stream, peer)) => {
+                    if conns.len() >= self.cfg.max_connections {
+                        self.connections_refused += 1;
+                        continue;
+                    }
+                    match Conn::new(stream, peer) {
+                        Ok(c) => {
+                            log::debug!("flow input: IPFIX over TCP from {peer}");
+                            self.sessions += 1;
+                            conns.push(c);
+                        }
+                        Err(_) => self.receive_errors += 1,
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.receive_errors += 1;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// A TCP session ended: its templates go, and why it ended is counted.
+    pub(super) fn session_ended(&mut self, peer: SocketAddr, end: End, now_ms: u64) {
+        self.templates.forget(peer);
+        match end {
+            End::Closed => log::debug!("flow input: {peer} closed its IPFIX connection"),
+            End::Error(e) => {
+                log::debug!("flow input: IPFIX connection from {peer}: {e}");
+                self.receive_errors += 1;
+            }
+            End::Framing(problem) => {
+                if let Some(ex) = self.exporter(peer, now_ms) {
+                    *ex.dropped.entry(problem).or_default() += 1;
+                }
+            }
+        }
     }
 
     /// Reads what the sockets dropped so far (datagrams that found the
@@ -219,24 +327,17 @@ impl State {
     /// Decodes one datagram from `from` and counts its records.
     pub fn datagram(&mut self, from: SocketAddr, d: &[u8], shard: &mut Shard, now_ms: u64) {
         let ip = from.ip().to_canonical();
-        if !self.exporters.contains_key(&ip) && self.exporters.len() >= self.cfg.max_exporters {
-            self.exporters_refused += 1;
+        let configured = self.cfg.exporter(ip).cloned();
+        if self.exporter(from, now_ms).is_none() {
             return;
         }
-        let configured = self.cfg.exporter(ip).cloned();
-        let ex = self.exporters.entry(ip).or_insert_with(|| {
-            Exporter::new(
-                ip,
-                configured
-                    .as_ref()
-                    .map(|c| c.name.clone())
-                    .unwrap_or_default(),
-            )
-        });
-        ex.view.datagrams += 1;
-        ex.view.last_seen_ms = now_ms;
         self.decoded.clear();
-        let got = match decode(&mut self.templates, from, d, &mut self.decoded) {
+        let result = decode(&mut self.templates, from, d, &mut self.decoded);
+        let Some(ex) = self.exporters.get_mut(&ip) else {
+            return;
+        };
+        ex.view.datagrams += 1;
+        let got = match result {
             Ok(g) => g,
             Err((protocol, problem)) => {
                 ex.view.protocol = protocol.or(ex.view.protocol);
@@ -286,12 +387,38 @@ impl State {
         }
     }
 
+    /// The exporter at `from`'s address, seen now; `None` (counted) when
+    /// it would be one more than `max_exporters`.
+    fn exporter(&mut self, from: SocketAddr, now_ms: u64) -> Option<&mut Exporter> {
+        let ip = from.ip().to_canonical();
+        if !self.exporters.contains_key(&ip) && self.exporters.len() >= self.cfg.max_exporters {
+            self.exporters_refused += 1;
+            return None;
+        }
+        let name = self.cfg.exporter(ip).map(|c| c.name.clone());
+        let ex = self
+            .exporters
+            .entry(ip)
+            .or_insert_with(|| Exporter::new(ip, name.unwrap_or_default()));
+        ex.view.last_seen_ms = now_ms;
+        Some(ex)
+    }
+
     pub fn report(&self) -> FlowReport {
         let mut exporters: Vec<_> = self.exporters.values().map(Exporter::view).collect();
         exporters.sort_by_key(|e| e.address);
         let (held_sets_now, held_bytes_now) = self.templates.held();
         FlowReport {
             listen: self.cfg.listen.iter().map(ToString::to_string).collect(),
+            listen_tcp: self
+                .cfg
+                .listen_tcp
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            tcp_connections: self.connections,
+            tcp_sessions: self.sessions,
+            tcp_connections_refused: self.connections_refused,
             exporters,
             exporters_refused: self.exporters_refused,
             receive_errors: self.receive_errors,

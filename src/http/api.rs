@@ -37,6 +37,10 @@ pub fn route(path: &str, query: Option<&str>, snap: &Snapshot) -> Answer {
             Some(m) => ok(&**m),
             None => ok(&json!({ "enabled": false })),
         }),
+        "/api/v1/export" => none(query).and_then(|_| match &snap.export {
+            Some(e) => ok(e),
+            None => ok(&json!({ "enabled": false })),
+        }),
         "/api/v1/flow-input" => none(query).and_then(|_| match &snap.flow_input {
             Some(f) => ok(&**f),
             None => ok(&json!({ "enabled": false })),

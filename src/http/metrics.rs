@@ -468,13 +468,14 @@ fn export(o: &mut Out, snap: &Snapshot) {
     o.family(
         "trafficalerted_ipfix_total",
         "counter",
-        "IPFIX export: records made, messages sent (per collector), ticks dropped (queue full), send errors.",
+        "IPFIX export: records made, messages sent (per collector), ticks dropped (queue full), send errors, data messages a TCP collector did not get while its session was down.",
     );
     for (what, n) in [
         ("records", e.records),
         ("messages", e.messages),
         ("dropped_ticks", e.dropped_ticks),
         ("send_errors", e.send_errors),
+        ("unsent", e.unsent),
     ] {
         o.sample("trafficalerted_ipfix_total", &[("what", what)], n);
     }
@@ -598,6 +599,24 @@ fn flow_input(o: &mut Out, snap: &Snapshot) {
         "counter",
         "Flow datagrams the sockets dropped for want of buffer room (the kernel's count).",
         f.socket_drops,
+    );
+    o.one(
+        "trafficalerted_flow_tcp_connections",
+        "gauge",
+        "IPFIX-over-TCP connections open now.",
+        f.tcp_connections,
+    );
+    o.one(
+        "trafficalerted_flow_tcp_sessions_total",
+        "counter",
+        "IPFIX-over-TCP connections accepted since start.",
+        f.tcp_sessions,
+    );
+    o.one(
+        "trafficalerted_flow_tcp_connections_refused_total",
+        "counter",
+        "IPFIX-over-TCP connections closed at once because flow_input.max_connections were open.",
+        f.tcp_connections_refused,
     );
     o.one(
         "trafficalerted_flow_templates",

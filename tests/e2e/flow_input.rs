@@ -1,6 +1,8 @@
 //! Flow input from real exporters watching a veth with known traffic:
-//! softflowd (NetFlow v9, then IPFIX) and pmacct's pmacctd with its sfprobe
-//! plugin (sFlow v5). The daemon captures nothing itself: what it counts
+//! softflowd (NetFlow v9, then IPFIX over UDP and over TCP) and pmacct's
+//! pmacctd with its sfprobe plugin (sFlow v5); and one daemon's IPFIX
+//! export over TCP into another's flow input, across the collector's
+//! restart. The daemon captures nothing itself: what it counts
 //! and alerts on comes from the records alone.
 
 use std::process::Stdio;
@@ -119,7 +121,7 @@ fn stop(mut p: Proc) {
 /// Why not softflowd on the veth itself: its libpcap reader stalls as
 /// tcpdump's does (above), and softflowd has no option for the ring size
 /// that would carry it over; its flow accounting is the same on a file.
-fn softflowd(ns: &Netns, file: &str, version: &str, to: &str) {
+fn softflowd(ns: &Netns, file: &str, version: &str, to: &str, extra: &[&str]) {
     let dir = std::env::temp_dir().join(unique("softflowd"));
     std::fs::create_dir_all(&dir).unwrap();
     let ctl = dir.join("ctl").to_string_lossy().into_owned();
@@ -140,7 +142,10 @@ fn softflowd(ns: &Netns, file: &str, version: &str, to: &str) {
             &pid,
             "-m",
             "200000",
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
         Stdio::from(std::fs::File::create(dir.join("out")).unwrap()),
         Stdio::from(std::fs::File::create(dir.join("err")).unwrap()),
     );
@@ -244,7 +249,7 @@ fn softflowd_netflow9_and_ipfix_totals_equal_the_truth_and_raise_alerts() {
     );
     std::thread::sleep(Duration::from_millis(500));
     stop(dump);
-    softflowd(&t.rtr, &cap9, "9", "127.0.0.1:2055");
+    softflowd(&t.rtr, &cap9, "9", "127.0.0.1:2055", &[]);
     let v9 = settle(&d, "10.1.0.5", (3_500_000, 5000));
     assert_eq!(v9, (3_500_000, 5000), "NetFlow v9 totals of 10.1.0.5");
     assert_eq!(exporter(&d)["protocol"], "netflow9");
@@ -268,7 +273,7 @@ fn softflowd_netflow9_and_ipfix_totals_equal_the_truth_and_raise_alerts() {
     trafgen(&t.gen_ns, &t.g0, 16_000, 20, &flood);
     std::thread::sleep(Duration::from_millis(500));
     stop(dump);
-    softflowd(&t.rtr, &cap10, "10", "127.0.0.1:2055");
+    softflowd(&t.rtr, &cap10, "10", "127.0.0.1:2055", &[]);
     let ipfix = settle(&d, "10.1.0.6", (1_500_000, 3000));
     assert_eq!(ipfix, (1_500_000, 3000), "IPFIX totals of 10.1.0.6");
     assert_eq!(exporter(&d)["protocol"], "ipfix");
@@ -403,4 +408,129 @@ fn pmacct_sflow_samples_scale_to_the_truth() {
     p.signal(nix::sys::signal::Signal::SIGTERM);
     let _ = p.wait_for(Duration::from_secs(10));
     d.stop();
+}
+
+/// A daemon in the sink namespace taking IPFIX over TCP on 10.2.0.2:4739.
+fn tcp_collector(t: &Topology) -> Daemon<'_> {
+    let text = config("127.0.0.1:2056", "listen_tcp = [\"10.2.0.2:4739\"]");
+    Daemon::start(&t.sink, &text)
+}
+
+#[test]
+fn ipfix_over_tcp_from_softflowd_and_from_another_daemon_across_a_restart() {
+    require(&["softflowd", "softflowctl", "tcpdump", "trafgen", "ethtool"]);
+    let t = Topology::new();
+    let dir = std::env::temp_dir().join(unique("flowtcp"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cap = dir.join("sf.pcap").to_string_lossy().into_owned();
+    let mac = t.rtr.mac(&t.r0);
+    let b = tcp_collector(&t);
+
+    // softflowd's IPFIX over TCP: 2 000 packets of 600 bytes from 10.1.0.8.
+    let dump = tcpdump(&t.rtr, &t.r0, &cap);
+    trafgen(
+        &t.gen_ns,
+        &t.g0,
+        2000,
+        20,
+        &udp4(&mac, "10.1.0.8", "10.2.0.2", 600),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop(dump);
+    softflowd(&t.rtr, &cap, "10", "10.2.0.2:4739", &["-P", "tcp"]);
+    assert_eq!(
+        settle(&b, "10.1.0.8", (1_200_000, 2000)),
+        (1_200_000, 2000),
+        "softflowd's IPFIX over TCP"
+    );
+    // softflowd has gone: its session, and its templates with it.
+    let f = wait_until(Duration::from_secs(5), || {
+        let f = b.json("/api/v1/flow-input");
+        (f["tcp_connections"] == 0).then_some(f)
+    })
+    .expect("the session ends");
+    assert_eq!(
+        (
+            &f["tcp_sessions"],
+            &f["templates"],
+            &f["exporters"][0]["protocol"]
+        ),
+        (&Value::from(1), &Value::from(0), &Value::from("ipfix")),
+        "{f}"
+    );
+    assert_eq!(f["exporters"][0]["dropped"], serde_json::json!([]), "{f}");
+
+    // A second daemon on the router captures the generator's side and
+    // exports over TCP to the first (its connection leaves by the other
+    // side, so it does not count itself).
+    let a = Daemon::start(
+        &t.rtr,
+        &format!(
+            r#"
+[capture]
+interfaces = ["{}"]
+[traffic]
+interval = "1h"
+byte_limit = "1T"
+[export.ipfix]
+collectors = ["tcp://10.2.0.2:4739"]
+"#,
+            t.r0
+        ),
+    );
+    let both = |ip: &str, want: (u64, u64), b: &Daemon<'_>| {
+        let ours = settle(&a, ip, want);
+        assert_eq!(ours, want, "the exporting daemon's count of {ip}");
+        assert_eq!(settle(b, ip, want), want, "the collector's count of {ip}");
+    };
+    trafgen(
+        &t.gen_ns,
+        &t.g0,
+        5000,
+        20,
+        &udp4(&mac, "10.1.0.5", "10.2.0.2", 700),
+    );
+    both("10.1.0.5", (3_500_000, 5000), &b);
+
+    // The collector goes away: what is exported meanwhile is counted as
+    // not sent; it comes back, the exporter connects again by itself.
+    b.stop();
+    trafgen(
+        &t.gen_ns,
+        &t.g0,
+        1000,
+        20,
+        &udp4(&mac, "10.1.0.6", "10.2.0.2", 700),
+    );
+    let export = wait_until(Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_millis(500));
+        let e = a.json("/api/v1/export");
+        (e["unsent"].as_u64().unwrap_or(0) > 0).then_some(e)
+    })
+    .expect("records for a collector that is down are counted");
+    assert_eq!(export["collectors"][0], "tcp://10.2.0.2:4739", "{export}");
+    assert!(export["send_errors"].as_u64().unwrap() > 0, "{export}");
+    let b = tcp_collector(&t);
+    wait_until(Duration::from_secs(90), || {
+        std::thread::sleep(Duration::from_millis(500));
+        (b.json("/api/v1/flow-input")["tcp_connections"] == 1).then_some(())
+    })
+    .expect("the exporter connects again");
+    trafgen(
+        &t.gen_ns,
+        &t.g0,
+        2000,
+        20,
+        &udp4(&mac, "10.1.0.7", "10.2.0.2", 700),
+    );
+    both("10.1.0.7", (1_400_000, 2000), &b);
+    assert!(
+        a.log()
+            .contains("IPFIX export to tcp://10.2.0.2:4739: connected"),
+        "{}",
+        a.log()
+    );
+    a.stop();
+    b.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }
