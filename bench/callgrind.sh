@@ -7,20 +7,30 @@
 # the file (Reader::next_packet, inclusive).
 #
 # Usage: bench/callgrind.sh        (installs valgrind if missing)
+#   SOURCES=N   every packet's source drawn from N random addresses (a
+#               spoofed flood filling the tables), in a file of its own
+#   CONFIG=F    replay with this config (e.g. rate limits), else defaults
+#   BIN=path    the binary measured (default target/release/trafficalerted)
+# The worker's per-tick seal (Shard::seal: rate-class runs folded into the
+# hosts' rows) is reported with parse + count, as the worker pays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=200000
+SOURCES=${SOURCES:-0}
 command -v valgrind >/dev/null || env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind
-cargo build --release --quiet
+BIN=${BIN:-target/release/trafficalerted}
+[ "$BIN" != target/release/trafficalerted ] || cargo build --release --quiet
 cargo build --release --quiet --example gen_pcap
 mkdir -p target/bench-data
-f=target/bench-data/callgrind-$N.pcap
-[ -f "$f" ] || target/release/examples/gen_pcap "$f" $N 10000 10
+f=target/bench-data/callgrind-$N-$SOURCES.pcap
+[ -f "$f" ] || target/release/examples/gen_pcap "$f" $N 10000 10 "$SOURCES"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+cfg=()
+[ -z "${CONFIG:-}" ] || cfg=(-c "$CONFIG")
 valgrind --tool=callgrind --callgrind-out-file="$out" \
-    target/release/trafficalerted replay --no-progress --top 1 "$f" > /dev/null 2>&1
+    "$BIN" replay "${cfg[@]}" --no-progress --top 1 "$f" > /dev/null 2>&1
 ann=$(callgrind_annotate --inclusive=yes "$out" 2>/dev/null)
 total=$(echo "$ann" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
 # Inclusive cost of a function, or of a file's code inlined into one.
@@ -29,11 +39,13 @@ count=$(fn_ir "src/counters.rs:trafficalerted::counters::count_frame")
 # The reader is inlined into the play loop: its lines there.
 read=$(fn_ir "src/replay/reader.rs:trafficalerted::replay::input::play")
 tick=$(fn_ir "src/replay/player.rs:trafficalerted::replay::player::Player::close_tick")
+seal=$(fn_ir "trafficalerted::shard::Shard::seal")
 [ -n "$total" ] && [ -n "$count" ] || { echo "$ann" | head -40; echo "bench/callgrind.sh: no figures" >&2; exit 1; }
-python3 - "$N" "$total" "$count" "$read" "$tick" <<'PY'
+python3 - "$N" "$total" "$count" "$read" "$tick" "$seal" <<'PY'
 import sys
-n, total, count, read, tick = int(sys.argv[1]), *(int(x or 0) for x in sys.argv[2:])
+n, total, count, read, tick, seal = int(sys.argv[1]), *(int(x or 0) for x in sys.argv[2:])
 print(f"callgrind, {n} packets: {total/n:.0f} instructions per packet for the whole replay "
-      f"(start and summary included), {count/n:.0f} in parse + count (count_frame), "
-      f"{read/n:.0f} reading the file, {tick/n:.0f} in the per-tick merge and detection")
+      f"(start and summary included), {(count + seal)/n:.1f} in parse + count (count_frame "
+      f"{count/n:.1f} + seal {seal/n:.1f}), {read/n:.0f} reading the file, "
+      f"{(tick - seal)/n:.0f} in the per-tick merge and detection")
 PY

@@ -42,6 +42,12 @@ needs bench/live.sh trafgen tcpdump ethtool curl ip
 # CPU time of every thread of a process, nanoseconds (schedstat, not the
 # 10 ms resolution of /proc/PID/stat).
 cpu_ns() { cat /proc/$1/task/*/schedstat | awk '{s+=$1} END {printf "%d\n", s}'; }
+# CPU time per thread name (threads of one name summed), "name ns" lines.
+thread_ns() {
+    for t in /proc/$1/task/*; do
+        printf '%s %s\n' "$(tr ' ' _ < $t/comm)" "$(cut -d' ' -f1 $t/schedstat)"
+    done | awk '{s[$1]+=$2} END {for (n in s) print n, s[n]}' | sort
+}
 
 start_daemon() { # wait mode, workers
     cat > $WORK/ta.toml <<EOF
@@ -238,6 +244,7 @@ while True:
     local frames0 drops0 rx0 fnm0 ta_cpu0 fnm_cpu0 t0 t1
     frames0=$(r0_counter frames); drops0=$(r0_counter kernel_drops); rx0=$(rx_packets); fnm0=$(fnm_processed)
     ta_cpu0=$(cpu_ns $DAEMON); fnm_cpu0=$(cpu_ns $FNM)
+    thread_ns $DAEMON > $WORK/threads0
     t0=$(date +%s.%N)
     ip netns exec $G taskset -c $GEN_CPU trafgen -o $P-g0 -P 1 --no-sock-mem --notouch-irq -n "$count" \
         "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, 22) }" \
@@ -247,6 +254,7 @@ while True:
     local frames1 drops1 rx1 fnm1 ta_cpu1 fnm_cpu1 screened
     frames1=$(r0_counter frames); drops1=$(r0_counter kernel_drops); rx1=$(rx_packets); fnm1=$(fnm_processed)
     ta_cpu1=$(cpu_ns $DAEMON); fnm_cpu1=$(cpu_ns $FNM)
+    thread_ns $DAEMON > $WORK/threads1
     screened=$(api /api/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["untracked"].get("screened_packets", 0))')
     kill -TERM $DAEMON $FNM $SINK; wait $DAEMON $FNM $SINK 2>/dev/null || true
     python3 - "$count" "$t0" "$t1" "$((rx1 - rx0))" "$((frames1 - frames0))" "$((drops1 - drops0))" \
@@ -280,6 +288,10 @@ print()
 print(f"Of the packets we counted, {screened:,} came from sources our workers left to the untracked totals "
       "as they arrived, the host and pair tables being full.")
 PY
+    # Our CPU per thread for the flood (ms), the busiest first.
+    join -a 2 -e 0 -o 2.1,1.2,2.2 $WORK/threads0 $WORK/threads1 \
+        | awk '{d=($3-$2)/1e6; if (d >= 1) printf "%s %.0f\n", $1, d}' | sort -k2 -n -r \
+        | awk 'BEGIN {printf "Ours per thread (ms):"} {printf " %s %s;", $1, $2} END {print ""}' >> $WORK/fnm_row
 }
 
 setup
