@@ -16,6 +16,8 @@ pub struct Record {
     pub packets: u64,
     pub start_ms: u64,
     pub end_ms: u64,
+    /// The interface the pair's frames came in on (ifIndex); 0 unknown.
+    pub ingress: u32,
 }
 
 pub const TEMPLATE_V4: u16 = 256;
@@ -106,7 +108,7 @@ impl Encoder {
 
     /// Data messages for `records` (IPv4 and IPv6 in sets of their own),
     /// each at most [`MAX_MESSAGE`] bytes.
-    pub fn data(&mut self, records: &[Record], export_secs: u32, ingress: u32) -> Vec<Vec<u8>> {
+    pub fn data(&mut self, records: &[Record], export_secs: u32) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for v6 in [false, true] {
             let per = (MAX_MESSAGE - 16 - 4) / record_len(v6);
@@ -132,7 +134,7 @@ impl Encoder {
                     m.extend_from_slice(&r.packets.to_be_bytes());
                     m.extend_from_slice(&r.start_ms.to_be_bytes());
                     m.extend_from_slice(&r.end_ms.to_be_bytes());
-                    m.extend_from_slice(&ingress.to_be_bytes());
+                    m.extend_from_slice(&r.ingress.to_be_bytes());
                 }
                 Self::finish(&mut m);
                 self.sequence = self.sequence.wrapping_add(chunk.len() as u32);
@@ -157,6 +159,7 @@ mod tests {
             packets: 10,
             start_ms: 1_700_000_000_000,
             end_ms: 1_700_000_001_000,
+            ingress: 3,
         }
     }
 
@@ -177,7 +180,7 @@ mod tests {
         let mut e = Encoder::new(7);
         let mut rs: Vec<Record> = (0..60).map(|_| rec("10.0.0.1", "10.0.0.2")).collect();
         rs.push(rec("2001:db8::1", "2001:db8::2"));
-        let msgs = e.data(&rs, 100, 3);
+        let msgs = e.data(&rs, 100);
         // 28 IPv4 records fit a message: 60 make three; the IPv6 one its own.
         assert_eq!(msgs.len(), 4);
         assert!(msgs.iter().all(|m| m.len() <= MAX_MESSAGE));

@@ -114,6 +114,7 @@ impl Exporter {
                 packets: p.packets,
                 start_ms: 0,
                 end_ms: 0,
+                ingress: p.ingress(),
             }
         }));
     }
@@ -343,7 +344,7 @@ fn send_loop(cfg: &IpfixConfig, rx: &Receiver<Vec<Record>>, stats: &ExportStats)
             templates_sent = Some(Instant::now());
         }
         let templates = enc.templates(secs);
-        let data = enc.data(&records, secs, 0);
+        let data = enc.data(&records, secs);
         stats
             .records
             .fetch_add(records.len() as u64, Ordering::Relaxed);

@@ -89,7 +89,10 @@ pub struct PairCounters {
     /// The first contact (protocol and destination port) of this pair,
     /// kept here: most pairs have one, and the pair is already in the
     /// cache. Further ports go to the shard's contact table.
-    first_contact: Option<(u8, u16)>,
+    /// (In two fields, not an `Option`: the slot stays 32 bytes. Protocol
+    /// 0 is none: contacts are of protocols with ports.)
+    contact_proto: u8,
+    contact_port: u16,
     /// Rate classes ([`rates::classes`]) of the pair's latest packets, and
     /// how many packets and bytes of them are not yet in the hosts' class
     /// rows: a pair's packets mostly share their classes, so the rows of
@@ -97,13 +100,22 @@ pub struct PairCounters {
     /// shard is handed over ([`Shard::seal`]), not per packet.
     run_classes: u8,
     run: (u32, u32),
+    /// The interface (ifIndex) the pair's first frame came in on, in the
+    /// two bytes the layout leaves free; 0 unknown or beyond 65 534.
+    ingress: u16,
 }
 
 impl PairCounters {
     /// The protocol and destination port of the pair's first contact (an
     /// initiation with ports), if it had one.
+    #[inline]
     pub fn first_contact(&self) -> Option<(u8, u16)> {
-        self.first_contact
+        (self.contact_proto != 0).then_some((self.contact_proto, self.contact_port))
+    }
+
+    /// The interface the pair's first frame came in on; 0 unknown.
+    pub fn ingress(&self) -> u32 {
+        u32::from(self.ingress)
     }
 }
 
@@ -259,6 +271,9 @@ pub struct Shard {
     pub captured: crate::attacks::take::Captured,
     /// What the flow-input thread's exporters sent, from its shards only.
     pub flow_report: Option<std::sync::Arc<crate::flowin::FlowReport>>,
+    /// The interface the frames being counted now came in on
+    /// ([`Shard::set_ingress`]), given to the pairs they start.
+    ingress: u16,
 }
 
 impl Shard {
@@ -299,6 +314,7 @@ impl Shard {
             totals: Totals::default(),
             udp_evicted: 0,
             flow_report: None,
+            ingress: 0,
             ifaces: Vec::with_capacity(16),
             captured: crate::attacks::take::Captured::default(),
         }
@@ -360,7 +376,13 @@ impl Shard {
                     return None;
                 }
                 let slot = self.pair_slots.len() as u32;
-                self.pair_slots.push((key, PairCounters::default()));
+                self.pair_slots.push((
+                    key,
+                    PairCounters {
+                        ingress: self.ingress,
+                        ..PairCounters::default()
+                    },
+                ));
                 v.insert(slot);
                 Some(slot)
             }
@@ -475,9 +497,9 @@ impl Shard {
                 c.packets += packets;
                 c.roles |= role_bits::of(s.role);
                 if s.role == Role::Initiation && s.has_ports {
-                    match c.first_contact {
+                    match c.first_contact() {
                         None => {
-                            c.first_contact = Some((s.proto, s.dst_port));
+                            (c.contact_proto, c.contact_port) = (s.proto, s.dst_port);
                             first_contact = true;
                         }
                         Some(f) => first_contact = f == (s.proto, s.dst_port),
@@ -649,7 +671,7 @@ impl Shard {
     /// Contacts by the shard's own host indexes: (from, protocol, port).
     pub fn contacts_by_index(&self) -> impl Iterator<Item = (u32, u8, u16)> + '_ {
         let inline = self.pair_slots.iter().filter_map(|(k, c)| {
-            let (proto, port) = c.first_contact?;
+            let (proto, port) = c.first_contact()?;
             Some(((k >> 32) as u32, proto, port))
         });
         inline.chain(self.contacts.iter().map(|&k| {
@@ -661,7 +683,7 @@ impl Shard {
     /// Distinct contacts: initiations with a destination port.
     pub fn contacts(&self) -> impl Iterator<Item = Contact> + '_ {
         let inline = self.pair_slots.iter().filter_map(|(k, c)| {
-            let (proto, port) = c.first_contact?;
+            let (proto, port) = c.first_contact()?;
             Some(Contact {
                 from: self.hosts[(k >> 32) as usize].addr,
                 to: self.hosts[(k & 0xffff_ffff) as usize].addr,
@@ -748,8 +770,17 @@ impl Shard {
         self.totals = Totals::default();
         self.udp_evicted = 0;
         self.flow_report = None;
+        self.ingress = 0;
         self.ifaces.clear();
         self.last = false;
+    }
+
+    /// The frames counted from now on came in on interface `ifindex`
+    /// (`None`: unknown, or frames the box sent). Their new pairs keep it,
+    /// for exported records' ingressInterface.
+    #[inline]
+    pub fn set_ingress(&mut self, ifindex: Option<u32>) {
+        self.ingress = ifindex.and_then(|i| u16::try_from(i).ok()).unwrap_or(0);
     }
 
     /// True when nothing was recorded.

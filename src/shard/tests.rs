@@ -295,3 +295,36 @@ fn v4_and_v6_hosts_share_one_table() {
     s.record(&pkt(1, 2, 10));
     assert_eq!(s.hosts().len(), 3);
 }
+
+#[test]
+fn a_pair_keeps_the_interface_its_first_frame_came_in_on() {
+    let mut s = Shard::new(limits(16, 16), &Hasher::new());
+    s.record(&pkt(1, 2, 100));
+    s.set_ingress(Some(7));
+    s.record(&pkt(1, 3, 100));
+    s.record(&pkt(1, 2, 100));
+    s.set_ingress(Some(70_000));
+    s.record(&pkt(1, 4, 100));
+    s.set_ingress(None);
+    s.record(&pkt(1, 5, 100));
+    s.set_ingress(Some(9));
+    s.record(&pkt(1, 3, 100));
+    let mut got: Vec<(u32, u32)> = s
+        .pairs()
+        .map(|(_, d, p)| match d.ip() {
+            std::net::IpAddr::V4(v4) => (u32::from(v4.octets()[3]), p.ingress()),
+            v6 => panic!("{v6}"),
+        })
+        .collect();
+    got.sort();
+    // 2 before any interface was known; 3 first came on 7; 70 000 does
+    // not fit (unknown); 5 was sent by the box.
+    assert_eq!(got, vec![(2, 0), (3, 7), (4, 0), (5, 0)]);
+}
+
+#[test]
+fn a_pair_slot_stays_32_bytes() {
+    // The ingress interface lives in what was padding: the pair table's
+    // footprint (and its cache lines) did not grow.
+    assert_eq!(std::mem::size_of::<super::PairCounters>(), 32);
+}

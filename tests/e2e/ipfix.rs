@@ -1,7 +1,8 @@
 //! IPFIX export into the collectors operators run: nfdump's nfcapd and
 //! pmacct's nfacctd (print plugin) get the flows of known UDP traffic and
 //! of an iperf3 transfer, and their per-host byte and packet totals are
-//! the daemon's own, exactly.
+//! the daemon's own, exactly; each record names the interface its frames
+//! came in on.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -38,6 +39,23 @@ fn nfdump(dir: &str) -> Totals {
             let e = t.entry(ip.to_string()).or_default();
             e.0 += b;
             e.1 += p;
+        }
+    }
+    t
+}
+
+/// The input interfaces (ingressInterface) of each source's records.
+fn nfdump_inputs(dir: &str) -> HashMap<String, std::collections::BTreeSet<u32>> {
+    let out = std::process::Command::new("nfdump")
+        .args(["-R", dir, "-q", "-N", "-o", "fmt:%sa %in"])
+        .output()
+        .expect("nfdump");
+    let mut t: HashMap<String, std::collections::BTreeSet<u32>> = HashMap::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        if let [ip, i] = l.split_whitespace().collect::<Vec<_>>()[..]
+            && let Ok(i) = i.parse()
+        {
+            t.entry(ip.to_string()).or_default().insert(i);
         }
     }
     t
@@ -186,6 +204,24 @@ template_refresh = "2s"
     let _ = pmacct.wait_for(Duration::from_secs(10));
 
     let nf = nfdump(&nf_s);
+    // Each record names the interface its pair's frames came in on: the
+    // UDP and iperf3's data on r0, iperf3's acknowledgements on r1.
+    let ifindex = |dev: &str| -> u32 {
+        let out = t
+            .rtr
+            .exec_output(&["cat", &format!("/sys/class/net/{dev}/ifindex")]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let (r0, r1) = (ifindex(&t.r0), ifindex(&t.r1));
+    let inputs = nfdump_inputs(&nf_s);
+    eprintln!("input interfaces {inputs:?} (r0 {r0}, r1 {r1})");
+    for (h, i) in [("10.1.0.5", r0), ("10.1.0.3", r0), ("10.2.0.2", r1)] {
+        assert_eq!(
+            inputs.get(h),
+            Some(&std::collections::BTreeSet::from([i])),
+            "ingressInterface of {h}'s records"
+        );
+    }
     let pm = nfacctd(&pm_out);
     eprintln!("ours {settled:?}\nnfdump {nf:?}\npmacct {pm:?}\nstatus {status}");
     for (h, o) in hosts.iter().zip(&settled) {
