@@ -1,6 +1,7 @@
-//! Flow input from real exporters watching a veth with known traffic:
-//! softflowd (NetFlow v9, then IPFIX over UDP and over TCP) and pmacct's
-//! pmacctd with its sfprobe plugin (sFlow v5); and one daemon's IPFIX
+//! Flow input from real exporters with known traffic: softflowd (NetFlow
+//! v9, then IPFIX over UDP and over TCP) reading what the veth carried,
+//! and pmacct's pmacctd watching the veth with its sfprobe plugin (sFlow
+//! v5) and its nfprobe plugin (NetFlow v9 and IPFIX); and one daemon's IPFIX
 //! export over TCP into another's flow input, across the collector's
 //! restart. The daemon captures nothing itself: what it counts
 //! and alerts on comes from the records alone.
@@ -301,20 +302,26 @@ fn softflowd_netflow9_and_ipfix_totals_equal_the_truth_and_raise_alerts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// pmacctd watching `dev` and sending sFlow v5 samples, 1 in `rate`, to
-/// `to`.
+/// pmacctd's sFlow probe, 1 in `rate`, to `to`.
 fn sfprobe(t: &Topology, d: &Daemon<'_>, to: &str, rate: u32, tag: &str) -> Proc {
-    let (ns, dev) = (&t.rtr, &t.r0);
-    let dir = std::env::temp_dir().join(unique(tag));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("pmacctd.conf");
     let mut text = format!(
-        "daemonize: false\npcap_interface: {dev}\nplugins: sfprobe\nsfprobe_receiver: {to}\n\
-         sfprobe_agentip: 127.0.0.1\nsfprobe_ifindex: 7\n"
+        "plugins: sfprobe\nsfprobe_receiver: {to}\nsfprobe_agentip: 127.0.0.1\nsfprobe_ifindex: 7\n"
     );
     if rate > 1 {
         text.push_str(&format!("sampling_rate: {rate}\n"));
     }
+    pmacctd(t, d, &text, tag)
+}
+
+/// pmacctd watching the router's side of the generator's veth with
+/// `plugin` (its configuration lines), ready once what is sent now comes
+/// back as records.
+fn pmacctd(t: &Topology, d: &Daemon<'_>, plugin: &str, tag: &str) -> Proc {
+    let (ns, dev) = (&t.rtr, &t.r0);
+    let dir = std::env::temp_dir().join(unique(tag));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("pmacctd.conf");
+    let text = format!("daemonize: false\npcap_interface: {dev}\n{plugin}");
     std::fs::write(&conf, text).unwrap();
     let p = ns.spawn(
         &["pmacctd", "-f", &conf.to_string_lossy()],
@@ -342,7 +349,7 @@ fn sfprobe(t: &Topology, d: &Daemon<'_>, to: &str, rate: u32, tag: &str) -> Proc
             .unwrap_or(0);
         (now > before).then_some(())
     })
-    .expect("pmacctd sends samples");
+    .expect("pmacctd sends records");
     std::thread::sleep(Duration::from_millis(500));
     p
 }
@@ -536,4 +543,44 @@ collectors = ["tcp://10.2.0.2:4739"]
     a.stop();
     b.stop();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn pmacct_nfprobe_netflow9_and_ipfix_from_the_veth_equal_the_truth() {
+    // A flow exporter watching the veth live (softflowd cannot here; see
+    // softflowd()): pmacctd's NetFlow/IPFIX probe, flows expired within
+    // seconds.
+    require(&["pmacctd", "trafgen", "ethtool"]);
+    let t = Topology::new();
+    let d = Daemon::start(&t.rtr, &config("127.0.0.1:4739", ""));
+    let mac = t.rtr.mac(&t.r0);
+    for (version, host, protocol) in [(9, "10.1.0.10", "netflow9"), (10, "10.1.0.9", "ipfix")] {
+        let mut p = pmacctd(
+            &t,
+            &d,
+            &format!(
+                "plugins: nfprobe\nnfprobe_receiver: 127.0.0.1:4739\nnfprobe_version: {version}\n\
+                 nfprobe_timeouts: udp=1:general=1:maxlife=2:expint=1\n"
+            ),
+            "nfprobe",
+        );
+        for _ in 0..3 {
+            trafgen(
+                &t.gen_ns,
+                &t.g0,
+                1000,
+                100,
+                &udp4(&mac, host, "10.2.0.2", 700),
+            );
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        let got = settle(&d, host, (2_100_000, 3000));
+        assert_eq!(got, (2_100_000, 3000), "{protocol} totals of {host}");
+        let e = exporter(&d);
+        assert_eq!(e["protocol"], protocol, "{e}");
+        assert_eq!(e["dropped"], serde_json::json!([]), "{e}");
+        p.signal(nix::sys::signal::Signal::SIGTERM);
+        let _ = p.wait_for(Duration::from_secs(10));
+    }
+    d.stop();
 }
