@@ -243,12 +243,26 @@ inside systemctl stop trafficalerted || fail "systemctl stop"
 took=$(( $(date +%s) - start ))
 [ "$(inside systemctl show -p Result --value trafficalerted)" = success ] || fail "stop result: $(inside systemctl show -p Result --value trafficalerted)"
 [ "$(inside systemctl show -p ExecMainStatus --value trafficalerted)" = 0 ] || fail "exit status $(inside systemctl show -p ExecMainStatus --value trafficalerted)"
-# journald may not have the last lines yet when the unit is down.
-for _ in $(seq 50); do
-    inside journalctl -u trafficalerted --no-pager -o cat | grep -q 'stopping' && break
+# journald may not have the last lines yet when the unit is down: it is
+# asked to write out what it has (--sync) before each look. The line is
+# looked for in this run's messages (since the stop began), by the
+# daemon's own identifier too: a line that reaches journald after the
+# process exited can lose its unit field.
+since="@$start"
+stopped_line() {
+    inside journalctl --sync >/dev/null 2>&1 || true
+    inside journalctl -u trafficalerted --since "$since" --no-pager -o cat | grep -q 'stopping' ||
+        inside journalctl -t trafficalerted --since "$since" --no-pager -o cat | grep -q 'stopping'
+}
+for _ in $(seq 100); do
+    stopped_line && break
     sleep 0.2
 done
-inside journalctl -u trafficalerted --no-pager -o cat | grep -q 'stopping' || fail "no clean stop in the journal"
+stopped_line || {
+    inside journalctl -u trafficalerted --no-pager -n 25 >&2 || true
+    inside journalctl --no-pager -n 25 >&2 || true
+    fail "no clean stop in the journal"
+}
 echo "stopped cleanly in ${took} s"
 inside systemctl poweroff >/dev/null 2>&1 || true
 for _ in $(seq 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.2; done

@@ -81,14 +81,19 @@ pub fn decode(d: &[u8], out: &mut Decoded) -> Result<(), Problem> {
     Ok(())
 }
 
-fn flow_sample(s: &mut Xdr<'_>, expanded: bool, out: &mut Decoded) -> Result<(), Problem> {
+/// Skips what every sample starts with: its sequence number and its data
+/// source (one word, or type and index in the expanded formats).
+fn sample_start(s: &mut Xdr<'_>, expanded: bool) -> Result<(), Problem> {
     let _sequence = s.u32()?;
+    let _source = s.u32()?;
     if expanded {
-        let _source_type = s.u32()?;
         let _source_index = s.u32()?;
-    } else {
-        let _source = s.u32()?;
     }
+    Ok(())
+}
+
+fn flow_sample(s: &mut Xdr<'_>, expanded: bool, out: &mut Decoded) -> Result<(), Problem> {
+    sample_start(s, expanded)?;
     let rate = s.u32()?;
     let _pool = s.u32()?;
     let _drops = s.u32()?;
@@ -183,13 +188,7 @@ fn sampled_ip(r: &mut Xdr<'_>, v6: bool) -> Result<Option<Summary>, Problem> {
 }
 
 fn counter_sample(s: &mut Xdr<'_>, expanded: bool, out: &mut Decoded) -> Result<(), Problem> {
-    let _sequence = s.u32()?;
-    if expanded {
-        let _source_type = s.u32()?;
-        let _source_index = s.u32()?;
-    } else {
-        let _source = s.u32()?;
-    }
+    sample_start(s, expanded)?;
     let records = s.u32()?;
     if records > MAX_RECORDS {
         return Err(Problem::Length);

@@ -481,6 +481,9 @@ fn export(o: &mut Out, snap: &Snapshot) {
     }
 }
 
+/// Interfaces of one exporter with series in `/metrics`, the busiest.
+const METRIC_INTERFACES: usize = 16;
+
 fn flow_input(o: &mut Out, snap: &Snapshot) {
     let Some(f) = &snap.flow_input else { return };
     let name = |e: &crate::flowin::ExporterView| e.address.to_string();
@@ -564,10 +567,16 @@ fn flow_input(o: &mut Out, snap: &Snapshot) {
     o.family(
         "trafficalerted_flow_interface_bytes_total",
         "counter",
-        "Bytes (scaled) per exporter interface, by the records' input or output interface.",
+        "Bytes (scaled) per exporter interface, by the records' input or output interface; the 16 busiest interfaces of each exporter.",
     );
     for e in &f.exporters {
-        for i in &e.interfaces {
+        // A bound on the series: 256 exporters of 512 interfaces would be
+        // a quarter of a million. The API lists every interface kept.
+        let mut busiest: Vec<_> = e.interfaces.iter().collect();
+        busiest.sort_by_key(|i| std::cmp::Reverse(i.in_bytes.saturating_add(i.out_bytes)));
+        busiest.truncate(METRIC_INTERFACES);
+        busiest.sort_by_key(|i| i.if_index);
+        for i in busiest {
             let idx = i.if_index.to_string();
             for (dir, n) in [("in", i.in_bytes), ("out", i.out_bytes)] {
                 o.sample(
@@ -798,7 +807,59 @@ mod tests {
         assert!(t.contains(r#"trafficalerted_host_sent_bytes{host="10.0.0.2"} 98"#));
         assert!(!t.contains("10.0.0.3"), "only the top 2 hosts");
         assert!(t.contains(r#"trafficalerted_alerts_opened_total{kind="port_scan"} 0"#));
-        // Every sample line belongs to a family declared before it.
+        check_families(&t);
+    }
+
+    #[test]
+    fn flow_exporter_interfaces_have_series_for_the_busiest_only() {
+        use crate::flowin::report::InterfaceView;
+        use crate::flowin::{ExporterView, FlowReport};
+        let c = Config::default();
+        let mut s = Snapshot::empty(&c, RuntimeInfo::default());
+        let interfaces: Vec<InterfaceView> = (1..=40u32)
+            .map(|i| InterfaceView {
+                if_index: i,
+                in_bytes: u64::from(i) * 1000,
+                out_bytes: u64::from(i),
+                ..InterfaceView::default()
+            })
+            .collect();
+        s.flow_input = Some(std::sync::Arc::new(FlowReport {
+            exporters: vec![ExporterView {
+                address: "192.0.2.1".parse().unwrap(),
+                name: String::new(),
+                protocol: None,
+                datagrams: 1,
+                records: 1,
+                packets: 1,
+                bytes: 1,
+                sampling: 1,
+                sampling_source: "none",
+                dropped: Vec::new(),
+                skipped: 0,
+                held_sets: 0,
+                held_dropped: 0,
+                templates_refused: 0,
+                last_seen_ms: 0,
+                interfaces,
+                interfaces_unlisted: 0,
+            }],
+            ..FlowReport::default()
+        }));
+        let t = render(&s);
+        let series: Vec<&str> = t
+            .lines()
+            .filter(|l| l.starts_with("trafficalerted_flow_interface_bytes_total{"))
+            .collect();
+        assert_eq!(series.len(), 2 * METRIC_INTERFACES, "{series:?}");
+        assert!(t.contains(r#"ifindex="40",direction="in"} 40000"#), "{t}");
+        assert!(t.contains(r#"ifindex="25",direction="out"} 25"#), "{t}");
+        assert!(!t.contains(r#"ifindex="24""#), "the 16 busiest: 25 to 40");
+        check_families(&t);
+    }
+
+    /// Every sample line belongs to a family declared before it.
+    fn check_families(t: &str) {
         let mut declared = std::collections::HashSet::new();
         for line in t.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
