@@ -54,7 +54,8 @@ for l in sys.stdin:
         print(m["executable"])')
 [ -x "$e2e" ] || { echo "cannot find the e2e test binary" >&2; exit 1; }
 $SUDO ./tests/kernels/run.sh -t 1500 -- "$e2e" --test-threads=1 \
-    capture:: churn:: ring:: interfaces:: privileges:: alerts:: decap:: attacks::
+    capture:: churn:: ring:: interfaces:: privileges:: alerts:: decap:: attacks:: \
+    ipfix:: flow_input::ipfix_over_tcp
 
 echo "== Debian package: build, lintian, systemd-analyze, install/upgrade/remove/purge in a fresh root"
 $SUDO ./packaging/test-deb.sh

@@ -1,7 +1,15 @@
 //! Live time in ticks: tick `k` is `[start + k·tick, start + (k+1)·tick)` on
 //! the monotonic clock, the same for every worker and the aggregator.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Wall-clock milliseconds since 1970, for what is shown and stored (ticks
+/// run on the monotonic clock); 0 before 1970.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct TickClock {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::clock::TickClock;
 use super::handoff::AggregatorSide;
@@ -152,7 +152,9 @@ impl Collector {
     fn apply_control(&mut self) {
         while let Ok(Reconfigure(cfg)) = self.control.try_recv() {
             self.agg.reconfigure(&cfg);
-            let acted = self.mitigation.reconfigure(&cfg.mitigation, unix_now_ms());
+            let acted = self
+                .mitigation
+                .reconfigure(&cfg.mitigation, super::clock::unix_ms());
             self.export.reconfigure(&cfg.ipfix);
             if self.attacks.reconfigure(&cfg.attack_pcap) {
                 self.board.publish_captures(None);
@@ -220,9 +222,7 @@ impl Collector {
             .zip(finished)
             .filter(|&(&g, &f)| !g && !f)
             .count() as u32;
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let unix_ms = super::clock::unix_ms();
         let (mut snap, events): (Snapshot, Vec<AlertEvent>) = self.agg.end_tick(
             k,
             TickHealth {
@@ -259,12 +259,6 @@ impl Collector {
         self.published.store(snap.clone());
         snap
     }
-}
-
-fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

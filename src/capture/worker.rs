@@ -475,7 +475,7 @@ fn drain_block(
     let mut frames = block.frames();
     let mut n = 0;
     let mut last_ts = (0u32, 0u32);
-    let ifindex = Some(c.ifindex);
+    shard.set_ingress(Some(c.ifindex));
     for f in frames.by_ref() {
         n += 1;
         last_ts = (f.ts_sec, f.ts_nsec);
@@ -488,7 +488,6 @@ fn drain_block(
             c.outgoing_skipped += 1;
             continue;
         }
-        shard.set_ingress(if outgoing { None } else { ifindex });
         let meta = Meta {
             wire_len: f.wire_len,
             vlan: f.vlan.map_or(0, |v| v.id()),

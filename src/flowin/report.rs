@@ -56,6 +56,31 @@ pub struct ExporterView {
     pub interfaces_unlisted: u64,
 }
 
+impl ExporterView {
+    /// An exporter nothing was counted of yet.
+    pub fn new(address: IpAddr, name: String) -> ExporterView {
+        ExporterView {
+            address,
+            name,
+            protocol: None,
+            datagrams: 0,
+            records: 0,
+            packets: 0,
+            bytes: 0,
+            sampling: 0,
+            sampling_source: "none",
+            dropped: Vec::new(),
+            skipped: 0,
+            held_sets: 0,
+            held_dropped: 0,
+            templates_refused: 0,
+            last_seen_ms: 0,
+            interfaces: Vec::new(),
+            interfaces_unlisted: 0,
+        }
+    }
+}
+
 /// Flow input as the API shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FlowReport {
@@ -91,25 +116,7 @@ pub(super) struct Exporter {
 impl Exporter {
     pub fn new(address: IpAddr, name: String) -> Exporter {
         Exporter {
-            view: ExporterView {
-                address,
-                name,
-                protocol: None,
-                datagrams: 0,
-                records: 0,
-                packets: 0,
-                bytes: 0,
-                sampling: 0,
-                sampling_source: "none",
-                dropped: Vec::new(),
-                skipped: 0,
-                held_sets: 0,
-                held_dropped: 0,
-                templates_refused: 0,
-                last_seen_ms: 0,
-                interfaces: Vec::new(),
-                interfaces_unlisted: 0,
-            },
+            view: ExporterView::new(address, name),
             dropped: HashMap::new(),
             interfaces: HashMap::new(),
         }

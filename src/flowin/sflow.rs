@@ -40,6 +40,14 @@ impl<'a> Xdr<'a> {
     }
 
     /// A length-prefixed sub-structure.
+    /// A count of items that follow, refused beyond `most`.
+    fn count(&mut self, most: u32) -> Result<u32, Problem> {
+        match self.u32()? {
+            n if n > most => Err(Problem::Length),
+            n => Ok(n),
+        }
+    }
+
     fn sub(&mut self) -> Result<Xdr<'a>, Problem> {
         let n = self.u32()? as usize;
         Ok(Xdr(self.opaque(n)?))
@@ -62,10 +70,7 @@ pub fn decode(d: &[u8], out: &mut Decoded) -> Result<(), Problem> {
     let _sub_agent = x.u32()?;
     let _sequence = x.u32()?;
     let _uptime = x.u32()?;
-    let samples = x.u32()?;
-    if samples > MAX_SAMPLES {
-        return Err(Problem::Length);
-    }
+    let samples = x.count(MAX_SAMPLES)?;
     for _ in 0..samples {
         let format = x.u32()?;
         let mut s = x.sub()?;
@@ -106,10 +111,7 @@ fn flow_sample(s: &mut Xdr<'_>, expanded: bool, out: &mut Decoded) -> Result<(),
         // The top two bits give the format; an index is the rest.
         (s.u32()? & 0x3fff_ffff, s.u32()? & 0x3fff_ffff)
     };
-    let records = s.u32()?;
-    if records > MAX_RECORDS {
-        return Err(Problem::Length);
-    }
+    let records = s.count(MAX_RECORDS)?;
     for _ in 0..records {
         let format = s.u32()?;
         let mut r = s.sub()?;
@@ -189,10 +191,7 @@ fn sampled_ip(r: &mut Xdr<'_>, v6: bool) -> Result<Option<Summary>, Problem> {
 
 fn counter_sample(s: &mut Xdr<'_>, expanded: bool, out: &mut Decoded) -> Result<(), Problem> {
     sample_start(s, expanded)?;
-    let records = s.u32()?;
-    if records > MAX_RECORDS {
-        return Err(Problem::Length);
-    }
+    let records = s.count(MAX_RECORDS)?;
     for _ in 0..records {
         let format = s.u32()?;
         let mut r = s.sub()?;

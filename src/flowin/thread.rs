@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{getsockopt, setsockopt, sockopt};
@@ -17,7 +17,7 @@ use super::tcp::{Conn, End};
 use super::templated::Templates;
 use super::{Decoded, decode};
 use crate::admission::Board;
-use crate::capture::clock::TickClock;
+use crate::capture::clock::{TickClock, unix_ms};
 use crate::capture::handoff::WorkerSide;
 use crate::config::flow_input::FlowInputConfig;
 use crate::shard::Shard;
@@ -443,10 +443,4 @@ fn receive_buffer(s: &UdpSocket, addr: SocketAddr, want: usize) {
             "flow input on {addr}: receive buffer of {got} bytes, not the {want} asked (net.core.rmem_max): bursts of datagrams may be dropped (counted in trafficalerted_flow_socket_drops_total)"
         );
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

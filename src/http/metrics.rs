@@ -826,23 +826,8 @@ mod tests {
             .collect();
         s.flow_input = Some(std::sync::Arc::new(FlowReport {
             exporters: vec![ExporterView {
-                address: "192.0.2.1".parse().unwrap(),
-                name: String::new(),
-                protocol: None,
-                datagrams: 1,
-                records: 1,
-                packets: 1,
-                bytes: 1,
-                sampling: 1,
-                sampling_source: "none",
-                dropped: Vec::new(),
-                skipped: 0,
-                held_sets: 0,
-                held_dropped: 0,
-                templates_refused: 0,
-                last_seen_ms: 0,
                 interfaces,
-                interfaces_unlisted: 0,
+                ..ExporterView::new("192.0.2.1".parse().unwrap(), String::new())
             }],
             ..FlowReport::default()
         }));

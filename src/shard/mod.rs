@@ -367,7 +367,9 @@ impl Shard {
 
     /// The slot of a pair, adding it if there is room.
     #[inline]
-    fn pair(&mut self, src: u32, dst: u32) -> Option<u32> {
+    /// `sent`: the packet starting it was sent by the box, so it did not
+    /// come in on the interface it was captured on.
+    fn pair(&mut self, src: u32, dst: u32, sent: bool) -> Option<u32> {
         let key = pair_key(src, dst);
         match self.pair_index.entry(key) {
             Entry::Occupied(e) => Some(*e.get()),
@@ -379,7 +381,7 @@ impl Shard {
                 self.pair_slots.push((
                     key,
                     PairCounters {
-                        ingress: self.ingress,
+                        ingress: if sent { 0 } else { self.ingress },
                         ..PairCounters::default()
                     },
                 ));
@@ -438,7 +440,9 @@ impl Shard {
                     (self.host(s.src), self.dst_host(s.dst))
                 };
                 let pair = match (src, dst) {
-                    (Some(i), Some(j)) => self.pair(i, j),
+                    (Some(i), Some(j)) => {
+                        self.pair(i, j, s.direction == crate::wire::Direction::Out)
+                    }
                     _ => None,
                 };
                 self.last_flow = Some(LastFlow {
@@ -775,9 +779,12 @@ impl Shard {
         self.last = false;
     }
 
-    /// The frames counted from now on came in on interface `ifindex`
-    /// (`None`: unknown, or frames the box sent). Their new pairs keep it,
-    /// for exported records' ingressInterface.
+    /// The frames counted from now on were captured on interface
+    /// `ifindex` (`None`: unknown). The pairs their packets start keep it,
+    /// for exported records' ingressInterface, unless the box sent the
+    /// packet. Set per block: a worker flushes its look-ahead of packets
+    /// at the end of each block, so no packet of another ring is counted
+    /// under it.
     #[inline]
     pub fn set_ingress(&mut self, ifindex: Option<u32>) {
         self.ingress = ifindex.and_then(|i| u16::try_from(i).ok()).unwrap_or(0);

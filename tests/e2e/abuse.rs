@@ -145,9 +145,7 @@ fn clients_hammering_the_largest_page_do_not_delay_a_health_check() {
         &t.g0,
         20_000,
         10,
-        &format!(
-            "{{ eth(da={mac}), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=drnd(), dp=9), fill(0x41, 22) }}"
-        ),
+        &crate::traffic::spoofed_udp4(&mac, "10.2.0.2", 9, 50),
     );
     let listed = crate::netns::wait_until(Duration::from_secs(10), || {
         let s = d.json("/api/v1/status");

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::alerts::wait_open;
 use crate::daemon::Daemon;
 use crate::netns::{Topology, require, unique, wait_until};
-use crate::traffic::trafgen;
+use crate::traffic::{spoofed_udp4, trafgen};
 
 const AM: &str = "10.2.0.1:9093";
 
@@ -84,9 +84,7 @@ fn two_boxes_make_one_alert_kept_alive_by_resends_and_resolved_soon_after_they_d
     let a = Daemon::start(&t.rtr, &config());
     let b = Daemon::start(&t.sink, &config());
     let mac = t.rtr.mac(&t.r0);
-    let flood = format!(
-        "{{ eth(da={mac}), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=drnd(), dp=53), fill(0x41, 40) }}"
-    );
+    let flood = spoofed_udp4(&mac, "10.2.0.2", 53, 68);
     trafgen(&t.gen_ns, &t.g0, 30_000, 50, &flood);
     wait_open(&a, "udp_in", "10.2.0.2");
     wait_open(&b, "udp_in", "10.2.0.2");

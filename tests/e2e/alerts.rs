@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::daemon::Daemon;
 use crate::netns::{Topology, require, wait_until};
 use crate::receiver::Receiver;
-use crate::traffic::trafgen;
+use crate::traffic::{nmap_syn_scan, spoofed_udp4, trafgen};
 
 fn config(webhook: &str, extra_inbound: &str) -> String {
     format!(
@@ -170,22 +170,7 @@ fn nmap_syn_scan_of_2000_ports_is_one_port_scan_alert() {
     let t = Topology::new();
     let hook = Receiver::start(&t.rtr);
     let d = Daemon::start(&t.rtr, &config(&hook.url(), ""));
-    let out = t.gen_ns.exec_output(&[
-        "nmap",
-        "-sS",
-        "-n",
-        "-Pn",
-        "-T4",
-        "--max-retries",
-        "0",
-        "-p1-2000",
-        "10.2.0.2",
-    ]);
-    assert!(
-        out.status.success(),
-        "nmap: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nmap_syn_scan(&t.gen_ns, "10.2.0.2", "1-2000");
     let a = wait_open(&d, "port_scan", "10.1.0.2");
     assert!(a["value"].as_u64().unwrap() > 100);
     assert_eq!(a["evidence"]["ports"][0]["proto"], "tcp");
@@ -269,9 +254,7 @@ fn spoofed_flood_is_an_inbound_alert_with_flat_memory_and_no_backscatter_scan() 
     // 200 000 datagrams of 100 bytes from random sources to the sink's
     // discard port: the sink answers some with ICMP port unreachable, to
     // the spoofed sources (backscatter).
-    let flood = format!(
-        "{{ eth(da={mac}), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=drnd(), dp=9), fill(0x41, 72) }}"
-    );
+    let flood = spoofed_udp4(&mac, "10.2.0.2", 9, 100);
     let rss0 = rss_kib(pid);
     trafgen(&t.gen_ns, &t.g0, 200_000, 5, &flood);
     let a = wait_open(&d, "inbound", "10.2.0.2");

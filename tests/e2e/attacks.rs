@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::alerts::wait_open;
 use crate::daemon::{BIN, Daemon};
 use crate::netns::{Topology, require, unique, wait_until};
-use crate::traffic::trafgen;
+use crate::traffic::{spoofed_udp4, trafgen};
 
 const PACKETS: usize = 500;
 
@@ -104,9 +104,7 @@ fn a_floods_pcap_is_the_packets_tcpdump_saw_and_replays_to_the_same_alert() {
 
     // 40 000 UDP packets from random sources and ports to 10.2.0.2:53.
     let mac = t.rtr.mac(&t.r0);
-    let flood = format!(
-        "{{ eth(da={mac}), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=drnd(), dp=53), fill(0x41, 40) }}"
-    );
+    let flood = spoofed_udp4(&mac, "10.2.0.2", 53, 68);
     trafgen(&t.gen_ns, &t.g0, 40_000, 50, &flood);
     let a = wait_open(&d, "udp_in", "10.2.0.2");
     let id = a["id"].as_u64().unwrap();

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::alerts::{opened_in_history, wait_open};
 use crate::daemon::Daemon;
 use crate::netns::{Netns, Proc, Topology, require, unique, wait_until};
-use crate::traffic::{trafgen, udp4};
+use crate::traffic::{nmap_syn_scan, spoofed_udp4, trafgen, udp4};
 
 fn config(listen: &str, extra: &str) -> String {
     format!(
@@ -234,23 +234,7 @@ fn softflowd_netflow9_and_ipfix_totals_equal_the_truth_and_raise_alerts() {
         20,
         &udp4(&mac, "10.1.0.5", "10.2.0.2", 700),
     );
-    let out = t.gen_ns.exec_output(&[
-        "nmap",
-        "-sS",
-        "-n",
-        "-Pn",
-        "-T4",
-        "--max-retries",
-        "0",
-        "-p",
-        "1-300",
-        "10.2.0.2",
-    ]);
-    assert!(
-        out.status.success(),
-        "nmap: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nmap_syn_scan(&t.gen_ns, "10.2.0.2", "1-300");
     std::thread::sleep(Duration::from_millis(500));
     stop(dump);
     softflowd(&t.rtr, &cap9, "9", "127.0.0.1:2055", &[]);
@@ -271,9 +255,7 @@ fn softflowd_netflow9_and_ipfix_totals_equal_the_truth_and_raise_alerts() {
         20,
         &udp4(&mac, "10.1.0.6", "10.2.0.2", 500),
     );
-    let flood = format!(
-        "{{ eth(da={mac}), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=drnd(), dp=53), fill(0x41, 1372) }}"
-    );
+    let flood = spoofed_udp4(&mac, "10.2.0.2", 53, 1400);
     trafgen(&t.gen_ns, &t.g0, 16_000, 20, &flood);
     std::thread::sleep(Duration::from_millis(500));
     stop(dump);

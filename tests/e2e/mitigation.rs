@@ -313,9 +313,7 @@ fn speaker_ready(d: &Daemon<'_>, u: &Upstream) {
 /// every 200 µs, in the background.
 fn flood(t: &Topology, count: u64) -> Proc {
     let mac = t.rtr.mac(&t.r0);
-    let packet = format!(
-        "{{ eth(da={mac}), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=drnd(), dp=53), fill(0x41, 40) }}"
-    );
+    let packet = crate::traffic::spoofed_udp4(&mac, "10.2.0.2", 53, 68);
     let n = count.to_string();
     t.gen_ns.spawn(
         &[

@@ -79,6 +79,37 @@ pub fn udp4(dst_mac: &str, src: &str, dst: &str, ip_len: usize) -> String {
     )
 }
 
+/// A UDP/IPv4 packet of `ip_len` bytes at layer 3 from a random source
+/// and port to `dst`:`dport`, new for every packet sent: a spoofed flood's.
+pub fn spoofed_udp4(dst_mac: &str, dst: &str, dport: u16, ip_len: usize) -> String {
+    format!(
+        "{{ eth(da={dst_mac}), ipv4(ttl=64, sa=drnd(), da={dst}), udp(sp=drnd(), dp={dport}), fill(0x41, {}) }}",
+        ip_len - 28
+    )
+}
+
+/// nmap's TCP SYN scan of `ports` (e.g. "1-300") on `target` from `ns`,
+/// without retries; fails the test with nmap's words if nmap fails.
+pub fn nmap_syn_scan(ns: &Netns, target: &str, ports: &str) {
+    let out = ns.exec_output(&[
+        "nmap",
+        "-sS",
+        "-n",
+        "-Pn",
+        "-T4",
+        "--max-retries",
+        "0",
+        "-p",
+        ports,
+        target,
+    ]);
+    assert!(
+        out.status.success(),
+        "nmap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A UDP/IPv6 packet of exactly `ip_len` bytes at layer 3.
 pub fn udp6(dst_mac: &str, src: &str, dst: &str, ip_len: usize) -> String {
     format!(
