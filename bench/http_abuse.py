@@ -3,9 +3,14 @@ namespace): one phase of abusive clients from 127.0.0.2 while a probe asks
 /healthz every 100 ms from 127.0.0.1; prints one JSON line of results.
 
   python3 http_abuse.py PHASE SECONDS PID
-  PHASE: holding | heavy | unread
+  PHASE: holding | heavy | unread  (probe: the probe alone, used internally)
+
+The probe runs in a process of its own, as a load balancer's would: in the
+abusers' event loop it would also measure how long 200 Python readers keep
+that loop busy. PROBE_INLINE=1 runs it in the abusers' loop (how the first
+figures in bench/RESULTS.md were taken).
 """
-import asyncio, json, sys, time
+import asyncio, json, os, sys, time
 
 HOST, PORT = "127.0.0.1", 8698
 HEAVY = b"GET /api/v1/hosts?limit=10000&detail HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -102,19 +107,46 @@ async def sample():
         await asyncio.sleep(0.1)
 
 
+async def probe_process():
+    # The probe alone, in a fresh interpreter; its latencies come back as JSON.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "probe", str(secs), str(pid), stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    r = json.loads(out)
+    global failures
+    lat.extend(r["lat"])
+    failures += r["failed"]
+
+
+async def probe_only():
+    global stop
+    p = asyncio.create_task(probe())
+    await asyncio.sleep(secs)
+    stop = True
+    p.cancel()
+    await asyncio.gather(p, return_exceptions=True)
+
+
 async def main():
     global stop
     n, f = {"holding": (256, holding), "heavy": (200, heavy), "unread": (250, unread)}[phase]
     tasks = [asyncio.create_task(f(i)) for i in range(n)]
     await asyncio.sleep(1)  # let them connect
-    ps = [asyncio.create_task(probe()), asyncio.create_task(sample())]
+    inline = os.environ.get("PROBE_INLINE") == "1"
+    ps = [asyncio.create_task(probe() if inline else probe_process()), asyncio.create_task(sample())]
     await asyncio.sleep(secs)
+    if not inline:
+        await ps[0]
     stop = True
     for t in tasks + ps:
         t.cancel()
     await asyncio.gather(*tasks, *ps, return_exceptions=True)
 
 
+if phase == "probe":
+    asyncio.run(probe_only())
+    print(json.dumps({"lat": lat, "failed": failures}))
+    sys.exit(0)
 asyncio.run(main())
 lat.sort()
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else None

@@ -70,7 +70,7 @@ kill -TERM $DAEMON; wait $DAEMON 2>/dev/null || true
     echo
     echo "$LISTED hosts listed; the largest page (/api/v1/hosts?limit=10000&detail) is $PAGE bytes."
     echo "Idle RSS $((IDLE / 1024)) MiB; after the phases $((AFTER / 1024)) MiB. Each phase $SECS s; the probe asks /healthz every 100 ms"
-    echo "from 127.0.0.1 on a fresh connection; the abusers connect from 127.0.0.2. Drops: ring drops on r0 during the phase"
+    echo "from 127.0.0.1 on a fresh connection, $([ "${PROBE_INLINE:-}" = 1 ] && echo "in the abusers' event loop" || echo "from a process of its own"); the abusers connect from 127.0.0.2. Drops: ring drops on r0 during the phase"
     echo "(a 10 kpps flood runs throughout)."
     echo
     echo "| phase | probes | failed | p50 ms | p99 ms | max ms | peak RSS above idle, MiB | heavy pages served | ring drops |"

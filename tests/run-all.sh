@@ -25,7 +25,8 @@ for pair in iperf3:iperf3 nmap:nmap trafgen:netsniff-ng tcpdump:tcpdump ethtool:
             chromium:chromium chromedriver:chromium-driver tshark:tshark dnsmasq:dnsmasq-base \
             dig:bind9-dnsutils gzip:gzip bird:bird2 birdc:bird2 exabgp:exabgp vtysh:frr \
             prometheus-alertmanager:prometheus-alertmanager nfcapd:nfdump nfdump:nfdump \
-            nfacctd:pmacct pmacctd:pmacct softflowd:softflowd softflowctl:softflowd openssl:openssl; do
+            nfacctd:pmacct pmacctd:pmacct softflowd:softflowd softflowctl:softflowd openssl:openssl \
+            mount:mount chattr:e2fsprogs; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 # Text in the dashboard's screenshot needs a font.

@@ -71,6 +71,10 @@ impl<'n> Daemon<'n> {
         d
     }
 
+    pub fn pid(&self) -> u32 {
+        self.proc.pid().expect("the daemon runs")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }

@@ -18,6 +18,7 @@ mod daemon;
 mod decap;
 mod fallback;
 mod flow_input;
+mod history;
 mod http;
 mod interfaces;
 mod ipfix;

@@ -393,6 +393,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Sends a signal to the process group, if the process still runs.
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         // Never with pid 0: that would be the test's own process group.
