@@ -71,21 +71,34 @@ impl Runner {
     /// process groups are killed).
     pub fn run(&mut self, rx: &Inbox, stats: &SinkStats) {
         let mut last_log: Option<Instant> = None;
+        // When the programs running at a stop are killed; set once stopping.
+        let mut give_up: Option<Instant> = None;
         while let Ok(ev) = rx.recv() {
             while self.running.len() >= self.max_running {
+                self.hurry(stats, &mut give_up);
                 self.reap(stats, &mut last_log);
                 if self.running.len() >= self.max_running {
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
+            // Past the grace, what is still queued is not run: recorded.
+            if self.hurry(stats, &mut give_up) {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                stats.not_delivered(&ev);
+                continue;
+            }
+            // Bounded by the config; a far deadline, never an overflow.
+            let mut deadline = Instant::now()
+                .checked_add(self.timeout)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            if let Some(end) = give_up {
+                deadline = deadline.min(end);
+            }
             match self.spawn(&ev) {
                 Ok((child, relay)) => self.running.push(Running {
                     child,
                     relay: Some(relay),
-                    // Bounded by the config; a far deadline, never an overflow.
-                    deadline: Instant::now()
-                        .checked_add(self.timeout)
-                        .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+                    deadline,
                     id: ev.alert.id,
                     event: ev.clone(),
                 }),
@@ -105,16 +118,25 @@ impl Runner {
             }
             self.reap(stats, &mut last_log);
         }
-        let give_up = Instant::now() + STOP_GRACE;
         while !self.running.is_empty() {
-            if stats.stopping.load(Ordering::Relaxed) {
-                for r in &mut self.running {
-                    r.deadline = r.deadline.min(give_up);
-                }
-            }
+            self.hurry(stats, &mut give_up);
             self.reap(stats, &mut last_log);
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Once the daemon is stopping, running programs get [`STOP_GRACE`]
+    /// from then on, wherever the queue stands (also while every slot is
+    /// taken). True once the grace is over.
+    fn hurry(&mut self, stats: &SinkStats, give_up: &mut Option<Instant>) -> bool {
+        if !stats.stopping.load(Ordering::Relaxed) {
+            return false;
+        }
+        let end = *give_up.get_or_insert_with(|| Instant::now() + STOP_GRACE);
+        for r in &mut self.running {
+            r.deadline = r.deadline.min(end);
+        }
+        Instant::now() >= end
     }
 
     fn spawn(&self, ev: &AlertEvent) -> std::io::Result<(Child, std::thread::JoinHandle<()>)> {
@@ -339,6 +361,33 @@ mod tests {
         );
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(sleepers("7741"), 0, "nothing survives the daemon");
+    }
+
+    /// Every slot taken by a program that never ends and more events
+    /// queued when the daemon stops: the running ones are killed after the
+    /// grace, the queued ones are not started, all are recorded.
+    #[test]
+    fn a_stop_with_every_slot_taken_kills_and_records_what_is_left() {
+        let mut r = runner("sleep 7751", Duration::from_secs(600));
+        r.max_running = 1;
+        let stats = Arc::new(SinkStats::default());
+        let flag = stats.clone();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            flag.stopping.store(true, Ordering::Relaxed);
+        });
+        let t = Instant::now();
+        r.run(&events(3), &stats);
+        stopper.join().unwrap();
+        assert!(
+            t.elapsed() < STOP_GRACE + Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(sleepers("7751"), 0, "nothing survives the daemon");
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.undelivered.lock().unwrap().len(), 3);
     }
 
     #[test]

@@ -32,5 +32,6 @@ mod receiver;
 mod reload;
 mod replay;
 mod ring;
+mod sinks;
 mod traffic;
 mod webhook_tls;
