@@ -37,7 +37,11 @@ fn_ir() { echo "$ann" | grep -F -- "$1" | head -1 | awk '{gsub(",", "", $1); pri
 # have no frame of their own in a release build): the per-packet work is
 # the loop's cost less the per-tick work it calls and the reader's lines.
 play=$(fn_ir "src/replay/input.rs:trafficalerted::replay::input::play")
-read=$(fn_ir "src/replay/reader.rs:trafficalerted::replay::input::play")
+# Reading is inlined into the loop in some builds, a function of its own
+# (Reader::next_packet, inclusive) in others.
+read_inlined=$(fn_ir "src/replay/reader.rs:trafficalerted::replay::input::play")
+read_fn=$(fn_ir "/src/replay/reader.rs:trafficalerted::replay::reader::Reader<R>::next_packet")
+read=$(( ${read_inlined:-0} + ${read_fn:-0} ))
 tick=$(fn_ir "src/replay/player.rs:trafficalerted::replay::player::Player::close_tick [")
 [ -n "$total" ] && [ -n "$play" ] && [ -n "$tick" ] || { echo "$ann" | head -60; echo "bench/callgrind.sh: no figures" >&2; exit 1; }
 python3 - "$N" "$total" "$play" "$read" "$tick" <<'PY'

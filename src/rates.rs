@@ -211,11 +211,29 @@ pub fn count_n(d: &mut DirCounts, classes: u8, n: u64, bytes: u64) {
     }
 }
 
+/// [`count_n`] into two rows at once (a source's `Out` and its
+/// destination's `In`): one pass over the classes.
+#[inline]
+pub fn count_n2(a: &mut DirCounts, b: &mut DirCounts, classes: u8, n: u64, bytes: u64) {
+    let mut m = classes;
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        a[i] += n;
+        b[i] += n;
+        if i < 5 {
+            a[6 + i] += bytes;
+            b[6 + i] += bytes;
+        }
+        m &= m - 1;
+    }
+}
+
 /// Which directions a shard counts classes for: bit [`Dir::In`] and bit
 /// [`Dir::Out`] (only those some limit reads).
 pub type Dirs = u8;
 pub const IN: Dirs = 1 << Dir::In as u8;
 pub const OUT: Dirs = 1 << Dir::Out as u8;
+pub const BOTH: Dirs = IN | OUT;
 
 impl TickRates {
     /// Counts a packet of `classes` ([`classes`]) and `len` bytes.

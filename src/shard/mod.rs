@@ -586,8 +586,17 @@ impl Shard {
     /// and a shard of one-packet pairs has no run to seal).
     #[inline]
     fn extend_run(&mut self, p: u32, c: u8, len: u64) {
-        let pc = &mut self.pair_slots[p as usize].1;
-        if pc.run_classes == c && pc.packets != 0 && pc.run.0 < u32::MAX {
+        let (key, pc) = &mut self.pair_slots[p as usize];
+        if pc.packets == 0 {
+            // A new pair (its packet is counted after this): no run yet.
+            pc.run_classes = c;
+            let key = *key;
+            if c != 0 {
+                self.count_classes(pair_src(key), pair_dst(key), c, 1, len);
+            }
+            return;
+        }
+        if pc.run_classes == c && pc.run.0 < u32::MAX {
             if let Some(b) = u32::try_from(len)
                 .ok()
                 .and_then(|l| pc.run.1.checked_add(l))
@@ -621,11 +630,14 @@ impl Shard {
     }
 
     fn count_classes(&mut self, src: u32, dst: u32, c: u8, n: u64, b: u64) {
-        if self.limits.rates & rates::OUT != 0 {
-            rates::count_n(&mut self.rates[1][src as usize], c, n, b);
-        }
-        if self.limits.rates & rates::IN != 0 {
-            rates::count_n(&mut self.rates[0][dst as usize], c, n, b);
+        let [r_in, r_out] = &mut self.rates;
+        match self.limits.rates {
+            rates::BOTH => {
+                rates::count_n2(&mut r_out[src as usize], &mut r_in[dst as usize], c, n, b)
+            }
+            rates::OUT => rates::count_n(&mut r_out[src as usize], c, n, b),
+            rates::IN => rates::count_n(&mut r_in[dst as usize], c, n, b),
+            _ => {}
         }
     }
 
