@@ -91,6 +91,9 @@ pub struct FlowReport {
     pub tcp_connections: usize,
     pub tcp_sessions: u64,
     pub tcp_connections_refused: u64,
+    /// Silent connections closed to make room for a new one (see
+    /// [`super::tcp::IDLE`]).
+    pub tcp_connections_closed_idle: u64,
     pub exporters: Vec<ExporterView>,
     /// Datagrams from exporters beyond `max_exporters`, dropped.
     pub exporters_refused: u64,

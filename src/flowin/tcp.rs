@@ -5,6 +5,7 @@
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use super::Problem;
 
@@ -19,7 +20,15 @@ pub enum End {
     Error(io::Error),
     /// The stream is not IPFIX messages: their boundaries are lost.
     Framing(Problem),
+    /// Closed to make room for a new connection: it had sent no whole
+    /// message for [`IDLE`] or longer while every slot was taken.
+    Idle,
 }
+
+/// A connection that has sent no whole message for this long gives way to
+/// a new one when every slot is taken: silent or byte-dribbling clients
+/// cannot keep exporters out (an exporter that was only quiet reconnects).
+pub const IDLE: Duration = Duration::from_secs(10);
 
 /// One exporter's connection and the part of a message read so far.
 #[derive(Debug)]
@@ -28,6 +37,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     buf: Box<[u8]>,
     filled: usize,
+    /// When it connected or last sent a whole message.
+    pub last_message: Instant,
 }
 
 impl Conn {
@@ -38,6 +49,7 @@ impl Conn {
             peer,
             buf: vec![0; MAX_MESSAGE].into_boxed_slice(),
             filled: 0,
+            last_message: Instant::now(),
         })
     }
 
@@ -66,10 +78,23 @@ impl Conn {
     /// read always has room.
     fn frames(&mut self, each: &mut impl FnMut(&[u8])) -> Result<(), Problem> {
         let (used, result) = split(&self.buf[..self.filled], each);
+        if used > 0 {
+            self.last_message = Instant::now();
+        }
         self.buf.copy_within(used..self.filled, 0);
         self.filled -= used;
         result
     }
+}
+
+/// The connection to close for a new one when every slot is taken: the one
+/// silent longest, if it has been silent for [`IDLE`].
+pub fn make_room(last_messages: impl Iterator<Item = Instant>, now: Instant) -> Option<usize> {
+    last_messages
+        .enumerate()
+        .min_by_key(|(_, t)| *t)
+        .filter(|(_, t)| now.saturating_duration_since(*t) >= IDLE)
+        .map(|(i, _)| i)
 }
 
 /// Hands each whole IPFIX message at the start of `stream` to `each`;
@@ -148,6 +173,19 @@ mod tests {
         drop(tx);
         assert!(matches!(drain(&mut c, &mut got), Some(End::Closed)));
         assert_eq!(got, sent);
+    }
+
+    #[test]
+    fn room_is_made_by_the_connection_silent_longest_once_idle() {
+        let now = Instant::now() + IDLE * 3;
+        let at = |s: u64| now - Duration::from_secs(s);
+        assert_eq!(make_room([at(1), at(25), at(12)].into_iter(), now), Some(1));
+        assert_eq!(
+            make_room([at(1), at(9)].into_iter(), now),
+            None,
+            "none idle long enough"
+        );
+        assert_eq!(make_room(std::iter::empty(), now), None);
     }
 
     #[test]

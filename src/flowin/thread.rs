@@ -13,7 +13,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 
 use super::report::{Exporter, FlowReport};
-use super::tcp::{Conn, End};
+use super::tcp::{self, Conn, End};
 use super::templated::Templates;
 use super::{Decoded, decode};
 use crate::admission::Board;
@@ -137,6 +137,8 @@ pub struct State {
     connections: usize,
     sessions: u64,
     connections_refused: u64,
+    /// Silent connections closed to make room for new ones.
+    connections_closed_idle: u64,
     decoded: Decoded,
 }
 
@@ -152,6 +154,7 @@ impl State {
             connections: 0,
             sessions: 0,
             connections_refused: 0,
+            connections_closed_idle: 0,
             decoded: Decoded::default(),
         }
     }
@@ -273,8 +276,18 @@ impl State {
             match l.accept() {
                 Ok((stream, peer)) => {
                     if conns.len() >= self.cfg.max_connections {
-                        self.connections_refused += 1;
-                        continue;
+                        let now = Instant::now();
+                        match tcp::make_room(conns.iter().map(|c| c.last_message), now) {
+                            Some(i) => {
+                                let c = conns.swap_remove(i);
+                                self.connections_closed_idle += 1;
+                                self.session_ended(c.peer, End::Idle, unix_ms());
+                            }
+                            None => {
+                                self.connections_refused += 1;
+                                continue;
+                            }
+                        }
                     }
                     match Conn::new(stream, peer) {
                         Ok(c) => {
@@ -300,6 +313,9 @@ impl State {
         self.templates.forget(peer);
         match end {
             End::Closed => log::debug!("flow input: {peer} closed its IPFIX connection"),
+            End::Idle => log::debug!(
+                "flow input: closed {peer}'s silent IPFIX connection to make room for a new one"
+            ),
             End::Error(e) => {
                 log::debug!("flow input: IPFIX connection from {peer}: {e}");
                 self.receive_errors += 1;
@@ -419,6 +435,7 @@ impl State {
             tcp_connections: self.connections,
             tcp_sessions: self.sessions,
             tcp_connections_refused: self.connections_refused,
+            tcp_connections_closed_idle: self.connections_closed_idle,
             exporters,
             exporters_refused: self.exporters_refused,
             receive_errors: self.receive_errors,

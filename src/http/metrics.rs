@@ -628,6 +628,12 @@ fn flow_input(o: &mut Out, snap: &Snapshot) {
         f.tcp_connections_refused,
     );
     o.one(
+        "trafficalerted_flow_tcp_connections_closed_idle_total",
+        "counter",
+        "IPFIX-over-TCP connections that had sent no whole message for 10 s, closed to make room for a new one while flow_input.max_connections were open.",
+        f.tcp_connections_closed_idle,
+    );
+    o.one(
         "trafficalerted_flow_templates",
         "gauge",
         "NetFlow v9 and IPFIX templates known.",

@@ -196,3 +196,47 @@ fn special_files_are_refused_at_once() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Legacy files as operators write them: a key given twice, a line without
+/// its colon, a control character in an interface name. Errors name the
+/// user's own line; what converts is valid.
+#[test]
+fn legacy_conversion_names_the_users_line_and_writes_valid_toml() {
+    let dir = std::env::temp_dir().join(unique("c"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let convert = |name: &str, text: &str| {
+        let f = dir.join(name);
+        std::fs::write(&f, text).unwrap();
+        let out = std::process::Command::new(BIN)
+            .arg("convert-config")
+            .arg(&f)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = convert(
+        "twice.conf",
+        "# TrafficAlerted\nTrafficInterval: 300\nByteLimit: 1M\nTrafficInterval: 60\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("line 4") && err.contains("TrafficInterval") && err.contains("line 2"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    let (code, _, err) = convert("colon.conf", "ByteLimit: 1M\nTrafficInterval 300\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    let (code, toml, err) = convert(
+        "ctrl.conf",
+        "ByteLimit: 1M\nExcludedInterfaces: \"lo\",\"e\u{1}th\u{7f}0\"\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = check(&toml);
+    assert_eq!(code, Some(0), "the converted file is valid: {err}\n{toml}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

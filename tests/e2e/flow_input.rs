@@ -597,3 +597,86 @@ fn pmacct_nfprobe_netflow9_and_ipfix_from_the_veth_equal_the_truth() {
     }
     d.stop();
 }
+
+/// Every IPFIX-over-TCP slot taken by a client that sends nothing: a real
+/// exporter is refused at first, and gets a slot once a silent one has been
+/// silent for 10 s; its records are then counted exactly.
+#[test]
+fn silent_tcp_clients_cannot_keep_an_exporter_out() {
+    require(&["trafgen"]);
+    let t = Topology::new();
+    let mac = t.rtr.mac(&t.r0);
+    let b = Daemon::start(
+        &t.sink,
+        &config(
+            "127.0.0.1:2056",
+            "listen_tcp = [\"10.2.0.2:4739\"]\nmax_connections = 2",
+        ),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let name = t.sink.name.clone();
+    let holder = std::thread::spawn(move || {
+        crate::netns::enter(&name);
+        let held: Vec<_> = (0..2)
+            .filter_map(|_| std::net::TcpStream::connect("10.2.0.2:4739").ok())
+            .collect();
+        let _ = rx.recv_timeout(Duration::from_secs(120));
+        held.len()
+    });
+    wait_until(Duration::from_secs(5), || {
+        (b.json("/api/v1/flow-input")["tcp_connections"] == 2).then_some(())
+    })
+    .expect("the silent clients hold both slots");
+    let a = Daemon::start(
+        &t.rtr,
+        &format!(
+            r#"
+[capture]
+interfaces = ["{}"]
+[traffic]
+interval = "1h"
+byte_limit = "1T"
+[export.ipfix]
+collectors = ["tcp://10.2.0.2:4739"]
+"#,
+            t.r0
+        ),
+    );
+    let refused = wait_until(Duration::from_secs(8), || {
+        let f = b.json("/api/v1/flow-input");
+        (f["tcp_connections_refused"].as_u64()? > 0).then_some(f)
+    })
+    .expect("the exporter is refused while the silent ones are recent");
+    assert_eq!(refused["tcp_connections_closed_idle"], 0, "{refused}");
+    let f = wait_until(Duration::from_secs(60), || {
+        std::thread::sleep(Duration::from_millis(500));
+        let f = b.json("/api/v1/flow-input");
+        (f["tcp_connections_closed_idle"].as_u64()? >= 1).then_some(f)
+    })
+    .expect("a silent client gives way");
+    assert_eq!(f["tcp_connections"], 2, "{f}");
+    trafgen(
+        &t.gen_ns,
+        &t.g0,
+        2000,
+        20,
+        &udp4(&mac, "10.1.0.7", "10.2.0.2", 700),
+    );
+    assert_eq!(
+        settle(&b, "10.1.0.7", (1_400_000, 2000)),
+        (1_400_000, 2000),
+        "{}",
+        b.json("/api/v1/flow-input")
+    );
+    let (_, metrics) = b.get("/metrics");
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("trafficalerted_flow_tcp_connections_closed_idle_total ")
+            && !l.ends_with(" 0")),
+        "not in /metrics"
+    );
+    let _ = tx.send(());
+    assert_eq!(holder.join().unwrap(), 2);
+    a.stop();
+    b.stop();
+}
