@@ -27,7 +27,9 @@ mod evidence;
 mod failed;
 pub mod fingerprint;
 mod ifaces;
+mod listing;
 mod partition;
+mod settings;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -44,6 +46,7 @@ use crate::window::{Geometry, TotalWindow};
 use crate::wire::Addr;
 use evidence::Sources;
 use partition::{Partition, Resolved, Transitions};
+pub use settings::AggregatorConfig;
 
 /// What the timing wheel holds: a host id and why it is due.
 pub(crate) mod due {
@@ -65,136 +68,6 @@ pub(crate) mod due {
 const RECENT_CLOSED: usize = 200;
 /// Evidence of open alerts is gathered again this often (ticks).
 const EVIDENCE_EVERY: u64 = 10;
-
-/// What the aggregator needs from the config.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AggregatorConfig {
-    pub tick_secs: f64,
-    /// Window lengths in ticks: traffic (bytes, packets, inbound), address
-    /// scans, port scans.
-    pub traffic_ticks: u64,
-    pub scan_ticks: u64,
-    pub port_ticks: u64,
-    /// The rate window, ticks, and the rate columns some limit reads.
-    pub rate_ticks: u64,
-    pub rate_columns: Columns,
-    /// What one tick must bring a host for its flood to be tallied
-    /// ([`fingerprint`]); `None` without inbound rate limits.
-    pub floors: Option<fingerprint::Floors>,
-    /// Ticks below the threshold before an alert closes, per kind.
-    pub hold_down: [u64; KINDS],
-    pub max_hosts: usize,
-    pub max_pairs: usize,
-    pub keep_destinations: usize,
-    pub chart_min_bytes: u64,
-    pub scan_count: ScanCount,
-    pub degraded_ratio: f64,
-    /// Partitions of the hosts, each merged and detected on its own thread.
-    pub threads: usize,
-}
-
-impl AggregatorConfig {
-    pub fn from_config(c: &Config) -> Self {
-        let traffic = c.interval_ticks();
-        let scan = c.ticks(c.scan.interval);
-        let port = c.ticks(c.scan.port_interval);
-        let rate = c.ticks(c.rates.window);
-        let windows = window_ticks(traffic, scan, port, rate);
-        let hold_down = match c.alerts.hold_down {
-            Some(h) => [c.ticks(h); KINDS],
-            None => windows,
-        };
-        let rules = c.rule_set();
-        AggregatorConfig {
-            tick_secs: c.tick().as_secs_f64(),
-            traffic_ticks: traffic,
-            scan_ticks: scan,
-            port_ticks: port,
-            rate_ticks: rate,
-            rate_columns: Columns::of(rules.all_limits().map(|l| &l.rates)),
-            floors: floors(&rules, c.tick().as_secs_f64()),
-            hold_down,
-            max_hosts: c.traffic.max_hosts,
-            max_pairs: c.traffic.max_pairs,
-            keep_destinations: c.traffic.keep_destinations,
-            chart_min_bytes: c.traffic.chart_min_bytes.0,
-            scan_count: c.scan.count,
-            degraded_ratio: c.alerts.degraded_drop_ratio,
-            threads: c.capture.aggregators.unwrap_or(1).max(1),
-        }
-    }
-
-    /// Ticks after a host's last traffic or contact by which all of its
-    /// counts have left their windows.
-    pub(crate) fn horizon(&self, g: &Geometry) -> u64 {
-        (g.buckets * g.width)
-            .max(self.scan_ticks)
-            .max(self.port_ticks)
-            .max(self.rate_ticks)
-            + 1
-    }
-
-    pub(crate) fn window_secs(&self) -> [u64; KINDS] {
-        let s = |t: u64| (t as f64 * self.tick_secs).round() as u64;
-        window_ticks(
-            self.traffic_ticks,
-            self.scan_ticks,
-            self.port_ticks,
-            self.rate_ticks,
-        )
-        .map(s)
-    }
-
-    /// The rate window in milliseconds (rates are per second).
-    pub(crate) fn rate_window_ms(&self) -> u64 {
-        ((self.rate_ticks as f64 * self.tick_secs * 1000.0).round() as u64).max(1)
-    }
-}
-
-/// Half a tick's worth of the lowest inbound rate limit, in packets and in
-/// bytes: a flood that crosses a limit brings at least a tick's worth in
-/// some tick.
-fn floors(rules: &crate::rules::RuleSet, tick_secs: f64) -> Option<fingerprint::Floors> {
-    use crate::rates::{Class, Dir};
-    let mut pps = u64::MAX;
-    let mut bps = u64::MAX;
-    for l in rules.all_limits() {
-        for class in Class::ALL {
-            if let Some(v) = l.rates.get(Dir::In, class, false) {
-                pps = pps.min(v);
-            }
-            if class.has_bits() {
-                if let Some(v) = l.rates.get(Dir::In, class, true) {
-                    bps = bps.min(v);
-                }
-            }
-        }
-    }
-    if pps == u64::MAX && bps == u64::MAX {
-        return None;
-    }
-    let per_tick = |v: u64, div: f64| {
-        if v == u64::MAX {
-            u64::MAX
-        } else {
-            ((v as f64 * tick_secs / div) as u64).max(1)
-        }
-    };
-    Some(fingerprint::Floors {
-        packets: per_tick(pps, 2.0),
-        bytes: per_tick(bps, 16.0),
-    })
-}
-
-/// The window of each kind, ticks.
-fn window_ticks(traffic: u64, scan: u64, port: u64, rate: u64) -> [u64; KINDS] {
-    let mut w = [rate; KINDS];
-    w[AlertKind::Traffic.index()] = traffic;
-    w[AlertKind::AddressScan.index()] = scan;
-    w[AlertKind::PortScan.index()] = port;
-    w[AlertKind::Inbound.index()] = traffic;
-    w
-}
 
 /// Facts about the running daemon that the aggregator passes through to the
 /// snapshot.
@@ -789,118 +662,6 @@ impl Aggregator {
             }
         }
         self.listed.stale = true;
-    }
-
-    /// The tick's snapshot. The listed hosts (the largest senders and the
-    /// subjects of open alerts) are built again only when something they
-    /// show changed: a host moved or slid, an alert changed, a listed
-    /// host's scan count fell; otherwise the last list is shared.
-    fn snapshot(
-        &mut self,
-        tick: u64,
-        health: TickHealth,
-        unix_ms: u64,
-        drop_ratio: f64,
-    ) -> Snapshot {
-        let g = self.geo;
-        self.refresh_evidence(tick);
-        if self.listed.stale || self.parts.iter().any(|p| p.changed) || tick >= self.listed.until {
-            self.build_listed(tick);
-        }
-        Snapshot {
-            tick,
-            unix_ms,
-            tick_ms: (self.cfg.tick_secs * 1000.0).round() as u64,
-            window_ticks: self.cfg.traffic_ticks,
-            chart_min_bytes: self.cfg.chart_min_bytes,
-            hosts_unlisted: self.listed.unlisted,
-            hosts: self.listed.hosts.clone(),
-            ifaces: self.ifaces.views(),
-            window: Totals {
-                packets: self.window_packets.sum(&g, tick),
-                bytes: self.window_bytes.sum(&g, tick),
-            },
-            drop_ratio,
-            lifetime: self.lifetime,
-            lifetime_untracked: self.lifetime_untracked,
-            tables: TableFill {
-                hosts: self.host_count(),
-                max_hosts: self.cfg.max_hosts,
-                pairs: self.parts.iter().map(|p| p.pairs.len()).sum(),
-                max_pairs: self.cfg.max_pairs,
-                bytes: self
-                    .parts
-                    .iter()
-                    .map(|p| p.hosts.bytes() + p.pairs.bytes())
-                    .sum(),
-            },
-            alerts: self.listed.alerts.clone(),
-            alerts_opened: self.opened_total,
-            alerts_closed: self.closed_total,
-            closed: self.recent_closed.iter().cloned().collect(),
-            sinks: Vec::new(),
-            mitigation: None,
-            attacks: None,
-            export: None,
-            flow_input: None,
-            health,
-            late_shards_total: self.late_total,
-            shards_merged: self.shards_merged,
-            udp_flows_evicted: self.udp_evicted,
-            config: self.config_json.clone(),
-            runtime: self.runtime.clone(),
-            all_json: Default::default(),
-            active_json: Default::default(),
-            metrics_text: Default::default(),
-            stream_event: Default::default(),
-        }
-    }
-
-    /// Lists the [`MAX_LISTED_HOSTS`] largest senders (from each partition's
-    /// ranking, kept as hosts move) and every host with an open alert; the
-    /// charted, alerting and [`DETAIL_HOSTS`] largest carry their
-    /// destinations.
-    fn build_listed(&mut self, tick: u64) {
-        let keep = self.cfg.keep_destinations;
-        let min = self.cfg.chart_min_bytes.max(1);
-        let detail = |h: &HostView, i: usize| {
-            h.sent_bytes >= min || h.alerts != 0 || (i < DETAIL_HOSTS && h.sent_bytes > 0)
-        };
-        let views = each_part(&mut self.parts, |p| p.views(tick, keep, detail));
-        let ranked: usize = views.iter().map(|v| v.ranked).sum();
-        let until = views.iter().map(|v| v.until).min().unwrap_or(u64::MAX);
-        let mut all: Vec<HostView> = views.into_iter().flat_map(|v| v.hosts).collect();
-        all.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
-        // The largest senders of all partitions, and every alerting host.
-        let mut hosts = Vec::with_capacity(all.len().min(MAX_LISTED_HOSTS + 64));
-        for h in all {
-            if hosts.len() < MAX_LISTED_HOSTS || h.alerts != 0 {
-                hosts.push(h);
-            }
-        }
-        hosts.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
-        for (i, h) in hosts.iter_mut().enumerate() {
-            if !detail(h, i) {
-                h.destinations = Vec::new();
-            }
-        }
-        let listed_ranked = hosts
-            .iter()
-            .filter(|h| h.sent_bytes > 0 || h.recv_bytes > 0)
-            .count();
-        let mut alerts: Vec<Alert> = self
-            .parts
-            .iter()
-            .flat_map(|p| p.lifecycle.open_alerts().map(|o| o.alert.clone()))
-            .collect();
-        alerts.sort_by_key(|a| a.id);
-        self.listed = Listed {
-            hosts: Arc::new(hosts),
-            alerts: Arc::new(alerts),
-            unlisted: ranked.saturating_sub(listed_ranked),
-            until,
-            stale: false,
-        };
     }
 
     /// Puts an attack capture's summary into its open alert's evidence;
