@@ -399,7 +399,7 @@ pub fn parse(link: LinkType, data: &[u8], meta: Meta) -> Result<Summary, Skip> {
 
 /// Like [`parse`], looking into the tunnels `decap` names: a packet of one
 /// of them yields the packet inside, with [`Summary::tunnel_len`] set.
-#[inline]
+#[inline(always)]
 pub fn parse_with(link: LinkType, data: &[u8], meta: Meta, decap: &Decap) -> Result<Summary, Skip> {
     let wire = (meta.wire_len as usize).max(data.len());
     let start = match link {
