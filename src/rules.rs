@@ -62,9 +62,14 @@ impl Cidr {
         })
     }
 
-    /// True if `a` is inside.
+    /// True if `a` is inside. An IPv6 network shorter than /96 holds no
+    /// IPv4 host, although IPv4 lives in its mapped part of the space:
+    /// `::/0` is all of IPv6, not everything.
     #[inline]
     pub fn contains(&self, a: Addr) -> bool {
+        if !self.v4 && self.len < 96 && a.is_v4() {
+            return false;
+        }
         a.0 & mask(self.len) == self.base
     }
 
@@ -255,6 +260,32 @@ mod tests {
 
     fn a(s: &str) -> Addr {
         Addr::from(s.parse::<IpAddr>().unwrap())
+    }
+
+    /// An operator's "all of IPv6" must not take in every IPv4 host,
+    /// which the shared address space keeps under ::ffff:0:0/96.
+    #[test]
+    fn ipv6_networks_hold_no_ipv4_host_unless_written_in_the_mapped_part() {
+        let all6 = Cidr::parse("::/0").unwrap();
+        assert!(all6.contains(a("2001:db8::1")));
+        assert!(!all6.contains(a("10.0.0.1")));
+        assert!(!Cidr::parse("::/8").unwrap().contains(a("10.0.0.1")));
+        let all4 = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(all4.contains(a("10.0.0.1")));
+        assert!(!all4.contains(a("2001:db8::1")));
+        let mapped = Cidr::parse("::ffff:10.0.0.0/120").unwrap();
+        assert!(mapped.contains(a("10.0.0.1")));
+        assert!(!mapped.contains(a("10.0.1.1")));
+        let set = RuleSet::new(
+            Limits::default(),
+            vec![Rule {
+                name: "IPv6".into(),
+                networks: vec![all6],
+                action: Action::Ignore,
+            }],
+        );
+        assert_eq!(set.lookup(a("10.0.0.1")), 0, "IPv4 keeps the defaults");
+        assert_ne!(set.lookup(a("2001:db8::1")), 0);
     }
 
     fn limits(bytes: u64) -> Action {

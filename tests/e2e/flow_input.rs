@@ -434,6 +434,27 @@ fn tcp_collector(t: &Topology) -> Daemon<'_> {
     Daemon::start(&t.sink, &text)
 }
 
+/// A daemon on the router capturing the generator's side and exporting
+/// IPFIX over TCP to 10.2.0.2:4739 (its connection leaves by the other
+/// side, so it does not count itself).
+fn tcp_exporter(t: &Topology) -> Daemon<'_> {
+    Daemon::start(
+        &t.rtr,
+        &format!(
+            r#"
+[capture]
+interfaces = ["{}"]
+[traffic]
+interval = "1h"
+byte_limit = "1T"
+[export.ipfix]
+collectors = ["tcp://10.2.0.2:4739"]
+"#,
+            t.r0
+        ),
+    )
+}
+
 #[test]
 fn ipfix_over_tcp_from_softflowd_and_from_another_daemon_across_a_restart() {
     require(&["softflowd", "softflowctl", "tcpdump", "trafgen", "ethtool"]);
@@ -478,24 +499,8 @@ fn ipfix_over_tcp_from_softflowd_and_from_another_daemon_across_a_restart() {
     );
     assert_eq!(f["exporters"][0]["dropped"], serde_json::json!([]), "{f}");
 
-    // A second daemon on the router captures the generator's side and
-    // exports over TCP to the first (its connection leaves by the other
-    // side, so it does not count itself).
-    let a = Daemon::start(
-        &t.rtr,
-        &format!(
-            r#"
-[capture]
-interfaces = ["{}"]
-[traffic]
-interval = "1h"
-byte_limit = "1T"
-[export.ipfix]
-collectors = ["tcp://10.2.0.2:4739"]
-"#,
-            t.r0
-        ),
-    );
+    // A second daemon, exporting over TCP to the first.
+    let a = tcp_exporter(&t);
     let both = |ip: &str, want: (u64, u64), b: &Daemon<'_>| {
         let ours = settle(&a, ip, want);
         assert_eq!(ours, want, "the exporting daemon's count of {ip}");
@@ -627,21 +632,7 @@ fn silent_tcp_clients_cannot_keep_an_exporter_out() {
         (b.json("/api/v1/flow-input")["tcp_connections"] == 2).then_some(())
     })
     .expect("the silent clients hold both slots");
-    let a = Daemon::start(
-        &t.rtr,
-        &format!(
-            r#"
-[capture]
-interfaces = ["{}"]
-[traffic]
-interval = "1h"
-byte_limit = "1T"
-[export.ipfix]
-collectors = ["tcp://10.2.0.2:4739"]
-"#,
-            t.r0
-        ),
-    );
+    let a = tcp_exporter(&t);
     let refused = wait_until(Duration::from_secs(8), || {
         let f = b.json("/api/v1/flow-input");
         (f["tcp_connections_refused"].as_u64()? > 0).then_some(f)

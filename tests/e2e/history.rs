@@ -13,8 +13,10 @@ use crate::daemon::{BIN, Daemon};
 use crate::netns::{Topology, require, run, unique, wait_until};
 use crate::traffic::{spoofed_udp4, trafgen, udp4};
 
-/// Every source that sends a packet opens a traffic alert; with a short
-/// hold-down it closes a second after its packet leaves the window.
+/// Every IPv4 source that sends a packet opens a traffic alert; with a
+/// short hold-down it closes a second after its packet leaves the window.
+/// IPv6 hosts are ignored: the namespaces' own neighbour discovery would
+/// alert at such a limit, at times of its own.
 fn config(history: &Path, hold_down: &str, extra: &str) -> String {
     format!(
         r#"
@@ -27,6 +29,10 @@ byte_limit = "1G"
 hold_down = "{hold_down}"
 history_file = {history:?}
 {extra}
+[[rule]]
+name = "IPv6 chatter"
+networks = ["::/0"]
+ignore = true
 "#
     )
 }
@@ -108,6 +114,25 @@ fn no_alert_open(d: &Daemon<'_>, limit: Duration) -> bool {
     .is_some()
 }
 
+/// `sources` spoofed sources send one packet each, `gap_us` apart: an
+/// alert each, all closed before this returns; alerts opened and closed,
+/// as the daemon counts them.
+fn one_alert_per_source(t: &Topology, d: &Daemon<'_>, sources: u64, gap_us: u64) -> (u64, u64) {
+    let mac = t.rtr.mac(&t.r0);
+    trafgen(
+        &t.gen_ns,
+        &t.g0,
+        sources,
+        gap_us,
+        &spoofed_udp4(&mac, "10.2.0.2", 9, 100),
+    );
+    assert!(
+        no_alert_open(d, Duration::from_secs(30)),
+        "alerts stay open"
+    );
+    alert_totals(d)
+}
+
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(unique(tag));
     std::fs::create_dir_all(&d).unwrap();
@@ -132,20 +157,8 @@ fn many_open_alerts_outgrowing_the_file_lose_no_event() {
             "history_max_size = \"64KiB\"\nhistory_keep = 3\n",
         ),
     );
-    let mac = t.rtr.mac(&t.r0);
     // One packet per source, 100 a second: ~250 alerts open at once.
-    trafgen(
-        &t.gen_ns,
-        &t.g0,
-        600,
-        10_000,
-        &spoofed_udp4(&mac, "10.2.0.2", 9, 100),
-    );
-    assert!(
-        no_alert_open(&d, Duration::from_secs(30)),
-        "alerts stay open"
-    );
-    let (opened_total, closed_total) = alert_totals(&d);
+    let (opened_total, closed_total) = one_alert_per_source(&t, &d, 600, 10_000);
     assert!(opened_total >= 600, "{opened_total} alerts opened");
     assert_eq!(opened_total, closed_total);
     let delivered = wait_until(Duration::from_secs(5), || {
@@ -263,10 +276,10 @@ fn a_full_filesystem_leaves_no_torn_line_to_swallow_the_next_event() {
     });
     assert!(failed.is_some(), "no write failed on a full filesystem");
     fs.free();
-    let delivered = history_count(&d, "delivered");
     alert_from(&t, &d, "10.1.0.99");
     wait_until(Duration::from_secs(5), || {
-        (history_count(&d, "delivered") > delivered).then_some(())
+        let text = std::fs::read_to_string(&history).ok()?;
+        (!lines_about(&text, "10.1.0.99").is_empty()).then_some(())
     })
     .unwrap_or_else(|| panic!("the event after the space returned: {}", d.log()));
     let text = std::fs::read_to_string(&history).unwrap();
@@ -284,11 +297,22 @@ fn a_full_filesystem_leaves_no_torn_line_to_swallow_the_next_event() {
         .collect();
     assert!(subjects.contains(&"10.1.0.50"), "{subjects:?}");
     assert!(subjects.contains(&"10.1.0.99"), "{subjects:?}");
-    // Every event is either in the file or counted as failed.
-    let (opened_total, closed_total) = alert_totals(&d);
-    let (delivered, failed) = (history_count(&d, "delivered"), history_count(&d, "failed"));
-    assert_eq!(events.len() as u64, delivered, "{subjects:?}");
-    assert_eq!(delivered + failed, opened_total + closed_total);
+    // Every event is either in the file or counted as failed (the
+    // counters are the tick's: given a tick to catch up).
+    let counts = || {
+        let (opened, closed) = alert_totals(&d);
+        let (delivered, failed) = (history_count(&d, "delivered"), history_count(&d, "failed"));
+        (events.len() as u64, delivered, failed, opened + closed)
+    };
+    let settled = wait_until(Duration::from_secs(5), || {
+        let (n, delivered, failed, total) = counts();
+        (n == delivered && delivered + failed == total).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "(in file, delivered, failed, events) = {:?}",
+        counts()
+    );
     drop(d);
 }
 
@@ -311,19 +335,7 @@ fn a_rotation_that_cannot_happen_is_said_and_loses_nothing() {
         ),
     );
     fs.immutable(true);
-    let mac = t.rtr.mac(&t.r0);
-    trafgen(
-        &t.gen_ns,
-        &t.g0,
-        300,
-        20_000,
-        &spoofed_udp4(&mac, "10.2.0.2", 9, 100),
-    );
-    assert!(
-        no_alert_open(&d, Duration::from_secs(30)),
-        "alerts stay open"
-    );
-    let (opened_total, closed_total) = alert_totals(&d);
+    let (opened_total, closed_total) = one_alert_per_source(&t, &d, 300, 20_000);
     wait_until(Duration::from_secs(5), || {
         (history_count(&d, "delivered") == opened_total + closed_total).then_some(())
     })
@@ -382,18 +394,25 @@ fn a_gibibyte_line_in_the_history_is_skipped_without_being_held() {
     let d = Daemon::start(&t.rtr, &config(&history, "1h", ""));
     // Restored from the file and shown from the first tick on.
     let open = wait_until(Duration::from_secs(10), || {
-        let open = d.json("/api/v1/alerts")["open"].as_array()?.len();
-        (open == 2).then_some(())
+        let open = d.json("/api/v1/alerts")["open"].as_array()?.clone();
+        let has = |ip: &str| open.iter().any(|a| a["subject"] == ip);
+        (has("10.1.0.50") && has("10.1.0.51")).then_some(())
     });
     assert!(
         open.is_some(),
         "both alerts restored: {}",
         d.json("/api/v1/alerts")
     );
+    // Only the two lines' events (the namespaces' own chatter may alert
+    // too at a 50-byte limit).
     let (events, skipped) = all_events(&d);
-    assert_eq!((events.len(), skipped), (2, 1), "{events:?}");
-    assert_eq!(events[0]["alert"]["subject"], "10.1.0.50");
-    assert_eq!(events[1]["alert"]["subject"], "10.1.0.51");
+    let ours: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["alert"]["subject"] == "10.1.0.50" || e["alert"]["subject"] == "10.1.0.51")
+        .collect();
+    assert_eq!((ours.len(), skipped), (2, 1), "{events:?}");
+    assert_eq!(ours[0]["alert"]["subject"], "10.1.0.50");
+    assert_eq!(ours[1]["alert"]["subject"], "10.1.0.51");
     let peak = peak_rss_kib(&d);
     assert!(peak < 200 * 1024, "peak RSS {peak} KiB: the line was held");
     drop(d);
@@ -447,7 +466,11 @@ fn paging_ends_at_the_end_of_time() {
     assert_eq!(since, u64::MAX, "paging ended at the end of time");
     assert!(seen >= 1, "the events were read");
     let (events, _) = all_events(&d);
-    assert_eq!(events.len(), 3, "{events:?}");
+    let at_the_end = events
+        .iter()
+        .filter(|e| e["alert"]["start_ms"] == u64::MAX)
+        .count();
+    assert_eq!(at_the_end, 3, "{events:?}");
     assert_eq!(d.get("/healthz").0, 200, "{}", d.log());
     drop(d);
     let _ = std::fs::remove_dir_all(&dir);
