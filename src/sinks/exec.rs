@@ -87,18 +87,15 @@ impl Runner {
                 stats.not_delivered(&ev);
                 continue;
             }
-            // Bounded by the config; a far deadline, never an overflow.
-            let mut deadline = Instant::now()
-                .checked_add(self.timeout)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            if let Some(end) = give_up {
-                deadline = deadline.min(end);
-            }
             match self.spawn(&ev) {
                 Ok((child, relay)) => self.running.push(Running {
                     child,
                     relay: Some(relay),
-                    deadline,
+                    // Bounded by the config; a far deadline, never an
+                    // overflow (once stopping, `hurry` brings it nearer).
+                    deadline: Instant::now()
+                        .checked_add(self.timeout)
+                        .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
                     id: ev.alert.id,
                     event: ev.clone(),
                 }),

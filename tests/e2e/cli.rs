@@ -3,13 +3,15 @@
 use crate::daemon::BIN;
 use crate::netns::unique;
 
-fn check(text: &str) -> (Option<i32>, String, String) {
+/// `trafficalerted COMMAND FILE` on a file holding `text`: exit code,
+/// standard output, standard error.
+fn on_file(command: &str, text: &str) -> (Option<i32>, String, String) {
     let dir = std::env::temp_dir().join(unique("c"));
     std::fs::create_dir_all(&dir).unwrap();
-    let f = dir.join("t.toml");
+    let f = dir.join("t.conf");
     std::fs::write(&f, text).unwrap();
     let out = std::process::Command::new(BIN)
-        .arg("check-config")
+        .arg(command)
         .arg(&f)
         .output()
         .unwrap();
@@ -19,6 +21,14 @@ fn check(text: &str) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn check(text: &str) -> (Option<i32>, String, String) {
+    on_file("check-config", text)
+}
+
+fn convert(text: &str) -> (Option<i32>, String, String) {
+    on_file("convert-config", text)
 }
 
 #[test]
@@ -54,27 +64,11 @@ fn missing_config_file_is_an_error_naming_it() {
 
 #[test]
 fn convert_config_turns_an_original_conf_into_toml() {
-    let dir = std::env::temp_dir().join(unique("c"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let old = dir.join("TrafficAlerted.conf");
-    std::fs::write(
-        &old,
+    let (code, toml, err) = convert(
         "# Configuration file for TrafficAlerted\nTrafficInterval: 300\nByteLimit: 1M\nNoDestinations: false\nChartMinBytes: 10M\nExcludedInterfaces: \"lo\",\"dummy0\"\nContactedIPsAnalyze: true\nNumberContactedIPs: 15\nAnalyzePorts: false\nNumContactedPorts: 100\nPortInterval: 600\nMystery: 1\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(BIN)
-        .arg("convert-config")
-        .arg(&old)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let toml = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Mystery"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("Mystery"));
     let (code, json, err) = check(&toml);
     assert_eq!(code, Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -85,16 +79,9 @@ fn convert_config_turns_an_original_conf_into_toml() {
         serde_json::json!(["lo", "dummy0"])
     );
     assert_eq!(v["scan"]["port_scan"], false);
-    let bad = dir.join("bad.conf");
-    std::fs::write(&bad, "ByteLimit: lots\n").unwrap();
-    let out = std::process::Command::new(BIN)
-        .arg("convert-config")
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: ByteLimit"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (code, _, err) = convert("ByteLimit: lots\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("line 1: ByteLimit"), "{err}");
 }
 
 /// `check-config | grep -q` and `default-config | head` are how operators and
@@ -202,41 +189,34 @@ fn special_files_are_refused_at_once() {
 /// user's own line; what converts is valid.
 #[test]
 fn legacy_conversion_names_the_users_line_and_writes_valid_toml() {
-    let dir = std::env::temp_dir().join(unique("c"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let convert = |name: &str, text: &str| {
-        let f = dir.join(name);
-        std::fs::write(&f, text).unwrap();
-        let out = std::process::Command::new(BIN)
-            .arg("convert-config")
-            .arg(&f)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (code, _, err) = convert(
-        "twice.conf",
-        "# TrafficAlerted\nTrafficInterval: 300\nByteLimit: 1M\nTrafficInterval: 60\n",
-    );
+    let (code, _, err) =
+        convert("# TrafficAlerted\nTrafficInterval: 300\nByteLimit: 1M\nTrafficInterval: 60\n");
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("line 4") && err.contains("TrafficInterval") && err.contains("line 2"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    let (code, _, err) = convert("colon.conf", "ByteLimit: 1M\nTrafficInterval 300\n");
+    let (code, _, err) = convert("ByteLimit: 1M\nTrafficInterval 300\n");
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("line 2"), "{err}");
-    let (code, toml, err) = convert(
-        "ctrl.conf",
-        "ByteLimit: 1M\nExcludedInterfaces: \"lo\",\"e\u{1}th\u{7f}0\"\n",
-    );
+    let (code, toml, err) =
+        convert("ByteLimit: 1M\nExcludedInterfaces: \"lo\",\"e\u{1}th\u{7f}0\"\n");
     assert_eq!(code, Some(0), "{err}");
     let (code, _, err) = check(&toml);
     assert_eq!(code, Some(0), "the converted file is valid: {err}\n{toml}");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A count from the config that would allocate without bound (the history
+/// reader once listed a name per kept file) is refused with its key and
+/// line before anything runs.
+#[test]
+fn a_history_keep_of_four_billion_is_refused_with_key_and_line() {
+    let (code, _, err) =
+        check("[alerts]\nhistory_max_size = \"64KiB\"\nhistory_keep = 4294967295\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("alerts.history_keep") && err.contains("line 3"),
+        "{err}"
+    );
 }

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::daemon::Daemon;
+use crate::history::{alert_from, config};
 use crate::netns::{Topology, require, run, unique, wait_until};
-use crate::traffic::{trafgen, udp4};
 
 /// Processes whose command line contains `token`.
 fn processes_with(token: &str) -> usize {
@@ -39,30 +39,12 @@ fn a_hanging_program_and_its_children_end_with_the_daemon_and_its_events_are_rec
     )
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let d = Daemon::start(
-        &t.rtr,
-        &format!(
-            r#"
-[traffic]
-interval = "1s"
-byte_limit = 50
-[inbound]
-byte_limit = "1G"
-[alerts]
-hold_down = "1h"
-history_file = {history:?}
-[alerts.exec]
-command = [{script:?}]
-timeout = "10m"
-max_running = 2
-queue = 100
-"#
-        ),
+    let exec = format!(
+        "[alerts.exec]\ncommand = [{script:?}]\ntimeout = \"10m\"\nmax_running = 2\nqueue = 100"
     );
-    let mac = t.rtr.mac(&t.r0);
+    let d = Daemon::start(&t.rtr, &config(&history, "1h", &exec));
     for i in 0..5 {
-        let src = format!("10.1.0.{}", 50 + i);
-        trafgen(&t.gen_ns, &t.g0, 1, 10, &udp4(&mac, &src, "10.2.0.2", 100));
+        alert_from(&t, &d, &format!("10.1.0.{}", 50 + i));
     }
     // Two programs running, each with its two children and its own sleep.
     let running = wait_until(Duration::from_secs(10), || {
