@@ -59,7 +59,6 @@ impl WorkerSide {
         let Ok(mut fresh) = self.empty.pop() else {
             return false;
         };
-        current.seal();
         std::mem::swap(current, &mut fresh);
         // Two shards per worker: one in hand, so the queue of two has room.
         if self.full.push(fresh).is_err() {
@@ -70,8 +69,7 @@ impl WorkerSide {
     }
 
     /// Hands over the last shard of a stopping worker.
-    pub fn finish(mut self, mut last: Box<Shard>) {
-        last.seal();
+    pub fn finish(mut self, last: Box<Shard>) {
         if self.full.push(last).is_err() {
             unreachable!("two shards cannot fill a queue of two");
         }
@@ -87,9 +85,13 @@ impl AggregatorSide {
         self.full.is_abandoned()
     }
 
-    /// The next filled shard, if one arrived.
+    /// The next filled shard, if one arrived, sealed ([`Shard::seal`]:
+    /// folding the pairs' runs of rate classes into the hosts' rows is
+    /// work of this side, not the worker's).
     pub fn take(&mut self) -> Option<Box<Shard>> {
-        self.full.pop().ok()
+        let mut s = self.full.pop().ok()?;
+        s.seal();
+        Some(s)
     }
 
     /// Returns an emptied shard to the worker.

@@ -241,8 +241,10 @@ pub struct Shard {
     limits: ShardLimits,
     index: HashMap<Addr, u32, Hasher>,
     hosts: Vec<HostCounters>,
-    /// Per class counts of each host by direction, beside `hosts` (empty
-    /// for a direction [`ShardLimits::rates`] does not count).
+    /// Per class counts of each host by direction, beside `hosts`: made
+    /// when first written and by [`Shard::seal`] (never for a direction
+    /// [`ShardLimits::rates`] does not count), so a new host costs the
+    /// worker no row.
     rates: [Vec<DirCounts>; 2],
     /// Pair key (source id, destination id) to its slot in `pair_slots`.
     pair_index: HashMap<u64, u32, Hasher>,
@@ -340,12 +342,6 @@ impl Shard {
                     addr,
                     ..HostCounters::default()
                 });
-                if self.limits.rates & rates::IN != 0 {
-                    self.rates[0].push(DirCounts::default());
-                }
-                if self.limits.rates & rates::OUT != 0 {
-                    self.rates[1].push(DirCounts::default());
-                }
                 v.insert(id);
                 Some(id)
             }
@@ -464,10 +460,10 @@ impl Shard {
                 Some(p) if runs => self.extend_run(p, c, len),
                 _ if c != 0 => {
                     if let (Some(i), true) = (src, self.limits.rates & rates::OUT != 0) {
-                        rates::count_n(&mut self.rates[1][i as usize], c, packets, len);
+                        rates::count_n(self.row(1, i), c, packets, len);
                     }
                     if let (Some(j), true) = (dst, self.limits.rates & rates::IN != 0) {
-                        rates::count_n(&mut self.rates[0][j as usize], c, packets, len);
+                        rates::count_n(self.row(0, j), c, packets, len);
                     }
                 }
                 _ => {}

@@ -5,19 +5,28 @@ use super::*;
 
 impl Shard {
     /// Counts a packet of classes `c` into pair `p`'s run when it repeats
-    /// the classes of the pair's previous packet; otherwise ends the run and
-    /// counts the packet into the rows at once (a pair's first packet most
-    /// often is its only one: the rows of a new host are in the cache now,
-    /// and a shard of one-packet pairs has no run to seal).
+    /// the classes of the pair's previous packet (a pair's first packet
+    /// starts one); otherwise ends the run into the hosts' rows and starts
+    /// another. The worker writes no row for a pair whose packets share
+    /// their classes (a spoofed source's one packet, most flows): its run
+    /// is folded into the rows by [`Shard::seal`], on the aggregator's
+    /// side of the hand-over.
     #[inline]
     pub(super) fn extend_run(&mut self, p: u32, c: u8, len: u64) {
-        let (key, pc) = &mut self.pair_slots[p as usize];
+        let (_, pc) = &mut self.pair_slots[p as usize];
         if pc.packets == 0 {
-            // A new pair (its packet is counted after this): no run yet.
+            // A new pair (its packet is counted after this).
             pc.run_classes = c;
-            let key = *key;
-            if c != 0 {
-                self.count_classes(pair_src(key), pair_dst(key), c, 1, len);
+            match u32::try_from(len) {
+                Ok(b) if c != 0 => {
+                    pc.run = (1, b);
+                    self.runs_open = true;
+                }
+                _ => {
+                    if c != 0 {
+                        self.end_one(p, c, len);
+                    }
+                }
             }
             return;
         }
@@ -35,12 +44,17 @@ impl Shard {
             }
         }
         self.end_run(p as usize);
-        let (key, pc) = &mut self.pair_slots[p as usize];
-        pc.run_classes = c;
-        let key = *key;
+        self.pair_slots[p as usize].1.run_classes = c;
         if c != 0 {
-            self.count_classes(pair_src(key), pair_dst(key), c, 1, len);
+            self.end_one(p, c, len);
         }
+    }
+
+    /// Counts one packet of pair `p` straight into its hosts' rows.
+    #[cold]
+    fn end_one(&mut self, p: u32, c: u8, len: u64) {
+        let key = self.pair_slots[p as usize].0;
+        self.count_classes(pair_src(key), pair_dst(key), c, 1, len);
     }
 
     /// Moves pair slot `p`'s run into its hosts' class rows.
@@ -54,28 +68,59 @@ impl Shard {
         self.count_classes(pair_src(key), pair_dst(key), c, u64::from(n), u64::from(b));
     }
 
-    fn count_classes(&mut self, src: u32, dst: u32, c: u8, n: u64, b: u64) {
-        let [r_in, r_out] = &mut self.rates;
-        match self.limits.rates {
-            rates::BOTH => {
-                rates::count_n2(&mut r_out[src as usize], &mut r_in[dst as usize], c, n, b)
-            }
-            rates::OUT => rates::count_n(&mut r_out[src as usize], c, n, b),
-            rates::IN => rates::count_n(&mut r_in[dst as usize], c, n, b),
-            _ => {}
-        }
+    /// Host `id`'s class row in direction `d` (0 in, 1 out), made (with
+    /// the rows before it) if it is not yet.
+    #[inline]
+    pub(super) fn row(&mut self, d: usize, id: u32) -> &mut DirCounts {
+        row_of(&mut self.rates[d], id, self.hosts.len())
     }
 
-    /// Brings the hosts' class rows up to date with every pair's run: what
-    /// a worker does before it hands the shard over, and before
-    /// [`Shard::rates_of`] may be read. Cost: one pass over the pairs, only
-    /// when some run is open.
+    /// Counts into the rows of `src` (out) and `dst` (in), of the
+    /// directions counted.
+    fn count_classes(&mut self, src: u32, dst: u32, c: u8, n: u64, b: u64) {
+        let hosts = self.hosts.len();
+        count_rows(&mut self.rates, self.limits.rates, hosts, src, dst, c, n, b);
+    }
+
+    /// Brings the hosts' class rows up to date with every pair's run: done
+    /// once a shard is taken from its worker (by the aggregator's thread),
+    /// before [`Shard::rates_of`] may be read. Cost: one pass over the
+    /// pairs, only when some run is open; rows are made only up to the
+    /// last host written (a flood's victim has one, its spoofed sources
+    /// none toward them). Consecutive runs into one row with the same
+    /// classes (the runs of a victim's many sources, of a scanner's many
+    /// destinations) are added up before the row is written.
     pub fn seal(&mut self) {
         if !self.runs_open {
             return;
         }
-        for p in 0..self.pair_slots.len() {
-            self.end_run(p);
+        let hosts = self.hosts.len();
+        let mut pending = [Pending::NONE; 2];
+        for (key, pc) in &mut self.pair_slots {
+            let (n, b) = std::mem::take(&mut pc.run);
+            if n == 0 || pc.run_classes == 0 {
+                continue;
+            }
+            let c = pc.run_classes;
+            for (d, id) in [(0, pair_dst(*key)), (1, pair_src(*key))] {
+                if self.limits.rates & (1 << d) == 0 {
+                    continue;
+                }
+                let p = &mut pending[d];
+                if p.id != id || p.classes != c {
+                    p.write(&mut self.rates[d], hosts);
+                    *p = Pending {
+                        id,
+                        classes: c,
+                        ..Pending::NONE
+                    };
+                }
+                p.n += u64::from(n);
+                p.b += u64::from(b);
+            }
+        }
+        for (p, r) in pending.iter().zip(&mut self.rates) {
+            p.write(r, hosts);
         }
         self.runs_open = false;
     }
@@ -90,5 +135,70 @@ impl Shard {
         debug_assert!(!self.runs_open, "rates read before Shard::seal");
         let get = |d: usize| self.rates[d].get(i).copied().unwrap_or_default();
         Some(TickRates([get(0), get(1)]))
+    }
+}
+
+/// Row `id` of `r`, made (with the rows before it, and some after, up to
+/// `hosts`) if it is not yet.
+#[inline]
+fn row_of(r: &mut Vec<DirCounts>, id: u32, hosts: usize) -> &mut DirCounts {
+    let id = id as usize;
+    if r.len() <= id {
+        grow(r, id, hosts);
+    }
+    &mut r[id]
+}
+
+#[cold]
+fn grow(r: &mut Vec<DirCounts>, id: usize, hosts: usize) {
+    r.resize((id + 1).max(r.len() * 2).min(hosts), DirCounts::default());
+}
+
+/// [`rates::count_n`] into `src`'s out row and `dst`'s in row, of the
+/// directions in `dirs`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn count_rows(
+    [r_in, r_out]: &mut [Vec<DirCounts>; 2],
+    dirs: rates::Dirs,
+    hosts: usize,
+    src: u32,
+    dst: u32,
+    c: u8,
+    n: u64,
+    b: u64,
+) {
+    match dirs {
+        rates::BOTH => {
+            rates::count_n2(row_of(r_out, src, hosts), row_of(r_in, dst, hosts), c, n, b)
+        }
+        rates::OUT => rates::count_n(row_of(r_out, src, hosts), c, n, b),
+        rates::IN => rates::count_n(row_of(r_in, dst, hosts), c, n, b),
+        _ => {}
+    }
+}
+
+/// Runs of one host's row and classes in one direction, added up.
+#[derive(Clone, Copy)]
+struct Pending {
+    id: u32,
+    classes: u8,
+    n: u64,
+    b: u64,
+}
+
+impl Pending {
+    const NONE: Pending = Pending {
+        id: u32::MAX,
+        classes: 0,
+        n: 0,
+        b: 0,
+    };
+
+    #[inline]
+    fn write(&self, r: &mut Vec<DirCounts>, hosts: usize) {
+        if self.n != 0 {
+            rates::count_n(row_of(r, self.id, hosts), self.classes, self.n, self.b);
+        }
     }
 }

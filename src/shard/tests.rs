@@ -94,6 +94,54 @@ fn class_runs_per_pair_count_what_each_packet_would() {
     }
 }
 
+/// A spoofed flood: every packet a new source and pair toward one victim.
+/// The worker writes no class row (the pairs' runs hold the packets); the
+/// seal, on the aggregator's side, makes rows only up to the last host it
+/// writes and counts every packet in each direction counted.
+#[test]
+fn a_flood_of_new_pairs_writes_rows_only_at_the_seal_and_only_as_needed() {
+    let udp = rates::classes(&pkt(1, 2, 60));
+    for dirs in [rates::IN, rates::OUT, rates::BOTH] {
+        let mut s = Shard::new(
+            ShardLimits {
+                rates: dirs,
+                ..limits(4096, 4096)
+            },
+            &Hasher::new(),
+        );
+        let victim = Addr::from_v4([192, 0, 2, 1]);
+        for n in 0..3000u32 {
+            let mut p = pkt(0, 0, 60 + n % 3);
+            p.src = Addr::from_v4((0x0a00_0000 + n).to_be_bytes());
+            p.dst = victim;
+            s.record(&p);
+        }
+        assert!(s.rates[0].is_empty() && s.rates[1].is_empty(), "{dirs}");
+        s.seal();
+        // The victim is the second host made (after the first source).
+        let v = s.hosts().iter().position(|h| h.addr == victim).unwrap();
+        assert_eq!(v, 1);
+        if dirs & rates::IN != 0 {
+            assert!(s.rates[0].len() <= 2, "{dirs}: {}", s.rates[0].len());
+            let mut want = DirCounts::default();
+            rates::count_n(&mut want, udp, 3000, 3000 * 61);
+            assert_eq!(s.rates_of(v).unwrap().0[0], want);
+        } else {
+            assert!(s.rates[0].is_empty());
+        }
+        if dirs & rates::OUT != 0 {
+            assert_eq!(s.rates[1].len(), 3001, "{dirs}");
+            let mut want = DirCounts::default();
+            rates::count_n(&mut want, udp, 1, 61);
+            let src = s.hosts().iter().position(|h| h.addr == Addr::from_v4([10, 0, 0, 1]));
+            assert_eq!(s.rates_of(src.unwrap()).unwrap().0[1], want);
+            assert_eq!(s.rates_of(v).unwrap().0[1], DirCounts::default());
+        } else {
+            assert!(s.rates[1].is_empty());
+        }
+    }
+}
+
 #[test]
 fn counts_per_host_and_pair() {
     let mut s = Shard::new(limits(16, 16), &Hasher::new());
