@@ -11,6 +11,8 @@
 #               spoofed flood filling the tables), in a file of its own
 #   CONFIG=F    replay with this config (e.g. rate limits), else defaults
 #   BIN=path    the binary measured (default target/release/trafficalerted)
+#   CACHE=1     also simulate the caches: first-level data misses per
+#               packet (what a flood of new hosts costs beyond instructions)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,31 +26,52 @@ mkdir -p target/bench-data
 f=target/bench-data/callgrind-$N-$SOURCES.pcap
 [ -f "$f" ] || target/release/examples/gen_pcap "$f" $N 10000 10 "$SOURCES"
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+trap 'rm -f "$out" "$out.txt"' EXIT
 cfg=()
 [ -z "${CONFIG:-}" ] || cfg=(-c "$CONFIG")
-valgrind --tool=callgrind --callgrind-out-file="$out" \
+sim=()
+[ -z "${CACHE:-}" ] || sim=(--cache-sim=yes)
+valgrind --tool=callgrind "${sim[@]}" --callgrind-out-file="$out" \
     "$BIN" replay "${cfg[@]}" --no-progress --top 1 "$f" > /dev/null 2>&1
-ann=$(callgrind_annotate --inclusive=yes --threshold=100 "$out" 2>/dev/null)
-total=$(echo "$ann" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-# Inclusive cost of a function, or of a file's code inlined into one.
-fn_ir() { echo "$ann" | grep -F -- "$1" | head -1 | awk '{gsub(",", "", $1); print $1}' || true; }
+callgrind_annotate --inclusive=yes --threshold=100 "$out" > "$out.txt" 2>/dev/null
 # Parse and count are inlined into the play loop (count_frame, Shard::record
 # have no frame of their own in a release build): the per-packet work is
 # the loop's cost less the per-tick work it calls and the reader's lines.
-play=$(fn_ir "src/replay/input.rs:trafficalerted::replay::input::play")
 # Reading is inlined into the loop in some builds, a function of its own
 # (Reader::next_packet, inclusive) in others.
-read_inlined=$(fn_ir "src/replay/reader.rs:trafficalerted::replay::input::play")
-read_fn=$(fn_ir "/src/replay/reader.rs:trafficalerted::replay::reader::Reader<R>::next_packet")
-read=$(( ${read_inlined:-0} + ${read_fn:-0} ))
-tick=$(fn_ir "src/replay/player.rs:trafficalerted::replay::player::Player::close_tick [")
-[ -n "$total" ] && [ -n "$play" ] && [ -n "$tick" ] || { echo "$ann" | head -60; echo "bench/callgrind.sh: no figures" >&2; exit 1; }
-python3 - "$N" "$total" "$play" "$read" "$tick" <<'PY'
-import sys
-n, total, play, read, tick = int(sys.argv[1]), *(int(x or 0) for x in sys.argv[2:])
-print(f"callgrind, {n} packets: {total/n:.0f} instructions per packet for the whole replay "
-      f"(start and summary included), {(play - tick - read)/n:.0f} per packet in the play loop "
+python3 - "$N" "$out.txt" <<'PY'
+import re, sys
+n, lines = int(sys.argv[1]), open(sys.argv[2]).read().splitlines()
+events = next(l.split(":", 1)[1].split() for l in lines if l.startswith("Events shown:"))
+
+def values(l):
+    """A line's figures by event (a "." is none: 0)."""
+    cells = re.findall(r"([\d,]+) \(\s*[\d.]+%\)|(?<=\s)\.(?=\s)", " " + l)
+    return {e: int(c.replace(",", "") or 0) for e, c in zip(events, cells)}
+
+def cost(key):
+    """Inclusive cost of a function (or of a file's code inlined into one),
+    by event; zeros if it has no line."""
+    for l in lines:
+        if key in l:
+            return {e: values(l).get(e, 0) for e in events}
+    return dict.fromkeys(events, 0)
+
+total = cost("PROGRAM TOTALS")
+play = cost("src/replay/input.rs:trafficalerted::replay::input::play")
+tick = cost("src/replay/player.rs:trafficalerted::replay::player::Player::close_tick [")
+r1 = cost("src/replay/reader.rs:trafficalerted::replay::input::play")
+r2 = cost("/src/replay/reader.rs:trafficalerted::replay::reader::Reader<R>::next_packet")
+if not play["Ir"] or not tick["Ir"]:
+    sys.exit("bench/callgrind.sh: no figures")
+loop = {e: play[e] - tick[e] - r1[e] - r2[e] for e in events}
+read = r1["Ir"] + r2["Ir"]
+print(f"callgrind, {n} packets: {total['Ir']/n:.0f} instructions per packet for the whole replay "
+      f"(start and summary included), {loop['Ir']/n:.0f} per packet in the play loop "
       f"(parse, count, the replay's own totals), {read/n:.0f} reading the file, "
-      f"{tick/n:.0f} in the per-tick seal, merge and detection")
+      f"{tick['Ir']/n:.0f} in the per-tick seal, merge and detection")
+if "D1mr" in events:
+    d1 = lambda c: (c["D1mr"] + c["D1mw"]) / n
+    print(f"simulated first-level data cache misses per packet: {d1(loop):.2f} in the play loop "
+          f"(parse, count), {d1(tick):.2f} in the per-tick work, {d1(total):.2f} in all")
 PY

@@ -143,7 +143,11 @@ impl Shard {
 #[inline]
 fn row_of(r: &mut Vec<DirCounts>, id: u32, hosts: usize) -> &mut DirCounts {
     let id = id as usize;
-    if r.len() <= id {
+    if r.len() == id {
+        // The next host in order (runs are in the order their pairs came,
+        // mostly of new hosts): one row, no bulk zeroing.
+        r.push(DirCounts::default());
+    } else if r.len() < id {
         grow(r, id, hosts);
     }
     &mut r[id]

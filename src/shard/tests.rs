@@ -133,7 +133,10 @@ fn a_flood_of_new_pairs_writes_rows_only_at_the_seal_and_only_as_needed() {
             assert_eq!(s.rates[1].len(), 3001, "{dirs}");
             let mut want = DirCounts::default();
             rates::count_n(&mut want, udp, 1, 61);
-            let src = s.hosts().iter().position(|h| h.addr == Addr::from_v4([10, 0, 0, 1]));
+            let src = s
+                .hosts()
+                .iter()
+                .position(|h| h.addr == Addr::from_v4([10, 0, 0, 1]));
             assert_eq!(s.rates_of(src.unwrap()).unwrap().0[1], want);
             assert_eq!(s.rates_of(v).unwrap().0[1], DirCounts::default());
         } else {
