@@ -385,18 +385,7 @@ fn pmacct_sflow_samples_scale_to_the_truth() {
     }
     let one = settle(&d, "10.1.0.5", (3_500_000, 5000));
     stop(lo);
-    let said = exported(&wire, "10.1.0.5", true);
-    assert_eq!(
-        one,
-        said,
-        "sFlow 1:1 totals of 10.1.0.5 against pmacctd's samples on the wire; pmacctd said: {}",
-        pmacctd_said("sf1")
-    );
-    assert!(
-        said.1 >= 4950 && said.0 == said.1 * 700,
-        "pmacctd sampled {said:?} of 5 000 frames of 700 bytes; it said: {}",
-        pmacctd_said("sf1")
-    );
+    as_on_the_wire(one, &wire, "10.1.0.5", true, 5000, "sf1");
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(d.json("/api/v1/flow-input")["socket_drops"], 0);
     let e = exporter(&d);
@@ -502,6 +491,24 @@ fn exported(file: &str, src: &str, sflow: bool) -> (u64, u64) {
         }
     }
     (bytes, packets)
+}
+
+/// Our totals of `src` (`got`) equal what pmacctd (started as `tag`)
+/// exported for it, read from `wire`; and pmacctd's capture missed at most
+/// 1 % of the `sent` frames of 700 bytes trafgen sent.
+fn as_on_the_wire(got: (u64, u64), wire: &str, src: &str, sflow: bool, sent: u64, tag: &str) {
+    let said = exported(wire, src, sflow);
+    assert_eq!(
+        got,
+        said,
+        "totals of {src} against what pmacctd exported; it said: {}",
+        pmacctd_said(tag)
+    );
+    assert!(
+        said.1 * 100 >= sent * 99 && said.0 == said.1 * 700,
+        "pmacctd exported {said:?} of {sent} frames of 700 bytes; it said: {}",
+        pmacctd_said(tag)
+    );
 }
 
 /// A daemon in the sink namespace taking IPFIX over TCP on 10.2.0.2:4739.
@@ -674,18 +681,7 @@ fn pmacct_nfprobe_netflow9_and_ipfix_from_the_veth_equal_the_truth() {
         }
         let got = settle(&d, host, (2_100_000, 3000));
         stop(lo);
-        let said = exported(&wire, host, false);
-        assert_eq!(
-            got,
-            said,
-            "{protocol} totals of {host} against pmacctd's flows on the wire; pmacctd said: {}",
-            pmacctd_said("nfprobe")
-        );
-        assert!(
-            said.1 >= 2970 && said.0 == said.1 * 700,
-            "pmacctd counted {said:?} of 3 000 frames of 700 bytes; it said: {}",
-            pmacctd_said("nfprobe")
-        );
+        as_on_the_wire(got, &wire, host, false, 3000, "nfprobe");
         let e = exporter(&d);
         assert_eq!(e["protocol"], protocol, "{e}");
         assert_eq!(e["dropped"], serde_json::json!([]), "{e}");
