@@ -41,6 +41,14 @@ pub struct DistinctSet {
 }
 
 impl DistinctSet {
+    /// Starts loading the set (its inline entries, or where they are):
+    /// both its fields, which may lie in two cache lines.
+    #[inline]
+    pub fn prefetch(&self) {
+        tpacket::prefetch(&self.entries);
+        tpacket::prefetch(&self.sketch);
+    }
+
     /// Records a contact with `key` at `tick`. Returns true if the key was
     /// new to the window. `may_sketch`: a sketch may be started if the set
     /// is full (the caller's budget of sketches allows one more).

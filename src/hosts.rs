@@ -6,10 +6,8 @@
 //! aggregator's schedule says its counts have expired ([`HostTable::try_free`]),
 //! so neither memory nor any one tick's work grows without bound.
 
-use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
-
 use crate::distinct::DistinctSet;
+use crate::openmap::OpenMap;
 use crate::rates::RateWindow;
 use crate::rules::{RuleId, RuleSet};
 use crate::shard::Hasher;
@@ -33,7 +31,6 @@ pub struct HostState {
     pub alerting: u32,
     /// Tick of the detector pass that last looked at this host.
     pub evaluated: u64,
-    touched: bool,
     pub win: HostWindow,
     pub scan: Option<Box<ScanSets>>,
     /// Its rate columns over the rate window, made when it first has
@@ -80,8 +77,14 @@ pub const MAX_SKETCHES: usize = 4_096;
 /// The bounded table of hosts.
 #[derive(Debug)]
 pub struct HostTable {
-    index: HashMap<Addr, u32, Hasher>,
+    /// Address to slot: a map that can fetch a key's place ahead
+    /// ([`HostTable::prefetch_index`]).
+    index: OpenMap<Addr, u32>,
     slots: Vec<HostState>,
+    /// Beside the slots, not in them: whether a host was touched this tick
+    /// is asked of every host a tick merges, before its slot is fetched
+    /// ([`HostTable::prefetch`]), and these fit in the cache.
+    marks: Vec<bool>,
     free: Vec<u32>,
     touched: Vec<u32>,
     max: usize,
@@ -97,8 +100,9 @@ pub struct HostTable {
 impl HostTable {
     pub fn new(max: usize, hasher: &Hasher) -> HostTable {
         HostTable {
-            index: HashMap::with_hasher(hasher.clone()),
+            index: OpenMap::new(hasher),
             slots: Vec::new(),
+            marks: Vec::new(),
             free: Vec::new(),
             touched: Vec::new(),
             max,
@@ -140,59 +144,123 @@ impl HostTable {
     /// this tick.
     #[inline]
     pub fn upsert(&mut self, addr: Addr, rules: &RuleSet) -> Option<u32> {
-        let full = self.index.len() >= self.max;
-        let id = match self.index.entry(addr) {
-            Entry::Occupied(e) => *e.get(),
-            Entry::Vacant(_) if full => return None,
-            Entry::Vacant(v) => {
-                let state = HostState {
-                    addr,
-                    rule: rules.lookup(addr),
-                    alerting: 0,
-                    evaluated: u64::MAX,
-                    touched: false,
-                    win: HostWindow::default(),
-                    scan: None,
-                    rates: None,
-                    last_bucket: u64::MAX,
-                    last_seen: 0,
-                    expiry_check: u64::MAX,
-                    live: true,
-                };
-                let id = match self.free.pop() {
-                    Some(id) => {
-                        self.slots[id as usize] = state;
-                        id
-                    }
-                    None => {
-                        self.slots.push(state);
-                        (self.slots.len() - 1) as u32
-                    }
-                };
-                v.insert(id);
-                self.changes += 1;
-                id
-            }
+        self.upsert_hashed(self.index.hash(&addr), addr, rules)
+    }
+
+    /// [`HostTable::upsert`] of an address whose [`HostTable::hash`] is
+    /// known.
+    #[inline]
+    pub fn upsert_hashed(&mut self, hash: u64, addr: Addr, rules: &RuleSet) -> Option<u32> {
+        let room = self.index.len() < self.max;
+        let next = match self.free.last() {
+            Some(&id) => id,
+            None => self.slots.len() as u32,
         };
-        let h = &mut self.slots[id as usize];
-        if !h.touched {
-            h.touched = true;
-            self.touched.push(id);
+        let mut added = false;
+        let id = *self.index.get_or_insert_with(hash, addr, || {
+            added = true;
+            room.then_some(next)
+        })?;
+        if added {
+            let state = HostState {
+                addr,
+                rule: rules.lookup(addr),
+                alerting: 0,
+                evaluated: u64::MAX,
+                win: HostWindow::default(),
+                scan: None,
+                rates: None,
+                last_bucket: u64::MAX,
+                last_seen: 0,
+                expiry_check: u64::MAX,
+                live: true,
+            };
+            if self.free.pop().is_some() {
+                self.slots[id as usize] = state;
+            } else {
+                self.slots.push(state);
+                self.marks.push(false);
+            }
+            self.changes += 1;
         }
+        self.touch(id);
         Some(id)
     }
 
     /// Marks a host for this tick's detector pass.
+    #[inline]
     pub fn touch(&mut self, id: u32) {
-        let h = &mut self.slots[id as usize];
-        if !h.touched {
-            h.touched = true;
+        let m = &mut self.marks[id as usize];
+        if !*m {
+            *m = true;
             self.touched.push(id);
         }
     }
 
+    /// Starts loading what a merge writes of host `id` — its first line,
+    /// its window's row `ring` and its schedule — so that the misses of
+    /// the hosts to come overlap.
+    #[inline]
+    pub fn prefetch(&self, id: u32, ring: usize) {
+        if let Some(h) = self.slots.get(id as usize) {
+            tpacket::prefetch(h);
+            h.win.prefetch_sums();
+            h.win.prefetch(ring);
+            tpacket::prefetch(&h.expiry_check);
+            tpacket::prefetch(&h.scan);
+        }
+    }
+
+    /// Starts loading what the detector pass reads of host `id`: its
+    /// fields, its window's sums.
+    #[inline]
+    pub fn prefetch_reading(&self, id: u32) {
+        if let Some(h) = self.slots.get(id as usize) {
+            tpacket::prefetch(h);
+            h.win.prefetch_sums();
+            tpacket::prefetch(&h.evaluated);
+            tpacket::prefetch(&h.scan);
+        }
+    }
+
+    /// Starts loading host `id`'s scan sets, if it has any (its slot
+    /// should be in the cache by now: [`HostTable::prefetch`]).
+    #[inline]
+    pub fn prefetch_scan(&self, id: u32) {
+        if let Some(s) = self.slots.get(id as usize).and_then(|h| h.scan.as_deref()) {
+            s.addresses.prefetch();
+            s.ports.prefetch();
+        }
+    }
+
+    /// Starts loading what the schedule's look at host `id` reads: whether
+    /// it is live, its window's sums and bucket row `ring` (the one
+    /// sliding out).
+    #[inline]
+    pub fn prefetch_due(&self, id: u32, ring: usize) {
+        if let Some(h) = self.slots.get(id as usize) {
+            tpacket::prefetch(&h.live);
+            tpacket::prefetch(&h.expiry_check);
+            h.win.prefetch_sums();
+            h.win.prefetch(ring);
+        }
+    }
+
     pub fn id(&self, addr: Addr) -> Option<u32> {
-        self.index.get(&addr).copied()
+        self.index.get(self.index.hash(&addr), &addr).copied()
+    }
+
+    /// The hash [`HostTable::upsert_hashed`] and
+    /// [`HostTable::prefetch_index`] take.
+    #[inline]
+    pub fn hash(&self, addr: &Addr) -> u64 {
+        self.index.hash(addr)
+    }
+
+    /// Starts loading where the index keeps the address of hash `hash`.
+    #[inline]
+    pub fn prefetch_index(&self, hash: u64) {
+        self.index.prefetch(hash);
     }
 
     pub fn get(&self, addr: Addr) -> Option<&HostState> {
@@ -217,7 +285,7 @@ impl HostTable {
         into.clear();
         std::mem::swap(into, &mut self.touched);
         for &id in into.iter() {
-            self.slots[id as usize].touched = false;
+            self.marks[id as usize] = false;
         }
     }
 
@@ -282,7 +350,7 @@ impl HostTable {
     /// Ends the sketch of a scan whose alert closed (`ports`: the port
     /// scan's, else the address scan's).
     pub fn end_sketch(&mut self, addr: Addr, ports: bool) {
-        let Some(&id) = self.index.get(&addr) else {
+        let Some(id) = self.id(addr) else {
             return;
         };
         let h = &mut self.slots[id as usize];
@@ -313,8 +381,9 @@ impl HostTable {
         if !self.is_live(id) {
             return false;
         }
+        let touched = self.marks[id as usize];
         let h = &mut self.slots[id as usize];
-        if h.touched || h.alerting != 0 || !h.win.is_empty(g, now) {
+        if touched || h.alerting != 0 || !h.win.is_empty(g, now) {
             return false;
         }
         let before = h.heap_bytes();
@@ -337,7 +406,7 @@ impl HostTable {
         h.scan = None;
         h.rates = None;
         h.live = false;
-        self.index.remove(&h.addr);
+        self.index.remove(self.index.hash(&h.addr), &h.addr);
         self.free.push(id);
         self.changes += 1;
         true
@@ -345,10 +414,11 @@ impl HostTable {
 
     /// Heap memory of the table, bytes.
     pub fn bytes(&self) -> usize {
-        self.index.capacity() * (std::mem::size_of::<(Addr, u32)>() + 1)
+        self.index.capacity() * OpenMap::<Addr, u32>::SLOT_BYTES
             + self.slots.capacity() * std::mem::size_of::<HostState>()
             + self.free.capacity() * 4
             + self.touched.capacity() * 4
+            + self.marks.capacity()
             + self.scan_heap
     }
 }

@@ -20,6 +20,7 @@ pub mod hosts;
 pub mod http;
 pub mod mitigation;
 pub mod notify;
+pub mod openmap;
 pub mod pairs;
 pub mod ranking;
 pub mod rates;

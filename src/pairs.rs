@@ -12,8 +12,8 @@
 //! a pass over every pair.
 
 use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
 
+use crate::openmap::OpenMap;
 use crate::shard::Hasher;
 use crate::window::Geometry;
 use crate::wire::Addr;
@@ -47,6 +47,13 @@ enum Dests {
     One(Addr, PairCount),
     Few(Vec<(Addr, PairCount)>),
     Many(HashMap<Addr, PairCount, Hasher>),
+}
+
+impl Default for Dests {
+    /// What an empty slot of the map holds (never read).
+    fn default() -> Dests {
+        Dests::Few(Vec::new())
+    }
 }
 
 impl Dests {
@@ -100,7 +107,10 @@ impl Dests {
 struct Generation {
     /// Which quarter-window this generation holds.
     epoch: u64,
-    by_src: HashMap<Addr, Dests, Hasher>,
+    /// Keyed by source with the host table's hasher: a merge has the
+    /// source's hash already, and fetches its place ahead
+    /// ([`PairWindow::prefetch`]).
+    by_src: OpenMap<Addr, Dests>,
     /// Pairs in it.
     pairs: usize,
     /// Heap bytes of its sources' destination lists, kept as they grow.
@@ -122,7 +132,7 @@ impl PairWindow {
     pub fn new(window_ticks: u64, max: usize, hasher: &Hasher) -> PairWindow {
         let g = || Generation {
             epoch: u64::MAX,
-            by_src: HashMap::with_hasher(hasher.clone()),
+            by_src: OpenMap::new(hasher),
             pairs: 0,
             heap: 0,
         };
@@ -154,6 +164,14 @@ impl PairWindow {
 
     /// Adds counts of tick `tick`. Returns false if the pair did not fit.
     pub fn add(&mut self, tick: u64, src: Addr, dst: Addr, c: PairCount) -> bool {
+        let hash = self.gens[0].by_src.hash(&src);
+        self.add_hashed(tick, hash, src, dst, c)
+    }
+
+    /// [`PairWindow::add`] of a source whose hash (the host table's,
+    /// [`crate::hosts::HostTable::hash`]) is known.
+    #[inline]
+    pub fn add_hashed(&mut self, tick: u64, hash: u64, src: Addr, dst: Addr, c: PairCount) -> bool {
         let epoch = self.geo.bucket(tick);
         let g = &mut self.gens[(epoch % GENERATIONS as u64) as usize];
         if g.epoch != epoch {
@@ -166,35 +184,42 @@ impl PairWindow {
             g.pairs = 0;
             g.heap = 0;
             let keep = self.len / GENERATIONS;
-            g.by_src.clear();
-            if g.by_src.capacity() > 4 * keep.max(1024) {
-                g.by_src.shrink_to(keep);
-            }
+            g.by_src.clear_to(keep.max(1024));
             g.epoch = epoch;
         }
         let full = self.len >= self.max;
-        match g.by_src.entry(src) {
-            Entry::Occupied(mut e) => {
-                let dests = e.get_mut();
-                if let Some(p) = dests.get_mut(&dst) {
-                    p.add(&c);
-                    return true;
-                }
-                if full {
-                    return false;
-                }
-                let before = dests.heap_bytes();
-                dests.insert(dst, c, &self.hasher);
-                g.heap = g.heap + dests.heap_bytes() - before;
+        let mut added = false;
+        let Some(dests) = g.by_src.get_or_insert_with(hash, src, || {
+            added = true;
+            (!full).then_some(Dests::One(dst, c))
+        }) else {
+            return false;
+        };
+        if !added {
+            if let Some(p) = dests.get_mut(&dst) {
+                p.add(&c);
+                return true;
             }
-            Entry::Vacant(_) if full => return false,
-            Entry::Vacant(v) => {
-                v.insert(Dests::One(dst, c));
+            if full {
+                return false;
             }
+            let before = dests.heap_bytes();
+            dests.insert(dst, c, &self.hasher);
+            g.heap = g.heap + dests.heap_bytes() - before;
         }
         g.pairs += 1;
         self.len += 1;
         true
+    }
+
+    /// Starts loading where the generation of `tick` keeps the source of
+    /// hash `hash`.
+    #[inline]
+    pub fn prefetch(&self, tick: u64, hash: u64) {
+        let epoch = self.geo.bucket(tick);
+        self.gens[(epoch % GENERATIONS as u64) as usize]
+            .by_src
+            .prefetch(hash);
     }
 
     fn live(&self, now: u64) -> impl Iterator<Item = &Generation> {
@@ -208,7 +233,7 @@ impl PairWindow {
     /// window at `now`. A pair may appear once per generation.
     pub fn for_each(&self, now: u64, mut f: impl FnMut(Addr, Addr, &PairCount)) {
         for g in self.live(now) {
-            for (&s, dests) in &g.by_src {
+            for (&s, dests) in g.by_src.iter() {
                 dests.for_each(|d, c| f(s, d, c));
             }
         }
@@ -219,7 +244,7 @@ impl PairWindow {
     /// one source cost, not all pairs.
     pub fn for_each_of(&self, now: u64, src: Addr, mut f: impl FnMut(Addr, &PairCount)) {
         for g in self.live(now) {
-            if let Some(dests) = g.by_src.get(&src) {
+            if let Some(dests) = g.by_src.get(g.by_src.hash(&src), &src) {
                 dests.for_each(&mut f);
             }
         }
@@ -229,7 +254,7 @@ impl PairWindow {
     pub fn bytes(&self) -> usize {
         self.gens
             .iter()
-            .map(|g| g.by_src.capacity() * (std::mem::size_of::<(Addr, Dests)>() + 1) + g.heap)
+            .map(|g| g.by_src.capacity() * OpenMap::<Addr, Dests>::SLOT_BYTES + g.heap)
             .sum()
     }
 }

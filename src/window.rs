@@ -150,6 +150,21 @@ impl HostWindow {
         self.newest = bucket;
     }
 
+    /// Starts loading the running totals and the bucket clock.
+    #[inline]
+    pub fn prefetch_sums(&self) {
+        tpacket::prefetch(&self.total);
+        tpacket::prefetch(&self.newest);
+    }
+
+    /// Starts loading bucket row `slot` ([`Geometry::ring`]).
+    #[inline]
+    pub fn prefetch(&self, slot: usize) {
+        if let Some(row) = self.lo.get(slot) {
+            tpacket::prefetch(row);
+        }
+    }
+
     /// Adds a tick's counts.
     #[inline]
     pub fn add(&mut self, g: &Geometry, tick: u64, vals: [u64; COLS]) {

@@ -29,6 +29,9 @@ pub fn of(a: Addr, n: usize) -> usize {
     a.part(n)
 }
 
+/// Hosts whose slot a merge fetches ahead of the one it writes.
+const AHEAD: usize = 16;
+
 /// Alerts opened and closed in a partition's detector pass.
 pub type Transitions = (Vec<(AlertKind, Addr)>, Vec<Alert>);
 
@@ -57,6 +60,8 @@ pub struct Partition {
     /// A merged shard's host indexes to host ids here (`u32::MAX`: not
     /// ours or not tracked).
     ids: Vec<u32>,
+    /// A merged shard's hosts' hashes in the host table.
+    hashes: Vec<u64>,
     checks: Vec<(AlertKind, Addr)>,
     pub work: Work,
     /// Limits changed: every open alert is looked at in the next pass.
@@ -100,6 +105,7 @@ impl Partition {
             ranking: Ranking::new(),
             drained: Vec::new(),
             ids: Vec::new(),
+            hashes: Vec::new(),
             checks: Vec::new(),
             work: Work::default(),
             recheck_alerts: false,
@@ -157,35 +163,23 @@ impl Partition {
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
         let rates = !self.cfg.rate_columns.is_empty();
+        // First the ids (the index and the marks fit in the cache), then the
+        // windows, each host's slot fetched a few hosts ahead: a tick of
+        // many hosts each seen once misses on every slot, and the misses
+        // overlap instead of being waited for one by one.
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.clear();
+        hashes.extend(shard.hosts().iter().map(|h| self.hosts.hash(&h.addr)));
         for (i, h) in shard.hosts().iter().enumerate() {
+            if let Some(&ahead) = hashes.get(i + AHEAD) {
+                self.hosts.prefetch_index(ahead);
+            }
             if !self.owns(h.addr) {
                 ids.push(u32::MAX);
                 continue;
             }
-            match self.hosts.upsert(h.addr, &self.rules) {
-                Some(id) => {
-                    ids.push(id);
-                    if rates {
-                        if let Some(r) = shard.rates_of(i) {
-                            self.add_rates(id, t, h, &r);
-                        }
-                    }
-                    let st = self.hosts.slot_mut(id);
-                    st.win.add(
-                        &g,
-                        t,
-                        [h.sent_bytes, h.sent_packets, h.recv_bytes, h.recv_packets],
-                    );
-                    // Its sums fall when this bucket slides out: looked at
-                    // then (once per bucket it had traffic in).
-                    let bucket = g.bucket(t);
-                    if st.last_bucket != bucket {
-                        st.last_bucket = bucket;
-                        self.wheel
-                            .schedule((bucket + g.buckets) * g.width, due::item(due::SLIDE, id));
-                    }
-                    seen(&mut self.expiries, st, id, t, horizon);
-                }
+            match self.hosts.upsert_hashed(hashes[i], h.addr, &self.rules) {
+                Some(id) => ids.push(id),
                 None => {
                     ids.push(u32::MAX);
                     overflow.src_bytes += h.sent_bytes;
@@ -195,8 +189,52 @@ impl Partition {
                 }
             }
         }
+        self.hashes = hashes;
+        let bucket = g.bucket(t);
+        let ring = g.ring(bucket);
+        for (i, h) in shard.hosts().iter().enumerate() {
+            if let Some(&ahead) = ids.get(i + AHEAD) {
+                self.hosts.prefetch(ahead, ring);
+            }
+            if contacts {
+                // For the contacts added after the hosts.
+                if let Some(&ahead) = ids.get(i + AHEAD / 2) {
+                    self.hosts.prefetch_scan(ahead);
+                }
+            }
+            let id = ids[i];
+            if id == u32::MAX {
+                continue;
+            }
+            if rates {
+                if let Some(r) = shard.rates_of(i) {
+                    self.add_rates(id, t, h, &r);
+                }
+            }
+            let st = self.hosts.slot_mut(id);
+            st.win.add(
+                &g,
+                t,
+                [h.sent_bytes, h.sent_packets, h.recv_bytes, h.recv_packets],
+            );
+            // Its sums fall when this bucket slides out: looked at then
+            // (once per bucket it had traffic in).
+            if st.last_bucket != bucket {
+                st.last_bucket = bucket;
+                self.wheel
+                    .schedule((bucket + g.buckets) * g.width, due::item(due::SLIDE, id));
+            }
+            seen(&mut self.expiries, st, id, t, horizon);
+        }
         let hosts = shard.hosts();
-        for (si, di, p) in shard.pairs_by_index() {
+        let pairs = shard.pairs_by_index();
+        let mut ahead = shard.pairs_by_index().skip(AHEAD);
+        for (si, di, p) in pairs {
+            if let Some((a, _, _)) = ahead.next() {
+                if ids[a as usize] != u32::MAX {
+                    self.pairs.prefetch(t, self.hashes[a as usize]);
+                }
+            }
             let src = hosts[si as usize].addr;
             if !self.owns(src) {
                 continue;
@@ -210,7 +248,11 @@ impl Partition {
             // Pairs are kept for tracked sources: where a host no table
             // has room for sent its bytes is not kept either, so that a
             // flood of spoofed sources fills the host table, not the pairs.
-            if ids[si as usize] == u32::MAX || !self.pairs.add(t, src, dst, count) {
+            if ids[si as usize] == u32::MAX
+                || !self
+                    .pairs
+                    .add_hashed(t, self.hashes[si as usize], src, dst, count)
+            {
                 overflow.pair_bytes += p.bytes;
                 overflow.pair_packets += p.packets;
             }
@@ -379,7 +421,11 @@ impl Partition {
         self.expiries.drain(tick, &mut items);
         let horizon = self.cfg.horizon(&self.geo);
         let scans = (self.cfg.scan_ticks, self.cfg.port_ticks);
-        for &item in &items {
+        let ring = self.geo.ring(self.geo.bucket(tick));
+        for (i, &item) in items.iter().enumerate() {
+            if let Some(&ahead) = items.get(i + AHEAD) {
+                self.hosts.prefetch_due(due::split(ahead).1, ring);
+            }
             let (kind, id) = due::split(item);
             if !self.hosts.is_live(id) {
                 continue;
@@ -447,7 +493,13 @@ impl Partition {
         if touched.len() > 1 << 14 {
             touched.sort_unstable();
         }
-        for &id in &touched {
+        for (i, &id) in touched.iter().enumerate() {
+            if let Some(&ahead) = touched.get(i + AHEAD) {
+                self.hosts.prefetch_reading(ahead);
+            }
+            if let Some(&ahead) = touched.get(i + AHEAD / 2) {
+                self.hosts.prefetch_scan(ahead);
+            }
             self.work.hosts_evaluated += 1;
             self.hosts.slot_mut(id).evaluated = tick;
             let h = self.hosts.slot(id);

@@ -3,10 +3,10 @@
 //! sliding windows the detectors use. Bounded like the live tables: what
 //! does not fit is counted as untracked.
 
-use hashbrown::HashMap;
 use serde::Serialize;
 
-use crate::shard::{Hasher, Shard};
+use crate::openmap::OpenMap;
+use crate::shard::{Hasher, HostCounters, Shard};
 use crate::wire::Addr;
 
 /// Sent and received over the whole replay.
@@ -26,52 +26,69 @@ pub struct PairTotal {
 
 #[derive(Debug)]
 pub struct WholeTotals {
-    hosts: HashMap<Addr, HostTotal, Hasher>,
-    pairs: HashMap<(Addr, Addr), PairTotal, Hasher>,
+    hosts: OpenMap<Addr, HostTotal>,
+    pairs: OpenMap<(Addr, Addr), PairTotal>,
     max_hosts: usize,
     max_pairs: usize,
     /// Bytes of hosts and pairs that did not fit.
     pub untracked_host_bytes: u64,
     pub untracked_pair_bytes: u64,
+    /// The current shard's keys' hashes, computed ahead of the adds.
+    hashes: Vec<u64>,
 }
+
+/// Keys whose slot is fetched ahead of the one being added: a tick's hosts
+/// are mostly spread over a table larger than the caches, and several
+/// misses in flight cost little more than one.
+const AHEAD: usize = 24;
 
 impl WholeTotals {
     pub fn new(max_hosts: usize, max_pairs: usize) -> WholeTotals {
         WholeTotals {
-            hosts: HashMap::with_hasher(Hasher::new()),
-            pairs: HashMap::with_hasher(Hasher::new()),
+            hosts: OpenMap::new(&Hasher::new()),
+            pairs: OpenMap::new(&Hasher::new()),
             max_hosts,
             max_pairs,
             untracked_host_bytes: 0,
             untracked_pair_bytes: 0,
+            hashes: Vec::new(),
         }
     }
 
     /// Adds a tick's shard.
     pub fn add(&mut self, shard: &Shard) {
-        for h in shard.hosts() {
-            let full = self.hosts.len() >= self.max_hosts;
-            match self.hosts.get_mut(&h.addr) {
+        let hosts = shard.hosts();
+        self.hashes.clear();
+        self.hashes
+            .extend(hosts.iter().map(|h| self.hosts.hash(&h.addr)));
+        for (i, h) in hosts.iter().enumerate() {
+            if let Some(&ahead) = self.hashes.get(i + AHEAD) {
+                self.hosts.prefetch(ahead);
+            }
+            let room = self.hosts.len() < self.max_hosts;
+            match self
+                .hosts
+                .get_or_insert_with(self.hashes[i], h.addr, || room.then(HostTotal::default))
+            {
                 Some(t) => add_host(t, h),
-                None if !full => add_host(self.hosts.entry(h.addr).or_default(), h),
                 None => self.untracked_host_bytes += h.sent_bytes + h.recv_bytes,
             }
         }
-        for (s, d, p) in shard.pairs() {
-            let full = self.pairs.len() >= self.max_pairs;
-            match self.pairs.get_mut(&(s, d)) {
+        self.hashes.clear();
+        self.hashes
+            .extend(shard.pairs().map(|(s, d, _)| self.pairs.hash(&(s, d))));
+        for (i, (s, d, p)) in shard.pairs().enumerate() {
+            if let Some(&ahead) = self.hashes.get(i + AHEAD) {
+                self.pairs.prefetch(ahead);
+            }
+            let room = self.pairs.len() < self.max_pairs;
+            match self
+                .pairs
+                .get_or_insert_with(self.hashes[i], (s, d), || room.then(PairTotal::default))
+            {
                 Some(t) => {
                     t.bytes += p.bytes;
                     t.packets += p.packets;
-                }
-                None if !full => {
-                    self.pairs.insert(
-                        (s, d),
-                        PairTotal {
-                            bytes: p.bytes,
-                            packets: p.packets,
-                        },
-                    );
                 }
                 None => self.untracked_pair_bytes += p.bytes,
             }
@@ -87,7 +104,7 @@ impl WholeTotals {
     }
 }
 
-fn add_host(t: &mut HostTotal, h: &crate::shard::HostCounters) {
+fn add_host(t: &mut HostTotal, h: &HostCounters) {
     t.sent_bytes += h.sent_bytes;
     t.sent_packets += h.sent_packets;
     t.recv_bytes += h.recv_bytes;

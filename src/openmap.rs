@@ -1,0 +1,289 @@
+//! A hash map whose slot for a key is known from the key's hash alone,
+//! before it is looked up, so that the slots of the keys to come can be
+//! fetched while the current one is worked on ([`OpenMap::prefetch`]).
+//! hashbrown's maps say nothing of where a key lives; for the aggregator's
+//! tables, larger than the caches and visited in a random order once a
+//! tick, the misses are most of the cost, and overlapping them is the gain.
+//!
+//! Open addressing with linear probing, at most half full (a lookup reads
+//! one or two neighbouring slots), removal by shifting the probe run back
+//! (no tombstones, so a table that keeps adding and removing hosts does not
+//! fill up with them).
+
+use std::hash::Hash;
+
+use crate::shard::Hasher;
+
+/// A key and its value; `used` last, so that a slot that straddles two
+/// cache lines has its flag in the second ([`OpenMap::prefetch`] fetches
+/// both).
+#[derive(Debug, Clone, Default)]
+#[repr(C)]
+struct Slot<K, V> {
+    key: K,
+    val: V,
+    used: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenMap<K, V> {
+    slots: Vec<Slot<K, V>>,
+    len: usize,
+    hasher: Hasher,
+}
+
+impl<K: Copy + Default + Eq + Hash, V: Default> OpenMap<K, V> {
+    pub fn new(hasher: &Hasher) -> OpenMap<K, V> {
+        OpenMap {
+            slots: Vec::new(),
+            len: 0,
+            hasher: hasher.clone(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Slots allocated (twice the keys it holds, or more).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes of one slot.
+    pub const SLOT_BYTES: usize = std::mem::size_of::<Slot<K, V>>();
+
+    #[inline]
+    pub fn hash(&self, k: &K) -> u64 {
+        self.hasher.hash_one(k)
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    /// Starts loading the slot where the probe for a key of hash `hash`
+    /// begins.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        if let Some(s) = self.slots.get(hash as usize & self.mask()) {
+            tpacket::prefetch(s);
+            tpacket::prefetch(&s.used);
+        }
+    }
+
+    /// Where `key` is (`Ok`), or the free slot where it would go (`Err`).
+    /// The table has at least one free slot.
+    #[inline]
+    fn find(&self, hash: u64, key: &K) -> Result<usize, usize> {
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if !s.used {
+                return Err(i);
+            }
+            if s.key == *key {
+                return Ok(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, hash: u64, key: &K) -> Option<&V> {
+        if self.len == 0 {
+            return None;
+        }
+        self.find(hash, key).ok().map(|i| &self.slots[i].val)
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, hash: u64, key: &K) -> Option<&mut V> {
+        if self.len == 0 {
+            return None;
+        }
+        let i = self.find(hash, key).ok()?;
+        Some(&mut self.slots[i].val)
+    }
+
+    /// The value of `key`, made with `make` if it is new; `None` (and no
+    /// new key) if it is new and `make` gives nothing.
+    #[inline]
+    pub fn get_or_insert_with(
+        &mut self,
+        hash: u64,
+        key: K,
+        make: impl FnOnce() -> Option<V>,
+    ) -> Option<&mut V> {
+        let found = if self.slots.is_empty() {
+            Err(0)
+        } else {
+            self.find(hash, &key)
+        };
+        let i = match found {
+            Ok(i) => i,
+            Err(mut i) => {
+                // Made before the table grows: a full table refusing a
+                // flood of new keys does not grow for them.
+                let val = make()?;
+                if (self.len + 1) * 2 > self.slots.len() {
+                    self.grow();
+                    // Not there (just looked): where it goes now.
+                    let (Ok(j) | Err(j)) = self.find(hash, &key);
+                    i = j;
+                }
+                self.slots[i] = Slot {
+                    key,
+                    val,
+                    used: true,
+                };
+                self.len += 1;
+                i
+            }
+        };
+        Some(&mut self.slots[i].val)
+    }
+
+    /// Takes `key` out; returns its value.
+    pub fn remove(&mut self, hash: u64, key: &K) -> Option<V> {
+        if self.len == 0 {
+            return None;
+        }
+        let mut hole = self.find(hash, key).ok()?;
+        let val = std::mem::take(&mut self.slots[hole]).val;
+        self.len -= 1;
+        // Shift back the rest of the probe run: every key stays reachable
+        // from its home slot without a tombstone.
+        let mask = self.mask();
+        let mut i = hole;
+        loop {
+            i = (i + 1) & mask;
+            if !self.slots[i].used {
+                break;
+            }
+            let home = self.hash(&self.slots[i].key) as usize & mask;
+            // Movable into the hole if its home is not strictly between
+            // the hole and it (cyclically).
+            if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
+                self.slots.swap(hole, i);
+                hole = i;
+            }
+        }
+        Some(val)
+    }
+
+    /// Empties the map, keeping its slots unless there are more than
+    /// `4 × keep` (a burst is over): then room for `keep` keys.
+    pub fn clear_to(&mut self, keep: usize) {
+        if self.slots.len() > 4 * (2 * keep).max(16) {
+            self.slots = empty_slots((2 * keep).max(16).next_power_of_two());
+        } else if self.len > 0 {
+            self.slots.iter_mut().for_each(|s| *s = Slot::default());
+        }
+        self.len = 0;
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let cap = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, empty_slots(cap));
+        let mask = cap - 1;
+        for s in old.into_iter().filter(|s| s.used) {
+            let mut i = self.hash(&s.key) as usize & mask;
+            while self.slots[i].used {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.used)
+            .map(|s| (&s.key, &s.val))
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.iter().map(|(_, v)| v)
+    }
+}
+
+fn empty_slots<K: Default, V: Default>(n: usize) -> Vec<Slot<K, V>> {
+    std::iter::repeat_with(Slot::default).take(n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Random inserts and removals against std's map, with keys that share
+    /// low hash bits often enough to make long probe runs and wrap around
+    /// the end of the table.
+    #[test]
+    fn agrees_with_a_std_map_through_inserts_and_removals() {
+        let h = Hasher::new();
+        let mut m: OpenMap<u64, u32> = OpenMap::new(&h);
+        let mut std: HashMap<u64, u32> = HashMap::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = x % 5_000;
+            let hash = m.hash(&key);
+            match x >> 60 {
+                0..=8 => {
+                    let v = m.get_or_insert_with(hash, key, || Some(n)).copied();
+                    let s = *std.entry(key).or_insert(n);
+                    assert_eq!(v, Some(s));
+                }
+                9..=13 => assert_eq!(m.remove(hash, &key), std.remove(&key)),
+                _ => assert_eq!(m.get(hash, &key), std.get(&key)),
+            }
+            assert_eq!(m.len(), std.len());
+        }
+        let mut all: Vec<(u64, u32)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut want: Vec<(u64, u32)> = std.into_iter().collect();
+        all.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(all, want);
+        assert!(m.capacity() >= 2 * m.len());
+    }
+
+    #[test]
+    fn clearing_keeps_or_gives_back_room() {
+        let h = Hasher::new();
+        let mut m: OpenMap<u64, Vec<u8>> = OpenMap::new(&h);
+        for k in 0..10_000u64 {
+            m.get_or_insert_with(m.hash(&k), k, || Some(vec![1]));
+        }
+        let cap = m.capacity();
+        m.clear_to(5_000);
+        assert_eq!((m.len(), m.capacity()), (0, cap));
+        assert_eq!(m.get(m.hash(&7), &7), None);
+        m.get_or_insert_with(m.hash(&7), 7, || Some(vec![2]));
+        assert_eq!(m.get(m.hash(&7), &7), Some(&vec![2]));
+        m.clear_to(10);
+        assert!(m.capacity() <= 64, "{}", m.capacity());
+        assert_eq!(m.iter().count(), 0);
+    }
+
+    #[test]
+    fn a_refused_key_is_not_added() {
+        let h = Hasher::new();
+        let mut m: OpenMap<u64, u32> = OpenMap::new(&h);
+        let hash = m.hash(&7);
+        assert_eq!(m.get_or_insert_with(hash, 7, || None), None);
+        assert_eq!((m.len(), m.capacity()), (0, 0), "no room made for it");
+        assert_eq!(m.get(hash, &7), None);
+        assert_eq!(m.remove(hash, &7), None);
+    }
+}
