@@ -45,8 +45,11 @@ const AHEAD: usize = 24;
 impl WholeTotals {
     pub fn new(max_hosts: usize, max_pairs: usize) -> WholeTotals {
         WholeTotals {
-            hosts: OpenMap::new(&Hasher::new()),
-            pairs: OpenMap::new(&Hasher::new()),
+            // Its slots are a cache line each and many: three quarters
+            // full (a long capture of many pairs would otherwise hold
+            // twice the memory hashbrown's map did).
+            hosts: OpenMap::new(&Hasher::new()).dense(),
+            pairs: OpenMap::new(&Hasher::new()).dense(),
             max_hosts,
             max_pairs,
             untracked_host_bytes: 0,
