@@ -7,7 +7,7 @@
 //! so neither memory nor any one tick's work grows without bound.
 
 use crate::distinct::DistinctSet;
-use crate::openmap::OpenMap;
+use crate::openmap::{Id, OpenMap};
 use crate::rates::RateWindow;
 use crate::rules::{RuleId, RuleSet};
 use crate::shard::Hasher;
@@ -79,7 +79,7 @@ pub const MAX_SKETCHES: usize = 4_096;
 pub struct HostTable {
     /// Address to slot: a map that can fetch a key's place ahead
     /// ([`HostTable::prefetch_index`]).
-    index: OpenMap<Addr, u32>,
+    index: OpenMap<Addr, Id>,
     slots: Vec<HostState>,
     /// Beside the slots, not in them: whether a host was touched this tick
     /// is asked of every host a tick merges, before its slot is fetched
@@ -157,9 +157,9 @@ impl HostTable {
             None => self.slots.len() as u32,
         };
         let mut added = false;
-        let id = *self.index.get_or_insert_with(hash, addr, || {
+        let Id(id) = *self.index.get_or_insert_with(hash, addr, || {
             added = true;
-            room.then_some(next)
+            room.then_some(Id(next))
         })?;
         if added {
             let state = HostState {
@@ -247,7 +247,7 @@ impl HostTable {
     }
 
     pub fn id(&self, addr: Addr) -> Option<u32> {
-        self.index.get(self.index.hash(&addr), &addr).copied()
+        self.index.get(self.index.hash(&addr), &addr).map(|i| i.0)
     }
 
     /// The hash [`HostTable::upsert_hashed`] and
@@ -291,13 +291,13 @@ impl HostTable {
 
     /// Every tracked host.
     pub fn iter(&self) -> impl Iterator<Item = &HostState> {
-        self.index.values().map(|&i| &self.slots[i as usize])
+        self.index.values().map(|i| &self.slots[i.0 as usize])
     }
 
     /// Rules or limits changed: every host looks its rule up again and is
     /// looked at by the next detector pass, moved or not.
     pub fn relabel(&mut self, rules: &RuleSet) {
-        let ids: Vec<u32> = self.index.values().copied().collect();
+        let ids: Vec<u32> = self.index.values().map(|i| i.0).collect();
         for i in ids {
             let h = &mut self.slots[i as usize];
             h.rule = rules.lookup(h.addr);
@@ -414,7 +414,7 @@ impl HostTable {
 
     /// Heap memory of the table, bytes.
     pub fn bytes(&self) -> usize {
-        self.index.capacity() * OpenMap::<Addr, u32>::SLOT_BYTES
+        self.index.capacity() * OpenMap::<Addr, Id>::SLOT_BYTES
             + self.slots.capacity() * std::mem::size_of::<HostState>()
             + self.free.capacity() * 4
             + self.touched.capacity() * 4

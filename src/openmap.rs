@@ -5,6 +5,10 @@
 //! tables, larger than the caches and visited in a random order once a
 //! tick, the misses are most of the cost, and overlapping them is the gain.
 //!
+//! An empty slot is one whose value is vacant ([`Vacancy`]: no packets,
+//! no destination, no host id), so a slot is a key and a value and
+//! nothing more — the largest, a pair's totals, 48 bytes.
+//!
 //! Open addressing with linear probing, at most half full (a lookup reads
 //! one or two neighbouring slots) or, for maps of large slots where memory
 //! counts more, three quarters ([`OpenMap::dense`]); removal by shifting
@@ -16,15 +20,50 @@ use std::hash::Hash;
 
 use crate::shard::Hasher;
 
-/// A key and its value; `used` last, so that a slot that straddles two
-/// cache lines has its flag in the second ([`OpenMap::prefetch`] fetches
-/// both).
-#[derive(Debug, Clone, Default)]
-#[repr(C)]
+/// What an empty slot holds: a value that no stored value equals. Its
+/// `Default` must be vacant (an empty slot is a default one).
+pub trait Vacancy: Default {
+    /// True for the default value, false for every value stored.
+    fn is_vacant(&self) -> bool;
+}
+
+/// An index into a slab: `u32::MAX`, which a bounded table's ids never
+/// reach, is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Id(pub u32);
+
+impl Default for Id {
+    fn default() -> Id {
+        Id(u32::MAX)
+    }
+}
+
+impl Vacancy for Id {
+    fn is_vacant(&self) -> bool {
+        self.0 == u32::MAX
+    }
+}
+
+#[derive(Debug, Clone)]
 struct Slot<K, V> {
     key: K,
     val: V,
-    used: bool,
+}
+
+impl<K: Default, V: Vacancy> Default for Slot<K, V> {
+    fn default() -> Self {
+        Slot {
+            key: K::default(),
+            val: V::default(),
+        }
+    }
+}
+
+impl<K, V: Vacancy> Slot<K, V> {
+    #[inline]
+    fn used(&self) -> bool {
+        !self.val.is_vacant()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -36,7 +75,7 @@ pub struct OpenMap<K, V> {
     dense: bool,
 }
 
-impl<K: Copy + Default + Eq + Hash, V: Default> OpenMap<K, V> {
+impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
     pub fn new(hasher: &Hasher) -> OpenMap<K, V> {
         OpenMap {
             slots: Vec::new(),
@@ -95,8 +134,9 @@ impl<K: Copy + Default + Eq + Hash, V: Default> OpenMap<K, V> {
     #[inline]
     pub fn prefetch(&self, hash: u64) {
         if let Some(s) = self.slots.get(hash as usize & self.mask()) {
-            tpacket::prefetch(s);
-            tpacket::prefetch(&s.used);
+            // Both ends: a slot may straddle two cache lines.
+            tpacket::prefetch(&s.key);
+            tpacket::prefetch(&s.val);
         }
     }
 
@@ -108,7 +148,7 @@ impl<K: Copy + Default + Eq + Hash, V: Default> OpenMap<K, V> {
         let mut i = hash as usize & mask;
         loop {
             let s = &self.slots[i];
-            if !s.used {
+            if !s.used() {
                 return Err(i);
             }
             if s.key == *key {
@@ -155,17 +195,18 @@ impl<K: Copy + Default + Eq + Hash, V: Default> OpenMap<K, V> {
                 // Made before the table grows: a full table refusing a
                 // flood of new keys does not grow for them.
                 let val = make()?;
+                if val.is_vacant() {
+                    // Would read as an empty slot: not a value to store.
+                    debug_assert!(false, "a vacant value stored");
+                    return None;
+                }
                 if self.needs_room() {
                     self.grow();
                     // Not there (just looked): where it goes now.
                     let (Ok(j) | Err(j)) = self.find(hash, &key);
                     i = j;
                 }
-                self.slots[i] = Slot {
-                    key,
-                    val,
-                    used: true,
-                };
+                self.slots[i] = Slot { key, val };
                 self.len += 1;
                 i
             }
@@ -187,7 +228,7 @@ impl<K: Copy + Default + Eq + Hash, V: Default> OpenMap<K, V> {
         let mut i = hole;
         loop {
             i = (i + 1) & mask;
-            if !self.slots[i].used {
+            if !self.slots[i].used() {
                 break;
             }
             let home = self.hash(&self.slots[i].key) as usize & mask;
@@ -215,21 +256,23 @@ impl<K: Copy + Default + Eq + Hash, V: Default> OpenMap<K, V> {
     #[cold]
     fn grow(&mut self) {
         let cap = (self.slots.len() * 2).max(16);
-        let old = std::mem::replace(&mut self.slots, empty_slots(cap));
+        let mut old = std::mem::replace(&mut self.slots, empty_slots(cap));
         let mask = cap - 1;
-        for s in old.into_iter().filter(|s| s.used) {
+        // Swapped, not moved out one by one: only the used slots are
+        // touched twice.
+        for s in old.iter_mut().filter(|s| s.used()) {
             let mut i = self.hash(&s.key) as usize & mask;
-            while self.slots[i].used {
+            while self.slots[i].used() {
                 i = (i + 1) & mask;
             }
-            self.slots[i] = s;
+            std::mem::swap(&mut self.slots[i], s);
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
         self.slots
             .iter()
-            .filter(|s| s.used)
+            .filter(|s| s.used())
             .map(|s| (&s.key, &s.val))
     }
 
@@ -238,7 +281,7 @@ impl<K: Copy + Default + Eq + Hash, V: Default> OpenMap<K, V> {
     }
 }
 
-fn empty_slots<K: Default, V: Default>(n: usize) -> Vec<Slot<K, V>> {
+fn empty_slots<K: Default, V: Vacancy>(n: usize) -> Vec<Slot<K, V>> {
     std::iter::repeat_with(Slot::default).take(n).collect()
 }
 
@@ -246,6 +289,19 @@ fn empty_slots<K: Default, V: Default>(n: usize) -> Vec<Slot<K, V>> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    impl Vacancy for Vec<u8> {
+        fn is_vacant(&self) -> bool {
+            self.is_empty()
+        }
+    }
+
+    #[test]
+    fn the_default_of_every_value_kept_is_vacant() {
+        assert!(Id::default().is_vacant());
+        assert!(!Id(0).is_vacant());
+        assert!(Vec::<u8>::default().is_vacant());
+    }
 
     /// Random inserts and removals against std's map, with keys that share
     /// low hash bits often enough to make long probe runs and wrap around
@@ -258,11 +314,11 @@ mod tests {
 
     fn agrees(dense: bool) {
         let h = Hasher::new();
-        let mut m: OpenMap<u64, u32> = OpenMap::new(&h);
+        let mut m: OpenMap<u64, Id> = OpenMap::new(&h);
         if dense {
             m = m.dense();
         }
-        let mut std: HashMap<u64, u32> = HashMap::new();
+        let mut std: HashMap<u64, Id> = HashMap::new();
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for n in 0..200_000u32 {
             x ^= x << 13;
@@ -272,8 +328,8 @@ mod tests {
             let hash = m.hash(&key);
             match x >> 60 {
                 0..=8 => {
-                    let v = m.get_or_insert_with(hash, key, || Some(n)).copied();
-                    let s = *std.entry(key).or_insert(n);
+                    let v = m.get_or_insert_with(hash, key, || Some(Id(n))).copied();
+                    let s = *std.entry(key).or_insert(Id(n));
                     assert_eq!(v, Some(s));
                 }
                 9..=13 => assert_eq!(m.remove(hash, &key), std.remove(&key)),
@@ -281,8 +337,8 @@ mod tests {
             }
             assert_eq!(m.len(), std.len());
         }
-        let mut all: Vec<(u64, u32)> = m.iter().map(|(k, v)| (*k, *v)).collect();
-        let mut want: Vec<(u64, u32)> = std.into_iter().collect();
+        let mut all: Vec<(u64, Id)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut want: Vec<(u64, Id)> = std.into_iter().collect();
         all.sort_unstable();
         want.sort_unstable();
         assert_eq!(all, want);
@@ -314,7 +370,7 @@ mod tests {
     #[test]
     fn a_refused_key_is_not_added() {
         let h = Hasher::new();
-        let mut m: OpenMap<u64, u32> = OpenMap::new(&h);
+        let mut m: OpenMap<u64, Id> = OpenMap::new(&h);
         let hash = m.hash(&7);
         assert_eq!(m.get_or_insert_with(hash, 7, || None), None);
         assert_eq!((m.len(), m.capacity()), (0, 0), "no room made for it");

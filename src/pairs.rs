@@ -13,7 +13,7 @@
 
 use hashbrown::HashMap;
 
-use crate::openmap::OpenMap;
+use crate::openmap::{OpenMap, Vacancy};
 use crate::shard::Hasher;
 use crate::window::Geometry;
 use crate::wire::Addr;
@@ -50,9 +50,16 @@ enum Dests {
 }
 
 impl Default for Dests {
-    /// What an empty slot of the map holds (never read).
+    /// What an empty slot of the map holds.
     fn default() -> Dests {
         Dests::Few(Vec::new())
+    }
+}
+
+/// A source in the map has a destination at least.
+impl Vacancy for Dests {
+    fn is_vacant(&self) -> bool {
+        matches!(self, Dests::Few(v) if v.is_empty())
     }
 }
 
@@ -132,7 +139,9 @@ impl PairWindow {
     pub fn new(window_ticks: u64, max: usize, hasher: &Hasher) -> PairWindow {
         let g = || Generation {
             epoch: u64::MAX,
-            by_src: OpenMap::new(hasher),
+            // Slots of 80 bytes, as many as sources under a spoofed
+            // flood: three quarters full.
+            by_src: OpenMap::new(hasher).dense(),
             pairs: 0,
             heap: 0,
         };
@@ -296,6 +305,13 @@ mod tests {
         w.add(9, a(1), a(2), c(1));
         assert_eq!(total(&w, 9, a(1), a(2)), 61);
         assert_eq!(total(&w, 100, a(1), a(2)), 0);
+    }
+
+    #[test]
+    fn an_empty_slot_holds_no_destination_and_a_source_has_one() {
+        assert!(Dests::default().is_vacant());
+        assert!(!Dests::One(a(1), c(1)).is_vacant());
+        assert!(!Dests::Few(vec![(a(1), c(1))]).is_vacant());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::openmap::OpenMap;
+use crate::openmap::{OpenMap, Vacancy};
 use crate::shard::{Hasher, HostCounters, Shard};
 use crate::wire::Addr;
 
@@ -22,6 +22,20 @@ pub struct HostTotal {
 pub struct PairTotal {
     pub bytes: u64,
     pub packets: u64,
+}
+
+/// A host in the totals has sent or received a packet.
+impl Vacancy for HostTotal {
+    fn is_vacant(&self) -> bool {
+        self.sent_packets == 0 && self.recv_packets == 0
+    }
+}
+
+/// A pair in the totals has a packet.
+impl Vacancy for PairTotal {
+    fn is_vacant(&self) -> bool {
+        self.packets == 0
+    }
 }
 
 #[derive(Debug)]
@@ -45,9 +59,8 @@ const AHEAD: usize = 24;
 impl WholeTotals {
     pub fn new(max_hosts: usize, max_pairs: usize) -> WholeTotals {
         WholeTotals {
-            // Its slots are a cache line each and many: three quarters
-            // full (a long capture of many pairs would otherwise hold
-            // twice the memory hashbrown's map did).
+            // Slots of 48 bytes, as many as a long capture's pairs:
+            // three quarters full, about the memory hashbrown's map took.
             hosts: OpenMap::new(&Hasher::new()).dense(),
             pairs: OpenMap::new(&Hasher::new()).dense(),
             max_hosts,
@@ -68,12 +81,23 @@ impl WholeTotals {
             if let Some(&ahead) = self.hashes.get(i + AHEAD) {
                 self.hosts.prefetch(ahead);
             }
+            let total = HostTotal {
+                sent_bytes: h.sent_bytes,
+                sent_packets: h.sent_packets,
+                recv_bytes: h.recv_bytes,
+                recv_packets: h.recv_packets,
+            };
+            if total.is_vacant() {
+                continue;
+            }
             let room = self.hosts.len() < self.max_hosts;
-            match self
-                .hosts
-                .get_or_insert_with(self.hashes[i], h.addr, || room.then(HostTotal::default))
-            {
-                Some(t) => add_host(t, h),
+            let mut added = false;
+            match self.hosts.get_or_insert_with(self.hashes[i], h.addr, || {
+                added = true;
+                room.then_some(total)
+            }) {
+                Some(t) if !added => add_host(t, h),
+                Some(_) => {}
                 None => self.untracked_host_bytes += h.sent_bytes + h.recv_bytes,
             }
         }
@@ -84,15 +108,24 @@ impl WholeTotals {
             if let Some(&ahead) = self.hashes.get(i + AHEAD) {
                 self.pairs.prefetch(ahead);
             }
+            let total = PairTotal {
+                bytes: p.bytes,
+                packets: p.packets,
+            };
+            if total.is_vacant() {
+                continue;
+            }
             let room = self.pairs.len() < self.max_pairs;
-            match self
-                .pairs
-                .get_or_insert_with(self.hashes[i], (s, d), || room.then(PairTotal::default))
-            {
-                Some(t) => {
+            let mut added = false;
+            match self.pairs.get_or_insert_with(self.hashes[i], (s, d), || {
+                added = true;
+                room.then_some(total)
+            }) {
+                Some(t) if !added => {
                     t.bytes += p.bytes;
                     t.packets += p.packets;
                 }
+                Some(_) => {}
                 None => self.untracked_pair_bytes += p.bytes,
             }
         }
@@ -112,4 +145,31 @@ fn add_host(t: &mut HostTotal, h: &HostCounters) {
     t.sent_packets += h.sent_packets;
     t.recv_bytes += h.recv_bytes;
     t.recv_packets += h.recv_packets;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_slot_has_no_packet_and_a_total_has_one() {
+        assert!(HostTotal::default().is_vacant());
+        assert!(PairTotal::default().is_vacant());
+        let sent = HostTotal {
+            sent_packets: 1,
+            ..HostTotal::default()
+        };
+        let received = HostTotal {
+            recv_packets: 1,
+            ..HostTotal::default()
+        };
+        assert!(!sent.is_vacant() && !received.is_vacant());
+        assert!(
+            !PairTotal {
+                bytes: 0,
+                packets: 1
+            }
+            .is_vacant()
+        );
+    }
 }
