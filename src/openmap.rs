@@ -12,9 +12,8 @@
 //! Open addressing with linear probing, at most half full (a lookup reads
 //! one or two neighbouring slots) or, for maps of large slots where memory
 //! counts more, three quarters ([`OpenMap::dense`]); removal by shifting
-//! the probe run back
-//! (no tombstones, so a table that keeps adding and removing hosts does not
-//! fill up with them).
+//! the probe run back (no tombstones, so a table that keeps adding and
+//! removing hosts does not fill up with them).
 
 use std::hash::Hash;
 
@@ -166,15 +165,6 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
         self.find(hash, key).ok().map(|i| &self.slots[i].val)
     }
 
-    #[inline]
-    pub fn get_mut(&mut self, hash: u64, key: &K) -> Option<&mut V> {
-        if self.len == 0 {
-            return None;
-        }
-        let i = self.find(hash, key).ok()?;
-        Some(&mut self.slots[i].val)
-    }
-
     /// The value of `key`, made with `make` if it is new; `None` (and no
     /// new key) if it is new and `make` gives nothing.
     #[inline]
@@ -195,9 +185,10 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
                 // Made before the table grows: a full table refusing a
                 // flood of new keys does not grow for them.
                 let val = make()?;
+                // A vacant value would read as an empty slot: refused like
+                // a key without room (callers never make one).
+                debug_assert!(!val.is_vacant(), "a vacant value stored");
                 if val.is_vacant() {
-                    // Would read as an empty slot: not a value to store.
-                    debug_assert!(false, "a vacant value stored");
                     return None;
                 }
                 if self.needs_room() {

@@ -139,7 +139,7 @@ impl PairWindow {
     pub fn new(window_ticks: u64, max: usize, hasher: &Hasher) -> PairWindow {
         let g = || Generation {
             epoch: u64::MAX,
-            // Slots of 80 bytes, as many as sources under a spoofed
+            // Slots of 64 bytes, as many as sources under a spoofed
             // flood: three quarters full.
             by_src: OpenMap::new(hasher).dense(),
             pairs: 0,
@@ -181,6 +181,13 @@ impl PairWindow {
     /// [`crate::hosts::HostTable::hash`]) is known.
     #[inline]
     pub fn add_hashed(&mut self, tick: u64, hash: u64, src: Addr, dst: Addr, c: PairCount) -> bool {
+        // The caller's hasher must be this window's, or sources are
+        // looked up where they were not put.
+        debug_assert_eq!(
+            hash,
+            self.gens[0].by_src.hash(&src),
+            "another hasher's hash"
+        );
         let epoch = self.geo.bucket(tick);
         let g = &mut self.gens[(epoch % GENERATIONS as u64) as usize];
         if g.epoch != epoch {

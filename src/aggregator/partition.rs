@@ -169,7 +169,14 @@ impl Partition {
         // overlap instead of being waited for one by one.
         let mut hashes = std::mem::take(&mut self.hashes);
         hashes.clear();
-        hashes.extend(shard.hosts().iter().map(|h| self.hosts.hash(&h.addr)));
+        // Another partition's hosts are not looked up here (0: nothing).
+        hashes.extend(shard.hosts().iter().map(|h| {
+            if self.owns(h.addr) {
+                self.hosts.hash(&h.addr)
+            } else {
+                0
+            }
+        }));
         for (i, h) in shard.hosts().iter().enumerate() {
             if let Some(&ahead) = hashes.get(i + AHEAD) {
                 self.hosts.prefetch_index(ahead);

@@ -3,10 +3,12 @@
 //! sliding windows the detectors use. Bounded like the live tables: what
 //! does not fit is counted as untracked.
 
+use std::hash::Hash;
+
 use serde::Serialize;
 
 use crate::openmap::{OpenMap, Vacancy};
-use crate::shard::{Hasher, HostCounters, Shard};
+use crate::shard::{Hasher, Shard};
 use crate::wire::Addr;
 
 /// Sent and received over the whole replay.
@@ -73,62 +75,30 @@ impl WholeTotals {
 
     /// Adds a tick's shard.
     pub fn add(&mut self, shard: &Shard) {
-        let hosts = shard.hosts();
-        self.hashes.clear();
-        self.hashes
-            .extend(hosts.iter().map(|h| self.hosts.hash(&h.addr)));
-        for (i, h) in hosts.iter().enumerate() {
-            if let Some(&ahead) = self.hashes.get(i + AHEAD) {
-                self.hosts.prefetch(ahead);
-            }
-            let total = HostTotal {
-                sent_bytes: h.sent_bytes,
-                sent_packets: h.sent_packets,
-                recv_bytes: h.recv_bytes,
-                recv_packets: h.recv_packets,
-            };
-            if total.is_vacant() {
-                continue;
-            }
-            let room = self.hosts.len() < self.max_hosts;
-            let mut added = false;
-            match self.hosts.get_or_insert_with(self.hashes[i], h.addr, || {
-                added = true;
-                room.then_some(total)
-            }) {
-                Some(t) if !added => add_host(t, h),
-                Some(_) => {}
-                None => self.untracked_host_bytes += h.sent_bytes + h.recv_bytes,
-            }
-        }
-        self.hashes.clear();
-        self.hashes
-            .extend(shard.pairs().map(|(s, d, _)| self.pairs.hash(&(s, d))));
-        for (i, (s, d, p)) in shard.pairs().enumerate() {
-            if let Some(&ahead) = self.hashes.get(i + AHEAD) {
-                self.pairs.prefetch(ahead);
-            }
-            let total = PairTotal {
-                bytes: p.bytes,
-                packets: p.packets,
-            };
-            if total.is_vacant() {
-                continue;
-            }
-            let room = self.pairs.len() < self.max_pairs;
-            let mut added = false;
-            match self.pairs.get_or_insert_with(self.hashes[i], (s, d), || {
-                added = true;
-                room.then_some(total)
-            }) {
-                Some(t) if !added => {
-                    t.bytes += p.bytes;
-                    t.packets += p.packets;
-                }
-                Some(_) => {}
-                None => self.untracked_pair_bytes += p.bytes,
-            }
-        }
+        let hosts = || {
+            shard.hosts().iter().map(|h| {
+                let total = HostTotal {
+                    sent_bytes: h.sent_bytes,
+                    sent_packets: h.sent_packets,
+                    recv_bytes: h.recv_bytes,
+                    recv_packets: h.recv_packets,
+                };
+                (h.addr, total)
+            })
+        };
+        self.untracked_host_bytes +=
+            add_all(&mut self.hosts, &mut self.hashes, hosts, self.max_hosts);
+        let pairs = || {
+            shard.pairs().map(|(s, d, p)| {
+                let total = PairTotal {
+                    bytes: p.bytes,
+                    packets: p.packets,
+                };
+                ((s, d), total)
+            })
+        };
+        self.untracked_pair_bytes +=
+            add_all(&mut self.pairs, &mut self.hashes, pairs, self.max_pairs);
     }
 
     pub fn hosts(&self) -> impl Iterator<Item = (Addr, &HostTotal)> + '_ {
@@ -140,16 +110,106 @@ impl WholeTotals {
     }
 }
 
-fn add_host(t: &mut HostTotal, h: &HostCounters) {
-    t.sent_bytes += h.sent_bytes;
-    t.sent_packets += h.sent_packets;
-    t.recv_bytes += h.recv_bytes;
-    t.recv_packets += h.recv_packets;
+/// Totals that add up, and whose bytes count as untracked when they do
+/// not fit.
+trait Total: Vacancy + Copy {
+    fn add(&mut self, o: &Self);
+    fn bytes(&self) -> u64;
+}
+
+impl Total for HostTotal {
+    fn add(&mut self, o: &HostTotal) {
+        self.sent_bytes += o.sent_bytes;
+        self.sent_packets += o.sent_packets;
+        self.recv_bytes += o.recv_bytes;
+        self.recv_packets += o.recv_packets;
+    }
+
+    fn bytes(&self) -> u64 {
+        self.sent_bytes + self.recv_bytes
+    }
+}
+
+impl Total for PairTotal {
+    fn add(&mut self, o: &PairTotal) {
+        self.bytes += o.bytes;
+        self.packets += o.packets;
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// Adds a tick's totals by key into `map`, bounded by `max` keys, each
+/// key's slot fetched a few keys ahead. Returns the bytes that did not
+/// fit: of new keys past the bound, and of totals without a packet (a
+/// flow record's; the map cannot hold those).
+fn add_all<K, T, I>(
+    map: &mut OpenMap<K, T>,
+    hashes: &mut Vec<u64>,
+    items: impl Fn() -> I,
+    max: usize,
+) -> u64
+where
+    K: Copy + Default + Eq + Hash,
+    T: Total,
+    I: Iterator<Item = (K, T)>,
+{
+    hashes.clear();
+    hashes.extend(items().map(|(k, _)| map.hash(&k)));
+    let mut untracked = 0;
+    for (i, (key, total)) in items().enumerate() {
+        if let Some(&ahead) = hashes.get(i + AHEAD) {
+            map.prefetch(ahead);
+        }
+        if total.is_vacant() {
+            untracked += total.bytes();
+            continue;
+        }
+        let room = map.len() < max;
+        let mut added = false;
+        match map.get_or_insert_with(hashes[i], key, || {
+            added = true;
+            room.then_some(total)
+        }) {
+            Some(t) if !added => t.add(&total),
+            Some(_) => {}
+            None => untracked += total.bytes(),
+        }
+    }
+    untracked
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn host(sent: u64, packets: u64) -> HostTotal {
+        HostTotal {
+            sent_bytes: sent,
+            sent_packets: packets,
+            ..HostTotal::default()
+        }
+    }
+
+    #[test]
+    fn totals_add_up_to_the_bound_and_the_rest_is_untracked() {
+        let mut map = OpenMap::new(&Hasher::new()).dense();
+        let mut hashes = Vec::new();
+        let tick = [(1u64, host(100, 1)), (2, host(10, 1)), (3, host(7, 0))];
+        // Key 3's total has bytes but no packet: untracked, not dropped.
+        assert_eq!(add_all(&mut map, &mut hashes, || tick.into_iter(), 2), 7);
+        let next = [(1u64, host(50, 2)), (4, host(5, 1)), (2, host(1, 1))];
+        // Key 4 is new and the map holds its bound of 2.
+        assert_eq!(add_all(&mut map, &mut hashes, || next.into_iter(), 2), 5);
+        let mut got: Vec<(u64, u64, u64)> = map
+            .iter()
+            .map(|(k, t)| (*k, t.sent_bytes, t.sent_packets))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, [(1, 150, 3), (2, 11, 2)]);
+    }
 
     #[test]
     fn an_empty_slot_has_no_packet_and_a_total_has_one() {
