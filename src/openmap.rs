@@ -247,16 +247,15 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
     #[cold]
     fn grow(&mut self) {
         let cap = (self.slots.len() * 2).max(16);
-        let mut old = std::mem::replace(&mut self.slots, empty_slots(cap));
+        let old = std::mem::replace(&mut self.slots, empty_slots(cap));
         let mask = cap - 1;
-        // Swapped, not moved out one by one: only the used slots are
-        // touched twice.
-        for s in old.iter_mut().filter(|s| s.used()) {
+        // Moved out of the old table, which is read once and not written.
+        for s in old.into_iter().filter(Slot::used) {
             let mut i = self.hash(&s.key) as usize & mask;
             while self.slots[i].used() {
                 i = (i + 1) & mask;
             }
-            std::mem::swap(&mut self.slots[i], s);
+            self.slots[i] = s;
         }
     }
 
@@ -273,7 +272,16 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
 }
 
 fn empty_slots<K: Default, V: Vacancy>(n: usize) -> Vec<Slot<K, V>> {
-    std::iter::repeat_with(Slot::default).take(n).collect()
+    // Where an empty slot is all zero bytes, the compiler would turn an
+    // allocation followed by writing empty slots into a zeroed allocation
+    // (calloc) that writes nothing: then each page is faulted in twice,
+    // read (the shared zero page) as a probe passes over it and again when
+    // a key is written to it. Hidden from the optimizer between the two,
+    // the table is written now, each page faulted in once, in order.
+    let mut v: Vec<Slot<K, V>> = Vec::with_capacity(n);
+    std::hint::black_box(&mut v);
+    v.extend(std::iter::repeat_with(Slot::default).take(n));
+    v
 }
 
 #[cfg(test)]

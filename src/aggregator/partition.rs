@@ -401,8 +401,8 @@ impl Partition {
 
     /// Every host it tracks: all it takes counts of (and pairs from) when
     /// full.
-    pub fn tracked(&self, mut f: impl FnMut(Addr)) {
-        self.hosts.iter().for_each(|h| f(h.addr));
+    pub fn tracked(&self, f: impl FnMut(Addr)) {
+        self.hosts.addrs().for_each(f);
     }
 
     /// How many [`Partition::tracked`] gives.

@@ -28,9 +28,7 @@ impl Partition {
             *bits.entry(addr).or_default() |= kind.bit();
         }
         let hosts = &self.hosts;
-        let mut ids = self.ranking.top(MAX_LISTED_HOSTS, |a, b| {
-            hosts.slot(a).addr.cmp(&hosts.slot(b).addr)
-        });
+        let mut ids = self.ranking.top(MAX_LISTED_HOSTS, |id| hosts.slot(id).addr);
         let mut listed: hashbrown::HashSet<u32, Hasher> = ids.iter().copied().collect();
         for addr in bits.keys() {
             if let Some(id) = self.hosts.id(*addr) {
