@@ -1,0 +1,122 @@
+//! The same aggregator split over partitions (threads) gives the same
+//! counts, alerts and evidence: a source and its destinations, a victim and
+//! its sources, sit in different partitions.
+
+use super::*;
+
+fn agg4(extra: &str) -> Aggregator {
+    Aggregator::with_threads(&config(extra), RuntimeInfo::default(), 4)
+}
+
+#[test]
+fn counts_and_destinations_add_up_across_partitions() {
+    let mut g = agg4("");
+    assert_eq!(g.threads(), 4);
+    let mut pkts = Vec::new();
+    for d in 2..40 {
+        pkts.push(pkt(1, d, 10, 80, Role::Other));
+        pkts.push(pkt(d, 1, 3, 80, Role::Other));
+    }
+    let (s, _) = tick(&mut g, 0, &pkts);
+    let h1 = host(&s, 1);
+    assert_eq!((h1.sent_bytes, h1.recv_bytes), (380, 114));
+    assert_eq!(h1.destinations.len(), 3, "keep_destinations = 3");
+    assert_eq!(s.hosts.len(), 39);
+    assert_eq!(s.tables.hosts, 39);
+    assert_eq!(s.hosts[0].addr, a(1), "largest sender first");
+    assert_eq!(s.window.bytes, 380 + 114);
+}
+
+#[test]
+fn an_inbound_alert_has_its_sources_from_every_partition() {
+    let mut g = agg4("");
+    let flood: Vec<_> = (0..=250u8)
+        .map(|n| Summary {
+            src: Addr::from_v4([198, 51, 100, n]),
+            dst: a(9),
+            l3_len: 20,
+            proto: proto::UDP,
+            dst_port: 53,
+            has_ports: true,
+            role: Role::Initiation,
+            ..Summary::default()
+        })
+        .collect();
+    let mut ev = Vec::new();
+    for t in 0..2 {
+        ev.extend(tick(&mut g, t, &flood).1);
+    }
+    let i = opened(&ev, AlertKind::Inbound);
+    assert_eq!(i.len(), 1, "{ev:?}");
+    assert_eq!(i[0].evidence.sources.len(), 10);
+    assert_eq!(i[0].value, 251 * 20, "opened at the first tick over 5000");
+}
+
+#[test]
+fn scans_and_alert_ids_across_partitions() {
+    let mut g = agg4("");
+    let mut pkts = Vec::new();
+    for src in 1..=8u8 {
+        for d in 100..105 {
+            pkts.push(pkt(src, d, 60, 80, Role::Initiation));
+        }
+    }
+    let (snap, ev) = tick(&mut g, 0, &pkts);
+    let s = opened(&ev, AlertKind::AddressScan);
+    assert_eq!(s.len(), 8);
+    let mut ids: Vec<u64> = s.iter().map(|a| a.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids, (1..=8).collect::<Vec<_>>(), "unique ids");
+    assert_eq!(snap.alerts.len(), 8);
+    assert!(snap.alerts.windows(2).all(|w| w[0].id < w[1].id));
+    // They close after the window and the hold-down, in every partition.
+    let mut closed_n = 0;
+    for t in 1..=20 {
+        closed_n += closed(&tick(&mut g, t, &[]).1, AlertKind::AddressScan).len();
+    }
+    assert_eq!(closed_n, 8);
+}
+
+#[test]
+fn failed_mode_resolves_across_partitions() {
+    let mut g = Aggregator::with_threads(
+        &config("").tap(|c| c.scan.count = ScanCount::Failed),
+        RuntimeInfo::default(),
+        3,
+    );
+    let mut pkts = Vec::new();
+    for d in 10..15 {
+        pkts.push(pkt(1, d, 60, 80, Role::Initiation));
+        pkts.push(pkt(d, 1, 60, 80, Role::Reply));
+        pkts.push(pkt(2, d + 10, 60, 80, Role::Initiation));
+    }
+    let (_, ev) = tick(&mut g, 0, &pkts);
+    assert!(ev.is_empty());
+    let (_, ev) = tick(&mut g, 1, &[]);
+    let s = opened(&ev, AlertKind::AddressScan);
+    assert_eq!(s.len(), 1, "{ev:?}");
+    assert_eq!(s[0].subject, a(2).ip());
+}
+
+#[test]
+fn restored_alerts_go_to_their_partition_and_close() {
+    let mut g = agg4("");
+    let (_, ev) = tick(&mut g, 0, &[pkt(1, 2, 2000, 80, Role::Other)]);
+    let open = opened(&ev, AlertKind::Traffic)[0].clone();
+    let mut g2 = agg4("");
+    g2.restore(
+        vec![open.clone()],
+        open.id,
+        Now {
+            tick: 0,
+            unix_ms: 0,
+        },
+    );
+    tick(&mut g2, 0, &[]);
+    tick(&mut g2, 1, &[]);
+    let (_, ev) = tick(&mut g2, 2, &[]);
+    assert_eq!(closed(&ev, AlertKind::Traffic)[0].id, open.id);
+    let (_, ev) = tick(&mut g2, 3, &[pkt(5, 2, 2000, 80, Role::Other)]);
+    assert_eq!(opened(&ev, AlertKind::Traffic)[0].id, open.id + 1);
+}
