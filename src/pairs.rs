@@ -238,6 +238,12 @@ impl PairWindow {
             .prefetch(hash);
     }
 
+    /// Generations still in the window at `now`: with one, no pair
+    /// appears twice in [`PairWindow::for_each`].
+    pub fn live_generations(&self, now: u64) -> usize {
+        self.live(now).count()
+    }
+
     fn live(&self, now: u64) -> impl Iterator<Item = &Generation> {
         let cur = self.geo.bucket(now);
         self.gens.iter().filter(move |g| {

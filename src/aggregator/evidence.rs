@@ -20,11 +20,38 @@ pub const SCANNED: usize = 20;
 /// Ports listed for a port scan.
 pub const PORTS: usize = 50;
 
-/// Bytes, packets and role bits per peer of one subject.
-pub type PeerTotals = HashMap<Addr, (u64, u64, u8), Hasher>;
+/// A peer of one subject: its address, bytes, packets and role bits.
+pub type PeerTotal = (Addr, u64, u64, u8);
 
-/// The sources toward each inbound subject, gathered from every partition.
-pub type Sources = HashMap<Addr, PeerTotals, Hasher>;
+/// The sources toward each inbound subject, gathered from every partition:
+/// one entry per pair and generation as they are met, then, if a pair was
+/// met in two generations, [`merge_sources`] makes it one per source.
+/// (Pushed, not summed into a map as they come: under a spoofed flood a
+/// victim has 65 536 sources, and a map of them, grown and probed at
+/// random, was most of the cost of gathering them.)
+pub type Sources = HashMap<Addr, Vec<PeerTotal>, Hasher>;
+
+/// Sorts each subject's sources by address and adds up the entries of one
+/// source (a pair held in several generations, or several partitions).
+pub fn merge_sources(sources: &mut Sources) {
+    for v in sources.values_mut() {
+        merge_by_address(v);
+    }
+}
+
+/// Sorts peers by address, one entry per address, their counts added.
+fn merge_by_address(v: &mut Vec<PeerTotal>) {
+    v.sort_unstable_by_key(|p| p.0);
+    v.dedup_by(|later, first| {
+        if later.0 != first.0 {
+            return false;
+        }
+        first.1 += later.1;
+        first.2 += later.2;
+        first.3 |= later.3;
+        true
+    });
+}
 
 /// The evidence of the `wanted` alerts: a source's peers from its own
 /// pairs in `pairs`, an inbound subject's sources from `into` (gathered from
@@ -37,7 +64,7 @@ pub fn gather(
     (scan_window, port_window): (u64, u64),
     into: &Sources,
 ) -> Vec<((AlertKind, Addr), Evidence)> {
-    let mut peers: Vec<(Addr, u64, u64, u8)> = Vec::new();
+    let mut peers: Vec<PeerTotal> = Vec::new();
     wanted
         .iter()
         .map(|&(kind, a)| {
@@ -73,8 +100,8 @@ pub fn gather(
                 // (all their traffic: pairs are not kept by class).
                 k if !k.subject_is_source() => {
                     peers.clear();
-                    if let Some(m) = into.get(&a) {
-                        peers.extend(m.iter().map(|(&p, e)| (p, e.0, e.1, e.2)));
+                    if let Some(v) = into.get(&a) {
+                        peers.extend_from_slice(v);
                     }
                     ev.sources = top(&mut peers, PEERS, |_| true);
                 }
@@ -91,27 +118,13 @@ pub fn gather(
 /// The destinations of source `a` over the window into `out`, one entry
 /// per destination (a pair may sit in several generations): its own pairs,
 /// sorted and merged, not a pass over every pair.
-pub fn destinations_of(
-    pairs: &PairWindow,
-    a: Addr,
-    tick: u64,
-    out: &mut Vec<(Addr, u64, u64, u8)>,
-) {
+pub fn destinations_of(pairs: &PairWindow, a: Addr, tick: u64, out: &mut Vec<PeerTotal>) {
     out.clear();
     pairs.for_each_of(tick, a, |d, c| out.push((d, c.bytes, c.packets, c.roles)));
-    out.sort_unstable_by_key(|p| p.0);
-    out.dedup_by(|later, first| {
-        if later.0 != first.0 {
-            return false;
-        }
-        first.1 += later.1;
-        first.2 += later.2;
-        first.3 |= later.3;
-        true
-    });
+    merge_by_address(out);
 }
 
-fn top(v: &mut Vec<(Addr, u64, u64, u8)>, n: usize, keep: impl Fn(u8) -> bool) -> Vec<Peer> {
+fn top(v: &mut Vec<PeerTotal>, n: usize, keep: impl Fn(u8) -> bool) -> Vec<Peer> {
     v.retain(|p| keep(p.3));
     if v.len() > n {
         v.select_nth_unstable_by(n - 1, |x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));

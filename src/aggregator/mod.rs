@@ -534,8 +534,12 @@ impl Aggregator {
             }
         }
         if !sources.is_empty() {
+            let mut twice = false;
             for p in &self.parts {
-                p.sources_into(tick, &mut sources);
+                twice |= p.sources_into(tick, &mut sources);
+            }
+            if twice {
+                evidence::merge_sources(&mut sources);
             }
         }
         sources

@@ -676,19 +676,20 @@ impl Partition {
         }
     }
 
-    /// Adds the sources toward each of `victims` in this partition's pairs.
-    pub fn sources_into(&self, tick: u64, sources: &mut Sources) {
+    /// Adds the sources toward each of `victims` in this partition's
+    /// pairs. True if a source may have come twice (its pair held in two
+    /// generations): [`evidence::merge_sources`] is then needed. (A
+    /// source's pairs are all in its own partition.)
+    pub fn sources_into(&self, tick: u64, sources: &mut Sources) -> bool {
         if sources.is_empty() {
-            return;
+            return false;
         }
         self.pairs.for_each(tick, |s, d, c| {
-            if let Some(m) = sources.get_mut(&d) {
-                let e = m.entry(s).or_default();
-                e.0 += c.bytes;
-                e.1 += c.packets;
-                e.2 |= c.roles;
+            if let Some(v) = sources.get_mut(&d) {
+                v.push((s, c.bytes, c.packets, c.roles));
             }
         });
+        self.pairs.live_generations(tick) > 1
     }
 
     /// Marks every host for the next detector pass.

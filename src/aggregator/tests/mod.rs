@@ -329,6 +329,28 @@ fn inbound_flood_from_spoofed_sources() {
 }
 
 #[test]
+fn an_inbound_alert_adds_up_a_source_held_in_two_pair_generations() {
+    // The pair window keeps quarters of the 10-tick window (2 ticks each):
+    // ticks 0 and 2 put each source's pair in two generations.
+    let mut g = agg("");
+    let from = |src: u8| pkt(src, 9, 1000, 53, Role::Initiation);
+    let burst: Vec<_> = (1..=3).map(from).collect();
+    let (_, ev) = tick(&mut g, 0, &burst);
+    assert!(opened(&ev, AlertKind::Inbound).is_empty());
+    let (_, ev) = tick(&mut g, 2, &burst);
+    let i = opened(&ev, AlertKind::Inbound);
+    assert_eq!(i.len(), 1, "{ev:?}");
+    let got: Vec<_> = i[0]
+        .evidence
+        .sources
+        .iter()
+        .map(|p| (p.ip, p.bytes, p.packets))
+        .collect();
+    let want: Vec<_> = (1..=3).map(|n| (a(n).ip(), 2000, 2)).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
 fn ignored_networks_get_no_alerts_but_are_counted() {
     let mut g = agg("[[rule]]\nnetworks = [\"10.0.0.0/30\"]\nignore = true\n");
     let (snap, ev) = tick(&mut g, 0, &[pkt(1, 2, 5000, 80, Role::Other)]);
