@@ -135,6 +135,15 @@ impl HostTable {
         self.changes
     }
 
+    /// Makes room in the index for `hosts` hosts in all (at most the
+    /// bound), where a batch of that many is coming: at least that many
+    /// will be held after it (those it holds already, those it takes).
+    pub fn reserve(&mut self, hosts: usize) {
+        if hosts > self.index.len() {
+            self.index.reserve(hosts.min(self.max));
+        }
+    }
+
     /// A new bound (reload); hosts beyond it stay until swept.
     pub fn set_max(&mut self, max: usize) {
         self.max = max;

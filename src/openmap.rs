@@ -94,11 +94,29 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
     /// True if one more key needs more slots.
     #[inline]
     fn needs_room(&self) -> bool {
-        let n = self.len + 1;
+        !self.fits(self.len + 1, self.slots.len())
+    }
+
+    /// True if `keys` keys fit in `slots` slots.
+    fn fits(&self, keys: usize, slots: usize) -> bool {
         if self.dense {
-            n * 4 > self.slots.len() * 3
+            keys * 4 <= slots * 3
         } else {
-            n * 2 > self.slots.len()
+            keys * 2 <= slots
+        }
+    }
+
+    /// Makes room for `keys` keys in all, at once: a batch known to bring
+    /// that many grows the table once instead of doubling it step by step
+    /// (each step writing a new table and moving every key). Never
+    /// shrinks it.
+    pub fn reserve(&mut self, keys: usize) {
+        let mut cap = self.slots.len().max(16);
+        while !self.fits(keys, cap) {
+            cap *= 2;
+        }
+        if cap > self.slots.len() {
+            self.grow_to(cap);
         }
     }
 
@@ -246,7 +264,12 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
 
     #[cold]
     fn grow(&mut self) {
-        let cap = (self.slots.len() * 2).max(16);
+        self.grow_to((self.slots.len() * 2).max(16));
+    }
+
+    /// Moves the keys to a table of `cap` slots (a power of two, larger).
+    fn grow_to(&mut self, cap: usize) {
+        debug_assert!(cap.is_power_of_two() && cap > self.slots.len());
         let old = std::mem::replace(&mut self.slots, empty_slots(cap));
         let mask = cap - 1;
         // Moved out of the old table, which is read once and not written.

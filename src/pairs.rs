@@ -188,21 +188,10 @@ impl PairWindow {
             self.gens[0].by_src.hash(&src),
             "another hasher's hash"
         );
-        let epoch = self.geo.bucket(tick);
-        let g = &mut self.gens[(epoch % GENERATIONS as u64) as usize];
-        if g.epoch != epoch {
-            if g.epoch != u64::MAX && g.epoch > epoch {
-                // A generation newer than this tick already took the slot:
-                // the tick is older than the window.
-                return false;
-            }
-            self.len -= g.pairs;
-            g.pairs = 0;
-            g.heap = 0;
-            let keep = self.len / GENERATIONS;
-            g.by_src.clear_to(keep.max(1024));
-            g.epoch = epoch;
-        }
+        let Some(gi) = self.generation(tick) else {
+            return false;
+        };
+        let g = &mut self.gens[gi];
         let full = self.len >= self.max;
         let mut added = false;
         let Some(dests) = g.by_src.get_or_insert_with(hash, src, || {
@@ -226,6 +215,42 @@ impl PairWindow {
         g.pairs += 1;
         self.len += 1;
         true
+    }
+
+    /// The generation tick `tick` goes to, started afresh if it held an
+    /// older quarter; `None` if the tick is older than the window.
+    fn generation(&mut self, tick: u64) -> Option<usize> {
+        let epoch = self.geo.bucket(tick);
+        let gi = (epoch % GENERATIONS as u64) as usize;
+        let g = &mut self.gens[gi];
+        if g.epoch != epoch {
+            if g.epoch != u64::MAX && g.epoch > epoch {
+                // A generation newer than this tick already took the slot.
+                return None;
+            }
+            self.len -= g.pairs;
+            g.pairs = 0;
+            g.heap = 0;
+            let keep = self.len / GENERATIONS;
+            g.by_src.clear_to(keep.max(1024));
+            g.epoch = epoch;
+        }
+        Some(gi)
+    }
+
+    /// Makes room in the generation of `tick` for `sources` sources in
+    /// all, where a merge is about to add pairs from that many: at least
+    /// that many will be there after it, unless the bound on pairs stops
+    /// new ones (the room is capped by what the bound leaves).
+    pub fn reserve(&mut self, tick: u64, sources: usize) {
+        let room = self.max.saturating_sub(self.len);
+        if let Some(gi) = self.generation(tick) {
+            let g = &mut self.gens[gi];
+            let n = sources.min(g.by_src.len() + room);
+            if n > g.by_src.len() {
+                g.by_src.reserve(n);
+            }
+        }
     }
 
     /// Starts loading where the generation of `tick` keeps the source of

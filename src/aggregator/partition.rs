@@ -170,13 +170,18 @@ impl Partition {
         let mut hashes = std::mem::take(&mut self.hashes);
         hashes.clear();
         // Another partition's hosts are not looked up here (0: nothing).
+        let mut owned = 0;
         hashes.extend(shard.hosts().iter().map(|h| {
             if self.owns(h.addr) {
+                owned += 1;
                 self.hosts.hash(&h.addr)
             } else {
                 0
             }
         }));
+        // A tick of more hosts than the table holds (a flood of new
+        // sources filling it) sizes the index once.
+        self.hosts.reserve(owned);
         for (i, h) in shard.hosts().iter().enumerate() {
             if let Some(&ahead) = hashes.get(i + AHEAD) {
                 self.hosts.prefetch_index(ahead);
@@ -199,6 +204,7 @@ impl Partition {
         self.hashes = hashes;
         let bucket = g.bucket(t);
         let ring = g.ring(bucket);
+        let mut sources = 0;
         for (i, h) in shard.hosts().iter().enumerate() {
             if let Some(&ahead) = ids.get(i + AHEAD) {
                 self.hosts.prefetch(ahead, ring);
@@ -213,6 +219,7 @@ impl Partition {
             if id == u32::MAX {
                 continue;
             }
+            sources += usize::from(h.sent_packets > 0);
             if rates {
                 if let Some(r) = shard.rates_of(i) {
                     self.add_rates(id, t, h, &r);
@@ -233,6 +240,7 @@ impl Partition {
             }
             seen(&mut self.expiries, st, id, t, horizon);
         }
+        self.pairs.reserve(t, sources);
         let hosts = shard.hosts();
         let pairs = shard.pairs_by_index();
         let mut ahead = shard.pairs_by_index().skip(AHEAD);
