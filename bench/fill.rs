@@ -3,9 +3,9 @@
 //! datagram each to one victim, merged into an empty aggregator on the
 //! defaults (65 536 hosts: the first ones taken, the rest refused) and the
 //! tick closed (detectors, the victim's alert and its sources, snapshot,
-//! the admission published). This is
-//! the cost a flood's first tick puts on the aggregator, once per flood,
-//! before the workers screen its sources (`src/admission.rs`).
+//! the admission published). This is the cost a flood's first tick puts on
+//! the aggregator, once per flood, before the workers screen its sources
+//! (`src/admission.rs`).
 //!
 //! Run: `cargo bench --bench fill`.
 

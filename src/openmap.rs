@@ -372,6 +372,39 @@ mod tests {
     }
 
     #[test]
+    fn reserving_grows_once_keeps_every_key_and_never_shrinks() {
+        for dense in [false, true] {
+            let h = Hasher::new();
+            let mut m: OpenMap<u64, Id> = OpenMap::new(&h);
+            if dense {
+                m = m.dense();
+            }
+            for k in 0..100u64 {
+                m.get_or_insert_with(m.hash(&k), k, || Some(Id(k as u32)));
+            }
+            m.reserve(10_000);
+            let cap = m.capacity();
+            assert!(cap.is_power_of_two());
+            // Room for all of them, and no more than one doubling beyond.
+            assert!(m.fits(10_000, cap) && !m.fits(10_000, cap / 2), "{cap}");
+            for k in 0..100u64 {
+                assert_eq!(m.get(m.hash(&k), &k), Some(&Id(k as u32)));
+            }
+            for k in 100..10_000u64 {
+                m.get_or_insert_with(m.hash(&k), k, || Some(Id(k as u32)));
+            }
+            assert_eq!(
+                m.capacity(),
+                cap,
+                "the batch it was reserved for did not grow it"
+            );
+            m.reserve(10);
+            assert_eq!(m.capacity(), cap);
+            assert!((0..10_000u64).all(|k| m.get(m.hash(&k), &k) == Some(&Id(k as u32))));
+        }
+    }
+
+    #[test]
     fn clearing_keeps_or_gives_back_room() {
         let h = Hasher::new();
         let mut m: OpenMap<u64, Vec<u8>> = OpenMap::new(&h);

@@ -243,8 +243,8 @@ impl PairWindow {
     /// that many will be there after it, unless the bound on pairs stops
     /// new ones (the room is capped by what the bound leaves).
     pub fn reserve(&mut self, tick: u64, sources: usize) {
-        let room = self.max.saturating_sub(self.len);
         if let Some(gi) = self.generation(tick) {
+            let room = self.max.saturating_sub(self.len);
             let g = &mut self.gens[gi];
             let n = sources.min(g.by_src.len() + room);
             if n > g.by_src.len() {

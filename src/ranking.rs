@@ -398,11 +398,12 @@ mod tests {
         let got = r.top(20, tie);
         let want: Vec<u32> = (3000..3010u32).rev().chain((2990..3000u32).rev()).collect();
         assert_eq!(got, want);
-        // Kept order, patched after a move within the crowd.
-        r.set(5, 50);
+        // Kept order, patched after a move within the crowd (51 shares the
+        // bucket of 50) and a host leaving it.
+        r.set(5, 51);
         r.remove(2999);
         let got = r.top(12, tie);
-        let want: Vec<u32> = (3000..3010u32).rev().chain([2998, 2997]).collect();
+        let want: Vec<u32> = (3000..3010u32).rev().chain([5, 2998]).collect();
         assert_eq!(got, want);
     }
 

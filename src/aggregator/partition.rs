@@ -241,7 +241,11 @@ impl Partition {
             }
             seen(&mut self.expiries, st, id, t, horizon);
         }
-        self.pairs.reserve(t, sources);
+        // Only where a pair will be added: the generation of `t` starts
+        // then, as it would at that pair.
+        if sources > 0 {
+            self.pairs.reserve(t, sources);
+        }
         let hosts = shard.hosts();
         let pairs = shard.pairs_by_index();
         let mut ahead = shard.pairs_by_index().skip(AHEAD);

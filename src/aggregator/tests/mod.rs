@@ -302,13 +302,12 @@ fn port_window_is_its_own() {
     assert_eq!(opened(&ev, AlertKind::PortScan).len(), 1);
 }
 
-#[test]
-fn inbound_flood_from_spoofed_sources() {
-    let mut g = agg("");
-    let flood: Vec<_> = (0..=250u8)
+/// 251 datagrams of 20 bytes toward `dst`, each from a source of its own.
+fn flood_toward(dst: Addr) -> Vec<Summary> {
+    (0..=250u8)
         .map(|n| Summary {
             src: Addr::from_v4([198, 51, 100, n]),
-            dst: a(9),
+            dst,
             l3_len: 20,
             proto: proto::UDP,
             dst_port: 53,
@@ -316,7 +315,13 @@ fn inbound_flood_from_spoofed_sources() {
             role: Role::Initiation,
             ..Summary::default()
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn inbound_flood_from_spoofed_sources() {
+    let mut g = agg("");
+    let flood = flood_toward(a(9));
     let mut ev = Vec::new();
     for t in 0..2 {
         ev.extend(tick(&mut g, t, &flood).1);

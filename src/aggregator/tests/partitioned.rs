@@ -30,18 +30,7 @@ fn counts_and_destinations_add_up_across_partitions() {
 #[test]
 fn an_inbound_alert_has_its_sources_from_every_partition() {
     let mut g = agg4("");
-    let flood: Vec<_> = (0..=250u8)
-        .map(|n| Summary {
-            src: Addr::from_v4([198, 51, 100, n]),
-            dst: a(9),
-            l3_len: 20,
-            proto: proto::UDP,
-            dst_port: 53,
-            has_ports: true,
-            role: Role::Initiation,
-            ..Summary::default()
-        })
-        .collect();
+    let flood = flood_toward(a(9));
     let mut ev = Vec::new();
     for t in 0..2 {
         ev.extend(tick(&mut g, t, &flood).1);
