@@ -286,7 +286,7 @@ print(f"| spoofed sources, 64 B | {count:,} | {count / (t1 - t0) / 1e6:.3f} | {a
       f"{ta_ns / fnm_ns if fnm_ns else 0:.2f} |")
 print()
 print(f"Of the packets we counted, {screened:,} came from sources our workers left to the untracked totals "
-      "as they arrived, the host and pair tables being full.")
+      "as they arrived, the host table having no room left for them.")
 PY
     # Our CPU per thread for the flood (ms), the busiest first.
     join -a 2 -e 0 -o 2.1,1.2,2.2 $WORK/threads0 $WORK/threads1 \

@@ -1,7 +1,7 @@
 //! Parse + shard update on synthetic frames in memory: the per-packet work
 //! of a capture worker (its [`Counter`] pipeline), without the ring.
 //!
-//! Two populations, each a pass over one million 64-byte Ethernet frames
+//! Populations, each a pass over one million 64-byte Ethernet frames
 //! (UDP and TCP SYN, IPv4, a tenth IPv6):
 //! - `1000_hosts`: 1 000 hosts talking to 16 peers each;
 //! - `1M_sources`: one million random source addresses (a spoofed flood)
@@ -10,7 +10,12 @@
 //! - `1M_sources_screened`: a spoofed flood toward one victim once the
 //!   aggregator's host table is full: the worker screens each source
 //!   against the admission filter of a full table (65 536 hosts), as it
-//!   does live in a flood's steady state.
+//!   does live in a flood's steady state;
+//! - `1M_sources_filling`: the same flood in the tick it fills the table:
+//!   the admission leaves room for 1 000 new hosts, which the workers
+//!   take (in the first pass: the count of hosts taken is the admission's,
+//!   as live), and each new source after them is looked up in the shard
+//!   and the filter and left out.
 //!
 //! Each also with rate classes counted toward hosts (`/rates_in`: what a
 //! `[rates.in]` limit turns on) and both ways (`/rates_both`), for the
@@ -25,7 +30,7 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
-use trafficalerted::admission::{Admission, Filter};
+use trafficalerted::admission::{Admission, Filter, PartAdmission};
 use trafficalerted::config::Config;
 use trafficalerted::counters::{Counter, IfaceDelta};
 use trafficalerted::flows::UdpFlows;
@@ -153,12 +158,20 @@ fn bench(cr: &mut Criterion) {
     // none of them the flood's.
     let c = Config::default();
     let tracked = c.traffic.max_hosts;
-    let mut filter = Filter::with_capacity(tracked);
+    let filter = Filter::with_capacity(tracked);
     filter.insert(Addr::from_v4([10, 2, 0, 2]));
-    for _ in 0..tracked {
+    for _ in 0..tracked - 1_000 {
         filter.insert(Addr::from_v4(rng.random::<u32>().to_be_bytes()));
     }
-    let admission = Arc::new(Admission::new(vec![Some(u64::MAX)], Arc::new(filter)));
+    let filter = Arc::new(filter);
+    let admit = |room: u64| {
+        Arc::new(Admission::new(vec![PartAdmission {
+            through: u64::MAX,
+            room,
+            filter: filter.clone(),
+        }]))
+    };
+    let (full, filling) = (admit(0), admit(1_000));
 
     let mut g = cr.benchmark_group("parse_shard");
     g.throughput(Throughput::Elements(FRAMES as u64));
@@ -167,7 +180,8 @@ fn bench(cr: &mut Criterion) {
     let populations = [
         ("1000_hosts", &hosts_1000, None),
         ("1M_sources", &random_sources, None),
-        ("1M_sources_screened", &flood, Some(admission)),
+        ("1M_sources_screened", &flood, Some(full)),
+        ("1M_sources_filling", &flood, Some(filling)),
     ];
     use trafficalerted::rates::{BOTH, IN};
     for (name, frames, admission, rates, seal) in populations.into_iter().flat_map(|(n, f, a)| {

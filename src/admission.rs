@@ -7,23 +7,38 @@
 //! only after the worker has put it into its shard and the aggregator has
 //! looked it up: the whole cost of the flood, spent on hosts nobody keeps.
 //!
-//! The aggregator knows when that holds and for how long: a partition whose
-//! host table is full takes no new host until one may expire, and its
-//! schedule says when. For those ticks it publishes an [`Admission`]: a
-//! Bloom filter of every host it tracks. A worker counts a source the filter
-//! does not hold straight into the untracked totals, as the aggregator
-//! would have done. The filter has false positives (those take the usual
-//! path and the aggregator refuses them) and no false negatives, so the
-//! counts come out the same to the byte; only the work is saved.
+//! The aggregator knows how many new hosts each partition still takes and
+//! for how long: no host is freed before the first expiry its schedule
+//! holds, so until then a partition takes as many new hosts as it has room
+//! for, the first ones merged, and refuses the rest. It publishes an
+//! [`Admission`]: per partition that room, the tick it holds through, and a
+//! Bloom filter of every host the partition tracks (kept as hosts are
+//! added, built again once freed hosts crowd it). A worker counts a host
+//! the filter does not hold as new; once the workers together have taken
+//! as many new hosts as the room, it counts the next new ones straight into
+//! the untracked totals, as the aggregator would have done. So the flood
+//! that fills a table is screened within the tick it fills it, and every
+//! tick after while the table is full.
+//!
+//! The filter has false positives (those take the usual path and the
+//! aggregator decides) and no false negatives. Only sources are left out
+//! this way: a destination is kept wherever its source is, for the pair
+//! and the contact the aggregator keeps of a tracked source. With one
+//! worker the hosts left out are exactly those the aggregator would have
+//! refused: it takes the first new hosts up to its room in the order the
+//! shard holds them, and the worker left out only new sources that came
+//! after that many others. So the counts come out the same to the byte;
+//! only the work is saved. With several workers, which new hosts get in when a table
+//! fills depends on their order, as it did before; a host two workers
+//! both take counts twice against the room.
 //!
 //! The aggregator pins the latest admission on a [`Board`] after every
 //! tick; a worker looks at the board's version once per turn of its loop (an
-//! atomic load) and takes the new admission when it changed, so a flood is
-//! screened from the tick after the tables fill. Nothing a worker does
-//! waits on the aggregator.
+//! atomic load) and takes the new admission when it changed. Nothing a
+//! worker does waits on the aggregator.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 
@@ -76,59 +91,110 @@ impl Board {
 /// What the aggregator will refuse, and until when.
 #[derive(Debug)]
 pub struct Admission {
-    /// Per partition: the last tick through which it takes no new host or
-    /// source (`None`: not full, everything is taken).
-    through: Vec<Option<u64>>,
-    filter: Arc<Filter>,
+    parts: Vec<PartAdmission>,
+    /// Per partition: new hosts the workers have taken under this
+    /// admission, all workers together.
+    taken: Vec<AtomicU64>,
+}
+
+/// What one partition takes until a host of it may be freed.
+#[derive(Debug, Clone)]
+pub struct PartAdmission {
+    /// The last tick through which no host of it is freed (`u64::MAX`:
+    /// none is due), so that it takes no more than `room` new hosts.
+    pub through: u64,
+    /// New hosts it takes through `through`: 0 when full.
+    pub room: u64,
+    /// Every host it tracks (and some it has freed).
+    pub filter: Arc<Filter>,
+}
+
+impl PartAdmission {
+    fn same(&self, o: &PartAdmission) -> bool {
+        self.through == o.through && self.room == o.room && Arc::ptr_eq(&self.filter, &o.filter)
+    }
 }
 
 impl Admission {
-    pub fn new(through: Vec<Option<u64>>, filter: Arc<Filter>) -> Admission {
-        Admission { through, filter }
+    pub fn new(parts: Vec<PartAdmission>) -> Admission {
+        let taken = parts.iter().map(|_| AtomicU64::new(0)).collect();
+        Admission { parts, taken }
     }
 
-    /// The filter it was built with (kept across ticks while the tables it
-    /// describes do not change).
-    pub fn filter(&self) -> &Arc<Filter> {
-        &self.filter
+    pub fn parts(&self) -> &[PartAdmission] {
+        &self.parts
     }
 
-    pub fn through(&self) -> &[Option<u64>] {
-        &self.through
+    /// True if it says what `parts` say (its count of hosts taken goes on).
+    pub fn same_as(&self, parts: &[PartAdmission]) -> bool {
+        self.parts.len() == parts.len() && self.parts.iter().zip(parts).all(|(a, b)| a.same(b))
     }
 
-    /// True if it screens some partition's sources at `tick`.
+    /// True if some partition is full at `tick`: it takes no new host.
     pub fn applies(&self, tick: u64) -> bool {
-        self.through.iter().any(|t| t.is_some_and(|t| t >= tick))
+        self.parts.iter().any(|p| p.room == 0 && p.through >= tick)
     }
+}
+
+/// What a worker does with a partition's new hosts this tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Takes them all: a host may be freed before they are merged.
+    Open,
+    /// Takes as many as the partition has room for.
+    Room,
+    /// Takes none: the partition is full.
+    Full,
+}
+
+/// A source's screening probe: its partition and its hash in that
+/// partition's filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    part: u32,
+    hash: u64,
 }
 
 /// A worker's view of the admission for its current tick.
 #[derive(Debug, Default)]
 pub struct Screen {
     admission: Option<Arc<Admission>>,
-    /// Per partition: screening applies this tick.
-    active: Vec<bool>,
+    /// Per partition, this tick.
+    modes: Vec<Mode>,
+    /// Per partition: the workers have taken all its room.
+    exhausted: Vec<bool>,
+    /// Some partition is full this tick.
+    any_full: bool,
+    /// Some partition is not open this tick.
     any: bool,
 }
 
 impl Screen {
     /// Takes the admission the aggregator gave back with a shard.
     pub fn set(&mut self, a: Option<Arc<Admission>>) {
+        self.exhausted.clear();
+        if let Some(a) = &a {
+            self.exhausted.resize(a.parts.len(), false);
+        }
         self.admission = a;
         self.any = false;
+        self.any_full = false;
     }
 
-    /// Works out which partitions it screens at `tick`. Called when a tick
-    /// starts, not per packet.
+    /// Works out what it takes of each partition at `tick`. Called when a
+    /// tick starts, not per packet.
     pub fn begin(&mut self, tick: u64) {
-        self.any = false;
-        self.active.clear();
+        self.modes.clear();
         if let Some(a) = &self.admission {
-            self.active
-                .extend(a.through.iter().map(|t| t.is_some_and(|t| t >= tick)));
-            self.any = self.active.iter().any(|&x| x);
+            self.modes
+                .extend(a.parts.iter().map(|p| match (p.through >= tick, p.room) {
+                    (false, _) => Mode::Open,
+                    (true, 0) => Mode::Full,
+                    (true, _) => Mode::Room,
+                }));
         }
+        self.any_full = self.modes.contains(&Mode::Full);
+        self.any = self.modes.iter().any(|&m| m != Mode::Open);
     }
 
     /// True if screening applies at all this tick.
@@ -137,28 +203,32 @@ impl Screen {
         self.any
     }
 
-    /// The filter hash of `a` if screening applies to it this tick: what
+    /// The probe of `a` if its partition is full this tick: what
     /// [`Screen::refuses_probed`] takes, worked out ahead of it so that its
     /// filter block can be fetched first ([`Screen::prefetch`]).
     #[inline]
-    pub fn probe(&self, a: Addr) -> Option<u64> {
-        if !self.any {
+    pub fn probe(&self, a: Addr) -> Option<Probe> {
+        if !self.any_full {
             return None;
         }
         let adm = self.admission.as_ref()?;
-        self.active[a.part(self.active.len())].then(|| adm.filter.hash(a))
+        let part = a.part(self.modes.len());
+        (self.modes[part] == Mode::Full).then(|| Probe {
+            part: part as u32,
+            hash: adm.parts[part].filter.hash(a),
+        })
     }
 
     /// Starts loading the filter block of a probe.
     #[inline]
-    pub fn prefetch(&self, probe: Option<u64>) {
-        if let (Some(h), Some(adm)) = (probe, &self.admission) {
-            adm.filter.prefetch(h);
+    pub fn prefetch(&self, probe: Option<Probe>) {
+        if let (Some(p), Some(adm)) = (probe, &self.admission) {
+            adm.parts[p.part as usize].filter.prefetch(p.hash);
         }
     }
 
     /// True if the aggregator certainly refuses `a` as a new host this
-    /// tick (and so every pair from it).
+    /// tick (and so every pair from it): its partition is full.
     #[inline]
     pub fn refuses(&self, a: Addr) -> bool {
         self.refuses_probed(self.probe(a))
@@ -167,10 +237,41 @@ impl Screen {
     /// [`Screen::refuses`] with the address's [`Screen::probe`], taken
     /// while this screen was as it is now.
     #[inline]
-    pub fn refuses_probed(&self, probe: Option<u64>) -> bool {
+    pub fn refuses_probed(&self, probe: Option<Probe>) -> bool {
         match (probe, &self.admission) {
-            (Some(h), Some(adm)) => !adm.filter.may_hold_hash(h),
+            (Some(p), Some(adm)) => !adm.parts[p.part as usize].filter.may_hold_hash(p.hash),
             _ => false,
+        }
+    }
+
+    /// Asked of a source the worker's shard does not hold yet: true if it
+    /// is left out. A host the aggregator tracks is never left out. A new one
+    /// is while its partition is full, and once the workers have taken as
+    /// many new hosts as the partition has room for: the aggregator takes
+    /// the first ones it merges and refuses the rest, so the flood that
+    /// fills the table is screened within the tick it fills it, not from
+    /// the tick after.
+    #[inline]
+    pub fn refuses_new(&mut self, a: Addr) -> bool {
+        if !self.any {
+            return false;
+        }
+        let Some(adm) = &self.admission else {
+            return false;
+        };
+        let part = a.part(self.modes.len());
+        let p = &adm.parts[part];
+        match self.modes[part] {
+            Mode::Open => false,
+            _ if p.filter.may_hold(a) => false,
+            Mode::Full => true,
+            Mode::Room if self.exhausted[part] => true,
+            Mode::Room => {
+                // Relaxed: the count only has to add up, not order anything.
+                let over = adm.taken[part].fetch_add(1, Ordering::Relaxed) >= p.room;
+                self.exhausted[part] = over;
+                over
+            }
         }
     }
 }
@@ -194,9 +295,12 @@ const SALT: [u32; WORDS] = [
 ];
 
 /// A split-block Bloom filter of addresses: one cache line per lookup.
+/// The partition that owns it adds each host it takes while the workers
+/// read it: a bit, once set, stays set, so a worker sees every host added
+/// before the admission it holds was published, and perhaps more.
 #[derive(Debug)]
 pub struct Filter {
-    blocks: Vec<[u32; WORDS]>,
+    blocks: Vec<[AtomicU32; WORDS]>,
     /// Per-run keys, so that addresses cannot be chosen from outside to
     /// collide.
     seed: (u64, u64),
@@ -208,7 +312,7 @@ impl Filter {
         let blocks = (keys * BITS_PER_KEY).div_ceil(32 * WORDS).clamp(1, 1 << 31);
         let h = crate::shard::Hasher::new();
         Filter {
-            blocks: vec![[0; WORDS]; blocks],
+            blocks: (0..blocks).map(|_| Default::default()).collect(),
             seed: (h.hash_one(1u8) | 1, h.hash_one(2u8)),
         }
     }
@@ -229,13 +333,18 @@ impl Filter {
         (((h >> 32) * self.blocks.len() as u64) >> 32) as usize
     }
 
-    pub fn insert(&mut self, a: Addr) {
+    /// Adds `a`. Only the filter's owner adds (one thread), so a bit is
+    /// set with a plain load and store; the workers only read.
+    pub fn insert(&self, a: Addr) {
         let h = self.hash(a);
-        let i = self.block(h);
-        let b = &mut self.blocks[i];
+        let b = &self.blocks[self.block(h)];
         let key = h as u32;
-        for (w, s) in b.iter_mut().zip(SALT) {
-            *w |= 1 << (key.wrapping_mul(s) >> 27);
+        for (w, s) in b.iter().zip(SALT) {
+            let bit = 1 << (key.wrapping_mul(s) >> 27);
+            let old = w.load(Ordering::Relaxed);
+            if old & bit == 0 {
+                w.store(old | bit, Ordering::Relaxed);
+            }
         }
     }
 
@@ -258,12 +367,12 @@ impl Filter {
         let key = h as u32;
         b.iter()
             .zip(SALT)
-            .all(|(w, s)| w & (1 << (key.wrapping_mul(s) >> 27)) != 0)
+            .all(|(w, s)| w.load(Ordering::Relaxed) & (1 << (key.wrapping_mul(s) >> 27)) != 0)
     }
 
     /// Heap bytes.
     pub fn bytes(&self) -> usize {
-        self.blocks.len() * std::mem::size_of::<[u32; WORDS]>()
+        self.blocks.len() * std::mem::size_of::<[AtomicU32; WORDS]>()
     }
 }
 
@@ -278,7 +387,7 @@ mod tests {
     #[test]
     fn holds_every_key_and_few_others() {
         let n = 100_000u32;
-        let mut f = Filter::with_capacity(n as usize);
+        let f = Filter::with_capacity(n as usize);
         for i in 0..n {
             f.insert(v4(0x0a00_0000 + i * 7));
         }
@@ -291,16 +400,22 @@ mod tests {
         assert!(others < n as usize / 100, "{others} false positives");
     }
 
+    fn part(through: u64, room: u64, filter: &Arc<Filter>) -> PartAdmission {
+        PartAdmission {
+            through,
+            room,
+            filter: filter.clone(),
+        }
+    }
+
     #[test]
     fn the_board_changes_version_only_for_a_new_admission() {
         let b = Board::default();
         let v0 = b.version();
         b.publish(None);
         assert_eq!(b.version(), v0);
-        let a = Arc::new(Admission::new(
-            vec![Some(3)],
-            Arc::new(Filter::with_capacity(1)),
-        ));
+        let f = Arc::new(Filter::with_capacity(1));
+        let a = Arc::new(Admission::new(vec![part(3, 0, &f)]));
         b.publish(Some(a.clone()));
         assert_eq!(b.version(), v0 + 1);
         b.publish(Some(a.clone()));
@@ -309,36 +424,106 @@ mod tests {
         b.publish(None);
         assert_eq!(b.version(), v0 + 2);
         assert!(b.current().is_none());
+        assert!(a.same_as(&[part(3, 0, &f)]));
+        assert!(!a.same_as(&[part(3, 1, &f)]));
+        assert!(!a.same_as(&[part(3, 0, &Arc::new(Filter::with_capacity(1)))]));
+    }
+
+    /// Addresses of partition `p` (of `parts`) the filter does not hold.
+    fn outside(f: &Filter, p: usize, parts: usize) -> impl Iterator<Item = Addr> + '_ {
+        (0..100_000u32)
+            .map(|i| v4(0xc000_0000 + i))
+            .filter(move |a| a.part(parts) == p && !f.may_hold(*a))
     }
 
     #[test]
     fn screens_only_full_partitions_at_their_ticks() {
-        let mut f = Filter::with_capacity(4);
+        let f = Filter::with_capacity(4);
         let tracked = v4(0x0a00_0001);
         f.insert(tracked);
         let f = Arc::new(f);
         let parts = 4;
-        // Find addresses of partition 0 and 1 the filter does not hold.
-        let pick = |p: usize| {
-            (0..10_000u32)
-                .map(|i| v4(0xc000_0000 + i))
-                .find(|a| a.part(parts) == p && !f.may_hold(*a))
-                .unwrap()
-        };
-        let (a0, a1) = (pick(0), pick(1));
-        let adm = Arc::new(Admission::new(vec![Some(10), None, Some(5), None], f));
+        let a0 = outside(&f, 0, parts).next().unwrap();
+        let a1 = outside(&f, 1, parts).next().unwrap();
+        let adm = Arc::new(Admission::new(vec![
+            part(10, 0, &f),
+            part(0, 0, &f),
+            part(5, 0, &f),
+            part(0, 0, &f),
+        ]));
+        assert!(adm.applies(5) && adm.applies(10) && !adm.applies(11));
         let mut s = Screen::default();
         s.set(Some(adm));
         s.begin(5);
         assert!(s.is_on());
         assert!(s.refuses(a0));
+        assert!(s.refuses_new(a0));
         assert!(!s.refuses(a1), "partition 1 is not full");
+        assert!(!s.refuses_new(a1));
         assert!(!s.refuses(tracked));
+        assert!(!s.refuses_new(tracked));
         s.begin(11);
         assert!(!s.is_on(), "past every partition's tick");
         assert!(!s.refuses(a0));
+        assert!(!s.refuses_new(a0));
         s.set(None);
         s.begin(5);
         assert!(!s.refuses(a0));
+        assert!(!s.refuses_new(a0));
+    }
+
+    #[test]
+    fn workers_take_as_many_new_sources_as_the_room_then_none() {
+        let f = Filter::with_capacity(100);
+        let tracked: Vec<Addr> = (0..50).map(|i| v4(0x0a00_0000 + i)).collect();
+        for &a in &tracked {
+            f.insert(a);
+        }
+        let f = Arc::new(f);
+        let parts = 2;
+        let adm = Arc::new(Admission::new(vec![part(7, 5, &f), part(7, 3, &f)]));
+        assert!(!adm.applies(7), "neither partition is full");
+        // Two workers share the room.
+        let (mut w1, mut w2) = (Screen::default(), Screen::default());
+        for w in [&mut w1, &mut w2] {
+            w.set(Some(adm.clone()));
+            w.begin(6);
+            assert!(w.is_on());
+            assert_eq!(w.probe(tracked[0]), None, "no partition is full");
+        }
+        let new0: Vec<Addr> = outside(&f, 0, parts).take(8).collect();
+        let new1: Vec<Addr> = outside(&f, 1, parts).take(8).collect();
+        let taken0 = [
+            !w1.refuses_new(new0[0]),
+            !w2.refuses_new(new0[1]),
+            !w1.refuses_new(new0[2]),
+            !w2.refuses_new(new0[3]),
+            !w1.refuses_new(new0[4]),
+        ];
+        assert_eq!(taken0, [true; 5], "partition 0 has room for five");
+        assert!(w2.refuses_new(new0[5]));
+        assert!(w1.refuses_new(new0[6]));
+        assert!(w1.refuses_new(new0[7]), "and stays out of room");
+        for &a in &tracked {
+            assert!(
+                !w1.refuses_new(a) && !w2.refuses_new(a),
+                "tracked hosts always"
+            );
+        }
+        // The other partition's room is its own.
+        let taken1 = new1.iter().filter(|&&a| !w2.refuses_new(a)).count();
+        assert_eq!(taken1, 3);
+        // Past the tick the room holds through, every host is taken.
+        w1.begin(8);
+        assert!(!w1.is_on());
+        assert!(!w1.refuses_new(new0[7]));
+        // A new admission brings a new room.
+        let next = Arc::new(Admission::new(vec![part(9, 1, &f), part(9, 0, &f)]));
+        w1.set(Some(next));
+        w1.begin(8);
+        assert!(!w1.refuses_new(new0[6]));
+        assert!(w1.refuses_new(new0[7]));
+        assert!(w1.refuses_new(new1[7]), "partition 1 is full");
+        assert!(w1.refuses(new1[7]));
     }
 }

@@ -55,7 +55,7 @@ pub struct Counter {
 struct Ahead {
     parsed: Parsed,
     flow: Option<(u64, u8)>,
-    probe: Option<u64>,
+    probe: Option<crate::admission::Probe>,
 }
 
 impl Counter {

@@ -6,6 +6,9 @@
 //! aggregator's schedule says its counts have expired ([`HostTable::try_free`]),
 //! so neither memory nor any one tick's work grows without bound.
 
+use std::sync::Arc;
+
+use crate::admission::Filter;
 use crate::distinct::DistinctSet;
 use crate::openmap::{Id, OpenMap};
 use crate::rates::RateWindow;
@@ -93,8 +96,10 @@ pub struct HostTable {
     scan_heap: usize,
     /// Scan sketches kept ([`crate::sketch`]), at most [`MAX_SKETCHES`].
     sketches: usize,
-    /// Hosts added and freed so far: what tracked changes when this does.
-    changes: u64,
+    /// The workers' filter of the hosts it tracks ([`HostTable::screen_filter`]),
+    /// the bound it was sized for, and the hosts put in it since.
+    screen: Option<(Arc<Filter>, usize)>,
+    screen_keys: usize,
 }
 
 impl HostTable {
@@ -108,7 +113,8 @@ impl HostTable {
             max,
             scan_heap: 0,
             sketches: 0,
-            changes: 0,
+            screen: None,
+            screen_keys: 0,
         }
     }
 
@@ -125,16 +131,6 @@ impl HostTable {
         self.max
     }
 
-    /// True when no new host fits.
-    pub fn is_full(&self) -> bool {
-        self.index.len() >= self.max
-    }
-
-    /// Hosts added and freed so far.
-    pub fn changes(&self) -> u64 {
-        self.changes
-    }
-
     /// Makes room in the index for `hosts` hosts in all (at most the
     /// bound), where a batch of that many is coming: at least that many
     /// will be held after it (those it holds already, those it takes).
@@ -142,6 +138,34 @@ impl HostTable {
         if hosts > self.index.len() {
             self.index.reserve(hosts.min(self.max));
         }
+    }
+
+    /// New hosts it takes before one is freed.
+    pub fn room(&self) -> usize {
+        self.max.saturating_sub(self.index.len())
+    }
+
+    /// The filter of every host it tracks, for the workers' screen
+    /// ([`crate::admission`]): made when first asked for (a replay never
+    /// is), then kept as hosts are added, and made again once the hosts
+    /// freed since are as many as the table holds, so that they never
+    /// crowd it, at a cost spread over that many frees. Returns it and
+    /// whether it was made now.
+    pub fn screen_filter(&mut self) -> (Arc<Filter>, bool) {
+        let bound = self.max.max(1);
+        let freed = self.screen_keys.saturating_sub(self.index.len());
+        if let Some((f, sized)) = &self.screen {
+            if *sized == bound && freed < bound {
+                return (f.clone(), false);
+            }
+        }
+        let f = Arc::new(Filter::with_capacity(bound));
+        for a in self.addrs() {
+            f.insert(a);
+        }
+        self.screen_keys = self.index.len();
+        self.screen = Some((f.clone(), bound));
+        (f, true)
     }
 
     /// A new bound (reload); hosts beyond it stay until swept.
@@ -190,7 +214,10 @@ impl HostTable {
                 self.slots.push(state);
                 self.marks.push(false);
             }
-            self.changes += 1;
+            if let Some((f, _)) = &self.screen {
+                f.insert(addr);
+                self.screen_keys += 1;
+            }
         }
         self.touch(id);
         Some(id)
@@ -423,7 +450,6 @@ impl HostTable {
         h.live = false;
         self.index.remove(self.index.hash(&h.addr), &h.addr);
         self.free.push(id);
-        self.changes += 1;
         true
     }
 
@@ -478,6 +504,47 @@ mod tests {
             0,
             "fresh window"
         );
+    }
+
+    #[test]
+    fn the_screen_filter_holds_every_host_and_is_made_again_once_freed_ones_crowd_it() {
+        let g = Geometry::new(4);
+        let mut t = HostTable::new(8, &Hasher::new());
+        let r = rules();
+        let mut touched = Vec::new();
+        let (f0, made) = t.screen_filter();
+        assert!(made, "made when first asked for");
+        // Rounds of eight hosts, each round freed before the next: the
+        // first filter takes the first eight and the next eight as they
+        // come, and is made again after eight were freed.
+        let mut made_at = Vec::new();
+        for round in 0..4u32 {
+            let ids: Vec<u32> = (0..8)
+                .map(|n| t.upsert(a(round * 100 + n), &r).unwrap())
+                .collect();
+            let (f, made) = t.screen_filter();
+            if made {
+                made_at.push(round);
+            }
+            for n in 0..8 {
+                assert!(f.may_hold(a(round * 100 + n)), "round {round} host {n}");
+            }
+            assert_eq!(t.room(), 0);
+            t.take_touched(&mut touched);
+            for id in ids {
+                assert!(t.try_free(id, &g, 4 * (u64::from(round) + 1), (4, 4)));
+            }
+            assert_eq!(t.room(), 8);
+        }
+        assert!(
+            f0.may_hold(a(0)) && f0.may_hold(a(107)),
+            "added to as hosts came"
+        );
+        assert_eq!(made_at, vec![1, 2, 3], "again once eight were freed");
+        // A new bound makes it again, for that many.
+        t.set_max(100);
+        assert!(t.screen_filter().1);
+        assert!(!t.screen_filter().1);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use crate::admission::{Admission, Filter};
+use crate::admission::Admission;
 use crate::alert::{Alert, AlertEvent, AlertKind, Evidence, KINDS, Now, Situation, Transition};
 use crate::config::{Config, ScanCount};
 use crate::counters::IfaceDelta;
@@ -133,18 +133,9 @@ pub struct Aggregator {
     runtime: Arc<RuntimeInfo>,
     /// Alert ids, shared by the partitions' lifecycles.
     ids: Arc<AtomicU64>,
-    /// What the full partitions refuse, for the workers.
+    /// What the partitions refuse, for the workers.
     admission: Option<Arc<Admission>>,
-    /// The filter of the last admission and what it was built from.
-    screen_built: Option<ScreenBuilt>,
     filters_built: u64,
-}
-
-#[derive(Debug)]
-struct ScreenBuilt {
-    full: Vec<bool>,
-    versions: Vec<u64>,
-    filter: Arc<Filter>,
 }
 
 /// Counts of the aggregator's work since it started.
@@ -158,7 +149,8 @@ pub struct Work {
     pub hosts_due: u64,
     /// Host views built for snapshots.
     pub views_built: u64,
-    /// Admission filters built (`crate::admission`).
+    /// Admission filters made (`crate::admission`): one per partition
+    /// at the first close, then again only once freed hosts crowd one.
     pub filters_built: u64,
 }
 
@@ -246,7 +238,6 @@ impl Aggregator {
             runtime: Arc::new(runtime),
             ids,
             admission: None,
-            screen_built: None,
             filters_built: 0,
             cfg,
         }
@@ -295,10 +286,9 @@ impl Aggregator {
         };
         self.config_json = Arc::new(serde_json::to_value(config).unwrap_or_default());
         self.cfg = cfg;
-        // Bounds may have changed: screening starts again once the tables
-        // are full under the new ones.
+        // Bounds may have changed: nothing is screened until the next
+        // close works out the rooms under the new ones.
         self.admission = None;
-        self.screen_built = None;
     }
 
     /// Puts back the alerts that were open when the daemon last stopped.
@@ -443,14 +433,15 @@ impl Aggregator {
     }
 
     /// What the workers may leave out of their shards after `tick`
-    /// ([`crate::admission`]): `None` while every partition has room.
+    /// ([`crate::admission`]): `None` before the first close, after a
+    /// reload, and while contacts wait for their answers.
     pub fn admission(&self) -> Option<Arc<Admission>> {
         self.admission.clone()
     }
 
-    /// Works out the admission after closing `tick`. The filter is built
-    /// again only when what the full partitions track changed: under a
-    /// long flood, once per expiry wave or pair generation, not per tick.
+    /// Works out the admission after closing `tick`: a new one only when
+    /// some partition's room, the tick it holds through or its filter
+    /// changed, so that the workers' count of the hosts they took goes on.
     fn refresh_admission(&mut self, tick: u64) {
         if self.failed.is_some() {
             // Every contact waits for its answer in the coordinator,
@@ -458,58 +449,16 @@ impl Aggregator {
             self.admission = None;
             return;
         }
-        let through: Vec<Option<u64>> = self
-            .parts
-            .iter()
-            .map(|p| p.full_through(tick).filter(|&t| t > tick))
-            .collect();
-        if through.iter().all(Option::is_none) {
-            self.admission = None;
+        let mut parts = Vec::with_capacity(self.parts.len());
+        for p in &mut self.parts {
+            let (part, made) = p.admission(tick);
+            self.filters_built += u64::from(made);
+            parts.push(part);
+        }
+        if self.admission.as_ref().is_some_and(|a| a.same_as(&parts)) {
             return;
         }
-        if let Some(a) = &self.admission {
-            if a.through() == through.as_slice()
-                && self
-                    .screen_built
-                    .as_ref()
-                    .is_some_and(|b| Arc::ptr_eq(&b.filter, a.filter()) && self.built_matches(b))
-            {
-                return;
-            }
-        }
-        let full: Vec<bool> = through.iter().map(Option::is_some).collect();
-        let reuse = self
-            .screen_built
-            .as_ref()
-            .filter(|b| b.full == full && self.built_matches(b))
-            .map(|b| b.filter.clone());
-        let filter = match reuse {
-            Some(f) => f,
-            None => {
-                let parts = self.parts.iter().zip(&full).filter(|(_, f)| **f);
-                let bound = parts.clone().map(|(p, _)| p.tracked_bound()).sum();
-                let mut f = Filter::with_capacity(bound);
-                for (p, _) in parts {
-                    p.tracked(|a| f.insert(a));
-                }
-                let f = Arc::new(f);
-                self.filters_built += 1;
-                self.screen_built = Some(ScreenBuilt {
-                    full,
-                    versions: self.parts.iter().map(|p| p.tracked_version()).collect(),
-                    filter: f.clone(),
-                });
-                f
-            }
-        };
-        self.admission = Some(Arc::new(Admission::new(through, filter)));
-    }
-
-    fn built_matches(&self, b: &ScreenBuilt) -> bool {
-        b.versions
-            .iter()
-            .zip(&self.parts)
-            .all(|(v, p)| *v == p.tracked_version())
+        self.admission = Some(Arc::new(Admission::new(parts)));
     }
 
     /// The detector pass alone (benchmarks): every host touched and every

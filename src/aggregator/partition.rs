@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::evidence::{self, Sources};
 use super::{AggregatorConfig, Work, due};
+use crate::admission::PartAdmission;
 use crate::alert::{Alert, AlertKind, Lifecycle, Measurement, Situation};
 use crate::detect::{self, Ctx, Detector, Reading};
 use crate::hosts::{HostState, HostTable};
@@ -53,7 +54,7 @@ pub struct Partition {
     /// Window slides of hosts.
     wheel: Wheel,
     /// Expiry checks of hosts, apart: the first one is the earliest tick a
-    /// host may be freed (see [`Partition::full_through`]).
+    /// host may be freed (see [`Partition::admission`]).
     expiries: Wheel,
     /// Hosts by bytes sent over the window, for the listed ones.
     ranking: Ranking,
@@ -395,32 +396,20 @@ impl Partition {
         .map(|t| t.max(tick + 1))
     }
 
-    /// If this partition takes no new host (and so no pair from one) after
-    /// tick `tick`, the last tick through which that holds: until a host
-    /// may expire (freed at the close of its tick, after that tick's
-    /// merges). `None` if it has room.
-    pub fn full_through(&self, _tick: u64) -> Option<u64> {
-        if !self.hosts.is_full() {
-            return None;
-        }
-        Some(self.expiries.next_due().unwrap_or(u64::MAX))
-    }
-
-    /// What the hosts a full partition takes depend on: it changes whenever
-    /// they may have.
-    pub fn tracked_version(&self) -> u64 {
-        self.hosts.changes()
-    }
-
-    /// Every host it tracks: all it takes counts of (and pairs from) when
-    /// full.
-    pub fn tracked(&self, f: impl FnMut(Addr)) {
-        self.hosts.addrs().for_each(f);
-    }
-
-    /// How many [`Partition::tracked`] gives.
-    pub fn tracked_bound(&self) -> usize {
-        self.hosts.len()
+    /// What the workers may leave out of this partition after closing
+    /// `tick` ([`crate::admission`]): it takes at most its room in new
+    /// hosts (and pairs from them) until a host may be freed, at the close
+    /// of the first tick its expiry schedule holds (after that tick's
+    /// merges). Also whether its filter was made now.
+    pub fn admission(&mut self, tick: u64) -> (PartAdmission, bool) {
+        let (filter, made) = self.hosts.screen_filter();
+        let through = self.expiries.next_due().unwrap_or(u64::MAX).max(tick);
+        let part = PartAdmission {
+            through,
+            room: self.hosts.room() as u64,
+            filter,
+        };
+        (part, made)
     }
 
     /// The tick's work: resolved contacts, the detector pass, the hosts

@@ -387,7 +387,7 @@ fn tables(o: &mut Out, snap: &Snapshot) {
     o.family(
         "trafficalerted_screened_packets_total",
         "counter",
-        "Packets whose source the workers left to the untracked totals as they arrived, the tables being full.",
+        "Packets whose source the workers left to the untracked totals as they arrived: a new host the tables had no room left for.",
     );
     o.sample(
         "trafficalerted_screened_packets_total",

@@ -17,7 +17,7 @@
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 
-use crate::admission::{Admission, Screen};
+use crate::admission::{Admission, Probe, Screen};
 use crate::counters::IfaceDelta;
 use crate::rates::{self, DirCounts, TickRates};
 use crate::wire::{Addr, Role, Summary};
@@ -331,11 +331,21 @@ impl Shard {
     /// The id of a host, adding it if there is room.
     #[inline]
     fn host(&mut self, addr: Addr) -> Option<u32> {
+        self.host_screened(addr, false).0
+    }
+
+    /// [`Shard::host`], and if `screen`, a new host the screen leaves out
+    /// is not added: `(None, true)`.
+    #[inline(always)]
+    fn host_screened(&mut self, addr: Addr, screen: bool) -> (Option<u32>, bool) {
         match self.index.entry(addr) {
-            Entry::Occupied(e) => Some(*e.get()),
+            Entry::Occupied(e) => (Some(*e.get()), false),
             Entry::Vacant(v) => {
                 if self.hosts.len() >= self.limits.max_hosts {
-                    return None;
+                    return (None, false);
+                }
+                if screen && self.screen.refuses_new(addr) {
+                    return (None, true);
                 }
                 let id = self.hosts.len() as u32;
                 self.hosts.push(HostCounters {
@@ -343,9 +353,16 @@ impl Shard {
                     ..HostCounters::default()
                 });
                 v.insert(id);
-                Some(id)
+                (Some(id), false)
             }
         }
+    }
+
+    /// [`Shard::host`] for a source: `(None, true)` if the screen leaves
+    /// it out as a new host the aggregator would refuse.
+    #[inline]
+    fn source(&mut self, addr: Addr) -> (Option<u32>, bool) {
+        self.host_screened(addr, true)
     }
 
     /// [`Shard::host`] for a destination, through `last_dst`.
@@ -399,7 +416,7 @@ impl Shard {
     /// [`Shard::record`] with the source's [`Shard::probe`], taken since
     /// the last change of admission or tick.
     #[inline]
-    pub fn record_probed(&mut self, s: &Summary, probe: Option<u64>) {
+    pub fn record_probed(&mut self, s: &Summary, probe: Option<Probe>) {
         self.add(s, probe, 1, u64::from(s.l3_len), true);
     }
 
@@ -414,7 +431,7 @@ impl Shard {
     /// `runs`: class counts go through the pair's run (one packet at a
     /// time), not straight into the rows.
     #[inline(always)]
-    fn add(&mut self, s: &Summary, probe: Option<u64>, packets: u64, len: u64, runs: bool) {
+    fn add(&mut self, s: &Summary, probe: Option<Probe>, packets: u64, len: u64, runs: bool) {
         self.totals.packets += packets;
         self.totals.bytes += len;
         let (src, dst, pair) = match self.last_flow {
@@ -423,19 +440,24 @@ impl Shard {
                 (l.src_id, l.dst_id, l.pair)
             }
             _ => {
-                let screened = self.screen.refuses_probed(probe);
-                let (src, dst) = if screened {
+                // A source of a full partition is left out before it is
+                // looked up; a new one once the partition's room is taken.
+                let (src, screened) = if self.screen.refuses_probed(probe) {
+                    (None, true)
+                } else {
+                    self.source(s.src)
+                };
+                let dst = if screened {
                     // Its host and its pair would be refused; the
                     // destination only if the aggregator refuses it too.
                     self.untracked.screened_packets += packets;
-                    let dst = if self.screen.refuses(s.dst) {
+                    if self.screen.refuses(s.dst) {
                         None
                     } else {
                         self.dst_host(s.dst)
-                    };
-                    (None, dst)
+                    }
                 } else {
-                    (self.host(s.src), self.dst_host(s.dst))
+                    self.dst_host(s.dst)
                 };
                 let pair = match (src, dst) {
                     (Some(i), Some(j)) => {
@@ -543,7 +565,7 @@ impl Shard {
     /// The screening probe of a packet's source (see [`Screen::probe`]),
     /// for [`Shard::record_probed`]; its filter block is fetched at once.
     #[inline]
-    pub fn probe(&self, s: &Summary) -> Option<u64> {
+    pub fn probe(&self, s: &Summary) -> Option<Probe> {
         let p = self.screen.probe(s.src);
         self.screen.prefetch(p);
         p

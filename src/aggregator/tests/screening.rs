@@ -1,5 +1,6 @@
-//! Workers that leave out the sources the full tables would refuse
-//! (`crate::admission`) give the same counts, pairs, alerts and evidence to
+//! Workers that leave out the sources the tables would refuse, once they
+//! are full and once the workers have taken their room
+//! (`crate::admission`), give the same counts, pairs, alerts and evidence to
 //! the byte as workers that record everything — across hosts expiring and
 //! pair generations moving on, with one partition or several.
 
@@ -62,6 +63,9 @@ fn same_run(threads: usize) {
     plain.fix_fingerprints(7);
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
     let (mut left_out, mut admitted_ticks, mut expired) = (0, 0, false);
+    // Sources left out in ticks that began with room in the tables: the
+    // workers took the room and left the rest out within the tick.
+    let mut left_out_filling = 0;
     let mut hosts_before = 0;
     for t in 0..200 {
         let pkts = traffic(t, &mut rng);
@@ -75,6 +79,9 @@ fn same_run(threads: usize) {
             b_shard.record(p);
         }
         left_out += a_shard.untracked.screened_packets;
+        if !screened.admission().is_some_and(|a| a.applies(t)) {
+            left_out_filling += a_shard.untracked.screened_packets;
+        }
         screened.merge(&a_shard);
         plain.merge(&b_shard);
         let health = TickHealth::default();
@@ -97,6 +104,10 @@ fn same_run(threads: usize) {
         hosts_before = sa.tables.hosts;
     }
     assert!(left_out > 1000, "screening was used: {left_out} packets");
+    assert!(
+        left_out_filling > 100,
+        "ticks that filled the tables were screened: {left_out_filling} packets"
+    );
     assert!(admitted_ticks > 30, "{admitted_ticks} ticks screened");
     assert!(expired, "hosts expired on the way");
     let built = screened.work().filters_built;
