@@ -82,16 +82,22 @@ impl Aggregator {
         let views = each_part(&mut self.parts, |p| p.views(tick, keep, detail));
         let ranked: usize = views.iter().map(|v| v.ranked).sum();
         let until = views.iter().map(|v| v.until).min().unwrap_or(u64::MAX);
-        let mut all: Vec<HostView> = views.into_iter().flat_map(|v| v.hosts).collect();
+        // Kept across ticks, as the partitions' lists are.
+        let mut all = std::mem::take(&mut self.listing_buf);
+        all.clear();
+        for p in &mut self.parts {
+            all.extend(p.listed_views());
+        }
         all.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
         // The largest senders of all partitions, and every alerting host.
         let mut hosts = Vec::with_capacity(all.len().min(MAX_LISTED_HOSTS + 64));
-        for h in all {
+        for h in all.drain(..) {
             if hosts.len() < MAX_LISTED_HOSTS || h.alerts != 0 {
                 hosts.push(h);
             }
         }
         hosts.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
+        self.listing_buf = all;
         for (i, h) in hosts.iter_mut().enumerate() {
             if !detail(h, i) {
                 h.destinations = Vec::new();

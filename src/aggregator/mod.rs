@@ -129,6 +129,8 @@ pub struct Aggregator {
     fingerprints: fingerprint::Fingerprints,
     /// What the last snapshot listed, reused while nothing it shows changed.
     listed: Listed,
+    /// The partitions' views gathered for a listing, kept across ticks.
+    listing_buf: Vec<HostView>,
     config_json: Arc<serde_json::Value>,
     runtime: Arc<RuntimeInfo>,
     /// Alert ids, shared by the partitions' lifecycles.
@@ -234,6 +236,7 @@ impl Aggregator {
                 stale: true,
                 ..Listed::default()
             },
+            listing_buf: Vec::new(),
             config_json: Arc::new(serde_json::to_value(config).unwrap_or_default()),
             runtime: Arc::new(runtime),
             ids,

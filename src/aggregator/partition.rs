@@ -58,6 +58,15 @@ pub struct Partition {
     expiries: Wheel,
     /// Hosts by bytes sent over the window, for the listed ones.
     ranking: Ranking,
+    /// The listed hosts' views as last built, by host id, with the tick
+    /// until which they hold (a scan count falls then), kept while the
+    /// host does not move ([`Partition::views`]).
+    view_cache: hashbrown::HashMap<u32, (HostView, u64), Hasher>,
+    /// Hosts whose view may have changed since the last listing: touched,
+    /// slid, freed.
+    moved: Vec<u32>,
+    /// The views of the last listing ([`Partition::listed_views`]).
+    view_buf: Vec<HostView>,
     drained: Vec<u64>,
     /// A merged shard's host indexes to host ids here (`u32::MAX`: not
     /// ours or not tracked).
@@ -105,6 +114,9 @@ impl Partition {
             wheel: Wheel::new(0),
             expiries: Wheel::new(0),
             ranking: Ranking::new(),
+            view_cache: hashbrown::HashMap::default(),
+            moved: Vec::new(),
+            view_buf: Vec::new(),
             drained: Vec::new(),
             ids: Vec::new(),
             hashes: Vec::new(),
@@ -135,6 +147,8 @@ impl Partition {
             self.wheel = Wheel::new(0);
             self.expiries = Wheel::new(0);
             self.ranking = Ranking::new();
+            self.view_cache.clear();
+            self.moved.clear();
         }
         if cfg.rate_columns != self.cfg.rate_columns || cfg.rate_ticks != self.cfg.rate_ticks {
             // Rates kept of other columns or over another window start
@@ -444,6 +458,7 @@ impl Partition {
                 due::SLIDE => {
                     let h = self.hosts.slot(id);
                     rank(&mut self.ranking, &self.geo, h, id, tick);
+                    self.moved.push(id);
                     self.changed = true;
                 }
                 _ => {
@@ -462,6 +477,7 @@ impl Partition {
                         self.expiries.schedule(tick + horizon, item);
                     } else if self.hosts.try_free(id, &self.geo, tick, scans) {
                         self.ranking.remove(id);
+                        self.moved.push(id);
                         self.changed = true;
                     } else {
                         let h = self.hosts.slot_mut(id);
@@ -471,6 +487,7 @@ impl Partition {
                 }
             }
         }
+        self.bound_moved();
         self.drained = items;
     }
 
@@ -490,6 +507,7 @@ impl Partition {
         let mut closed = Vec::new();
         let mut touched = std::mem::take(&mut self.touched);
         self.hosts.take_touched(&mut touched);
+        self.moved.extend_from_slice(&touched);
         if self.recheck_alerts {
             self.recheck_alerts = false;
             self.lifecycle.recheck_all(tick);
@@ -569,6 +587,7 @@ impl Partition {
         }
         self.checks = due;
         self.touched = touched;
+        self.bound_moved();
         let opened = self.lifecycle.take_opened();
         for &(kind, addr) in &opened {
             if let Some(h) = self.hosts.get_mut(addr) {

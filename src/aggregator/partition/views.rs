@@ -3,10 +3,10 @@
 
 use super::*;
 
-/// What a partition lists for a snapshot.
+/// What a partition lists for a snapshot (the views themselves are in
+/// [`Partition::listed_views`]).
 #[derive(Debug, Default)]
 pub struct Views {
-    pub hosts: Vec<HostView>,
     /// Hosts ranked (with traffic in the window).
     pub ranked: usize,
     /// The first tick a listed host's scan count may fall.
@@ -15,7 +15,8 @@ pub struct Views {
 
 impl Partition {
     /// This partition's largest senders (up to [`MAX_LISTED_HOSTS`]) and
-    /// the subjects of its open alerts, as views.
+    /// the subjects of its open alerts, as views, into
+    /// [`Partition::listed_views`].
     pub fn views(
         &mut self,
         tick: u64,
@@ -37,44 +38,43 @@ impl Partition {
                 }
             }
         }
+        self.forget_moved();
         let mut until = u64::MAX;
-        let mut views: Vec<HostView> = ids
-            .iter()
-            .map(|&id| {
-                let h = self.hosts.slot(id);
-                let (contacted, ports) = match &h.scan {
-                    Some(s) => {
-                        for next in [
-                            s.addresses.next_expiry(tick, self.cfg.scan_ticks),
-                            s.ports.next_expiry(tick, self.cfg.port_ticks),
-                        ]
-                        .into_iter()
-                        .flatten()
-                        {
-                            until = until.min(next);
-                        }
-                        (
-                            s.addresses.count(tick, self.cfg.scan_ticks) as u32,
-                            s.ports.count(tick, self.cfg.port_ticks) as u32,
-                        )
-                    }
-                    None => (0, 0),
-                };
-                let [sent_bytes, sent_packets, recv_bytes, recv_packets] = h.win.sums(&g, tick);
-                HostView {
-                    addr: h.addr,
-                    sent_bytes,
-                    sent_packets,
-                    recv_bytes,
-                    recv_packets,
-                    contacted,
-                    ports,
-                    alerts: bits.get(&h.addr).copied().unwrap_or(0),
-                    destinations: Vec::new(),
+        // A list of this size is made every tick something moved: kept,
+        // it is not fresh memory each time.
+        let mut views = std::mem::take(&mut self.view_buf);
+        views.clear();
+        for &id in &ids {
+            let (mut v, holds) = match self.view_cache.get(&id) {
+                Some((v, holds)) if *holds > tick => (v.clone(), *holds),
+                _ => {
+                    let built = base_view(&self.hosts, &self.cfg, &g, id, tick);
+                    self.work.views_built += 1;
+                    self.view_cache.insert(id, built.clone());
+                    built
                 }
-            })
-            .collect();
-        self.work.views_built += views.len() as u64;
+            };
+            until = until.min(holds);
+            v.alerts = bits.get(&v.addr).copied().unwrap_or(0);
+            views.push(v);
+        }
+        // The cache holds the listed hosts only.
+        if self.view_cache.len() > ids.len() {
+            self.view_cache.retain(|id, _| listed.contains(id));
+        }
+        #[cfg(test)]
+        for (&id, v) in ids.iter().zip(&views) {
+            let (fresh, holds) = base_view(&self.hosts, &self.cfg, &g, id, tick);
+            let cached = HostView {
+                alerts: 0,
+                ..v.clone()
+            };
+            assert_eq!(cached, fresh, "host {id}'s view at tick {tick}");
+            assert_eq!(
+                self.view_cache[&id].1, holds,
+                "host {id}'s view holds until"
+            );
+        }
         views.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
         if keep_destinations > 0 {
             for (i, v) in views.iter_mut().enumerate() {
@@ -84,10 +84,34 @@ impl Partition {
             }
         }
         self.changed = false;
+        self.view_buf = views;
         Views {
-            hosts: views,
             ranked: self.ranking.len(),
             until,
+        }
+    }
+
+    /// The views the last [`Partition::views`] made, to take (the list
+    /// keeps its memory).
+    pub fn listed_views(&mut self) -> std::vec::Drain<'_, HostView> {
+        self.view_buf.drain(..)
+    }
+
+    /// Drops the cached views of the hosts that moved since the last
+    /// listing. A partition that lists nothing for long (a replay) does
+    /// not keep a list of them longer than the cache it would clear.
+    fn forget_moved(&mut self) {
+        for id in self.moved.drain(..) {
+            self.view_cache.remove(&id);
+        }
+    }
+
+    /// Keeps the list of moved hosts no longer than what it would clear:
+    /// past that, the cache is cleared at once.
+    pub(super) fn bound_moved(&mut self) {
+        if self.moved.len() > self.view_cache.len().max(MAX_LISTED_HOSTS) * 2 {
+            self.moved.clear();
+            self.view_cache.clear();
         }
     }
 
@@ -109,4 +133,49 @@ impl Partition {
             })
             .collect()
     }
+}
+
+/// Host `id`'s view without its alerts and destinations, and the tick
+/// until which it holds if the host does not move: when its next scan
+/// contact leaves its window.
+fn base_view(
+    hosts: &HostTable,
+    cfg: &AggregatorConfig,
+    g: &Geometry,
+    id: u32,
+    tick: u64,
+) -> (HostView, u64) {
+    let h = hosts.slot(id);
+    let mut holds = u64::MAX;
+    let (contacted, ports) = match &h.scan {
+        Some(s) => {
+            for next in [
+                s.addresses.next_expiry(tick, cfg.scan_ticks),
+                s.ports.next_expiry(tick, cfg.port_ticks),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                holds = holds.min(next);
+            }
+            (
+                s.addresses.count(tick, cfg.scan_ticks) as u32,
+                s.ports.count(tick, cfg.port_ticks) as u32,
+            )
+        }
+        None => (0, 0),
+    };
+    let [sent_bytes, sent_packets, recv_bytes, recv_packets] = h.win.sums(g, tick);
+    let view = HostView {
+        addr: h.addr,
+        sent_bytes,
+        sent_packets,
+        recv_bytes,
+        recv_packets,
+        contacted,
+        ports,
+        alerts: 0,
+        destinations: Vec::new(),
+    };
+    (view, holds)
 }
