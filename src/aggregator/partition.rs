@@ -458,7 +458,7 @@ impl Partition {
                 due::SLIDE => {
                     let h = self.hosts.slot(id);
                     rank(&mut self.ranking, &self.geo, h, id, tick);
-                    self.moved.push(id);
+                    self.note_moved(&[id]);
                     self.changed = true;
                 }
                 _ => {
@@ -477,7 +477,7 @@ impl Partition {
                         self.expiries.schedule(tick + horizon, item);
                     } else if self.hosts.try_free(id, &self.geo, tick, scans) {
                         self.ranking.remove(id);
-                        self.moved.push(id);
+                        self.note_moved(&[id]);
                         self.changed = true;
                     } else {
                         let h = self.hosts.slot_mut(id);
@@ -487,7 +487,6 @@ impl Partition {
                 }
             }
         }
-        self.bound_moved();
         self.drained = items;
     }
 
@@ -507,7 +506,6 @@ impl Partition {
         let mut closed = Vec::new();
         let mut touched = std::mem::take(&mut self.touched);
         self.hosts.take_touched(&mut touched);
-        self.moved.extend_from_slice(&touched);
         if self.recheck_alerts {
             self.recheck_alerts = false;
             self.lifecycle.recheck_all(tick);
@@ -586,8 +584,8 @@ impl Partition {
             }
         }
         self.checks = due;
+        self.note_moved(&touched);
         self.touched = touched;
-        self.bound_moved();
         let opened = self.lifecycle.take_opened();
         for &(kind, addr) in &opened {
             if let Some(h) = self.hosts.get_mut(addr) {

@@ -98,20 +98,26 @@ impl Partition {
     }
 
     /// Drops the cached views of the hosts that moved since the last
-    /// listing. A partition that lists nothing for long (a replay) does
-    /// not keep a list of them longer than the cache it would clear.
+    /// listing.
     fn forget_moved(&mut self) {
         for id in self.moved.drain(..) {
             self.view_cache.remove(&id);
         }
     }
 
-    /// Keeps the list of moved hosts no longer than what it would clear:
-    /// past that, the cache is cleared at once.
-    pub(super) fn bound_moved(&mut self) {
-        if self.moved.len() > self.view_cache.len().max(MAX_LISTED_HOSTS) * 2 {
+    /// Notes hosts whose view may have changed: only while views are
+    /// cached (a replay lists none until its end), and no more of them
+    /// than the cache would lose; past that the cache is dropped at once.
+    #[inline]
+    pub(super) fn note_moved(&mut self, ids: &[u32]) {
+        if self.view_cache.is_empty() {
+            return;
+        }
+        if self.moved.len() + ids.len() > self.view_cache.len().max(MAX_LISTED_HOSTS) * 2 {
             self.moved.clear();
             self.view_cache.clear();
+        } else {
+            self.moved.extend_from_slice(ids);
         }
     }
 
