@@ -137,6 +137,8 @@ pub struct Aggregator {
     ids: Arc<AtomicU64>,
     /// What the partitions refuse, for the workers.
     admission: Option<Arc<Admission>>,
+    /// The tick closed last, if its admission is yet to be worked out.
+    admission_due: Option<u64>,
     filters_built: u64,
 }
 
@@ -241,6 +243,7 @@ impl Aggregator {
             runtime: Arc::new(runtime),
             ids,
             admission: None,
+            admission_due: None,
             filters_built: 0,
             cfg,
         }
@@ -292,6 +295,7 @@ impl Aggregator {
         // Bounds may have changed: nothing is screened until the next
         // close works out the rooms under the new ones.
         self.admission = None;
+        self.admission_due = None;
     }
 
     /// Puts back the alerts that were open when the daemon last stopped.
@@ -428,17 +432,22 @@ impl Aggregator {
         let situation = self.situation(tick, unix_ms);
         let results = each_part(&mut self.parts, |p| p.close(&situation));
         let events = self.announce(results, situation.now);
-        self.refresh_admission(tick);
+        // Worked out when the workers ask for it: a replay never does.
+        self.admission_due = Some(tick);
         self.late_total += u64::from(health.late_workers);
         self.ifaces.end_tick(tick);
         self.fingerprints.expire(tick);
         (events, situation.drop_ratio)
     }
 
-    /// What the workers may leave out of their shards after `tick`
-    /// ([`crate::admission`]): `None` before the first close, after a
-    /// reload, and while contacts wait for their answers.
-    pub fn admission(&self) -> Option<Arc<Admission>> {
+    /// What the workers may leave out of their shards after the last
+    /// tick closed ([`crate::admission`]): `None` before the first close,
+    /// after a reload until the next close, and while contacts wait for
+    /// their answers.
+    pub fn admission(&mut self) -> Option<Arc<Admission>> {
+        if let Some(tick) = self.admission_due.take() {
+            self.refresh_admission(tick);
+        }
         self.admission.clone()
     }
 
