@@ -249,6 +249,14 @@ impl Aggregator {
         }
     }
 
+    /// Writes now the memory full host tables hold
+    /// ([`crate::hosts::HostTable::prefault`]): for the live daemon.
+    pub fn prefault(&mut self) {
+        for p in &mut self.parts {
+            p.hosts.prefault();
+        }
+    }
+
     /// Partitions (threads) the hosts are split over.
     pub fn threads(&self) -> usize {
         self.parts.len()

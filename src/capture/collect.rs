@@ -152,6 +152,7 @@ impl Collector {
     fn apply_control(&mut self) {
         while let Ok(Reconfigure(cfg)) = self.control.try_recv() {
             self.agg.reconfigure(&cfg);
+            self.agg.prefault();
             let acted = self
                 .mitigation
                 .reconfigure(&cfg.mitigation, super::clock::unix_ms());

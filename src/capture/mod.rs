@@ -180,6 +180,7 @@ impl Capture {
         // Readers see the runtime facts from the start, not after a tick.
         published.store(Arc::new(Snapshot::empty(config, runtime.clone())));
         let mut agg = Aggregator::with_threads(config, runtime, sizing.aggregators);
+        agg.prefault();
         let limits = ShardLimits {
             max_hosts: config.traffic.max_hosts,
             max_pairs: config.traffic.max_pairs,
