@@ -238,16 +238,19 @@ impl PairWindow {
         Some(gi)
     }
 
-    /// Makes room in the generation of `tick` for `sources` sources in
-    /// all, where a merge is about to add pairs from that many: at least
-    /// that many will be there after it, unless the bound on pairs stops
-    /// new ones (the room is capped by what the bound leaves).
-    pub fn reserve(&mut self, tick: u64, sources: usize) {
+    /// Makes room in the generation of `tick` for the sources a merge is
+    /// about to add pairs from: `sources` of them, `new` of which it cannot
+    /// hold yet (sources it has just started tracking). At least the
+    /// larger of `sources` and what it holds plus `new` will be there
+    /// after it, unless the bound on pairs stops new ones (the room is
+    /// capped by what the bound leaves).
+    pub fn reserve(&mut self, tick: u64, sources: usize, new: usize) {
         if let Some(gi) = self.generation(tick) {
             let room = self.max.saturating_sub(self.len);
             let g = &mut self.gens[gi];
-            let n = sources.min(g.by_src.len() + room);
-            if n > g.by_src.len() {
+            let held = g.by_src.len();
+            let n = sources.max(held + new).min(held + room);
+            if n > held {
                 g.by_src.reserve(n);
             }
         }
@@ -330,6 +333,32 @@ mod tests {
             }
         });
         t
+    }
+
+    #[test]
+    fn sources_new_over_several_merges_are_made_room_for_at_once() {
+        let mut w = PairWindow::new(40, 1 << 20, &Hasher::new());
+        let src = |n: u32| Addr::from_v4(n.to_be_bytes());
+        let mut next = 0;
+        for batch in [3000, 5000, 20000] {
+            // Each merge's sources are new to the table and the generation.
+            w.reserve(0, batch, batch);
+            let cap = w.gens[0].by_src.capacity();
+            for _ in 0..batch {
+                assert!(w.add(0, src(next), a(1), c(1)));
+                next += 1;
+            }
+            assert_eq!(w.gens[0].by_src.capacity(), cap, "grew within the merge");
+        }
+        // Sources it holds already make no room: a steady tick does not
+        // double the generation.
+        let cap = w.gens[0].by_src.capacity();
+        w.reserve(0, next as usize, 0);
+        assert_eq!(w.gens[0].by_src.capacity(), cap);
+        // The bound caps the room.
+        let mut b = PairWindow::new(40, 100, &Hasher::new());
+        b.reserve(0, 5000, 5000);
+        assert!(b.gens[0].by_src.capacity() <= 256);
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl Partition {
         // A tick of more hosts than the table holds (a flood of new
         // sources filling it) sizes the index once.
         self.hosts.reserve(owned);
+        let held = self.hosts.len();
         for (i, h) in shard.hosts().iter().enumerate() {
             if let Some(&ahead) = hashes.get(i + AHEAD) {
                 self.hosts.prefetch_index(ahead);
@@ -218,6 +219,10 @@ impl Partition {
             }
         }
         self.hashes = hashes;
+        // Hosts new to the table are sources new to the pairs' generation
+        // too (or destinations only): a flood that fills the table over
+        // several shards grows the generation once a shard, not key by key.
+        let added = self.hosts.len().saturating_sub(held);
         let bucket = g.bucket(t);
         let ring = g.ring(bucket);
         let mut sources = 0;
@@ -259,7 +264,7 @@ impl Partition {
         // Only where a pair will be added: the generation of `t` starts
         // then, as it would at that pair.
         if sources > 0 {
-            self.pairs.reserve(t, sources);
+            self.pairs.reserve(t, sources, added.min(sources));
         }
         let hosts = shard.hosts();
         let pairs = shard.pairs_by_index();
