@@ -6,6 +6,7 @@
 //! aggregator's schedule says its counts have expired ([`HostTable::try_free`]),
 //! so neither memory nor any one tick's work grows without bound.
 
+use std::collections::TryReserveError;
 use std::sync::Arc;
 
 use crate::admission::Filter;
@@ -91,14 +92,15 @@ impl HostState {
 /// Makes room for `n` elements in `v` and writes `fill()` into the room
 /// beyond its length, which it leaves as it is: the pages are faulted in
 /// now, and the elements pushed later land on them.
-fn fill_spare<T>(v: &mut Vec<T>, n: usize, fill: impl Fn() -> T) {
-    v.reserve_exact(n.saturating_sub(v.len()));
+fn fill_spare<T>(v: &mut Vec<T>, n: usize, fill: impl Fn() -> T) -> Result<(), TryReserveError> {
+    v.try_reserve_exact(n.saturating_sub(v.len()))?;
     for s in v.spare_capacity_mut() {
         s.write(fill());
     }
     // Written memory that nothing reads yet: kept from the optimizer, which
     // could otherwise drop the writes.
     std::hint::black_box(v);
+    Ok(())
 }
 
 /// Scan sketches a table keeps at most: a scanner's sketch is 1 KiB, so a
@@ -175,13 +177,19 @@ impl HostTable {
     /// fills the table then neither grows nor faults in a page of them
     /// (a third of that tick's cost otherwise), and a bound the box has
     /// no memory for fails at start, not under attack. The live daemon
-    /// does this; a replay, whose tables mostly stay small, does not.
-    pub fn prefault(&mut self) {
+    /// does this ([`crate::aggregator::Aggregator::prefault_within`]); a
+    /// replay, whose tables mostly stay small, does not.
+    pub fn prefault(&mut self) -> Result<(), TryReserveError> {
         let n = self.max;
-        self.index.reserve(n);
-        fill_spare(&mut self.slots, n, HostState::unused);
-        fill_spare(&mut self.marks, n, || false);
-        fill_spare(&mut self.touched, n, || 0);
+        self.index.try_reserve(n)?;
+        fill_spare(&mut self.slots, n, HostState::unused)?;
+        fill_spare(&mut self.marks, n, || false)?;
+        fill_spare(&mut self.touched, n, || 0)
+    }
+
+    /// Bytes [`HostTable::prefault`] takes for a table of `max` hosts.
+    pub fn prefault_bytes(max: usize) -> usize {
+        OpenMap::<Addr, Id>::bytes_for(max) + max * (std::mem::size_of::<HostState>() + 1 + 4)
     }
 
     /// New hosts it takes before one is freed.
@@ -528,7 +536,11 @@ mod tests {
         let r = rules();
         let mut plain = HostTable::new(1000, &Hasher::new());
         let mut pre = HostTable::new(1000, &Hasher::new());
-        pre.prefault();
+        pre.prefault().unwrap();
+        assert_eq!(
+            HostTable::prefault_bytes(1000),
+            2048 * OpenMap::<Addr, Id>::SLOT_BYTES + 1000 * (std::mem::size_of::<HostState>() + 5)
+        );
         let (index, slots) = (pre.index.capacity(), pre.slots.as_ptr());
         assert!(index >= 2000 && pre.slots.capacity() >= 1000);
         assert!(pre.is_empty() && pre.bytes() >= 1000 * std::mem::size_of::<HostState>());

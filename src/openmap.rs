@@ -15,6 +15,7 @@
 //! the probe run back (no tombstones, so a table that keeps adding and
 //! removing hosts does not fill up with them).
 
+use std::collections::TryReserveError;
 use std::hash::Hash;
 
 use crate::shard::Hasher;
@@ -111,13 +112,37 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
     /// (each step writing a new table and moving every key). Never
     /// shrinks it.
     pub fn reserve(&mut self, keys: usize) {
+        let cap = self.slots_for(keys);
+        if cap > self.slots.len() {
+            self.grow_to(cap);
+        }
+    }
+
+    /// [`OpenMap::reserve`] that says so if the memory cannot be had,
+    /// instead of aborting.
+    pub fn try_reserve(&mut self, keys: usize) -> Result<(), TryReserveError> {
+        let cap = self.slots_for(keys);
+        if cap > self.slots.len() {
+            let mut v = Vec::new();
+            v.try_reserve_exact(cap)?;
+            self.move_to(fill_empty(v, cap));
+        }
+        Ok(())
+    }
+
+    /// Slots a table holding `keys` keys has: its own count at least.
+    fn slots_for(&self, keys: usize) -> usize {
         let mut cap = self.slots.len().max(16);
         while !self.fits(keys, cap) {
             cap *= 2;
         }
-        if cap > self.slots.len() {
-            self.grow_to(cap);
-        }
+        cap
+    }
+
+    /// Bytes of the slots a map of `keys` keys has, made as [`OpenMap::new`]
+    /// makes it (not dense).
+    pub fn bytes_for(keys: usize) -> usize {
+        (2 * keys).next_power_of_two().max(16) * Self::SLOT_BYTES
     }
 
     pub fn len(&self) -> usize {
@@ -269,8 +294,14 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
 
     /// Moves the keys to a table of `cap` slots (a power of two, larger).
     fn grow_to(&mut self, cap: usize) {
+        self.move_to(empty_slots(cap));
+    }
+
+    /// Moves the keys to `slots`, empty, a power of two larger.
+    fn move_to(&mut self, slots: Vec<Slot<K, V>>) {
+        let cap = slots.len();
         debug_assert!(cap.is_power_of_two() && cap > self.slots.len());
-        let old = std::mem::replace(&mut self.slots, empty_slots(cap));
+        let old = std::mem::replace(&mut self.slots, slots);
         let mask = cap - 1;
         // Moved out of the old table, which is read once and not written.
         for s in old.into_iter().filter(Slot::used) {
@@ -301,7 +332,11 @@ fn empty_slots<K: Default, V: Vacancy>(n: usize) -> Vec<Slot<K, V>> {
     // read (the shared zero page) as a probe passes over it and again when
     // a key is written to it. Hidden from the optimizer between the two,
     // the table is written now, each page faulted in once, in order.
-    let mut v: Vec<Slot<K, V>> = Vec::with_capacity(n);
+    fill_empty(Vec::with_capacity(n), n)
+}
+
+/// `n` empty slots written into `v`, empty and holding room for them.
+fn fill_empty<K: Default, V: Vacancy>(mut v: Vec<Slot<K, V>>, n: usize) -> Vec<Slot<K, V>> {
     std::hint::black_box(&mut v);
     v.extend(std::iter::repeat_with(Slot::default).take(n));
     v

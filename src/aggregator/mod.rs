@@ -39,6 +39,7 @@ use crate::admission::Admission;
 use crate::alert::{Alert, AlertEvent, AlertKind, Evidence, KINDS, Now, Situation, Transition};
 use crate::config::{Config, ScanCount};
 use crate::counters::IfaceDelta;
+use crate::hosts::HostTable;
 use crate::rates::Columns;
 use crate::shard::{Hasher, Shard, Totals, Untracked, role_bits};
 use crate::snapshot::{HostView, MAX_LISTED_HOSTS, Snapshot, TableFill};
@@ -140,6 +141,9 @@ pub struct Aggregator {
     /// The tick closed last, if its admission is yet to be worked out.
     admission_due: Option<u64>,
     filters_built: u64,
+    /// Memory the host tables may take at start and at each reload
+    /// ([`Aggregator::prefault_within`]); `None`: taken as hosts come.
+    prefault: Option<u64>,
 }
 
 /// Counts of the aggregator's work since it started.
@@ -245,16 +249,51 @@ impl Aggregator {
             admission: None,
             admission_due: None,
             filters_built: 0,
+            prefault: None,
             cfg,
         }
     }
 
-    /// Writes now the memory full host tables hold
-    /// ([`crate::hosts::HostTable::prefault`]): for the live daemon.
-    pub fn prefault(&mut self) {
-        for p in &mut self.parts {
-            p.hosts.prefault();
+    /// Takes and writes now the memory of full host tables
+    /// ([`crate::hosts::HostTable::prefault`]), and again at each reload
+    /// whose bound asks for more, if they fit in `budget` bytes: the live
+    /// daemon's. Tables that would not fit, or whose memory cannot be had,
+    /// are taken as hosts come, and a warning says so. Returns the bytes
+    /// taken now.
+    pub fn prefault_within(&mut self, budget: u64) -> u64 {
+        self.prefault = Some(budget);
+        self.take_tables()
+    }
+
+    fn take_tables(&mut self) -> u64 {
+        let Some(budget) = self.prefault else {
+            return 0;
+        };
+        let want: usize = self
+            .parts
+            .iter()
+            .map(|p| HostTable::prefault_bytes(p.hosts.max()))
+            .sum();
+        if want as u64 > budget {
+            log::warn!(
+                "traffic.max_hosts = {} needs {} MiB for its host table, more than the {} MiB (a quarter of the memory) it may take at start: it is taken as hosts come",
+                self.cfg.max_hosts,
+                (want as u64).div_ceil(1 << 20),
+                budget >> 20
+            );
+            return 0;
         }
+        for p in &mut self.parts {
+            if let Err(e) = p.hosts.prefault() {
+                log::warn!(
+                    "cannot take the host table's memory for traffic.max_hosts = {} ({}): it is taken as hosts come",
+                    self.cfg.max_hosts,
+                    e
+                );
+                return 0;
+            }
+        }
+        want as u64
     }
 
     /// Partitions (threads) the hosts are split over.
@@ -304,6 +343,7 @@ impl Aggregator {
         // close works out the rooms under the new ones.
         self.admission = None;
         self.admission_due = None;
+        self.take_tables();
     }
 
     /// Puts back the alerts that were open when the daemon last stopped.

@@ -152,7 +152,6 @@ impl Collector {
     fn apply_control(&mut self) {
         while let Ok(Reconfigure(cfg)) = self.control.try_recv() {
             self.agg.reconfigure(&cfg);
-            self.agg.prefault();
             let acted = self
                 .mitigation
                 .reconfigure(&cfg.mitigation, super::clock::unix_ms());

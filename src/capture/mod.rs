@@ -180,7 +180,15 @@ impl Capture {
         // Readers see the runtime facts from the start, not after a tick.
         published.store(Arc::new(Snapshot::empty(config, runtime.clone())));
         let mut agg = Aggregator::with_threads(config, runtime, sizing.aggregators);
-        agg.prefault();
+        // A quarter of the memory: the rings and the shards have theirs.
+        let taken = agg.prefault_within(sizing.memory / 4);
+        if taken > 0 {
+            log::info!(
+                "host table: {} taken at start for traffic.max_hosts = {}",
+                sizing::Bytes(taken),
+                config.traffic.max_hosts
+            );
+        }
         let limits = ShardLimits {
             max_hosts: config.traffic.max_hosts,
             max_pairs: config.traffic.max_pairs,

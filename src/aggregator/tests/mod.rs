@@ -419,6 +419,36 @@ fn degraded_when_the_kernel_dropped_packets() {
 }
 
 #[test]
+fn host_tables_are_taken_at_start_within_the_budget_and_again_at_a_reload() {
+    let per_host =
+        |g: &Aggregator| -> Vec<usize> { g.parts.iter().map(|p| p.hosts.bytes()).collect() };
+    let mut c = config("");
+    c.traffic.max_hosts = 4000;
+    let mut g = Aggregator::new(&c, RuntimeInfo::default());
+    let want = HostTable::prefault_bytes(4000) as u64;
+    // Over the budget: nothing taken now.
+    assert_eq!(g.prefault_within(want - 1), 0);
+    assert!(per_host(&g).iter().all(|&b| b < 1000));
+    let budget = HostTable::prefault_bytes(5000) as u64;
+    assert_eq!(g.prefault_within(budget), want);
+    assert!(per_host(&g)[0] as u64 >= want);
+    // Counting is unchanged on a table taken ahead.
+    let (snap, ev) = tick(&mut g, 0, &[pkt(1, 2, 2000, 80, Role::Other)]);
+    assert_eq!(host(&snap, 1).sent_bytes, 2000);
+    assert_eq!(opened(&ev, AlertKind::Traffic).len(), 1);
+    // A reload that raises the bound takes the rest; one past the budget
+    // keeps what was taken and counts on.
+    c.traffic.max_hosts = 5000;
+    g.reconfigure(&c);
+    assert!(per_host(&g)[0] as u64 >= HostTable::prefault_bytes(5000) as u64);
+    c.traffic.max_hosts = 1 << 20;
+    g.reconfigure(&c);
+    assert!((per_host(&g)[0] as u64) < HostTable::prefault_bytes(1 << 20) as u64);
+    let (snap, _) = tick(&mut g, 1, &[pkt(1, 2, 100, 80, Role::Other)]);
+    assert_eq!(host(&snap, 1).sent_bytes, 2100);
+}
+
+#[test]
 fn reload_keeps_counts_and_open_alerts() {
     let mut g = agg("");
     let (_, ev) = tick(&mut g, 0, &[pkt(1, 2, 2000, 80, Role::Other)]);
