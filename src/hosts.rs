@@ -175,8 +175,8 @@ impl HostTable {
     /// Takes now, and writes, the memory a full table holds: its index,
     /// slots, marks and touched list. The tick a flood of new sources
     /// fills the table then neither grows nor faults in a page of them
-    /// (a third of that tick's cost otherwise), and a bound the box has
-    /// no memory for fails at start, not under attack. The live daemon
+    /// (a fifth of that tick's cost, measured live), and memory the box
+    /// cannot give is an error now, not under attack. The live daemon
     /// does this ([`crate::aggregator::Aggregator::prefault_within`]); a
     /// replay, whose tables mostly stay small, does not.
     pub fn prefault(&mut self) -> Result<(), TryReserveError> {
