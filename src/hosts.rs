@@ -52,7 +52,8 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// What a slot holds before a host is put in it.
+    /// What a slot holds before a host is put in it, and a new host but
+    /// for its address, rule and `live`.
     fn unused() -> HostState {
         HostState {
             addr: Addr::default(),
@@ -173,7 +174,7 @@ impl HostTable {
     }
 
     /// Takes now, and writes, the memory a full table holds: its index,
-    /// slots, marks and touched list. The tick a flood of new sources
+    /// slots and marks. The tick a flood of new sources
     /// fills the table then neither grows nor faults in a page of them
     /// (a fifth of that tick's cost, measured live), and memory the box
     /// cannot give is an error now, not under attack. The live daemon
@@ -183,13 +184,12 @@ impl HostTable {
         let n = self.max;
         self.index.try_reserve(n)?;
         fill_spare(&mut self.slots, n, HostState::unused)?;
-        fill_spare(&mut self.marks, n, || false)?;
-        fill_spare(&mut self.touched, n, || 0)
+        fill_spare(&mut self.marks, n, || false)
     }
 
     /// Bytes [`HostTable::prefault`] takes for a table of `max` hosts.
     pub fn prefault_bytes(max: usize) -> usize {
-        OpenMap::<Addr, Id>::bytes_for(max) + max * (std::mem::size_of::<HostState>() + 1 + 4)
+        OpenMap::<Addr, Id>::bytes_for(max) + max * (std::mem::size_of::<HostState>() + 1)
     }
 
     /// New hosts it takes before one is freed.
@@ -250,15 +250,8 @@ impl HostTable {
             let state = HostState {
                 addr,
                 rule: rules.lookup(addr),
-                alerting: 0,
-                evaluated: u64::MAX,
-                win: HostWindow::default(),
-                scan: None,
-                rates: None,
-                last_bucket: u64::MAX,
-                last_seen: 0,
-                expiry_check: u64::MAX,
                 live: true,
+                ..HostState::unused()
             };
             if self.free.pop().is_some() {
                 self.slots[id as usize] = state;
@@ -539,7 +532,7 @@ mod tests {
         pre.prefault().unwrap();
         assert_eq!(
             HostTable::prefault_bytes(1000),
-            2048 * OpenMap::<Addr, Id>::SLOT_BYTES + 1000 * (std::mem::size_of::<HostState>() + 5)
+            2048 * OpenMap::<Addr, Id>::SLOT_BYTES + 1000 * (std::mem::size_of::<HostState>() + 1)
         );
         let (index, slots) = (pre.index.capacity(), pre.slots.as_ptr());
         assert!(index >= 2000 && pre.slots.capacity() >= 1000);

@@ -142,8 +142,10 @@ pub struct Aggregator {
     admission_due: Option<u64>,
     filters_built: u64,
     /// Memory the host tables may take at start and at each reload
-    /// ([`Aggregator::prefault_within`]); `None`: taken as hosts come.
+    /// ([`Aggregator::prefault_within`]; `None`: taken as hosts come),
+    /// and the bound they were last taken (or refused) for.
     prefault: Option<u64>,
+    prefaulted_for: usize,
 }
 
 /// Counts of the aggregator's work since it started.
@@ -250,18 +252,20 @@ impl Aggregator {
             admission_due: None,
             filters_built: 0,
             prefault: None,
+            prefaulted_for: 0,
             cfg,
         }
     }
 
     /// Takes and writes now the memory of full host tables
     /// ([`crate::hosts::HostTable::prefault`]), and again at each reload
-    /// whose bound asks for more, if they fit in `budget` bytes: the live
-    /// daemon's. Tables that would not fit, or whose memory cannot be had,
-    /// are taken as hosts come, and a warning says so. Returns the bytes
-    /// taken now.
-    pub fn prefault_within(&mut self, budget: u64) -> u64 {
-        self.prefault = Some(budget);
+    /// that changes the bound, if they fit in a quarter of `memory` (the
+    /// rings and shards have theirs): the live daemon's. Tables that would
+    /// not fit, or whose memory cannot be had, are taken as hosts come,
+    /// and a warning says so. Returns the bytes taken now.
+    pub fn prefault_within(&mut self, memory: u64) -> u64 {
+        self.prefault = Some(memory / 4);
+        self.prefaulted_for = 0;
         self.take_tables()
     }
 
@@ -269,6 +273,10 @@ impl Aggregator {
         let Some(budget) = self.prefault else {
             return 0;
         };
+        if self.cfg.max_hosts == self.prefaulted_for {
+            return 0;
+        }
+        self.prefaulted_for = self.cfg.max_hosts;
         let want: usize = self
             .parts
             .iter()

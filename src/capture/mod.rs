@@ -180,8 +180,7 @@ impl Capture {
         // Readers see the runtime facts from the start, not after a tick.
         published.store(Arc::new(Snapshot::empty(config, runtime.clone())));
         let mut agg = Aggregator::with_threads(config, runtime, sizing.aggregators);
-        // A quarter of the memory: the rings and the shards have theirs.
-        let taken = agg.prefault_within(sizing.memory / 4);
+        let taken = agg.prefault_within(sizing.memory);
         if taken > 0 {
             log::info!(
                 "host table: {} taken at start for traffic.max_hosts = {}",

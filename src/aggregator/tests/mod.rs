@@ -426,11 +426,11 @@ fn host_tables_are_taken_at_start_within_the_budget_and_again_at_a_reload() {
     c.traffic.max_hosts = 4000;
     let mut g = Aggregator::new(&c, RuntimeInfo::default());
     let want = HostTable::prefault_bytes(4000) as u64;
-    // Over the budget: nothing taken now.
-    assert_eq!(g.prefault_within(want - 1), 0);
+    // Over a quarter of the memory: nothing taken now.
+    assert_eq!(g.prefault_within(4 * want - 4), 0);
     assert!(per_host(&g).iter().all(|&b| b < 1000));
-    let budget = HostTable::prefault_bytes(5000) as u64;
-    assert_eq!(g.prefault_within(budget), want);
+    let memory = 4 * HostTable::prefault_bytes(5000) as u64;
+    assert_eq!(g.prefault_within(memory), want);
     assert!(per_host(&g)[0] as u64 >= want);
     // Counting is unchanged on a table taken ahead.
     let (snap, ev) = tick(&mut g, 0, &[pkt(1, 2, 2000, 80, Role::Other)]);
