@@ -104,6 +104,11 @@ fn fill_spare<T>(v: &mut Vec<T>, n: usize, fill: impl Fn() -> T) -> Result<(), T
     Ok(())
 }
 
+/// Bytes an empty scan set kept for a host takes: the set and its place
+/// in the list (counted as [`HostTable::bytes`] counts them).
+const SPARE_SCAN_BYTES: usize =
+    std::mem::size_of::<ScanSets>() + std::mem::size_of::<Box<ScanSets>>();
+
 /// Scan sketches a table keeps at most: a scanner's sketch is 1 KiB, so a
 /// table's sketches stay within 4 MiB however many hosts scan; the
 /// scanners past it are detected as before, only their alerts say no
@@ -129,6 +134,14 @@ pub struct HostTable {
     scan_heap: usize,
     /// Scan sketches kept ([`crate::sketch`]), at most [`MAX_SKETCHES`].
     sketches: usize,
+    /// Empty scan sets, taken before a new host's first contact makes
+    /// its own: those of freed hosts, and in the live daemon one for each
+    /// host the table may hold ([`HostTable::prefault`]), so that the tick
+    /// a flood of new sources fills the table does not allocate one a
+    /// host. Never more than the table holds. Boxes, because a host's
+    /// sets are one (moved in and out, never copied).
+    #[allow(clippy::vec_box)]
+    spare_scans: Vec<Box<ScanSets>>,
     /// The workers' filter of the hosts it tracks ([`HostTable::screen_filter`]),
     /// the bound it was sized for, and the hosts put in it since.
     screen: Option<(Arc<Filter>, usize)>,
@@ -146,6 +159,7 @@ impl HostTable {
             max,
             scan_heap: 0,
             sketches: 0,
+            spare_scans: Vec::new(),
             screen: None,
             screen_keys: 0,
         }
@@ -174,22 +188,35 @@ impl HostTable {
     }
 
     /// Takes now, and writes, the memory a full table holds: its index,
-    /// slots and marks. The tick a flood of new sources
-    /// fills the table then neither grows nor faults in a page of them
-    /// (a fifth of that tick's cost, measured live), and memory the box
-    /// cannot give is an error now, not under attack. The live daemon
+    /// slots and marks, and a spare scan set for each host. The tick a
+    /// flood of new sources fills the table then neither grows nor faults
+    /// in a page of them (a fifth of that tick's cost, measured live) nor
+    /// allocates a scan set a host (a tenth of what was left), and memory
+    /// the index, slots and marks need that the box cannot give is an
+    /// error now, not under attack (the scan sets' is allocated plainly,
+    /// within the same budget). The live daemon
     /// does this ([`crate::aggregator::Aggregator::prefault_within`]); a
     /// replay, whose tables mostly stay small, does not.
     pub fn prefault(&mut self) -> Result<(), TryReserveError> {
         let n = self.max;
         self.index.try_reserve(n)?;
         fill_spare(&mut self.slots, n, HostState::unused)?;
-        fill_spare(&mut self.marks, n, || false)
+        fill_spare(&mut self.marks, n, || false)?;
+        // Scan sets for as many hosts as the table holds (the most it
+        // keeps spare).
+        let want = n;
+        self.spare_scans
+            .try_reserve_exact(want.saturating_sub(self.spare_scans.len()))?;
+        while self.spare_scans.len() < want {
+            self.spare_scans.push(Box::default());
+        }
+        Ok(())
     }
 
     /// Bytes [`HostTable::prefault`] takes for a table of `max` hosts.
     pub fn prefault_bytes(max: usize) -> usize {
-        OpenMap::<Addr, Id>::bytes_for(max) + max * (std::mem::size_of::<HostState>() + 1)
+        OpenMap::<Addr, Id>::bytes_for(max)
+            + max * (std::mem::size_of::<HostState>() + 1 + SPARE_SCAN_BYTES)
     }
 
     /// New hosts it takes before one is freed.
@@ -223,6 +250,7 @@ impl HostTable {
     /// A new bound (reload); hosts beyond it stay until swept.
     pub fn set_max(&mut self, max: usize) {
         self.max = max;
+        self.spare_scans.truncate(max);
     }
 
     /// The slot of a host, added if there is room. Marks it touched for
@@ -401,6 +429,9 @@ impl HostTable {
         let h = &mut self.slots[id as usize];
         let before = h.heap_bytes();
         let sketches = h.sketches();
+        if h.scan.is_none() {
+            h.scan = self.spare_scans.pop();
+        }
         let r = f(h.scan_mut(), may_sketch);
         self.scan_heap = self.scan_heap + h.heap_bytes() - before;
         self.sketches = self.sketches + h.sketches() - sketches;
@@ -490,7 +521,14 @@ impl HostTable {
         }
         self.sketches -= h.sketches();
         self.scan_heap -= before;
-        h.scan = None;
+        if let Some(mut s) = h.scan.take() {
+            if self.spare_scans.len() < self.max {
+                // Emptied (its sets' heap and sketches dropped) for the
+                // next host.
+                *s = ScanSets::default();
+                self.spare_scans.push(s);
+            }
+        }
         h.rates = None;
         h.live = false;
         self.index.remove(self.index.hash(&h.addr), &h.addr);
@@ -506,6 +544,8 @@ impl HostTable {
             + self.touched.capacity() * 4
             + self.marks.capacity()
             + self.scan_heap
+            + self.spare_scans.capacity() * std::mem::size_of::<Box<ScanSets>>()
+            + self.spare_scans.len() * std::mem::size_of::<ScanSets>()
     }
 }
 
@@ -532,8 +572,11 @@ mod tests {
         pre.prefault().unwrap();
         assert_eq!(
             HostTable::prefault_bytes(1000),
-            2048 * OpenMap::<Addr, Id>::SLOT_BYTES + 1000 * (std::mem::size_of::<HostState>() + 1)
+            2048 * OpenMap::<Addr, Id>::SLOT_BYTES
+                + 1000 * (std::mem::size_of::<HostState>() + 1 + SPARE_SCAN_BYTES)
         );
+        assert_eq!(pre.spare_scans.len(), 1000, "a scan set for every host");
+        assert!(pre.bytes() >= HostTable::prefault_bytes(1000));
         let (index, slots) = (pre.index.capacity(), pre.slots.as_ptr());
         assert!(index >= 2000 && pre.slots.capacity() >= 1000);
         assert!(pre.is_empty() && pre.bytes() >= 1000 * std::mem::size_of::<HostState>());
@@ -554,6 +597,50 @@ mod tests {
             assert_eq!(pre.slot(id).win.sum(&g, 0, col::SENT_BYTES), u64::from(n));
             assert_eq!(plain.id(a(n)), Some(id));
         }
+    }
+
+    #[test]
+    fn scan_sets_come_from_the_spares_and_freed_ones_go_back_empty() {
+        let g = Geometry::new(4);
+        let r = rules();
+        let mut t = HostTable::new(4, &Hasher::new());
+        t.prefault().unwrap();
+        let spare: Vec<*const ScanSets> = t.spare_scans.iter().map(|b| &**b as *const _).collect();
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            let id = t.upsert(a(n), &r).unwrap();
+            t.slot_mut(id).win.add(&g, 0, [10, 1, 0, 0]);
+            // A scanner past the inline entries, with a sketch.
+            for k in 0..5 {
+                t.with_scan(id, |s, may| s.addresses.touch(k, 0, 4, 4, may));
+            }
+            let held = t.slot(id).scan.as_deref().unwrap() as *const ScanSets;
+            assert!(spare.contains(&held), "host {n}'s sets are a spare's");
+            ids.push(id);
+        }
+        assert!(t.spare_scans.is_empty());
+        assert!(t.sketches > 0 && t.scan_heap > 4 * std::mem::size_of::<ScanSets>());
+        let mut touched = Vec::new();
+        t.take_touched(&mut touched);
+        for &id in &ids {
+            assert!(t.try_free(id, &g, 8, (4, 4)));
+        }
+        assert_eq!(t.spare_scans.len(), 4, "back among the spares");
+        assert_eq!((t.sketches, t.scan_heap), (0, 0));
+        for s in &t.spare_scans {
+            assert_eq!(
+                s.addresses.heap_bytes() + s.ports.heap_bytes(),
+                0,
+                "emptied"
+            );
+            assert!(!s.addresses.has_sketch());
+        }
+        // A new host's sets start empty; spares never outnumber the bound.
+        let id = t.upsert(a(9), &r).unwrap();
+        let fresh = t.with_scan(id, |s, _| s.addresses.count(8, 4));
+        assert_eq!(fresh, 0);
+        t.set_max(2);
+        assert_eq!(t.spare_scans.len(), 2);
     }
 
     #[test]
