@@ -204,10 +204,9 @@ impl HostTable {
         fill_spare(&mut self.marks, n, || false)?;
         // Scan sets for as many hosts as the table holds (the most it
         // keeps spare).
-        let want = n;
         self.spare_scans
-            .try_reserve_exact(want.saturating_sub(self.spare_scans.len()))?;
-        while self.spare_scans.len() < want {
+            .try_reserve_exact(n.saturating_sub(self.spare_scans.len()))?;
+        while self.spare_scans.len() < n {
             self.spare_scans.push(Box::default());
         }
         Ok(())
