@@ -191,10 +191,10 @@ impl HostTable {
     /// slots and marks, and a spare scan set for each host. The tick a
     /// flood of new sources fills the table then neither grows nor faults
     /// in a page of them (a fifth of that tick's cost, measured live) nor
-    /// allocates a scan set a host (a tenth of what was left), and memory
-    /// the index, slots and marks need that the box cannot give is an
-    /// error now, not under attack (the scan sets' is allocated plainly,
-    /// within the same budget). The live daemon
+    /// allocates a scan set a host (a tenth of what was left). Memory the
+    /// index, slots and marks cannot get is an error now, not under
+    /// attack; the scan sets are plain allocations within the same
+    /// budget. The live daemon
     /// does this ([`crate::aggregator::Aggregator::prefault_within`]); a
     /// replay, whose tables mostly stay small, does not.
     pub fn prefault(&mut self) -> Result<(), TryReserveError> {
@@ -633,10 +633,12 @@ mod tests {
                 "emptied"
             );
             assert!(!s.addresses.has_sketch());
+            assert_eq!(s.addresses.count(0, 4), 0, "no key of its last host");
         }
-        // A new host's sets start empty; spares never outnumber the bound.
+        // A new host's sets start empty, even counted at the tick its
+        // spare's last host contacted; spares never outnumber the bound.
         let id = t.upsert(a(9), &r).unwrap();
-        let fresh = t.with_scan(id, |s, _| s.addresses.count(8, 4));
+        let fresh = t.with_scan(id, |s, _| s.addresses.count(0, 4));
         assert_eq!(fresh, 0);
         t.set_max(2);
         assert_eq!(t.spare_scans.len(), 2);
