@@ -46,7 +46,9 @@ enum Dests {
     /// Without an allocation: most sources, and every spoofed one.
     One(Addr, PairCount),
     Few(Vec<(Addr, PairCount)>),
-    Many(HashMap<Addr, PairCount, Hasher>),
+    /// Boxed: inline, the map would make every slot of a generation's
+    /// table (nearly all of them `One`) 96 bytes instead of 64.
+    Many(Box<HashMap<Addr, PairCount, Hasher>>),
 }
 
 impl Default for Dests {
@@ -85,7 +87,7 @@ impl Dests {
                 let mut m = HashMap::with_capacity_and_hasher(FEW * 2, hasher.clone());
                 m.extend(v.drain(..));
                 m.insert(dst, c);
-                *self = Dests::Many(m);
+                *self = Dests::Many(Box::new(m));
             }
             Dests::Many(m) => {
                 m.insert(dst, c);
@@ -105,7 +107,10 @@ impl Dests {
         match self {
             Dests::One(..) => 0,
             Dests::Few(v) => v.capacity() * std::mem::size_of::<(Addr, PairCount)>(),
-            Dests::Many(m) => m.capacity() * (std::mem::size_of::<(Addr, PairCount)>() + 1),
+            Dests::Many(m) => {
+                std::mem::size_of::<HashMap<Addr, PairCount, Hasher>>()
+                    + m.capacity() * (std::mem::size_of::<(Addr, PairCount)>() + 1)
+            }
         }
     }
 }
@@ -323,6 +328,13 @@ mod tests {
             packets: 1,
             roles: 0,
         }
+    }
+
+    #[test]
+    fn a_slot_of_a_generation_takes_64_bytes() {
+        // A flood's fill writes one slot per new source: the bytes of a
+        // slot are what it costs in fresh memory.
+        assert_eq!(OpenMap::<Addr, Dests>::SLOT_BYTES, 64);
     }
 
     fn total(w: &PairWindow, now: u64, src: Addr, dst: Addr) -> u64 {
