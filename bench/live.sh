@@ -14,6 +14,7 @@
 #   BIN=path/to/trafficalerted (default target/release/trafficalerted)
 #   COUNT_SPOOFED=N   spoofed-source packets for the FastNetMon comparison
 #   ONLY=fastnetmon   that comparison alone
+#   ONLY=memory       the spoofed-source memory run alone
 #   RATES=1           ours with FastNetMon's own threshold as a rate limit
 #                     ([rates.in] packets = "20K": classes counted), for
 #                     the cost of rate limits
@@ -297,16 +298,20 @@ PY
 setup
 : > $WORK/rows
 : > $WORK/spoofed
-if [ "${ONLY:-}" != fastnetmon ]; then
+if [ -z "${ONLY:-}" ]; then
     run_case "64 B flood" 64 "$COUNT_64" auto 1 0 ""
     run_case "1514 B flood" 1514 "$COUNT_1500" auto 1 0 ""
     run_case "64 B flood" 64 "$COUNT_64" auto '"auto"' "" ""
     run_case "1514 B flood" 1514 "$COUNT_1500" auto '"auto"' "" ""
     run_case "light load 20 kpps" 64 100000 io_uring 1 0 50us
     run_case "light load 20 kpps" 64 100000 poll 1 0 50us
-    spoofed_sources
 fi
-fastnetmon_spoofed "${COUNT_SPOOFED:-1000000}"
+case "${ONLY:-}" in
+    "") spoofed_sources; fastnetmon_spoofed "${COUNT_SPOOFED:-1000000}" ;;
+    memory) spoofed_sources ;;
+    fastnetmon) fastnetmon_spoofed "${COUNT_SPOOFED:-1000000}" ;;
+    *) echo "bench/live.sh: ONLY must be fastnetmon or memory, not '$ONLY'" >&2; exit 2 ;;
+esac
 
 {
     echo "# Live capture: trafficalerted vs tcpdump -w /dev/null ($(date -u +%F), $(nproc) cores, $(uname -r))"
@@ -322,9 +327,12 @@ fastnetmon_spoofed "${COUNT_SPOOFED:-1000000}"
         echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         cat $WORK/rows
         echo
+    fi
+    if [ -s $WORK/spoofed ]; then
         cat $WORK/spoofed
         echo
     fi
+    [ -s $WORK/fnm_row ] || exit 0
     echo "Side by side with FastNetMon $(dpkg-query -W -f '${Version}' fastnetmon) (mirror_afpacket, connection tracking"
     echo "off, ban at 20 000 pps; ours on the defaults with [inbound] byte_limit = \"10M\"${RATES:+ and [rates.in] packets = \"20K\"}${IPFIX:+ and IPFIX export}), both capturing r0 at"
     echo "once while trafgen sends from random sources to 10.2.0.2. FastNetMon's drops: packets that arrived and"
