@@ -489,12 +489,10 @@ impl Capture {
 
     fn watch(&mut self, l: &Link) {
         let n = self.workers.len() as u64;
-        let mut block_count = self.sizing.block_count;
-        let block_size = u64::from(self.sizing.block_size);
-        let per_ring = move |count: u32| block_size * u64::from(count);
         let room = self.sizing.ring_memory_max.saturating_sub(self.ring_used);
-        if per_ring(block_count) * n > room {
-            block_count = (room / n / block_size) as u32;
+        let fit = self.sizing.fit(room, n, self.cfg.block_size.is_none());
+        let (block_size, block_count) = (u64::from(fit.block_size), fit.block_count);
+        if fit.reduced {
             if block_count < 2 {
                 self.fail(
                     l,
@@ -507,15 +505,16 @@ impl Capture {
                 return;
             }
             log::warn!(
-                "{}: rings reduced to {} blocks to stay under capture.ring_memory_max ({})",
+                "{}: rings reduced to {} blocks of {} to stay under capture.ring_memory_max ({})",
                 l.name,
                 block_count,
+                Bytes(block_size),
                 Bytes(self.sizing.ring_memory_max)
             );
         }
-        match self.open_rings(l, block_count) {
+        match self.open_rings(l, block_size as u32, block_count) {
             Ok(rings) => {
-                let bytes = per_ring(block_count) * n;
+                let bytes = block_size * u64::from(block_count) * n;
                 self.ring_used += bytes;
                 let link = LinkType::from_arphrd(l.hatype);
                 let probe = rings.first().and_then(|r| r.bind_probe().ok());
@@ -540,7 +539,7 @@ impl Capture {
                     if l.up { "" } else { ", down" },
                     n,
                     if n == 1 { "" } else { "s" },
-                    Bytes(per_ring(block_count))
+                    Bytes(block_size * u64::from(block_count))
                 );
                 self.watched.insert(
                     l.ifindex,
@@ -595,7 +594,12 @@ impl Capture {
         }
     }
 
-    fn open_rings(&mut self, l: &Link, block_count: u32) -> tpacket::Result<Vec<Ring>> {
+    fn open_rings(
+        &mut self,
+        l: &Link,
+        block_size: u32,
+        block_count: u32,
+    ) -> tpacket::Result<Vec<Ring>> {
         let n = self.workers.len();
         let mode = match self.cfg.fanout {
             FanoutPolicy::Hash => FanoutMode::Hash,
@@ -603,7 +607,7 @@ impl Capture {
             FanoutPolicy::Lb => FanoutMode::LoadBalance,
         };
         let mut rc = RingConfig {
-            block_size: self.sizing.block_size,
+            block_size,
             block_count,
             retire_timeout_ms: self.cfg.block_timeout.0.as_millis().max(1) as u32,
             snaplen: self.cfg.snaplen,

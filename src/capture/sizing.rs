@@ -86,6 +86,40 @@ impl Sizing {
     pub fn ring_bytes(&self) -> u64 {
         u64::from(self.block_size) * u64::from(self.block_count)
     }
+
+    /// The rings of one more interface, `n` sockets, within `room` bytes of
+    /// the cap: as sized if they fit, else fewer blocks; blocks sized for
+    /// the machine (`auto`) halve, down to 1 MiB, before their count drops
+    /// under four. A count under two does not fit at all.
+    pub fn fit(&self, room: u64, n: u64, auto: bool) -> RingFit {
+        let n = n.max(1);
+        let mut size = u64::from(self.block_size);
+        if size * u64::from(self.block_count) * n <= room {
+            return RingFit {
+                block_size: self.block_size,
+                block_count: self.block_count,
+                reduced: false,
+            };
+        }
+        let count = |size: u64| (room / n / size).min(u64::from(self.block_count)) as u32;
+        while auto && count(size) < self.block_count.min(4) && size > MIB {
+            size /= 2;
+        }
+        RingFit {
+            block_size: size as u32,
+            block_count: count(size),
+            reduced: true,
+        }
+    }
+}
+
+/// What [`Sizing::fit`] gives an interface's rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingFit {
+    pub block_size: u32,
+    pub block_count: u32,
+    /// Smaller than sized, to stay under the cap.
+    pub reduced: bool,
 }
 
 /// Applies the config to the machine.
@@ -98,11 +132,11 @@ pub fn size(cfg: &CaptureConfig, m: &Machine) -> Sizing {
     } else {
         m.cpus.iter().copied().take(workers).collect()
     };
+    let per_socket = (m.memory / 1024).clamp(4 * MIB, 64 * MIB);
     let block_size = cfg
         .block_size
-        .unwrap_or(MIB)
+        .unwrap_or_else(|| auto_block_size(per_socket))
         .min(u64::from(u32::MAX / 2 + 1)) as u32;
-    let per_socket = (m.memory / 1024).clamp(4 * MIB, 64 * MIB);
     let block_count = cfg.block_count.unwrap_or_else(|| {
         (per_socket / u64::from(block_size)).clamp(2, u64::from(u32::MAX)) as u32
     });
@@ -122,6 +156,21 @@ pub fn size(cfg: &CaptureConfig, m: &Machine) -> Sizing {
             .unwrap_or(cores / CORES_PER_AGGREGATOR)
             .max(1),
     }
+}
+
+/// The block size of a ring of `per_socket` bytes: as large as leaves the
+/// ring four blocks at least, between 1 and 4 MiB. A worker wakes once per
+/// block when it keeps up, and on a box whose cores idle between blocks the
+/// wake-ups were a fifth of a worker's CPU under a flood (bench/RESULTS.md);
+/// four blocks leave the kernel three to fill while one is read.
+fn auto_block_size(per_socket: u64) -> u64 {
+    let quarter = per_socket / 4;
+    let pow2 = if quarter == 0 {
+        1
+    } else {
+        1 << quarter.ilog2()
+    };
+    pow2.clamp(MIB, 4 * MIB)
 }
 
 /// Bytes in a human unit, binary.
@@ -191,9 +240,27 @@ mod tests {
         let s = size(&c, &machine(2, 24));
         assert_eq!(s.workers, 2);
         assert_eq!(s.cpus, vec![0, 1]);
-        assert_eq!(s.block_size, 1 << 20);
-        assert_eq!(s.block_count, 24);
+        assert_eq!((s.block_size, s.block_count), (4 << 20, 6));
         assert_eq!(s.ring_memory_max, 768 * MIB);
+
+        // Four blocks at least, 1 MiB at least, 4 MiB at most.
+        for (gib, block_mib, count) in [(1, 1, 4), (4, 1, 4), (8, 2, 4), (12, 2, 6), (16, 4, 4)] {
+            let s = size(&c, &machine(2, gib));
+            assert_eq!(
+                (s.block_size, s.block_count),
+                (block_mib << 20, count),
+                "{gib} GiB"
+            );
+        }
+        // A machine whose memory is not a power of two (23.5 GiB here).
+        let odd = size(
+            &c,
+            &Machine {
+                cpus: vec![0, 1],
+                memory: 47 * GIB / 2,
+            },
+        );
+        assert_eq!((odd.block_size, odd.block_count), (4 << 20, 5));
 
         let small = size(&c, &machine(1, 1));
         assert_eq!(small.block_count, 4);
@@ -201,12 +268,37 @@ mod tests {
 
         let big = size(&c, &machine(64, 512));
         assert_eq!(big.workers, 64);
-        assert_eq!(big.block_count, 64, "per-socket rings stop at 64MiB");
+        assert_eq!(
+            (big.block_size, big.block_count),
+            (4 << 20, 16),
+            "per-socket rings stop at 64MiB"
+        );
         assert_eq!(
             big.ring_memory_max,
             2 * GIB,
             "total ring memory stops at 2GiB"
         );
+    }
+
+    #[test]
+    fn rings_over_the_cap_shrink_their_blocks_before_their_count() {
+        let c = Config::default().capture;
+        let s = size(&c, &machine(2, 24));
+        let ring = s.ring_bytes() * 2;
+        let fit = |room, auto| {
+            let f = s.fit(room, 2, auto);
+            (f.block_size >> 20, f.block_count, f.reduced)
+        };
+        assert_eq!(fit(ring, true), (4, 6, false));
+        // Room for 5 blocks of 4 MiB a socket: fewer blocks, same size.
+        assert_eq!(fit(40 * MIB, true), (4, 5, true));
+        // Room for 3: blocks halve while fewer than four fit.
+        assert_eq!(fit(24 * MIB, true), (2, 6, true));
+        assert_eq!(fit(10 * MIB, true), (1, 5, true));
+        // A size the config set stays; too little room gives a count under 2.
+        assert_eq!(fit(24 * MIB, false), (4, 3, true));
+        assert_eq!(fit(4 * MIB, false), (4, 0, true));
+        assert_eq!(fit(2 * MIB, true), (1, 1, true));
     }
 
     #[test]
