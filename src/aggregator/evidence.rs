@@ -72,9 +72,10 @@ pub fn gather(
             match kind {
                 AlertKind::AddressScan => {
                     destinations_of(pairs, a, tick, &mut peers);
-                    ev.destinations = top(&mut peers, SCANNED, |roles| {
-                        roles & role_bits::INITIATION != 0
-                    });
+                    ev.destinations = top(
+                        peers.iter().filter(|p| p.3 & role_bits::INITIATION != 0),
+                        SCANNED,
+                    );
                     ev.contacted = hosts
                         .get(a)
                         .and_then(|h| h.scan.as_ref())
@@ -99,11 +100,11 @@ pub fn gather(
                 // sources. Traffic or a rate from it: its destinations
                 // (all their traffic: pairs are not kept by class).
                 k if !k.subject_is_source() => {
-                    ev.sources = into.get(&a).map_or_else(Vec::new, |v| top_of(v, PEERS));
+                    ev.sources = into.get(&a).map_or_else(Vec::new, |v| top(v, PEERS));
                 }
                 _ => {
                     destinations_of(pairs, a, tick, &mut peers);
-                    ev.destinations = top(&mut peers, PEERS, |_| true);
+                    ev.destinations = top(&peers, PEERS);
                 }
             }
             ((kind, a), ev)
@@ -120,29 +121,14 @@ pub fn destinations_of(pairs: &PairWindow, a: Addr, tick: u64, out: &mut Vec<Pee
     merge_by_address(out);
 }
 
-fn top(v: &mut Vec<PeerTotal>, n: usize, keep: impl Fn(u8) -> bool) -> Vec<Peer> {
-    v.retain(|p| keep(p.3));
-    if v.len() > n {
-        v.select_nth_unstable_by(n - 1, |x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-        v.truncate(n);
-    }
-    v.sort_unstable_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-    v.iter()
-        .map(|&(a, bytes, packets, _)| Peer {
-            ip: a.ip(),
-            bytes,
-            packets,
-        })
-        .collect()
-}
-
-/// [`top`] of every peer in `v`, read in place: a victim of a spoofed
-/// flood has tens of thousands of sources, and copying them to pick ten
-/// cost more than the picking.
-fn top_of(v: &[PeerTotal], n: usize) -> Vec<Peer> {
+/// The `n` largest peers by bytes (ties: the lower address first),
+/// largest first. Read in place, keeping only the best `n` as it goes: a
+/// victim of a spoofed flood has tens of thousands of sources, and copying
+/// them to pick ten cost more than the picking.
+fn top<'a>(peers: impl IntoIterator<Item = &'a PeerTotal>, n: usize) -> Vec<Peer> {
     let before = |x: &PeerTotal, y: &PeerTotal| y.1.cmp(&x.1).then(x.0.cmp(&y.0));
     let mut best: Vec<PeerTotal> = Vec::with_capacity(n + 1);
-    for p in v {
+    for p in peers {
         if best.len() == n && best.last().is_none_or(|w| before(p, w).is_ge()) {
             continue;
         }
@@ -174,9 +160,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_top_read_in_place_is_the_top_of_a_copy() {
-        // Many sources, bytes drawn from few values so that ties are
-        // broken by address, as the copy's sort does.
+    fn the_top_is_the_head_of_the_whole_list_sorted() {
+        // Many peers, bytes drawn from few values so that ties are broken
+        // by address.
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let v: Vec<PeerTotal> = (0..5_000u32)
             .map(|i| {
@@ -187,15 +173,29 @@ mod tests {
                     Addr::from_v4(i.wrapping_mul(2_654_435_761).to_be_bytes()),
                     x % 7,
                     i as u64,
-                    0,
+                    (i % 3) as u8,
                 )
             })
             .collect();
-        for n in [1, 3, PEERS, 4_999, 5_000, 6_000] {
-            let want = top(&mut v.clone(), n, |_| true);
-            assert_eq!(top_of(&v, n), want, "n = {n}");
+        let mut sorted = v.clone();
+        sorted.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        for n in [0, 1, 3, PEERS, 4_999, 5_000, 6_000] {
+            let want: Vec<Addr> = sorted.iter().take(n).map(|p| p.0).collect();
+            let got: Vec<Addr> = top(&v, n).iter().map(|p| Addr::from(p.ip)).collect();
+            assert_eq!(got, want, "n = {n}");
         }
-        assert!(top_of(&v, 0).is_empty());
-        assert!(top_of(&[], PEERS).is_empty());
+        // Through a filter, as an address scan's destinations are.
+        let want: Vec<Addr> = sorted
+            .iter()
+            .filter(|p| p.3 == 1)
+            .take(SCANNED)
+            .map(|p| p.0)
+            .collect();
+        let got: Vec<Addr> = top(v.iter().filter(|p| p.3 == 1), SCANNED)
+            .iter()
+            .map(|p| Addr::from(p.ip))
+            .collect();
+        assert_eq!(got, want);
+        assert!(top(&[], PEERS).is_empty());
     }
 }
