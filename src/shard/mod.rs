@@ -258,6 +258,11 @@ pub struct Shard {
     /// its id: a flood of new sources toward one victim looks the victim up
     /// once.
     last_dst: Option<(Addr, u32)>,
+    /// The last destination of a screened source the screen let through:
+    /// a spoofed flood's frames all go to one victim, whose address need
+    /// not be hashed again for each. Kept while the screen is unchanged (a
+    /// filter only gains addresses; a refusal is asked again).
+    screened_dst: Option<Addr>,
     /// Some pair has a run of classes not yet in the hosts' rows.
     runs_open: bool,
     /// Sources the aggregator would refuse, left out as they arrive.
@@ -312,6 +317,7 @@ impl Shard {
             ),
             last_flow: None,
             last_dst: None,
+            screened_dst: None,
             runs_open: false,
             screen: Screen::default(),
             untracked: Untracked::default(),
@@ -363,6 +369,19 @@ impl Shard {
     #[inline]
     fn source(&mut self, addr: Addr) -> (Option<u32>, bool) {
         self.host_screened(addr, true)
+    }
+
+    /// The screen refuses destination `addr` (through `screened_dst`).
+    #[inline]
+    fn refuses_dst(&mut self, addr: Addr) -> bool {
+        if self.screened_dst == Some(addr) {
+            return false;
+        }
+        let refused = self.screen.refuses(addr);
+        if !refused {
+            self.screened_dst = Some(addr);
+        }
+        refused
     }
 
     /// [`Shard::host`] for a destination, through `last_dst`.
@@ -451,7 +470,7 @@ impl Shard {
                     // Its host and its pair would be refused; the
                     // destination only if the aggregator refuses it too.
                     self.untracked.screened_packets += packets;
-                    if self.screen.refuses(s.dst) {
+                    if self.refuses_dst(s.dst) {
                         None
                     } else {
                         self.dst_host(s.dst)
@@ -575,6 +594,7 @@ impl Shard {
     pub fn set_admission(&mut self, a: Option<std::sync::Arc<Admission>>) {
         self.screen.set(a);
         self.last_flow = None;
+        self.screened_dst = None;
     }
 
     /// A tick starts: screening applies to it or not. Recording before the
@@ -582,6 +602,7 @@ impl Shard {
     pub fn begin_tick(&mut self, tick: u64) {
         self.screen.begin(tick);
         self.last_flow = None;
+        self.screened_dst = None;
     }
 
     /// Adds an interface's counters, into its existing entry if it has one:
@@ -713,6 +734,7 @@ impl Shard {
         self.answers.clear();
         self.last_flow = None;
         self.last_dst = None;
+        self.screened_dst = None;
         self.runs_open = false;
         self.untracked = Untracked::default();
         self.totals = Totals::default();

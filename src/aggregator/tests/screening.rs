@@ -38,6 +38,13 @@ fn traffic(t: u64, rng: &mut u64) -> Vec<Summary> {
         for _ in 0..150 {
             pkts.push(spoofed(rng, a(9)));
         }
+        // And to destinations new to the tables, between frames to the
+        // victim: refused while the tables are full (the worker asks the
+        // screen again each time), taken while they have room.
+        for i in 0..20u8 {
+            pkts.push(spoofed(rng, a(150 + (t % 50) as u8 + i % 2)));
+            pkts.push(spoofed(rng, a(9)));
+        }
         // The same spoofed source twice in a row: the worker's cache of
         // its last flow.
         let p = spoofed(rng, a(9));
