@@ -35,7 +35,7 @@ use trafficalerted::config::Config;
 use trafficalerted::counters::{Counter, IfaceDelta};
 use trafficalerted::flows::UdpFlows;
 use trafficalerted::shard::{Hasher, Shard, ShardLimits};
-use trafficalerted::wire::{Addr, Decap, LinkType, Meta, parse_with};
+use trafficalerted::wire::{Addr, Decap, LinkType, Meta, parse_into};
 
 const FRAMES: usize = 1_000_000;
 const FRAME_LEN: usize = 64;
@@ -123,8 +123,8 @@ fn run(frames: &Frames, shard: &mut Shard, iface: &mut IfaceDelta, counter: &mut
             wire_len: u32::from(len),
             ..Meta::default()
         };
-        counter.push(
-            parse_with(LinkType::Ethernet, data, meta, &Decap::NONE),
+        counter.push_with(
+            |s| parse_into(LinkType::Ethernet, data, meta, &Decap::NONE, s),
             iface,
             shard,
         );

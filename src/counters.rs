@@ -21,10 +21,18 @@ pub fn count_frame(
     shard: &mut Shard,
     flows: &mut UdpFlows,
 ) {
-    count_parsed(wire::parse_with(link, data, meta, decap), c, shard, flows);
+    let mut s = Summary::default();
+    match wire::parse_into(link, data, meta, decap, &mut s) {
+        Ok(()) => {
+            flows.classify(&mut s);
+            count_ip(&s, c);
+            shard.record(&s);
+        }
+        Err(e) => count_skip(e, c),
+    }
 }
 
-/// A frame parsed ahead of counting it ([`count_parsed`]).
+/// A frame parsed ahead of counting it ([`Counter::push`]).
 pub type Parsed = Result<Summary, Skip>;
 
 /// Frames parsed ahead of being counted: the memory their counting touches
@@ -37,23 +45,30 @@ pub const AHEAD: usize = 16;
 /// flow table they are classified with. What a frame's counting looks up
 /// at random is hashed when it is parsed and fetched then; the frames
 /// waiting are counted ([`Counter::flush`]) before the shard's admission or
-/// tick changes.
+/// tick changes. Frames are parsed into their place in the queue
+/// ([`Counter::push_with`]), not moved there.
 #[derive(Debug)]
 pub struct Counter {
     pub flows: UdpFlows,
     /// The subjects whose frames are copied ([`crate::attacks`]).
     pub taker: crate::attacks::take::Taker,
-    /// A ring of frames waiting: `len` of them from `head`.
-    ahead: [Ahead; AHEAD],
+    /// A ring of frames waiting: `len` of them from `head`, and room for
+    /// the one being parsed.
+    ahead: [Ahead; RING],
     head: usize,
     len: usize,
 }
 
-/// A frame waiting to be counted: parsed, with its flow key and its
-/// source's screening probe.
+/// Slots of the queue: [`AHEAD`] waiting and one being parsed, rounded up
+/// to a power of two.
+const RING: usize = 2 * AHEAD;
+
+/// A frame waiting to be counted: parsed (or why not), with its flow key
+/// and its source's screening probe.
 #[derive(Debug, Clone, Copy)]
 struct Ahead {
-    parsed: Parsed,
+    summary: Summary,
+    skip: Option<Skip>,
     flow: Option<(u64, u8)>,
     probe: Option<crate::admission::Probe>,
 }
@@ -61,14 +76,15 @@ struct Ahead {
 impl Counter {
     pub fn new(flows: UdpFlows) -> Counter {
         let empty = Ahead {
-            parsed: Err(Skip::NonIp(NonIp::Other)),
+            summary: Summary::default(),
+            skip: None,
             flow: None,
             probe: None,
         };
         Counter {
             flows,
             taker: Default::default(),
-            ahead: [empty; AHEAD],
+            ahead: [empty; RING],
             head: 0,
             len: 0,
         }
@@ -78,30 +94,52 @@ impl Counter {
     /// parsed [`AHEAD`] frames before it.
     #[inline]
     pub fn push(&mut self, parsed: Parsed, c: &mut IfaceDelta, shard: &mut Shard) {
-        let (flow, probe) = match &parsed {
-            Ok(s) => {
-                let flow = self.flows.key(s);
+        self.push_with(
+            |s| {
+                *s = parsed?;
+                Ok(())
+            },
+            c,
+            shard,
+        );
+    }
+
+    /// Parses a frame with `parse` into its place in the queue, asks for
+    /// its memory, and counts the frame parsed [`AHEAD`] frames before it.
+    /// Returns the frame's summary if it is an IP packet, with the frames
+    /// taker ([`crate::attacks`]).
+    #[inline]
+    pub fn push_with(
+        &mut self,
+        parse: impl FnOnce(&mut Summary) -> Result<(), Skip>,
+        c: &mut IfaceDelta,
+        shard: &mut Shard,
+    ) -> Option<(&Summary, &mut crate::attacks::take::Taker)> {
+        let slot = (self.head + self.len) % RING;
+        let a = &mut self.ahead[slot];
+        a.skip = parse(&mut a.summary).err();
+        (a.flow, a.probe) = match a.skip {
+            None => {
+                let flow = self.flows.key(&a.summary);
                 if let Some((fp, _)) = flow {
                     self.flows.prefetch(fp);
                 }
-                (flow, shard.probe(s))
+                (flow, shard.probe(&a.summary))
             }
-            Err(_) => (None, None),
+            Some(_) => (None, None),
         };
-        let slot = if self.len == AHEAD {
+        if self.len == AHEAD {
             let at = self.head;
             self.count(at, c, shard);
-            self.head = (self.head + 1) % AHEAD;
-            at
+            self.head = (self.head + 1) % RING;
         } else {
             self.len += 1;
-            (self.head + self.len - 1) % AHEAD
-        };
-        self.ahead[slot] = Ahead {
-            parsed,
-            flow,
-            probe,
-        };
+        }
+        let a = &self.ahead[slot];
+        match a.skip {
+            None => Some((&a.summary, &mut self.taker)),
+            Some(_) => None,
+        }
     }
 
     /// Counts the frames still waiting (at the end of a block: their
@@ -111,7 +149,7 @@ impl Counter {
         while self.len > 0 {
             let at = self.head;
             self.count(at, c, shard);
-            self.head = (self.head + 1) % AHEAD;
+            self.head = (self.head + 1) % RING;
             self.len -= 1;
         }
     }
@@ -119,27 +157,15 @@ impl Counter {
     #[inline]
     fn count(&mut self, at: usize, c: &mut IfaceDelta, shard: &mut Shard) {
         let a = &mut self.ahead[at];
-        match &mut a.parsed {
-            Ok(s) => {
+        match a.skip {
+            None => {
+                let s = &mut a.summary;
                 self.flows.classify_keyed(s, a.flow);
                 count_ip(s, c);
                 shard.record_probed(s, a.probe);
             }
-            Err(e) => count_skip(*e, c),
+            Some(e) => count_skip(e, c),
         }
-    }
-}
-
-/// [`count_frame`] after the parse.
-#[inline]
-pub fn count_parsed(p: Parsed, c: &mut IfaceDelta, shard: &mut Shard, flows: &mut UdpFlows) {
-    match p {
-        Ok(mut s) => {
-            flows.classify(&mut s);
-            count_ip(&s, c);
-            shard.record(&s);
-        }
-        Err(e) => count_skip(e, c),
     }
 }
 

@@ -499,9 +499,10 @@ fn drain_block(
             protocol: f.protocol,
             net_offset: f.net_offset,
         };
-        let parsed = wire::parse_with(link, f.data, meta, decap);
-        if counter.taker.active()
-            && let Ok(s) = &parsed
+        let parsed =
+            counter.push_with(|s| wire::parse_into(link, f.data, meta, decap, s), c, shard);
+        if let Some((s, taker)) = parsed
+            && taker.active()
         {
             // An unknown link header is cut off: the copy starts at the IP
             // header the kernel pointed at.
@@ -518,9 +519,8 @@ fn drain_block(
                 ts_ns: u64::from(f.ts_sec) * 1_000_000_000 + u64::from(f.ts_nsec),
                 vlan: f.vlan.map(|v| (v.tpid.unwrap_or(0x8100), v.tci)),
             };
-            counter.taker.take(s, &frame, link, &mut shard.captured);
+            taker.take(s, &frame, link, &mut shard.captured);
         }
-        counter.push(parsed, c, shard);
     }
     counter.flush(c, shard);
     counter

@@ -99,12 +99,21 @@ impl<'a> Ipv4Packet<'a> {
     }
 }
 
+/// [`parse_into`], the summary returned.
+#[cfg(test)]
+pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
+    let mut s = Summary::default();
+    parse_into(l3, wire, &mut s)?;
+    Ok(s)
+}
+
 /// Parses an IPv4 packet starting at `l3`; `wire` is its length on the wire
 /// from the IP header on (padding included).
+/// Into `s`, in place ([`super::parse_into`]).
 #[inline]
-pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
+pub(crate) fn parse_into(l3: &[u8], wire: usize, s: &mut Summary) -> Result<(), Skip> {
     let p = Ipv4Packet::new_checked(l3, wire).map_err(Skip::Malformed)?;
-    let mut s = Summary {
+    *s = Summary {
         src: Addr::from_v4(p.src()),
         dst: Addr::from_v4(p.dst()),
         l3_len: wire as u32,
@@ -114,7 +123,7 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
     s.fragment = p.more_fragments() || p.frag_offset() != 0;
     if p.frag_offset() != 0 {
         s.later_fragment = true;
-        return Ok(s);
+        return Ok(());
     }
     let mut l4 = p.payload();
     let mut l4_wire = p.payload_len();
@@ -127,16 +136,16 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
             }
             Err(m) => {
                 s.anomaly = Some(m);
-                return Ok(s);
+                return Ok(());
             }
         }
     }
     s.l4_offset = (l4.as_ptr() as usize - l3.as_ptr() as usize) as u16;
-    transport(&mut s, l4, l4_wire, false);
+    transport(s, l4, l4_wire, false);
     if p.length_unset && s.anomaly.is_none() {
         s.anomaly = Some(Malformed::new(Layer::Ipv4, Problem::ZeroTotalLen));
     }
-    Ok(s)
+    Ok(())
 }
 
 #[cfg(test)]

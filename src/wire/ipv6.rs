@@ -84,11 +84,20 @@ impl<'a> Ipv6Packet<'a> {
     }
 }
 
-/// Parses an IPv6 packet starting at `l3`; `wire` is its length on the wire.
-#[inline]
+/// [`parse_into`], the summary returned.
+#[cfg(test)]
 pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
+    let mut s = Summary::default();
+    parse_into(l3, wire, &mut s)?;
+    Ok(s)
+}
+
+/// Parses an IPv6 packet starting at `l3`; `wire` is its length on the wire.
+/// Into `s`, in place ([`super::parse_into`]).
+#[inline]
+pub(crate) fn parse_into(l3: &[u8], wire: usize, s: &mut Summary) -> Result<(), Skip> {
     let p = Ipv6Packet::new_checked(l3, wire).map_err(Skip::Malformed)?;
-    let mut s = Summary {
+    *s = Summary {
         src: Addr::from_v6(p.src()),
         dst: Addr::from_v6(p.dst()),
         l3_len: wire as u32,
@@ -109,13 +118,13 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
                 Ok(v) => v,
                 Err(m) => {
                     s.anomaly = Some(m);
-                    return Ok(s);
+                    return Ok(());
                 }
             },
             next::FRAGMENT => {
                 if rest.len() < 8 {
                     s.anomaly = Some(short(Layer::Ipv6Ext, 8, rest.len(), rest_wire));
-                    return Ok(s);
+                    return Ok(());
                 }
                 // An atomic fragment (offset 0, no more) is a whole packet.
                 let f = be16(rest, 2);
@@ -123,7 +132,7 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
                 if be16(rest, 2) >> 3 != 0 {
                     s.later_fragment = true;
                     s.proto = rest[0];
-                    return Ok(s);
+                    return Ok(());
                 }
                 (8, rest[0])
             }
@@ -131,7 +140,7 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
                 Ok((nh, len)) => (len, nh),
                 Err(m) => {
                     s.anomaly = Some(m);
-                    return Ok(s);
+                    return Ok(());
                 }
             },
             // ESP (encrypted from here on), No Next Header, a transport, or
@@ -141,15 +150,15 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
         hops += 1;
         if hops > MAX_EXT {
             s.anomaly = Some(Malformed::new(Layer::Ipv6Ext, Problem::TooDeep));
-            return Ok(s);
+            return Ok(());
         }
         s.proto = nh;
         rest = &rest[len..];
         rest_wire -= len;
     }
     s.l4_offset = (rest.as_ptr() as usize - l3.as_ptr() as usize) as u16;
-    transport(&mut s, rest, rest_wire, true);
-    Ok(s)
+    transport(s, rest, rest_wire, true);
+    Ok(())
 }
 
 /// Hop-by-hop, routing, destination options and the like: next header,
