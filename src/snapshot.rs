@@ -29,7 +29,7 @@ pub struct DestView {
 }
 
 /// One host's totals over the traffic window.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostView {
     pub addr: Addr,
     pub sent_bytes: u64,

@@ -61,7 +61,7 @@ pub struct Partition {
     /// The listed hosts' views as last built, by host id, with the tick
     /// until which they hold (a scan count falls then), kept while the
     /// host does not move ([`Partition::views`]).
-    view_cache: hashbrown::HashMap<u32, (HostView, u64), Hasher>,
+    view_cache: views::ViewCache,
     /// Hosts whose view may have changed since the last listing: touched,
     /// slid, freed.
     moved: Vec<u32>,
@@ -114,7 +114,7 @@ impl Partition {
             wheel: Wheel::new(0),
             expiries: Wheel::new(0),
             ranking: Ranking::new(),
-            view_cache: hashbrown::HashMap::default(),
+            view_cache: views::ViewCache::default(),
             moved: Vec::new(),
             view_buf: Vec::new(),
             drained: Vec::new(),

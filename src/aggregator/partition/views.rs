@@ -30,13 +30,14 @@ impl Partition {
         }
         let hosts = &self.hosts;
         let mut ids = self.ranking.top(MAX_LISTED_HOSTS, |id| hosts.slot(id).addr);
-        let mut listed: hashbrown::HashSet<u32, Hasher> = ids.iter().copied().collect();
-        for addr in bits.keys() {
-            if let Some(id) = self.hosts.id(*addr) {
-                if listed.insert(id) {
-                    ids.push(id);
-                }
+        // The subjects not among the largest senders are listed after them.
+        if !bits.is_empty() {
+            let mut extra: hashbrown::HashSet<u32, Hasher> =
+                bits.keys().filter_map(|a| self.hosts.id(*a)).collect();
+            for id in &ids {
+                extra.remove(id);
             }
+            ids.extend(extra);
         }
         self.forget_moved();
         let mut until = u64::MAX;
@@ -44,33 +45,37 @@ impl Partition {
         // it is not fresh memory each time.
         let mut views = std::mem::take(&mut self.view_buf);
         views.clear();
-        // A first listing builds thousands of views of hosts far apart in
-        // memory, each a slot, its sums and its scan sets: fetched ahead,
-        // the slots first, the scan sets they point to when they are in.
+        let mut next = self.view_cache.take_spare();
         for (i, &id) in ids.iter().enumerate() {
+            // A first listing builds thousands of views of hosts far apart
+            // in memory, each a slot, its sums and its scan sets: fetched
+            // ahead, the slots first, the scan sets they point to when
+            // they are in (and neither for a view still cached).
             if let Some(&ahead) = ids.get(i + AHEAD) {
-                self.hosts.prefetch_reading(ahead);
+                if !self.view_cache.holds(ahead) {
+                    self.hosts.prefetch_reading(ahead);
+                }
             }
             if let Some(&ahead) = ids.get(i + AHEAD / 2) {
-                self.hosts.prefetch_scan(ahead);
+                if !self.view_cache.holds(ahead) {
+                    self.hosts.prefetch_scan(ahead);
+                }
             }
-            let (mut v, holds) = match self.view_cache.get(&id) {
-                Some((v, holds)) if *holds > tick => (v.clone(), *holds),
-                _ => {
-                    let built = base_view(&self.hosts, &self.cfg, &g, id, tick);
+            let (v, holds) = match self.view_cache.take(id, tick) {
+                Some(cached) => cached,
+                None => {
                     self.work.views_built += 1;
-                    self.view_cache.insert(id, built.clone());
-                    built
+                    base_view(&self.hosts, &self.cfg, &g, id, tick)
                 }
             };
             until = until.min(holds);
-            v.alerts = bits.get(&v.addr).copied().unwrap_or(0);
-            views.push(v);
+            let mut listed = v.clone();
+            listed.alerts = bits.get(&v.addr).copied().unwrap_or(0);
+            views.push(listed);
+            next.push((id, v, holds));
         }
         // The cache holds the listed hosts only.
-        if self.view_cache.len() > ids.len() {
-            self.view_cache.retain(|id, _| listed.contains(id));
-        }
+        self.view_cache.replace(next);
         #[cfg(test)]
         for (&id, v) in ids.iter().zip(&views) {
             let (fresh, holds) = base_view(&self.hosts, &self.cfg, &g, id, tick);
@@ -80,7 +85,8 @@ impl Partition {
             };
             assert_eq!(cached, fresh, "host {id}'s view at tick {tick}");
             assert_eq!(
-                self.view_cache[&id].1, holds,
+                self.view_cache.get(id).map(|c| c.1),
+                Some(holds),
                 "host {id}'s view holds until"
             );
         }
@@ -110,7 +116,7 @@ impl Partition {
     /// listing.
     fn forget_moved(&mut self) {
         for id in self.moved.drain(..) {
-            self.view_cache.remove(&id);
+            self.view_cache.forget(id);
         }
     }
 
@@ -193,4 +199,139 @@ fn base_view(
         destinations: Vec::new(),
     };
     (view, holds)
+}
+
+/// The listed hosts' views as last built, in the order they were listed,
+/// each with the tick until which it holds if the host does not move, and
+/// each host's place among them: a listing reads them again in nearly the
+/// same order, one after the other, where a table of them by host missed
+/// the cache on every host of a long list.
+#[derive(Debug, Default)]
+pub struct ViewCache {
+    /// By host id: its place in `views` (`u32::MAX`: none).
+    at: Vec<u32>,
+    views: Vec<(u32, HostView, u64)>,
+    /// Views in `views` still held (the others were forgotten or taken).
+    held: usize,
+    /// The list before the last, kept for its memory.
+    spare: Vec<(u32, HostView, u64)>,
+}
+
+const NOT_HELD: u32 = u32::MAX;
+
+impl ViewCache {
+    pub fn len(&self) -> usize {
+        self.held
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held == 0
+    }
+
+    /// True if host `id`'s view is cached.
+    #[inline]
+    pub fn holds(&self, id: u32) -> bool {
+        self.at.get(id as usize).is_some_and(|&i| i != NOT_HELD)
+    }
+
+    /// Host `id`'s cached view and until when it holds.
+    #[cfg(test)]
+    pub fn get(&self, id: u32) -> Option<(&HostView, u64)> {
+        let i = *self.at.get(id as usize)?;
+        (i != NOT_HELD).then(|| {
+            let (_, v, holds) = &self.views[i as usize];
+            (v, *holds)
+        })
+    }
+
+    /// Takes host `id`'s view out if it still holds at `tick`.
+    #[inline]
+    pub fn take(&mut self, id: u32, tick: u64) -> Option<(HostView, u64)> {
+        let at = self.at.get_mut(id as usize)?;
+        let i = *at as usize;
+        if *at == NOT_HELD || self.views[i].2 <= tick {
+            return None;
+        }
+        *at = NOT_HELD;
+        self.held -= 1;
+        let (_, v, holds) = &mut self.views[i];
+        Some((std::mem::take(v), *holds))
+    }
+
+    /// Drops host `id`'s view.
+    pub fn forget(&mut self, id: u32) {
+        if let Some(at) = self.at.get_mut(id as usize) {
+            if *at != NOT_HELD {
+                *at = NOT_HELD;
+                self.held -= 1;
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        let next = self.take_spare();
+        self.replace(next);
+    }
+
+    /// An empty list with memory, for [`ViewCache::replace`].
+    pub fn take_spare(&mut self) -> Vec<(u32, HostView, u64)> {
+        let mut v = std::mem::take(&mut self.spare);
+        v.clear();
+        v
+    }
+
+    /// Holds `next` (a listing's views, in its order), and nothing else.
+    pub fn replace(&mut self, next: Vec<(u32, HostView, u64)>) {
+        for &(id, _, _) in &self.views {
+            self.at[id as usize] = NOT_HELD;
+        }
+        for (i, &(id, _, _)) in next.iter().enumerate() {
+            let id = id as usize;
+            if id >= self.at.len() {
+                self.at.resize((id + 1).next_power_of_two(), NOT_HELD);
+            }
+            self.at[id] = i as u32;
+        }
+        self.held = next.len();
+        self.spare = std::mem::replace(&mut self.views, next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(n: u8) -> HostView {
+        HostView {
+            addr: Addr::from_v4([10, 0, 0, n]),
+            sent_bytes: u64::from(n),
+            ..HostView::default()
+        }
+    }
+
+    #[test]
+    fn a_view_is_taken_while_it_holds_and_the_cache_is_the_last_listing() {
+        let mut c = ViewCache::default();
+        let mut next = c.take_spare();
+        next.extend([(3, view(3), 10), (70, view(70), 5)]);
+        c.replace(next);
+        assert_eq!(
+            (c.len(), c.holds(3), c.holds(70), c.holds(4)),
+            (2, true, true, false)
+        );
+        // Past the tick it holds until, a view is built again.
+        assert_eq!(c.take(70, 5), None);
+        assert_eq!(c.take(3, 9), Some((view(3), 10)));
+        assert!(!c.holds(3) && c.holds(70));
+        c.forget(70);
+        assert!(c.is_empty());
+        // A listing replaces all of it, whatever was taken or forgotten.
+        let mut next = c.take_spare();
+        next.push((1000, view(8), 20));
+        c.replace(next);
+        assert_eq!(c.get(1000), Some((&view(8), 20)));
+        assert!(!c.holds(3) && !c.holds(70) && c.len() == 1);
+        c.clear();
+        assert!(c.is_empty() && !c.holds(1000));
+    }
 }
