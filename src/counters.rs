@@ -32,9 +32,6 @@ pub fn count_frame(
     }
 }
 
-/// A frame parsed ahead of counting it ([`Counter::push`]).
-pub type Parsed = Result<Summary, Skip>;
-
 /// Frames parsed ahead of being counted: the memory their counting touches
 /// at random (a UDP flow's slot, the admission filter) is asked for this
 /// many frames before it is read, so that under a flood of new sources the
@@ -88,20 +85,6 @@ impl Counter {
             head: 0,
             len: 0,
         }
-    }
-
-    /// Takes a parsed frame: asks for its memory now, counts the frame
-    /// parsed [`AHEAD`] frames before it.
-    #[inline]
-    pub fn push(&mut self, parsed: Parsed, c: &mut IfaceDelta, shard: &mut Shard) {
-        self.push_with(
-            |s| {
-                *s = parsed?;
-                Ok(())
-            },
-            c,
-            shard,
-        );
     }
 
     /// Parses a frame with `parse` into its place in the queue, asks for
@@ -348,7 +331,82 @@ impl From<&IfaceDelta> for IfaceReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Layer, Problem};
+    use crate::shard::{Hasher, ShardLimits};
+    use crate::wire::testpkt::{eth, ipv4_tcp, ipv4_udp};
+    use crate::wire::{Layer, Problem, ethertype};
+
+    #[test]
+    fn frames_counted_through_the_queue_are_counted_as_one_by_one() {
+        // More frames than the queue holds, skips among them, a UDP
+        // exchange whose reply is classified by its request, flushed
+        // part way (as at the end of a block) and at the end.
+        let mut frames = Vec::new();
+        for i in 0..100u8 {
+            let f = match i % 5 {
+                0 => eth(ethertype::ARP, &[0; 28]),
+                1 => eth(
+                    ethertype::IPV4,
+                    &ipv4_udp([10, 0, 0, i], [10, 0, 1, 1], 5000, 53, 10),
+                ),
+                2 => eth(
+                    ethertype::IPV4,
+                    &ipv4_udp([10, 0, 1, 1], [10, 0, 0, i - 1], 53, 5000, 30),
+                ),
+                3 => eth(
+                    ethertype::IPV4,
+                    &ipv4_tcp([10, 0, 0, i], [10, 0, 2, i], 40000, 22, 0x02),
+                ),
+                _ => eth(ethertype::IPV4, &[0x45, 0, 0]),
+            };
+            frames.push(f);
+        }
+        let limits = ShardLimits {
+            max_hosts: 1000,
+            max_pairs: 1000,
+            max_ports: 1000,
+            answers: true,
+            rates: 0,
+        };
+        let hasher = Hasher::new();
+        let meta = |f: &[u8]| Meta {
+            wire_len: f.len() as u32,
+            ..Meta::default()
+        };
+        let (mut one, mut queued) = (Shard::new(limits, &hasher), Shard::new(limits, &hasher));
+        let (mut c1, mut c2) = (IfaceDelta::new(1), IfaceDelta::new(1));
+        let mut flows = UdpFlows::new(crate::flows::SLOTS);
+        let mut counter = Counter::new(UdpFlows::new(crate::flows::SLOTS));
+        for (i, f) in frames.iter().enumerate() {
+            let link = LinkType::Ethernet;
+            count_frame(
+                link,
+                f,
+                meta(f),
+                &Decap::NONE,
+                &mut c1,
+                &mut one,
+                &mut flows,
+            );
+            let got = counter.push_with(
+                |s| wire::parse_into(link, f, meta(f), &Decap::NONE, s),
+                &mut c2,
+                &mut queued,
+            );
+            assert_eq!(got.is_some(), i % 5 != 0 && i % 5 != 4, "frame {i}");
+            if i == 41 {
+                counter.flush(&mut c2, &mut queued);
+            }
+        }
+        counter.flush(&mut c2, &mut queued);
+        assert_eq!(c1, c2);
+        assert_eq!(one.hosts(), queued.hosts());
+        let pairs = |s: &Shard| s.pairs().map(|(a, b, p)| (a, b, *p)).collect::<Vec<_>>();
+        assert_eq!(pairs(&one), pairs(&queued));
+        let contacts = |s: &Shard| s.contacts().collect::<Vec<_>>();
+        assert_eq!(contacts(&one), contacts(&queued));
+        assert_eq!(one.totals, queued.totals);
+        assert_eq!(c2.ip_packets, 60);
+    }
 
     #[test]
     fn add_and_take() {

@@ -107,9 +107,9 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
     Ok(s)
 }
 
-/// Parses an IPv4 packet starting at `l3`; `wire` is its length on the wire
+/// Parses an IPv4 packet starting at `l3` into `s`, in place
+/// ([`super::parse_into`]); `wire` is its length on the wire
 /// from the IP header on (padding included).
-/// Into `s`, in place ([`super::parse_into`]).
 #[inline]
 pub(crate) fn parse_into(l3: &[u8], wire: usize, s: &mut Summary) -> Result<(), Skip> {
     let p = Ipv4Packet::new_checked(l3, wire).map_err(Skip::Malformed)?;

@@ -92,8 +92,8 @@ pub(crate) fn parse(l3: &[u8], wire: usize) -> Result<Summary, Skip> {
     Ok(s)
 }
 
-/// Parses an IPv6 packet starting at `l3`; `wire` is its length on the wire.
-/// Into `s`, in place ([`super::parse_into`]).
+/// Parses an IPv6 packet starting at `l3` into `s`, in place
+/// ([`super::parse_into`]); `wire` is its length on the wire.
 #[inline]
 pub(crate) fn parse_into(l3: &[u8], wire: usize, s: &mut Summary) -> Result<(), Skip> {
     let p = Ipv6Packet::new_checked(l3, wire).map_err(Skip::Malformed)?;
