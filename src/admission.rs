@@ -147,11 +147,12 @@ enum Mode {
     Full,
 }
 
-/// A source's screening probe: its partition and its hash in that
-/// partition's filter.
+/// A source's screening probe: its partition, whether that partition is
+/// full (not only short of room), and its hash in the partition's filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
     part: u32,
+    full: bool,
     hash: u64,
 }
 
@@ -203,18 +204,23 @@ impl Screen {
         self.any
     }
 
-    /// The probe of `a` if its partition is full this tick: what
-    /// [`Screen::refuses_probed`] takes, worked out ahead of it so that its
-    /// filter block can be fetched first ([`Screen::prefetch`]).
+    /// The probe of `a` if its partition is full or short of room this
+    /// tick: what [`Screen::refuses_probed`] and [`Screen::refuses_new`]
+    /// take, worked out ahead of them so that its filter block can be
+    /// fetched first ([`Screen::prefetch`]). While a flood fills the table
+    /// the filter is being written by the aggregator, and a block read
+    /// when it is needed is a miss nearly every time.
     #[inline]
     pub fn probe(&self, a: Addr) -> Option<Probe> {
-        if !self.any_full {
+        if !self.any {
             return None;
         }
         let adm = self.admission.as_ref()?;
         let part = a.part(self.modes.len());
-        (self.modes[part] == Mode::Full).then(|| Probe {
+        let mode = self.modes[part];
+        (mode != Mode::Open).then(|| Probe {
             part: part as u32,
+            full: mode == Mode::Full,
             hash: adm.parts[part].filter.hash(a),
         })
     }
@@ -239,7 +245,9 @@ impl Screen {
     #[inline]
     pub fn refuses_probed(&self, probe: Option<Probe>) -> bool {
         match (probe, &self.admission) {
-            (Some(p), Some(adm)) => !adm.parts[p.part as usize].filter.may_hold_hash(p.hash),
+            (Some(p), Some(adm)) if p.full => {
+                !adm.parts[p.part as usize].filter.may_hold_hash(p.hash)
+            }
             _ => false,
         }
     }
@@ -250,20 +258,22 @@ impl Screen {
     /// many new hosts as the partition has room for: the aggregator takes
     /// the first ones it merges and refuses the rest, so the flood that
     /// fills the table is screened within the tick it fills it, not from
-    /// the tick after.
+    /// the tick after. `probe`: `a`'s [`Screen::probe`], taken while this
+    /// screen was as it is now.
     #[inline]
-    pub fn refuses_new(&mut self, a: Addr) -> bool {
-        if !self.any {
+    pub fn refuses_new(&mut self, probe: Option<Probe>) -> bool {
+        let Some(probe) = probe else {
+            // Open, or no screening at all.
             return false;
-        }
+        };
         let Some(adm) = &self.admission else {
             return false;
         };
-        let part = a.part(self.modes.len());
+        let part = probe.part as usize;
         let p = &adm.parts[part];
         match self.modes[part] {
             Mode::Open => false,
-            _ if p.filter.may_hold(a) => false,
+            _ if p.filter.may_hold_hash(probe.hash) => false,
             Mode::Full => true,
             Mode::Room if self.exhausted[part] => true,
             Mode::Room => {
@@ -457,19 +467,19 @@ mod tests {
         s.begin(5);
         assert!(s.is_on());
         assert!(s.refuses(a0));
-        assert!(s.refuses_new(a0));
+        assert!(s.refuses_new(s.probe(a0)));
         assert!(!s.refuses(a1), "partition 1 is not full");
-        assert!(!s.refuses_new(a1));
+        assert!(!s.refuses_new(s.probe(a1)));
         assert!(!s.refuses(tracked));
-        assert!(!s.refuses_new(tracked));
+        assert!(!s.refuses_new(s.probe(tracked)));
         s.begin(11);
         assert!(!s.is_on(), "past every partition's tick");
         assert!(!s.refuses(a0));
-        assert!(!s.refuses_new(a0));
+        assert!(!s.refuses_new(s.probe(a0)));
         s.set(None);
         s.begin(5);
         assert!(!s.refuses(a0));
-        assert!(!s.refuses_new(a0));
+        assert!(!s.refuses_new(s.probe(a0)));
     }
 
     #[test]
@@ -489,41 +499,48 @@ mod tests {
             w.set(Some(adm.clone()));
             w.begin(6);
             assert!(w.is_on());
-            assert_eq!(w.probe(tracked[0]), None, "no partition is full");
+            let p = w
+                .probe(tracked[0])
+                .expect("partitions short of room are probed");
+            assert!(!p.full, "no partition is full");
+            assert!(!w.refuses_probed(Some(p)), "only a full one refuses ahead");
         }
         let new0: Vec<Addr> = outside(&f, 0, parts).take(8).collect();
         let new1: Vec<Addr> = outside(&f, 1, parts).take(8).collect();
         let taken0 = [
-            !w1.refuses_new(new0[0]),
-            !w2.refuses_new(new0[1]),
-            !w1.refuses_new(new0[2]),
-            !w2.refuses_new(new0[3]),
-            !w1.refuses_new(new0[4]),
+            !w1.refuses_new(w1.probe(new0[0])),
+            !w2.refuses_new(w2.probe(new0[1])),
+            !w1.refuses_new(w1.probe(new0[2])),
+            !w2.refuses_new(w2.probe(new0[3])),
+            !w1.refuses_new(w1.probe(new0[4])),
         ];
         assert_eq!(taken0, [true; 5], "partition 0 has room for five");
-        assert!(w2.refuses_new(new0[5]));
-        assert!(w1.refuses_new(new0[6]));
-        assert!(w1.refuses_new(new0[7]), "and stays out of room");
+        assert!(w2.refuses_new(w2.probe(new0[5])));
+        assert!(w1.refuses_new(w1.probe(new0[6])));
+        assert!(w1.refuses_new(w1.probe(new0[7])), "and stays out of room");
         for &a in &tracked {
             assert!(
-                !w1.refuses_new(a) && !w2.refuses_new(a),
+                !w1.refuses_new(w1.probe(a)) && !w2.refuses_new(w2.probe(a)),
                 "tracked hosts always"
             );
         }
         // The other partition's room is its own.
-        let taken1 = new1.iter().filter(|&&a| !w2.refuses_new(a)).count();
+        let taken1 = new1
+            .iter()
+            .filter(|&&a| !w2.refuses_new(w2.probe(a)))
+            .count();
         assert_eq!(taken1, 3);
         // Past the tick the room holds through, every host is taken.
         w1.begin(8);
         assert!(!w1.is_on());
-        assert!(!w1.refuses_new(new0[7]));
+        assert!(!w1.refuses_new(w1.probe(new0[7])));
         // A new admission brings a new room.
         let next = Arc::new(Admission::new(vec![part(9, 1, &f), part(9, 0, &f)]));
         w1.set(Some(next));
         w1.begin(8);
-        assert!(!w1.refuses_new(new0[6]));
-        assert!(w1.refuses_new(new0[7]));
-        assert!(w1.refuses_new(new1[7]), "partition 1 is full");
+        assert!(!w1.refuses_new(w1.probe(new0[6])));
+        assert!(w1.refuses_new(w1.probe(new0[7])));
+        assert!(w1.refuses_new(w1.probe(new1[7])), "partition 1 is full");
         assert!(w1.refuses(new1[7]));
     }
 }

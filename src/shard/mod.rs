@@ -216,6 +216,12 @@ pub struct Contact {
     pub port: u16,
 }
 
+/// A packet that is a contact: an initiation with ports.
+#[inline]
+fn opens_contact(s: &Summary) -> bool {
+    s.role == Role::Initiation && s.has_ports
+}
+
 #[inline]
 fn pair_key(src: u32, dst: u32) -> u64 {
     (u64::from(src) << 32) | u64::from(dst)
@@ -337,20 +343,20 @@ impl Shard {
     /// The id of a host, adding it if there is room.
     #[inline]
     fn host(&mut self, addr: Addr) -> Option<u32> {
-        self.host_screened(addr, false).0
+        self.host_screened(addr, None).0
     }
 
-    /// [`Shard::host`], and if `screen`, a new host the screen leaves out
-    /// is not added: `(None, true)`.
+    /// [`Shard::host`], and a new host the screen leaves out (through
+    /// `addr`'s probe; none screens nothing) is not added: `(None, true)`.
     #[inline(always)]
-    fn host_screened(&mut self, addr: Addr, screen: bool) -> (Option<u32>, bool) {
+    fn host_screened(&mut self, addr: Addr, probe: Option<Probe>) -> (Option<u32>, bool) {
         match self.index.entry(addr) {
             Entry::Occupied(e) => (Some(*e.get()), false),
             Entry::Vacant(v) => {
                 if self.hosts.len() >= self.limits.max_hosts {
                     return (None, false);
                 }
-                if screen && self.screen.refuses_new(addr) {
+                if self.screen.refuses_new(probe) {
                     return (None, true);
                 }
                 let id = self.hosts.len() as u32;
@@ -365,10 +371,11 @@ impl Shard {
     }
 
     /// [`Shard::host`] for a source: `(None, true)` if the screen leaves
-    /// it out as a new host the aggregator would refuse.
+    /// it out as a new host the aggregator would refuse. `probe`: its
+    /// [`Shard::probe`].
     #[inline]
-    fn source(&mut self, addr: Addr) -> (Option<u32>, bool) {
-        self.host_screened(addr, true)
+    fn source(&mut self, addr: Addr, probe: Option<Probe>) -> (Option<u32>, bool) {
+        self.host_screened(addr, probe)
     }
 
     /// The screen refuses destination `addr` (through `screened_dst`).
@@ -399,28 +406,51 @@ impl Shard {
         id
     }
 
-    /// The slot of a pair, adding it if there is room.
+    /// The slot of a pair, adding it if there is room, and whether it was
+    /// added: a new slot is written whole with its first packet's counts
+    /// (`s`, `len`, `packets`), not zeroed and then added to. Counting into
+    /// a slot just written reads it back before the writes (several, of
+    /// different widths) reach the cache, and under a flood of new sources,
+    /// whose every frame opens a pair, that wait was a sixth of the count.
     #[inline]
-    /// `sent`: the packet starting it was sent by the box, so it did not
-    /// come in on the interface it was captured on.
-    fn pair(&mut self, src: u32, dst: u32, sent: bool) -> Option<u32> {
+    fn pair(
+        &mut self,
+        src: u32,
+        dst: u32,
+        s: &Summary,
+        len: u64,
+        packets: u64,
+    ) -> Option<(u32, bool)> {
         let key = pair_key(src, dst);
         match self.pair_index.entry(key) {
-            Entry::Occupied(e) => Some(*e.get()),
+            Entry::Occupied(e) => Some((*e.get(), false)),
             Entry::Vacant(v) => {
                 if self.pair_slots.len() >= self.limits.max_pairs {
                     return None;
                 }
                 let slot = self.pair_slots.len() as u32;
+                // A packet sent by the box did not come in on the
+                // interface it was captured on.
+                let sent = s.direction == crate::wire::Direction::Out;
+                let (contact_proto, contact_port) = if opens_contact(s) {
+                    (s.proto, s.dst_port)
+                } else {
+                    (0, 0)
+                };
                 self.pair_slots.push((
                     key,
                     PairCounters {
+                        bytes: len,
+                        packets,
+                        roles: role_bits::of(s.role),
+                        contact_proto,
+                        contact_port,
                         ingress: if sent { 0 } else { self.ingress },
                         ..PairCounters::default()
                     },
                 ));
                 v.insert(slot);
-                Some(slot)
+                Some((slot, true))
             }
         }
     }
@@ -453,10 +483,10 @@ impl Shard {
     fn add(&mut self, s: &Summary, probe: Option<Probe>, packets: u64, len: u64, runs: bool) {
         self.totals.packets += packets;
         self.totals.bytes += len;
-        let (src, dst, pair) = match self.last_flow {
+        let (src, dst, pair, fresh) = match self.last_flow {
             Some(l) if l.src == s.src && l.dst == s.dst => {
                 self.untracked.screened_packets += u64::from(l.screened) * packets;
-                (l.src_id, l.dst_id, l.pair)
+                (l.src_id, l.dst_id, l.pair, false)
             }
             _ => {
                 // A source of a full partition is left out before it is
@@ -464,7 +494,7 @@ impl Shard {
                 let (src, screened) = if self.screen.refuses_probed(probe) {
                     (None, true)
                 } else {
-                    self.source(s.src)
+                    self.source(s.src, probe)
                 };
                 let dst = if screened {
                     // Its host and its pair would be refused; the
@@ -478,11 +508,12 @@ impl Shard {
                 } else {
                     self.dst_host(s.dst)
                 };
-                let pair = match (src, dst) {
-                    (Some(i), Some(j)) => {
-                        self.pair(i, j, s.direction == crate::wire::Direction::Out)
-                    }
-                    _ => None,
+                let (pair, fresh) = match (src, dst) {
+                    (Some(i), Some(j)) => match self.pair(i, j, s, len, packets) {
+                        Some((p, fresh)) => (Some(p), fresh),
+                        None => (None, false),
+                    },
+                    _ => (None, false),
                 };
                 self.last_flow = Some(LastFlow {
                     src: s.src,
@@ -492,13 +523,13 @@ impl Shard {
                     pair,
                     screened,
                 });
-                (src, dst, pair)
+                (src, dst, pair, fresh)
             }
         };
         if self.limits.rates != 0 {
             let c = rates::classes(s);
             match pair {
-                Some(p) if runs => self.extend_run(p, c, len),
+                Some(p) if runs => self.extend_run(p, c, len, fresh),
                 _ if c != 0 => {
                     if let (Some(i), true) = (src, self.limits.rates & rates::OUT != 0) {
                         rates::count_n(self.row(1, i), c, packets, len);
@@ -534,12 +565,14 @@ impl Shard {
         }
         let mut first_contact = false;
         match pair {
+            // Counted, and its first contact taken, as it was added.
+            Some(_) if fresh => first_contact = opens_contact(s),
             Some(p) => {
                 let c = &mut self.pair_slots[p as usize].1;
                 c.bytes += len;
                 c.packets += packets;
                 c.roles |= role_bits::of(s.role);
-                if s.role == Role::Initiation && s.has_ports {
+                if opens_contact(s) {
                     match c.first_contact() {
                         None => {
                             (c.contact_proto, c.contact_port) = (s.proto, s.dst_port);

@@ -12,10 +12,10 @@ impl Shard {
     /// is folded into the rows by [`Shard::seal`], on the aggregator's
     /// side of the hand-over.
     #[inline]
-    pub(super) fn extend_run(&mut self, p: u32, c: u8, len: u64) {
+    pub(super) fn extend_run(&mut self, p: u32, c: u8, len: u64, fresh: bool) {
         let (_, pc) = &mut self.pair_slots[p as usize];
-        if pc.packets == 0 {
-            // A new pair (its packet is counted after this).
+        if fresh {
+            // A new pair, its first packet.
             pc.run_classes = c;
             match u32::try_from(len) {
                 Ok(b) if c != 0 => {
