@@ -46,7 +46,7 @@ pub struct Partition {
     pub geo: Geometry,
     pub hosts: HostTable,
     pub pairs: PairWindow,
-    detectors: Vec<Box<dyn Detector>>,
+    detectors: Vec<detect::AnyDetector>,
     pub lifecycle: Lifecycle,
     pub(super) fingerprint: Hasher,
     touched: Vec<u32>,

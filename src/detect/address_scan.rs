@@ -9,10 +9,12 @@ use crate::rules::Limits;
 pub struct AddressScan;
 
 impl Detector for AddressScan {
+    #[inline]
     fn kind(&self) -> AlertKind {
         AlertKind::AddressScan
     }
 
+    #[inline]
     fn measure(&self, r: &Reading, l: &Limits) -> Option<Measurement> {
         let threshold = l.max_contacted_ips?;
         Some(Measurement {

@@ -9,10 +9,12 @@ use crate::rules::Limits;
 pub struct Inbound;
 
 impl Detector for Inbound {
+    #[inline]
     fn kind(&self) -> AlertKind {
         AlertKind::Inbound
     }
 
+    #[inline]
     fn measure(&self, r: &Reading, l: &Limits) -> Option<Measurement> {
         if l.inbound_byte_limit.is_none() && l.inbound_packet_limit.is_none() {
             return None;

@@ -10,10 +10,12 @@ use crate::rules::Limits;
 pub struct PortScan;
 
 impl Detector for PortScan {
+    #[inline]
     fn kind(&self) -> AlertKind {
         AlertKind::PortScan
     }
 
+    #[inline]
     fn measure(&self, r: &Reading, l: &Limits) -> Option<Measurement> {
         let threshold = l.max_contacted_ports?;
         Some(Measurement {

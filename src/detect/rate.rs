@@ -13,10 +13,12 @@ pub struct Rate {
 }
 
 impl Detector for Rate {
+    #[inline]
     fn kind(&self) -> AlertKind {
         AlertKind::of_rate(self.class, self.dir)
     }
 
+    #[inline]
     fn measure(&self, r: &Reading, l: &Limits) -> Option<Measurement> {
         let packet_limit = l.rates.get(self.dir, self.class, false);
         let bit_limit = if self.class.has_bits() {

@@ -9,10 +9,12 @@ use crate::rules::Limits;
 pub struct Traffic;
 
 impl Detector for Traffic {
+    #[inline]
     fn kind(&self) -> AlertKind {
         AlertKind::Traffic
     }
 
+    #[inline]
     fn measure(&self, r: &Reading, l: &Limits) -> Option<Measurement> {
         if l.byte_limit.is_none() && l.packet_limit.is_none() {
             return None;
