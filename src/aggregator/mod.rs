@@ -434,6 +434,15 @@ impl Aggregator {
         (snap, events)
     }
 
+    /// The host order is read rarely (a replay building only its last
+    /// snapshot): each partition moves its hosts in it when it is read,
+    /// not every tick they move ([`crate::ranking::Ranking::defer`]).
+    pub fn defer_ranking(&mut self) {
+        for p in &mut self.parts {
+            p.defer_ranking();
+        }
+    }
+
     /// Like [`Aggregator::end_tick`] for a reader that needs no snapshot of
     /// this tick (a replay at full speed).
     pub fn end_tick_quiet(

@@ -495,6 +495,11 @@ impl Partition {
         self.drained = items;
     }
 
+    /// See [`crate::aggregator::Aggregator::defer_ranking`].
+    pub fn defer_ranking(&mut self) {
+        self.ranking.defer();
+    }
+
     /// The detector pass: every host touched this tick and every open
     /// alert scheduled to be looked at. Returns the alerts opened and
     /// closed.

@@ -76,8 +76,13 @@ impl<'a> Player<'a> {
             answers: config.scan.count == ScanCount::Failed,
             rates: config.rates.dirs(&config.rules),
         };
+        let mut agg = Aggregator::new(config, runtime);
+        if !snapshots {
+            // Listed once, at the end.
+            agg.defer_ranking();
+        }
         Player {
-            agg: Aggregator::new(config, runtime),
+            agg,
             shard: Shard::new(limits, &Hasher::new()),
             flows: UdpFlows::new(SLOTS),
             decap: config.capture.decap_default(),
