@@ -258,8 +258,9 @@ impl Screen {
     /// many new hosts as the partition has room for: the aggregator takes
     /// the first ones it merges and refuses the rest, so the flood that
     /// fills the table is screened within the tick it fills it, not from
-    /// the tick after. `probe`: `a`'s [`Screen::probe`], taken while this
-    /// screen was as it is now.
+    /// the tick after. `probe`: the source's [`Screen::probe`], taken
+    /// while this screen was as it is now (none: its partition is open, or
+    /// nothing is screened).
     #[inline]
     pub fn refuses_new(&mut self, probe: Option<Probe>) -> bool {
         let Some(probe) = probe else {
