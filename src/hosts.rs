@@ -146,6 +146,9 @@ pub struct HostTable {
     /// the bound it was sized for, and the hosts put in it since.
     screen: Option<(Arc<Filter>, usize)>,
     screen_keys: usize,
+    /// Slots freed since they were last taken, if asked for
+    /// ([`HostTable::log_frees`]).
+    freed: Option<Vec<u32>>,
 }
 
 impl HostTable {
@@ -162,6 +165,24 @@ impl HostTable {
             spare_scans: Vec::new(),
             screen: None,
             screen_keys: 0,
+            freed: None,
+        }
+    }
+
+    /// Keeps a list of the slots freed from now on, for someone who keeps
+    /// something of each host by slot ([`HostTable::take_freed`]).
+    pub fn log_frees(&mut self) {
+        self.freed.get_or_insert_with(Vec::new);
+    }
+
+    /// The slots freed since the last call (none unless logged), each
+    /// with the address its host had. A slot is reused only by a later
+    /// [`HostTable::upsert`].
+    pub fn take_freed(&mut self, mut f: impl FnMut(u32, Addr)) {
+        if let Some(freed) = &mut self.freed {
+            for id in freed.drain(..) {
+                f(id, self.slots[id as usize].addr);
+            }
         }
     }
 
@@ -532,6 +553,9 @@ impl HostTable {
         h.live = false;
         self.index.remove(self.index.hash(&h.addr), &h.addr);
         self.free.push(id);
+        if let Some(freed) = &mut self.freed {
+            freed.push(id);
+        }
         true
     }
 

@@ -378,6 +378,37 @@ impl Aggregator {
         self.ifaces.removed(ifindex, tick);
     }
 
+    /// Keeps a list of the hosts freed from now on in every partition
+    /// ([`Aggregator::take_freed`]): for a replay, which keeps each host's
+    /// totals over the whole capture by its slot while it is tracked.
+    pub fn log_frees(&mut self) {
+        for p in &mut self.parts {
+            p.hosts.log_frees();
+        }
+    }
+
+    /// The partition and slot host `i` of the last merged shard (address
+    /// `addr`) went to, if it is tracked.
+    #[inline]
+    pub fn merged_slot(&self, i: usize, addr: Addr) -> Option<(usize, u32)> {
+        let p = partition::of(addr, self.parts.len());
+        let id = self.parts[p].merged_id(i);
+        (id != u32::MAX).then_some((p, id))
+    }
+
+    /// The hosts freed since the last call (with [`Aggregator::log_frees`]):
+    /// partition, slot, address.
+    pub fn take_freed(&mut self, mut f: impl FnMut(usize, u32, Addr)) {
+        for (i, p) in self.parts.iter_mut().enumerate() {
+            p.hosts.take_freed(|id, a| f(i, id, a));
+        }
+    }
+
+    /// The address of the host in partition `p`'s slot `id`.
+    pub fn slot_addr(&self, p: usize, id: u32) -> Addr {
+        self.parts[p].hosts.slot(id).addr
+    }
+
     /// Adds a shard's counts, at the shard's last tick. The shard is left as
     /// it was; the caller recycles it.
     pub fn merge(&mut self, shard: &Shard) {

@@ -130,6 +130,13 @@ impl Partition {
         }
     }
 
+    /// The slot the last merged shard's host `i` went to here (`u32::MAX`:
+    /// not ours, or no room for it).
+    #[inline]
+    pub fn merged_id(&self, i: usize) -> u32 {
+        self.ids.get(i).copied().unwrap_or(u32::MAX)
+    }
+
     /// True if `a` is one of this partition's hosts.
     #[inline]
     pub fn owns(&self, a: Addr) -> bool {

@@ -77,6 +77,8 @@ impl<'a> Player<'a> {
             rates: config.rates.dirs(&config.rules),
         };
         let mut agg = Aggregator::new(config, runtime);
+        // The whole capture's totals follow hosts by their slots.
+        agg.log_frees();
         if !snapshots {
             // Listed once, at the end.
             agg.defer_ranking();
@@ -183,8 +185,8 @@ impl<'a> Player<'a> {
         }
         self.shard.udp_evicted += self.flows.take_evicted();
         self.shard.seal();
-        self.totals.add(&self.shard);
         self.agg.merge(&self.shard);
+        self.totals.add(&self.shard, &self.agg);
         self.shard.recycle();
         self.flows.rotate();
         let unix_ms = self.tick_end_ns / 1_000_000;
@@ -197,6 +199,7 @@ impl<'a> Player<'a> {
                 .end_tick_quiet(self.tick, TickHealth::default(), unix_ms);
             (self.on_tick)(None, events);
         }
+        self.totals.take_freed(&mut self.agg);
         self.tick += 1;
         self.tick_end_ns = self.tick_end_ns.saturating_add(self.tick_ns);
         self.ticks_closed += 1;
@@ -208,6 +211,7 @@ impl<'a> Player<'a> {
         if self.t0.is_some() {
             self.close_tick(true);
         }
+        self.totals.finish(&self.agg);
         (self.tick, self.totals, self.out_of_order)
     }
 
@@ -221,7 +225,8 @@ impl<'a> Player<'a> {
 mod tests {
     use super::*;
     use crate::replay::reader::tests::frame;
-    use crate::wire::LinkType;
+    use crate::replay::totals::HostTotal;
+    use crate::wire::{Addr, LinkType};
 
     fn play(times_ns: &[u64]) -> Player<'static> {
         let config = Config::default();
@@ -267,6 +272,71 @@ mod tests {
         let (ticks, totals, _) = long.finish();
         assert_eq!(ticks, 40 * 365 * 24 * 3600 + 1);
         assert_eq!(totals.hosts().count(), 2);
+    }
+
+    /// The whole capture's totals follow a tracked host by its slot and
+    /// take it into their map when it is freed: hosts that come back after
+    /// being freed add up across their lives, and the bound keeps the first
+    /// hosts seen, whether or not the aggregator had room for them.
+    #[test]
+    fn totals_add_up_across_a_hosts_lives_within_the_bound() {
+        for aggregators in [1, 2] {
+            let text =
+                format!("[capture]\naggregators = {aggregators}\n[traffic]\nmax_hosts = 6\n");
+            let config = Config::parse(&text, "test").unwrap();
+            let mut p = Player::new(&config, RuntimeInfo::default(), false, Box::new(|_, _| {}));
+            let i = p.add_iface("test", "ethernet");
+            let second = 1_000_000_000u64;
+            let send = |p: &mut Player<'_>, k: u8, ts_ns: u64| {
+                let f = frame([10, 0, 0, k], 100);
+                let packet = Packet {
+                    ts_ns,
+                    link: LinkType::Ethernet,
+                    iface: 0,
+                    data: &f,
+                    wire_len: f.len() as u32,
+                };
+                p.packet(&packet, i);
+            };
+            // Twelve sources, one a second, to one destination; then
+            // again when every one of them has been freed.
+            for k in 1..=12 {
+                send(&mut p, k, u64::from(k) * second);
+            }
+            let later = 5_000 * second;
+            send(&mut p, 12, later);
+            assert!(
+                p.agg.host_count() <= 2,
+                "{aggregators} partitions: {} hosts still tracked",
+                p.agg.host_count()
+            );
+            for k in 1..=12 {
+                send(&mut p, k, later + u64::from(k) * second);
+            }
+            let (_, totals, _) = p.finish();
+            let mut hosts: Vec<(Addr, HostTotal)> = totals.hosts().map(|(a, t)| (a, *t)).collect();
+            hosts.sort_unstable_by_key(|(a, _)| a.0);
+            // The destination and the first five sources.
+            let kept: Vec<Addr> = hosts.iter().map(|(a, _)| *a).collect();
+            let mut want: Vec<Addr> = (1..=5).map(|k| Addr::from_v4([10, 0, 0, k])).collect();
+            want.push(Addr::from_v4([10, 9, 9, 9]));
+            want.sort_unstable_by_key(|a| a.0);
+            assert_eq!(kept, want, "{aggregators} partitions");
+            let one = hosts[0].1.sent_bytes / 2;
+            for (a, t) in &hosts {
+                if *a == Addr::from_v4([10, 9, 9, 9]) {
+                    assert_eq!((t.recv_packets, t.recv_bytes), (25, 25 * one));
+                } else {
+                    assert_eq!((t.sent_packets, t.sent_bytes), (2, 2 * one), "{a:?}");
+                }
+            }
+            // Sources 6 to 12, over both lives (12 three times).
+            assert_eq!(
+                totals.untracked_host_bytes,
+                15 * one,
+                "{aggregators} partitions"
+            );
+        }
     }
 
     #[test]

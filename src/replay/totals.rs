@@ -7,6 +7,7 @@ use std::hash::Hash;
 
 use serde::Serialize;
 
+use crate::aggregator::Aggregator;
 use crate::openmap::{OpenMap, Vacancy};
 use crate::shard::{Hasher, Shard};
 use crate::wire::Addr;
@@ -40,9 +41,31 @@ impl Vacancy for PairTotal {
     }
 }
 
+/// A host's totals while the aggregator tracks it, kept by its slot there:
+/// a tick's add indexes a dense array of the tracked hosts (32 bytes each),
+/// where a map of every host of the capture took a hash, a probe and
+/// half as much memory again. Told apart by their packets: none, a slot
+/// whose host has not been counted yet (a new one); some, a host whose
+/// totals are kept; [`REFUSED`], a host the bound left out.
+type ByHost = HostTotal;
+
+/// A host whose totals the bound left out: its bytes count as untracked.
+const REFUSED: HostTotal = HostTotal {
+    sent_bytes: 0,
+    sent_packets: u64::MAX,
+    recv_bytes: 0,
+    recv_packets: u64::MAX,
+};
+
 #[derive(Debug)]
 pub struct WholeTotals {
+    /// Hosts the aggregator does not track (any more).
     hosts: OpenMap<Addr, HostTotal>,
+    /// Hosts it tracks, by partition and slot; added to `hosts` when freed.
+    by_slot: Vec<Vec<ByHost>>,
+    /// Hosts counted in `by_slot` only: with `hosts`, the hosts the bound
+    /// holds.
+    outside: usize,
     pairs: OpenMap<(Addr, Addr), PairTotal>,
     max_hosts: usize,
     max_pairs: usize,
@@ -51,6 +74,8 @@ pub struct WholeTotals {
     pub untracked_pair_bytes: u64,
     /// The current shard's keys' hashes, computed ahead of the adds.
     hashes: Vec<u64>,
+    /// The current shard's hosts' places in `by_slot`.
+    slots: Vec<Option<(usize, u32)>>,
 }
 
 /// Keys whose slot is fetched ahead of the one being added: a tick's hosts
@@ -59,35 +84,30 @@ pub struct WholeTotals {
 const AHEAD: usize = 24;
 
 impl WholeTotals {
+    /// Totals of at most `max_hosts` hosts and `max_pairs` pairs, those
+    /// first seen. The aggregator must log its frees
+    /// ([`Aggregator::log_frees`]) and never start its tables again.
     pub fn new(max_hosts: usize, max_pairs: usize) -> WholeTotals {
         WholeTotals {
             // Slots of 48 bytes, as many as a long capture's pairs:
             // three quarters full, about the memory hashbrown's map took.
             hosts: OpenMap::new(&Hasher::new()).dense(),
+            by_slot: Vec::new(),
+            outside: 0,
             pairs: OpenMap::new(&Hasher::new()).dense(),
             max_hosts,
             max_pairs,
             untracked_host_bytes: 0,
             untracked_pair_bytes: 0,
             hashes: Vec::new(),
+            slots: Vec::new(),
         }
     }
 
-    /// Adds a tick's shard.
-    pub fn add(&mut self, shard: &Shard) {
-        let hosts = || {
-            shard.hosts().iter().map(|h| {
-                let total = HostTotal {
-                    sent_bytes: h.sent_bytes,
-                    sent_packets: h.sent_packets,
-                    recv_bytes: h.recv_bytes,
-                    recv_packets: h.recv_packets,
-                };
-                (h.addr, total)
-            })
-        };
-        self.untracked_host_bytes +=
-            add_all(&mut self.hosts, &mut self.hashes, hosts, self.max_hosts);
+    /// Adds a tick's shard, just merged into `agg`: a host it tracks by its
+    /// slot there, another by address.
+    pub fn add(&mut self, shard: &Shard, agg: &Aggregator) {
+        self.add_hosts(shard, agg);
         let pairs = || {
             shard.pairs().map(|(s, d, p)| {
                 let total = PairTotal {
@@ -101,6 +121,86 @@ impl WholeTotals {
             add_all(&mut self.pairs, &mut self.hashes, pairs, self.max_pairs);
     }
 
+    fn add_hosts(&mut self, shard: &Shard, agg: &Aggregator) {
+        let hosts = shard.hosts();
+        self.slots.clear();
+        self.slots.extend(
+            hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| agg.merged_slot(i, h.addr)),
+        );
+        if self.by_slot.len() < agg.threads() {
+            self.by_slot.resize_with(agg.threads(), Vec::new);
+        }
+        for (i, h) in hosts.iter().enumerate() {
+            if let Some(&Some((p, id))) = self.slots.get(i + AHEAD) {
+                if let Some(t) = self.by_slot[p].get(id as usize) {
+                    tpacket::prefetch(t);
+                }
+            }
+            let total = HostTotal {
+                sent_bytes: h.sent_bytes,
+                sent_packets: h.sent_packets,
+                recv_bytes: h.recv_bytes,
+                recv_packets: h.recv_packets,
+            };
+            let Some((p, id)) = self.slots[i] else {
+                let room = self.max_hosts.saturating_sub(self.outside);
+                let item = || std::iter::once((h.addr, total));
+                self.untracked_host_bytes += add_all(&mut self.hosts, &mut self.hashes, item, room);
+                continue;
+            };
+            let slots = &mut self.by_slot[p];
+            if slots.len() <= id as usize {
+                slots.resize(id as usize + 1, HostTotal::default());
+            }
+            let t = &mut slots[id as usize];
+            if total.is_vacant() || *t == REFUSED {
+                self.untracked_host_bytes += total.bytes();
+                continue;
+            }
+            if t.is_vacant() {
+                // First counted since it took this slot: kept if it was
+                // before, or if the bound has room.
+                let known = self.hosts.get(self.hosts.hash(&h.addr), &h.addr).is_some();
+                if !known {
+                    if self.hosts.len() + self.outside >= self.max_hosts {
+                        *t = REFUSED;
+                        self.untracked_host_bytes += total.bytes();
+                        continue;
+                    }
+                    self.outside += 1;
+                }
+            }
+            t.add(&total);
+        }
+    }
+
+    /// Takes the totals of the hosts the aggregator freed since the last
+    /// call into the map: their slots may take other hosts.
+    pub fn take_freed(&mut self, agg: &mut Aggregator) {
+        agg.take_freed(|p, id, addr| {
+            if let Some(t) = self.by_slot.get_mut(p).and_then(|s| s.get_mut(id as usize)) {
+                let total = std::mem::take(t);
+                self.outside -= put_back(&mut self.hosts, addr, total);
+            }
+        });
+    }
+
+    /// Takes every host's totals into the map: the replay has ended.
+    pub fn finish(&mut self, agg: &Aggregator) {
+        for (p, slots) in self.by_slot.iter_mut().enumerate() {
+            for (id, t) in slots.iter_mut().enumerate() {
+                let total = std::mem::take(t);
+                if !total.is_vacant() && total != REFUSED {
+                    let addr = agg.slot_addr(p, id as u32);
+                    self.outside -= put_back(&mut self.hosts, addr, total);
+                }
+            }
+        }
+    }
+
     pub fn hosts(&self) -> impl Iterator<Item = (Addr, &HostTotal)> + '_ {
         self.hosts.iter().map(|(a, t)| (*a, t))
     }
@@ -108,6 +208,24 @@ impl WholeTotals {
     pub fn pairs(&self) -> impl Iterator<Item = ((Addr, Addr), &PairTotal)> + '_ {
         self.pairs.iter().map(|(k, t)| (*k, t))
     }
+}
+
+/// Adds a freed slot's totals to the map (nothing for a slot not counted
+/// or refused). Returns 1 if the host was not in the map: it was counted
+/// outside it until now.
+fn put_back(map: &mut OpenMap<Addr, HostTotal>, addr: Addr, total: HostTotal) -> usize {
+    if total.is_vacant() || total == REFUSED {
+        return 0;
+    }
+    let mut added = false;
+    match map.get_or_insert_with(map.hash(&addr), addr, || {
+        added = true;
+        Some(total)
+    }) {
+        Some(t) if !added => t.add(&total),
+        _ => {}
+    }
+    usize::from(added)
 }
 
 /// Totals that add up, and whose bytes count as untracked when they do
