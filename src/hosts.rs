@@ -340,6 +340,16 @@ impl HostTable {
         }
     }
 
+    /// Starts loading what a contact of host `id` reads first: its rule and
+    /// where its scan sets are.
+    #[inline]
+    pub fn prefetch_contact(&self, id: u32) {
+        if let Some(h) = self.slots.get(id as usize) {
+            tpacket::prefetch(&h.rule);
+            tpacket::prefetch(&h.scan);
+        }
+    }
+
     /// Starts loading what the detector pass reads of host `id`: its
     /// fields, its window's sums.
     #[inline]

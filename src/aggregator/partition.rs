@@ -280,6 +280,9 @@ impl Partition {
             if let Some((a, _, _)) = ahead.next() {
                 if ids[a as usize] != u32::MAX {
                     self.pairs.prefetch(t, self.hashes[a as usize]);
+                    if contacts {
+                        self.hosts.prefetch_scan(ids[a as usize]);
+                    }
                 }
             }
             let src = hosts[si as usize].addr;
@@ -308,7 +311,17 @@ impl Partition {
             }
         }
         if contacts {
+            // The sources' slots and scan sets were fetched for the pairs
+            // above, and a tick of many sources has pushed them out since.
+            let mut line = shard.contacts_by_index().skip(AHEAD);
+            let mut set = shard.contacts_by_index().skip(AHEAD / 2);
             for (si, proto, port) in shard.contacts_by_index() {
+                if let Some((a, _, _)) = line.next() {
+                    self.hosts.prefetch_contact(ids[a as usize]);
+                }
+                if let Some((a, _, _)) = set.next() {
+                    self.hosts.prefetch_scan(ids[a as usize]);
+                }
                 self.port_contact_of(ids[si as usize], proto, port, t);
             }
         }
