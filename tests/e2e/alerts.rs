@@ -244,10 +244,17 @@ fn spoofed_flood_is_an_inbound_alert_with_flat_memory_and_no_backscatter_scan() 
     require(&["trafgen", "ethtool", "ping"]);
     let t = Topology::new();
     let hook = Receiver::start(&t.rtr);
-    let cfg = config(&hook.url(), "byte_limit = \"5M\"").replace(
-        "chart_min_bytes = 1",
-        "chart_min_bytes = 1\nmax_hosts = 20000\nmax_pairs = 40000",
-    );
+    // A port window of five minutes keeps every host past the test's end
+    // (the horizon is the longest window): on the 6.1 guest under TCG the
+    // three floods take ~40 s each, and with the default 60 s window the
+    // sources that filled the table in the first one expired in batches,
+    // so the count read at the end depended on how slow the machine was.
+    let cfg = config(&hook.url(), "byte_limit = \"5M\"")
+        .replace(
+            "chart_min_bytes = 1",
+            "chart_min_bytes = 1\nmax_hosts = 20000\nmax_pairs = 40000",
+        )
+        .replace("port_interval = \"60s\"", "port_interval = \"300s\"");
     let d = Daemon::start(&t.rtr, &cfg);
     let pid = daemon_pid(&t.rtr);
     let mac = t.rtr.mac(&t.r0);
@@ -294,10 +301,8 @@ fn spoofed_flood_is_an_inbound_alert_with_flat_memory_and_no_backscatter_scan() 
         "memory must stay flat once the tables are full: {rss0} → {rss1} → {rss2} KiB"
     );
     let status = d.json("/api/v1/status");
-    // Full and never past its bound. Where the floods are slow (the 6.1
-    // guest under TCG: ~35 s each), the first sources outlive the 61-tick
-    // horizon before the table is read, and a freed slot is taken again
-    // only by a later source: a few may be missing, none too many.
+    // Full and never past its bound: no host expires within the 301-tick
+    // horizon, and the screen keeps later sources out.
     let hosts = status["tables"]["hosts"].as_u64().unwrap();
     assert!((19_800..=20_000).contains(&hosts), "{status}");
     assert!(status["untracked"]["src_bytes"].as_u64().unwrap() > 0);
