@@ -590,14 +590,6 @@ impl HostTable {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_host_takes_whole_cache_lines() {
-        assert_eq!(std::mem::align_of::<HostState>(), 64);
-        assert_eq!(std::mem::size_of::<HostState>() % 64, 0);
-        let mut t = HostTable::new(4, &Hasher::new());
-        let id = t.upsert(Addr::from_v4([10, 0, 0, 1]), &rules()).unwrap();
-        assert_eq!(std::ptr::from_ref(t.slot(id)) as usize % 64, 0);
-    }
     use crate::rules::Limits;
     use crate::window::col;
 
@@ -607,6 +599,15 @@ mod tests {
 
     fn a(n: u32) -> Addr {
         Addr::from_v4(n.to_be_bytes())
+    }
+
+    #[test]
+    fn a_host_takes_whole_cache_lines() {
+        assert_eq!(std::mem::align_of::<HostState>(), 64);
+        assert_eq!(std::mem::size_of::<HostState>() % 64, 0);
+        let mut t = HostTable::new(4, &Hasher::new());
+        let id = t.upsert(Addr::from_v4([10, 0, 0, 1]), &rules()).unwrap();
+        assert_eq!(std::ptr::from_ref(t.slot(id)) as usize % 64, 0);
     }
 
     #[test]

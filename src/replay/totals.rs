@@ -41,14 +41,6 @@ impl Vacancy for PairTotal {
     }
 }
 
-/// A host's totals while the aggregator tracks it, kept by its slot there:
-/// a tick's add indexes a dense array of the tracked hosts (32 bytes each),
-/// where a map of every host of the capture took a hash, a probe and
-/// half as much memory again. Told apart by their packets: none, a slot
-/// whose host has not been counted yet (a new one); some, a host whose
-/// totals are kept; [`REFUSED`], a host the bound left out.
-type ByHost = HostTotal;
-
 /// A host whose totals the bound left out: its bytes count as untracked.
 const REFUSED: HostTotal = HostTotal {
     sent_bytes: 0,
@@ -62,7 +54,12 @@ pub struct WholeTotals {
     /// Hosts the aggregator does not track (any more).
     hosts: OpenMap<Addr, HostTotal>,
     /// Hosts it tracks, by partition and slot; added to `hosts` when freed.
-    by_slot: Vec<Vec<ByHost>>,
+    /// A tick's add indexes this dense array of the tracked hosts (32
+    /// bytes each), where a map of every host of the capture took a hash,
+    /// a probe and half as much memory again. Told apart by their packets:
+    /// none, a slot whose host has not been counted yet (a new one); some,
+    /// a host whose totals are kept; [`REFUSED`], a host the bound left out.
+    by_slot: Vec<Vec<HostTotal>>,
     /// Hosts counted in `by_slot` only: with `hosts`, the hosts the bound
     /// holds.
     outside: usize,
@@ -183,7 +180,7 @@ impl WholeTotals {
         agg.take_freed(|p, id, addr| {
             if let Some(t) = self.by_slot.get_mut(p).and_then(|s| s.get_mut(id as usize)) {
                 let total = std::mem::take(t);
-                self.outside -= put_back(&mut self.hosts, addr, total);
+                self.outside -= put_back(&mut self.hosts, &mut self.hashes, addr, total);
             }
         });
     }
@@ -195,7 +192,7 @@ impl WholeTotals {
                 let total = std::mem::take(t);
                 if !total.is_vacant() && total != REFUSED {
                     let addr = agg.slot_addr(p, id as u32);
-                    self.outside -= put_back(&mut self.hosts, addr, total);
+                    self.outside -= put_back(&mut self.hosts, &mut self.hashes, addr, total);
                 }
             }
         }
@@ -213,19 +210,19 @@ impl WholeTotals {
 /// Adds a freed slot's totals to the map (nothing for a slot not counted
 /// or refused). Returns 1 if the host was not in the map: it was counted
 /// outside it until now.
-fn put_back(map: &mut OpenMap<Addr, HostTotal>, addr: Addr, total: HostTotal) -> usize {
-    if total.is_vacant() || total == REFUSED {
+fn put_back(
+    map: &mut OpenMap<Addr, HostTotal>,
+    hashes: &mut Vec<u64>,
+    addr: Addr,
+    total: HostTotal,
+) -> usize {
+    if total == REFUSED {
         return 0;
     }
-    let mut added = false;
-    match map.get_or_insert_with(map.hash(&addr), addr, || {
-        added = true;
-        Some(total)
-    }) {
-        Some(t) if !added => t.add(&total),
-        _ => {}
-    }
-    usize::from(added)
+    let held = map.len();
+    // No bound: the host was counted within it when it took its slot.
+    add_all(map, hashes, || std::iter::once((addr, total)), usize::MAX);
+    map.len() - held
 }
 
 /// Totals that add up, and whose bytes count as untracked when they do
