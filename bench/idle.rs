@@ -26,8 +26,8 @@ fn config(hosts: usize) -> Config {
 
 /// An aggregator whose table is full of `hosts` spoofed sources flooding
 /// one victim, as of tick 0.
-fn flooded(hosts: usize) -> Aggregator {
-    let mut agg = Aggregator::new(&config(hosts), RuntimeInfo::default());
+fn flooded(hosts: usize, partitions: usize) -> Aggregator {
+    let mut agg = Aggregator::with_threads(&config(hosts), RuntimeInfo::default(), partitions);
     let mut s = Shard::new(
         ShardLimits {
             max_hosts: hosts + 1,
@@ -59,8 +59,16 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("idle_tick");
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(10));
-    for hosts in [65_536usize, 1_000_000] {
-        let mut agg = flooded(hosts);
+    // One partition (the default below 16 cores), and a box's worth of
+    // them: a partition's share of an idle tick is small, what it costs to
+    // get a thread to run it is not.
+    for (hosts, partitions) in [
+        (65_536usize, 1usize),
+        (1_000_000, 1),
+        (65_536, 2),
+        (65_536, 8),
+    ] {
+        let mut agg = flooded(hosts, partitions);
         // The slowest tick of the first window (buckets sliding out
         // included), printed once.
         let mut worst = Duration::ZERO;
@@ -74,12 +82,17 @@ fn bench(c: &mut Criterion) {
             std::hint::black_box(out);
         }
         eprintln!(
-            "idle ticks, {hosts} hosts tracked: mean {:?}, slowest {worst:?} over the first 176 ticks",
+            "idle ticks, {hosts} hosts tracked, {partitions} partition(s): mean {:?}, slowest {worst:?} over the first 176 ticks",
             sum / 176
         );
-        let mut agg = flooded(hosts);
+        let mut agg = flooded(hosts, partitions);
         let mut tick = 0u64;
-        g.bench_function(format!("{hosts}_hosts"), |b| {
+        let name = if partitions == 1 {
+            format!("{hosts}_hosts")
+        } else {
+            format!("{hosts}_hosts_{partitions}_partitions")
+        };
+        g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
@@ -87,7 +100,7 @@ fn bench(c: &mut Criterion) {
                     if tick > 170 {
                         // Start again with a full table (not timed): the
                         // window of the flood must not have drained.
-                        agg = flooded(hosts);
+                        agg = flooded(hosts, partitions);
                         tick = 1;
                     }
                     let t0 = Instant::now();

@@ -79,7 +79,9 @@ impl Aggregator {
         let detail = |h: &HostView, i: usize| {
             h.sent_bytes >= min || h.alerts != 0 || (i < DETAIL_HOSTS && h.sent_bytes > 0)
         };
-        let views = each_part(&mut self.parts, |p| p.views(tick, keep, detail));
+        let views = each_part(self.pool.as_ref(), &mut self.parts, |p| {
+            p.views(tick, keep, detail)
+        });
         let ranked: usize = views.iter().map(|v| v.ranked).sum();
         let until = views.iter().map(|v| v.until).min().unwrap_or(u64::MAX);
         // Kept across ticks, as the partitions' lists are.

@@ -109,3 +109,35 @@ fn restored_alerts_go_to_their_partition_and_close() {
     let (_, ev) = tick(&mut g2, 3, &[pkt(5, 2, 2000, 80, Role::Other)]);
     assert_eq!(opened(&ev, AlertKind::Traffic)[0].id, open.id + 1);
 }
+
+/// The threads of an aggregator's partition pool, by id.
+fn pool_threads(g: &Aggregator) -> Vec<String> {
+    let pool = g.pool.as_ref().expect("a pool for 4 partitions");
+    let mut ids: Vec<String> = pool
+        .broadcast(|_| format!("{:?}", std::thread::current().id()))
+        .into_iter()
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn the_partition_threads_are_kept_from_tick_to_tick() {
+    let mut g = agg4("");
+    let before = pool_threads(&g);
+    assert_eq!(before.len(), 3, "one thread per partition after the first");
+    let me = format!("{:?}", std::thread::current().id());
+    assert!(!before.contains(&me));
+    for t in 0..30 {
+        let pkts: Vec<_> = (1..20)
+            .map(|s| pkt(s, s + 100, 100, 80, Role::Other))
+            .collect();
+        let (snap, _) = tick(&mut g, t, &pkts);
+        assert_eq!(snap.tables.hosts, 38);
+    }
+    assert_eq!(
+        pool_threads(&g),
+        before,
+        "the same three threads, 30 ticks on"
+    );
+}
