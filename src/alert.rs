@@ -454,10 +454,12 @@ impl Lifecycle {
         }
     }
 
-    /// The alerts opened since the last call, still open, to be announced.
+    /// The alerts opened since the last call, still open, to be announced,
+    /// each once (one that closed and opened again is one alert now).
     pub fn take_opened(&mut self) -> Vec<(AlertKind, Addr)> {
         let mut v = std::mem::take(&mut self.fresh);
-        v.retain(|k| self.open.contains_key(k));
+        let mut once = hashbrown::HashSet::with_capacity_and_hasher(v.len(), Hasher::new());
+        v.retain(|k| self.open.contains_key(k) && once.insert(*k));
         v
     }
 

@@ -33,7 +33,7 @@ mod settings;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::admission::Admission;
 use crate::alert::{Alert, AlertEvent, AlertKind, Evidence, KINDS, Now, Situation, Transition};
@@ -577,7 +577,9 @@ impl Aggregator {
             }
         }
         let situation = self.situation(tick, unix_ms);
-        let results = each_part(self.pool.as_ref(), &mut self.parts, |p| p.close(&situation));
+        let first_id = self.ids.load(Ordering::Relaxed);
+        let mut results = each_part(self.pool.as_ref(), &mut self.parts, |p| p.close(&situation));
+        self.renumber(&mut results, first_id);
         let events = self.announce(results, situation.now);
         // Worked out when the workers ask for it: a replay never does.
         self.admission_due = Some(tick);
@@ -651,6 +653,44 @@ impl Aggregator {
             }
         }
         sources
+    }
+
+    /// Hands the ids of the alerts opened in this close, from `first_id`
+    /// on, out again in partition order. The partitions' threads took them
+    /// from the shared counter in whichever order they got to it, so two
+    /// replays of one capture with several partitions numbered the same
+    /// alerts differently. With one partition the order is the same.
+    fn renumber(&mut self, results: &mut [Transitions], first_id: u64) {
+        if self.parts.len() < 2 {
+            return;
+        }
+        // In partition order: the alerts opened, then those opened and
+        // closed in this same close (never announced opened, but their ids
+        // were taken here).
+        let mut taken = Vec::new();
+        for (p, (opened, closed)) in self.parts.iter().zip(results.iter()) {
+            for &(kind, addr) in opened {
+                if let Some(o) = p.lifecycle.get(kind, addr) {
+                    taken.push(o.alert.id);
+                }
+            }
+            taken.extend(closed.iter().map(|a| a.id).filter(|&id| id >= first_id));
+        }
+        if taken.is_empty() {
+            return;
+        }
+        taken.sort_unstable();
+        let mut next = taken.into_iter();
+        for (p, (opened, closed)) in self.parts.iter_mut().zip(results.iter_mut()) {
+            for &(kind, addr) in opened.iter() {
+                if let Some(o) = p.lifecycle.get_mut(kind, addr) {
+                    o.alert.id = next.next().unwrap_or(o.alert.id);
+                }
+            }
+            for a in closed.iter_mut().filter(|a| a.id >= first_id) {
+                a.id = next.next().unwrap_or(a.id);
+            }
+        }
     }
 
     /// Gathers evidence and turns transitions into events. Evidence is

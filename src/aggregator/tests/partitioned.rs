@@ -141,3 +141,35 @@ fn the_partition_threads_are_kept_from_tick_to_tick() {
         "the same three threads, 30 ticks on"
     );
 }
+
+#[test]
+fn alert_ids_follow_the_partitions_not_their_threads() {
+    // 24 scanners over 4 partitions, opened in one close, ten times over:
+    // the ids go to the partitions in order, and within one to its alerts
+    // in the order they opened, however the threads ran.
+    let mut pkts = Vec::new();
+    for src in 1..=24u8 {
+        for d in 100..105 {
+            pkts.push(pkt(src, d, 60, 80, Role::Initiation));
+        }
+    }
+    let mut runs = Vec::new();
+    for _ in 0..10 {
+        let mut g = agg4("");
+        let (_, ev) = tick(&mut g, 0, &pkts);
+        let mut by_id: Vec<(u64, usize, std::net::IpAddr)> = opened(&ev, AlertKind::AddressScan)
+            .iter()
+            .map(|a| (a.id, partition::of(Addr::from(a.subject), 4), a.subject))
+            .collect();
+        assert_eq!(by_id.len(), 24);
+        by_id.sort_unstable();
+        let ids: Vec<u64> = by_id.iter().map(|x| x.0).collect();
+        assert_eq!(ids, (1..=24).collect::<Vec<_>>());
+        assert!(by_id.windows(2).all(|w| w[0].1 <= w[1].1), "{by_id:?}");
+        runs.push(by_id);
+    }
+    assert!(
+        runs.windows(2).all(|w| w[0] == w[1]),
+        "the same ids every run"
+    );
+}
