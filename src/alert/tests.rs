@@ -271,3 +271,25 @@ fn restored_alerts_keep_their_ids() {
         2
     );
 }
+
+#[test]
+fn an_alert_that_closes_and_opens_again_before_it_is_announced_is_announced_once() {
+    // With a one-tick hold-down, one tick's looks can open an alert, close
+    // it and open a new one before the aggregator announces what opened.
+    let mut l = lc(1);
+    let mut closed = Vec::new();
+    for v in [150, 50, 150] {
+        l.observe(
+            AlertKind::Traffic,
+            host(),
+            m(v),
+            "default",
+            &sit(4),
+            &mut closed,
+        );
+    }
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].id, 1);
+    assert_eq!(l.take_opened(), vec![(AlertKind::Traffic, host())]);
+    assert_eq!(l.get(AlertKind::Traffic, host()).unwrap().alert.id, 2);
+}
