@@ -9,8 +9,9 @@ use super::partition::{Partition, Transitions};
 /// life. A tick makes several passes over the partitions, and starting a
 /// thread for each partition and pass cost more than a quiet tick's whole
 /// work (an idle tick took 98 µs with two partitions, 8 µs with one).
-/// None with one partition, or if the threads cannot be had (each pass
-/// then starts its own).
+/// None with one partition, or if the threads cannot be had: the
+/// partitions then take turns on the aggregator's thread (slower, same
+/// counts), where starting threads per pass would panic the same way.
 pub(super) fn partition_pool(threads: usize) -> Option<rayon::ThreadPool> {
     if threads < 2 {
         return None;
@@ -23,40 +24,24 @@ pub(super) fn partition_pool(threads: usize) -> Option<rayon::ThreadPool> {
         Ok(pool) => Some(pool),
         Err(e) => {
             log::warn!(
-                "no threads kept for the aggregator's {threads} partitions ({e}); each pass starts its own"
+                "cannot start threads for the aggregator's {threads} partitions ({e}); they take turns on one thread"
             );
             None
         }
     }
 }
 
-/// Runs `f` on every partition, each on a thread of its own when there are
-/// several (this one takes the first); results in partition order.
+/// Runs `f` on every partition, the first on this thread and the others
+/// on the pool's; results in partition order.
 pub(super) fn each_part<R: Send>(
     pool: Option<&rayon::ThreadPool>,
     parts: &mut [Partition],
     f: impl Fn(&mut Partition) -> R + Sync,
 ) -> Vec<R> {
-    let Some((first, rest)) = parts.split_first_mut() else {
-        return Vec::new();
+    let (Some(pool), Some((first, rest))) = (pool, parts.split_first_mut()) else {
+        return parts.iter_mut().map(f).collect();
     };
-    if rest.is_empty() {
-        return vec![f(first)];
-    }
     let f = &f;
-    let Some(pool) = pool else {
-        return std::thread::scope(|s| {
-            let handles: Vec<_> = rest.iter_mut().map(|p| s.spawn(move || f(p))).collect();
-            let mut out = vec![f(first)];
-            for h in handles {
-                match h.join() {
-                    Ok(r) => out.push(r),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            out
-        });
-    };
     let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None)
         .take(rest.len() + 1)
         .collect();

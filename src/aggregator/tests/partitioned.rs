@@ -173,3 +173,22 @@ fn alert_ids_follow_the_partitions_not_their_threads() {
         "the same ids every run"
     );
 }
+
+#[test]
+fn each_pass_returns_in_partition_order_with_or_without_the_pool() {
+    let mut g = agg4("");
+    let owned = |p: &mut Partition| (1..=60u8).filter(|&n| p.owns(a(n))).collect::<Vec<_>>();
+    let want: Vec<Vec<u8>> = (0..4)
+        .map(|i| {
+            (1..=60u8)
+                .filter(|&n| partition::of(a(n), 4) == i)
+                .collect()
+        })
+        .collect();
+    assert!(want.iter().all(|w| !w.is_empty()));
+    let pool = g.pool.take();
+    assert!(pool.is_some());
+    assert_eq!(passes::each_part(pool.as_ref(), &mut g.parts, owned), want);
+    // No pool (its threads could not be had): the partitions take turns.
+    assert_eq!(passes::each_part(None, &mut g.parts, owned), want);
+}
