@@ -20,6 +20,9 @@
 #                     the cost of rate limits
 #   IPFIX=1           ours exporting IPFIX every tick to a UDP sink in the
 #                     router namespace, for the cost of [export.ipfix]
+#   FANOUT=cpu|lb     ours with that [capture] fanout (default "hash"); with
+#                     "cpu" a frame goes to the worker pinned where the kernel
+#                     received it, here the generator's CPU
 # Writes a Markdown table to stdout and to bench/results/live-<time>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,18 +45,20 @@ needs bench/live.sh trafgen tcpdump ethtool curl ip
 
 # CPU time of every thread of a process, nanoseconds (schedstat, not the
 # 10 ms resolution of /proc/PID/stat).
-cpu_ns() { cat /proc/$1/task/*/schedstat | awk '{s+=$1} END {printf "%d\n", s}'; }
+# (%.0f: mawk's %d stops at 2^31 - 1, 2.1 s, which a long-running peer passes)
+cpu_ns() { cat /proc/$1/task/*/schedstat | awk '{s+=$1} END {printf "%.0f\n", s}'; }
 # CPU time per thread name (threads of one name summed), "name ns" lines.
 thread_ns() {
     for t in /proc/$1/task/*; do
         printf '%s %s\n' "$(tr ' ' _ < $t/comm)" "$(cut -d' ' -f1 $t/schedstat)"
-    done | awk '{s[$1]+=$2} END {for (n in s) print n, s[n]}' | sort
+    done | awk '{s[$1]+=$2} END {for (n in s) printf "%s %.0f\n", n, s[n]}' | sort
 }
 
 start_daemon() { # wait mode, workers
     cat > $WORK/ta.toml <<EOF
 [capture]
 interfaces = ["$P-r0"]
+fanout = "${FANOUT:-hash}"
 snaplen = $SNAPLEN
 wait = "$1"
 workers = $2
@@ -95,9 +100,8 @@ run_case() {
     [ -n "$gap" ] && gapopt=(-t "$gap")
     local t0 t1
     t0=$(date +%s.%N)
-    ip netns exec $G taskset -c $GEN_CPU trafgen -o $P-g0 -P 1 --no-sock-mem --notouch-irq -n "$count" "${gapopt[@]}" \
-        "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=10.1.0.2, da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, $fill) }" \
-        > $WORK/tg.log 2>&1
+    flood -n "$count" "${gapopt[@]}" \
+        "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=10.1.0.2, da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, $fill) }"
     t1=$(date +%s.%N)
     sleep 2.5 # two ticks: every block retired and counted
 
@@ -131,6 +135,31 @@ PY
 # generator's CPU, as it would share a core with interrupt work on a real box.
 GEN_CPU=$(( $(nproc) - 1 ))
 
+# Sends with trafgen from the generator's namespace on GEN_CPU. trafgen pins
+# each sender it forks to CPUs 0, 1, … itself, whatever taskset gave it, so
+# the sender is moved to GEN_CPU once it has pinned itself (it does so first,
+# before it compiles its packets). Without this the flood and its softirq
+# work shared CPU 0 with our first worker (and any 1-worker capture) while
+# the report said CPU 1. Fails if the sender could not be moved.
+flood() {
+    ip netns exec $G taskset -c $GEN_CPU trafgen -o $P-g0 -P 1 --no-sock-mem --notouch-irq "$@" \
+        > $WORK/tg.log 2>&1 &
+    local tg=$! sender="" cpus="" moved=""
+    for _ in $(seq 3000); do
+        sender=$(pgrep -P $tg -x trafgen || true)
+        if [ -n "$sender" ]; then
+            cpus=$(awk '/^Cpus_allowed_list/{print $2}' /proc/$sender/status 2>/dev/null || true)
+            if [ -n "$cpus" ] && [ "$cpus" != "$GEN_CPU" ] || [ "$GEN_CPU" = 0 ]; then
+                taskset -pc $GEN_CPU $sender > /dev/null && moved=yes
+                break
+            fi
+        fi
+        sleep 0.001
+    done
+    wait $tg || { cat $WORK/tg.log >&2; echo "trafgen failed" >&2; exit 1; }
+    [ -n "$moved" ] || { echo "could not move trafgen's sender to CPU $GEN_CPU" >&2; exit 1; }
+}
+
 rss_kib() { awk '/^VmRSS/{print $2}' /proc/$1/status; }
 
 # A flood of spoofed sources against the default table bounds: memory must
@@ -140,9 +169,8 @@ spoofed_sources() {
     local rss fill
     rss="$(( $(rss_kib $DAEMON) / 1024 ))"
     for round in 1 2 3 4; do
-        ip netns exec $G taskset -c $GEN_CPU trafgen -o $P-g0 -P 1 --no-sock-mem --notouch-irq -n 1000000 \
-            "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, 22) }" \
-            > $WORK/tg.log 2>&1
+        flood -n 1000000 \
+            "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, 22) }"
         sleep 2.5
         rss="$rss → $(( $(rss_kib $DAEMON) / 1024 ))"
     done
@@ -211,6 +239,7 @@ EOF
     cat > $WORK/ta.toml <<EOF
 [capture]
 interfaces = ["$P-r0"]
+fanout = "${FANOUT:-hash}"
 [inbound]
 byte_limit = "10M"
 [alerts]
@@ -247,9 +276,8 @@ while True:
     ta_cpu0=$(cpu_ns $DAEMON); fnm_cpu0=$(cpu_ns $FNM)
     thread_ns $DAEMON > $WORK/threads0
     t0=$(date +%s.%N)
-    ip netns exec $G taskset -c $GEN_CPU trafgen -o $P-g0 -P 1 --no-sock-mem --notouch-irq -n "$count" \
-        "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, 22) }" \
-        > $WORK/tg.log 2>&1
+    flood -n "$count" \
+        "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, 22) }"
     t1=$(date +%s.%N)
     sleep 2.5 # two ticks: every block retired and counted
     local frames1 drops1 rx1 fnm1 ta_cpu1 fnm_cpu1 screened
@@ -318,9 +346,11 @@ esac
     echo
     echo "Both capture r0 at once with snap length $SNAPLEN; tcpdump gets a buffer (-B) as large as all of"
     echo "trafficalerted's rings on r0. CPU is the on-CPU time (schedstat) of all threads of each process per"
-    echo "packet it saw. trafgen runs on CPU $GEN_CPU. With workers = 1 our worker is pinned to CPU 0 and so is"
-    echo "tcpdump (same CPU, same distance from the CPU that wrote the frames); with workers = \"auto\" tcpdump"
-    echo "runs where the scheduler puts it, as a user would run it."
+    echo "packet it saw. trafgen's sender runs on CPU $GEN_CPU, and the kernel receives its frames there. With"
+    echo "workers = 1 our worker is pinned to CPU 0 and so is tcpdump (same CPU, same distance from the CPU that"
+    echo "wrote the frames); with workers = \"auto\" one of our workers shares CPU $GEN_CPU with the generator, and"
+    echo "tcpdump (like FastNetMon below) runs where the scheduler puts it, as a user would run it."
+    echo "Our fanout: ${FANOUT:-hash}."
     echo
     if [ -s $WORK/rows ]; then
         echo "| case | workers | wait | tcpdump CPU | sent | gen Mpps | arrived r0 | ours seen | ours drops | ours ns/pkt | tcpdump seen | tcpdump drops | tcpdump ns/pkt | CPU ratio ours/tcpdump | wake-ups |"
