@@ -4,7 +4,9 @@
 //! template known (30 records), and sFlow v5 (one sampled packet header
 //! per datagram, parsed like a frame). 1 000 sources toward 100
 //! destinations, as a router's flows would be; and IPFIX records of a
-//! spoofed flood, each from a new source.
+//! spoofed flood, each from a new source. And an exporter's hostile
+//! pattern: thousands of empty data sets of templates it has not sent
+//! (held), then those templates (each releasing its held set).
 //!
 //! Run: `cargo bench --bench flow_input`. Throughput is in records.
 
@@ -110,6 +112,52 @@ fn bench(cr: &mut Criterion) {
             r.exporters[0].dropped
         );
     }
+    g.finish();
+    held(cr, from);
+}
+
+/// 15 000 empty data sets (a set header each) of as many templates not
+/// sent yet, held (the default 1 MB holds them all); then 4 000 of those
+/// templates, 1 000 a datagram, each releasing its one held set. Each
+/// iteration starts from a fresh state. Throughput is in templates.
+fn held(cr: &mut Criterion, from: SocketAddr) {
+    const HELD: u16 = 15_000;
+    const RELEASED: u16 = 4_000;
+    let sets: Vec<Vec<u8>> = (0..HELD).map(|k| set(256 + k, &[])).collect();
+    let early = ipfix(&sets);
+    let templates: Vec<Vec<u8>> = (0..RELEASED)
+        .collect::<Vec<u16>>()
+        .chunks(1000)
+        .map(|ids| {
+            let body: Vec<u8> = ids
+                .iter()
+                .flat_map(|&k| {
+                    let mut t = template_body();
+                    t[..2].copy_from_slice(&(256 + k).to_be_bytes());
+                    t
+                })
+                .collect();
+            ipfix(&[set(2, &body)])
+        })
+        .collect();
+    let mut g = cr.benchmark_group("flow_input");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(u64::from(RELEASED)));
+    g.bench_function("held_then_released", |b| {
+        b.iter(|| {
+            let mut state = State::new(Config::default().flow_input);
+            let mut s = shard();
+            state.datagram(from, &early, &mut s, 0);
+            for d in &templates {
+                state.datagram(from, d, &mut s, 0);
+            }
+            let r = state.report();
+            assert_eq!(
+                (r.templates, r.held_sets_now),
+                (usize::from(RELEASED), usize::from(HELD - RELEASED))
+            );
+        })
+    });
     g.finish();
 }
 

@@ -397,6 +397,12 @@ flows = {
     "ipfix_set_len_zero": frame(ipfix(struct.pack(">HH", 256, 0) + rec())),
     "ipfix_many_templates": b"".join(frame(ipfix(fset(2, tmpl(256 + i)))) for i in range(20)),
     "ipfix_many_held": b"".join(frame(ipfix(fset(256 + i, bytes(16000))), True) for i in range(8)),
+    # Empty data sets (a header each) of templates not sent, from both
+    # exporters, then some of those templates: held sets are bounded by
+    # their count too, and released by key.
+    "ipfix_empty_held_then_templates": frame(ipfix(*[fset(256 + i, b"") for i in range(2000)]))
+        + frame(ipfix(*[fset(256 + i, b"") for i in range(2000)]), True)
+        + frame(ipfix(fset(2, b"".join(tmpl(256 + i) for i in range(0, 2000, 250))))),
     "ipfix_huge_field_count": frame(ipfix(fset(2, struct.pack(">HH", 256, 65535)))),
     "two_exporters_same_ids": frame(ipfix(fset(2, tmpl()))) + frame(ipfix(fset(256, rec())), True),
     "sflow_udp": frame(sflow(udp_frame)),

@@ -8,6 +8,7 @@
 //! from a third exporter.
 #![no_main]
 
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -38,26 +39,37 @@ fuzz_target!(|data: &[u8]| {
         },
         &Hasher::new(),
     );
+    // Parsed once: an input of 2-byte chunks is tens of thousands of them.
+    let (v4, v6): (SocketAddr, SocketAddr) = (
+        "192.0.2.1:2055".parse().unwrap(),
+        "[2001:db8::1]:4739".parse().unwrap(),
+    );
     let mut rest = data;
     let mut sent = 0u64;
     while rest.len() >= 2 {
         let head = u16::from_be_bytes([rest[0], rest[1]]);
         let len = usize::from(head & 0x7fff).min(rest.len() - 2);
-        let from = if head & 0x8000 != 0 { "192.0.2.1:2055" } else { "[2001:db8::1]:4739" };
-        state.datagram(from.parse().unwrap(), &rest[2..2 + len], &mut shard, 1);
+        let from = if head & 0x8000 != 0 { v4 } else { v6 };
+        state.datagram(from, &rest[2..2 + len], &mut shard, 1);
         sent += 1;
         rest = &rest[2 + len..];
     }
     // As a TCP stream: messages back to back, each its header's length.
     let mut stream_state = State::new(cfg.clone());
     let mut messages = 0u64;
+    let stream_from: SocketAddr = "192.0.2.3:4739".parse().unwrap();
     let (used, _) = split(data, &mut |m: &[u8]| {
         assert!(m.len() >= 16 && usize::from(u16::from_be_bytes([m[2], m[3]])) == m.len());
         messages += 1;
-        stream_state.datagram("192.0.2.3:4739".parse().unwrap(), m, &mut shard, 1);
+        stream_state.datagram(stream_from, m, &mut shard, 1);
     });
     assert!(used <= data.len());
-    let seen: u64 = stream_state.report().exporters.iter().map(|e| e.datagrams).sum();
+    let seen: u64 = stream_state
+        .report()
+        .exporters
+        .iter()
+        .map(|e| e.datagrams)
+        .sum();
     assert_eq!(seen, messages);
     shard.seal();
     let mut r = state.report();
@@ -67,6 +79,12 @@ fuzz_target!(|data: &[u8]| {
     r.held_bytes_now += s.held_bytes_now;
     assert!(r.templates <= 16, "8 per state");
     assert!(r.held_bytes_now <= 2 * 65_536);
+    // Each held set is charged 64 bytes besides its own.
+    assert!(
+        r.held_sets_now <= 2 * 65_536 / 64,
+        "{} sets held",
+        r.held_sets_now
+    );
     let datagrams: u64 = r.exporters.iter().map(|e| e.datagrams).sum();
     assert_eq!(datagrams, sent + messages);
     // What the exporters' views say was counted is what the shard holds.

@@ -21,26 +21,26 @@ fn snapshot() -> &'static Snapshot {
         let mut s = Snapshot::empty(&Config::default(), RuntimeInfo::default());
         s.hosts = std::sync::Arc::new(
             (1..=50u8)
-            .map(|n| HostView {
-                addr: if n % 2 == 0 {
-                    Addr::from_v4([10, 0, 0, n])
-                } else {
-                    Addr::from_v6([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n])
-                },
-                sent_bytes: u64::from(n) * 1000,
-                sent_packets: u64::from(n),
-                recv_bytes: 0,
-                recv_packets: 0,
-                contacted: u32::from(n),
-                ports: 0,
-                alerts: u32::from(n % 4),
-                destinations: vec![DestView {
-                    addr: Addr::from_v4([10, 9, 9, n]),
-                    bytes: 1,
-                    packets: 1,
-                }],
-            })
-            .collect(),
+                .map(|n| HostView {
+                    addr: if n % 2 == 0 {
+                        Addr::from_v4([10, 0, 0, n])
+                    } else {
+                        Addr::from_v6([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n])
+                    },
+                    sent_bytes: u64::from(n) * 1000,
+                    sent_packets: u64::from(n),
+                    recv_bytes: 0,
+                    recv_packets: 0,
+                    contacted: u32::from(n),
+                    ports: 0,
+                    alerts: u32::from(n % 4),
+                    destinations: vec![DestView {
+                        addr: Addr::from_v4([10, 9, 9, n]),
+                        bytes: 1,
+                        packets: 1,
+                    }],
+                })
+                .collect(),
         );
         s
     })
@@ -70,8 +70,5 @@ fuzz_target!(|input: &[u8]| {
         headers.insert(AUTHORIZATION, v);
     }
     let status = probe(target, &headers, &access, snapshot());
-    assert!(
-        (200..500).contains(&status),
-        "{status} for {target:?}"
-    );
+    assert!((200..500).contains(&status), "{status} for {target:?}");
 });

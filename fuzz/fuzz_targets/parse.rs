@@ -37,7 +37,11 @@ fuzz_target!(|input: &[u8]| {
     let meta = Meta {
         wire_len,
         vlan: u16::from(input[0] >> 4),
-        direction: if input[0] & 0x80 != 0 { Direction::Out } else { Direction::In },
+        direction: if input[0] & 0x80 != 0 {
+            Direction::Out
+        } else {
+            Direction::In
+        },
         protocol: u16::from_be_bytes([input[1], input[2]]),
         net_offset: u16::from(input[3]),
     };
@@ -52,7 +56,10 @@ fuzz_target!(|input: &[u8]| {
         if let Ok(s) = wire::parse_with(link, data, meta, decap) {
             assert!(s.l3_len <= wire_len, "layer-3 length beyond the frame");
             assert!(s.tunnel_len <= wire_len, "tunnel length beyond the frame");
-            assert!(s.l3_len <= s.tunnel_len || s.tunnel_len == 0, "inner packet larger than its tunnel");
+            assert!(
+                s.l3_len <= s.tunnel_len || s.tunnel_len == 0,
+                "inner packet larger than its tunnel"
+            );
             if s.has_ports {
                 assert!(!s.later_fragment);
             }

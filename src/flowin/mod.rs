@@ -10,6 +10,7 @@
 //! the shard, for the API and `/metrics`.
 
 pub mod build;
+pub mod held;
 pub mod netflow5;
 pub mod record;
 pub mod report;

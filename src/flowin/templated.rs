@@ -4,10 +4,11 @@
 //! whose template has not arrived yet are held, bounded, and decoded when
 //! it does.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::held::Held;
 use super::record::{FlowRecord, be_uint};
 use super::{Decoded, Problem};
 use crate::wire::{Addr, proto};
@@ -43,13 +44,6 @@ struct Key {
     id: u16,
 }
 
-/// A data set waiting for its template.
-#[derive(Debug)]
-struct Held {
-    key: Key,
-    body: Vec<u8>,
-}
-
 /// Templates, sampling rates from options records, and held data sets of
 /// every exporter, within the configured bounds.
 #[derive(Debug)]
@@ -59,9 +53,7 @@ pub struct Templates {
     max_templates: usize,
     /// The sampling interval an exporter's options records declared last.
     sampling: HashMap<SocketAddr, u32>,
-    held: VecDeque<Held>,
-    held_bytes: usize,
-    max_held_bytes: usize,
+    held: Held<Key>,
 }
 
 /// What one datagram's sets did to the table.
@@ -81,9 +73,7 @@ impl Templates {
             map: HashMap::new(),
             max_templates,
             sampling: HashMap::new(),
-            held: VecDeque::new(),
-            held_bytes: 0,
-            max_held_bytes,
+            held: Held::new(max_held_bytes),
         }
     }
 
@@ -98,7 +88,7 @@ impl Templates {
 
     /// Data sets waiting for a template, and their bytes.
     pub fn held(&self) -> (usize, usize) {
-        (self.held.len(), self.held_bytes)
+        (self.held.len(), self.held.bytes())
     }
 
     /// Forgets what `exporter` (address and port) sent: its transport
@@ -106,11 +96,7 @@ impl Templates {
     pub fn forget(&mut self, exporter: SocketAddr) {
         self.map.retain(|k, _| k.exporter != exporter);
         self.sampling.remove(&exporter);
-        let before = self.held.len();
-        self.held.retain(|h| h.key.exporter != exporter);
-        if self.held.len() != before {
-            self.held_bytes = self.held.iter().map(|h| h.body.len()).sum();
-        }
+        self.held.forget(|k| k.exporter == exporter);
     }
 
     /// The sampling interval an exporter declared in options records.
@@ -332,45 +318,27 @@ impl Templates {
 
     /// Decodes the held data sets of a template that just arrived.
     fn release(&mut self, key: Key, t: &Template, out: &mut Decoded) -> Result<(), Problem> {
-        if !self.held.iter().any(|h| h.key == key) {
+        let Some(sets) = self.held.take(&key) else {
             return Ok(());
-        }
-        let mut keep = VecDeque::with_capacity(self.held.len());
+        };
         let mut result = Ok(());
-        for h in std::mem::take(&mut self.held) {
-            if h.key == key {
-                self.held_bytes -= h.body.len();
-                if result.is_ok() {
-                    result = self.read_data(key, t, &h.body, out);
-                }
-            } else {
-                keep.push_back(h);
+        for body in sets {
+            if result.is_ok() {
+                result = self.read_data(key, t, &body, out);
             }
         }
-        self.held = keep;
         result
     }
 
     fn hold(&mut self, key: Key, body: &[u8], report: &mut SetReport) {
-        if body.len() > self.max_held_bytes {
-            report.held_dropped += 1;
-            return;
-        }
-        while self.held_bytes + body.len() > self.max_held_bytes {
-            match self.held.pop_front() {
-                Some(h) => {
-                    self.held_bytes -= h.body.len();
-                    report.held_dropped += 1;
-                }
-                None => break,
+        match self.held.hold(key, body) {
+            Some(pushed_out) => {
+                report.held += 1;
+                report.held_dropped += pushed_out;
             }
+            // Too large to hold at all: it is the one dropped.
+            None => report.held_dropped += 1,
         }
-        self.held_bytes += body.len();
-        self.held.push_back(Held {
-            key,
-            body: body.to_vec(),
-        });
-        report.held += 1;
     }
 
     fn read_data(

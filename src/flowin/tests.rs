@@ -224,6 +224,23 @@ fn held_sets_are_bounded_oldest_out() {
 }
 
 #[test]
+fn empty_data_sets_of_templates_never_sent_are_bounded() {
+    // A set header and no records costs four bytes on the wire; held, it
+    // costs its bookkeeping, which the bound counts.
+    let mut t = Templates::new(16, 1 << 16);
+    let sets: Vec<Vec<u8>> = (256..10_256u16).map(|id| set(id, &[])).collect();
+    let mut dropped = 0;
+    for _ in 0..20 {
+        let r = run(&mut t, &ipfix(&sets)).0.unwrap();
+        assert_eq!(r.sets.held, 10_000);
+        dropped += r.sets.held_dropped;
+    }
+    let (n, bytes) = t.held();
+    assert_eq!((n, bytes), ((1 << 16) / 64, 0));
+    assert_eq!(dropped, 200_000 - n as u64);
+}
+
+#[test]
 fn the_template_table_is_bounded() {
     let mut t = Templates::new(2, 1 << 16);
     let mut refused = 0;

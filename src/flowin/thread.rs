@@ -1,6 +1,7 @@
 //! The flow-input thread: sockets in, a shard out every tick.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
@@ -321,7 +322,9 @@ impl State {
                 self.receive_errors += 1;
             }
             End::Framing(problem) => {
-                if let Some(ex) = self.exporter(peer, now_ms) {
+                let ip = peer.ip().to_canonical();
+                let refused = &mut self.exporters_refused;
+                if let Some(ex) = exporter(&mut self.exporters, refused, &self.cfg, ip, now_ms) {
                     *ex.dropped.entry(problem).or_default() += 1;
                 }
             }
@@ -343,15 +346,12 @@ impl State {
     /// Decodes one datagram from `from` and counts its records.
     pub fn datagram(&mut self, from: SocketAddr, d: &[u8], shard: &mut Shard, now_ms: u64) {
         let ip = from.ip().to_canonical();
-        let configured = self.cfg.exporter(ip).cloned();
-        if self.exporter(from, now_ms).is_none() {
-            return;
-        }
-        self.decoded.clear();
-        let result = decode(&mut self.templates, from, d, &mut self.decoded);
-        let Some(ex) = self.exporters.get_mut(&ip) else {
+        let refused = &mut self.exporters_refused;
+        let Some(ex) = exporter(&mut self.exporters, refused, &self.cfg, ip, now_ms) else {
             return;
         };
+        self.decoded.clear();
+        let result = decode(&mut self.templates, from, d, &mut self.decoded);
         ex.view.datagrams += 1;
         let got = match result {
             Ok(g) => g,
@@ -366,7 +366,7 @@ impl State {
         ex.view.held_dropped += got.sets.held_dropped;
         ex.view.templates_refused += got.sets.templates_refused;
         ex.view.skipped += self.decoded.skipped;
-        let configured = configured.map_or(0, |c| c.sampling);
+        let configured = self.cfg.exporter(ip).map_or(0, |c| c.sampling);
         let declared = if got.sampling != 0 {
             got.sampling
         } else {
@@ -401,23 +401,6 @@ impl State {
                 i.counters = Some(*c);
             }
         }
-    }
-
-    /// The exporter at `from`'s address, seen now; `None` (counted) when
-    /// it would be one more than `max_exporters`.
-    fn exporter(&mut self, from: SocketAddr, now_ms: u64) -> Option<&mut Exporter> {
-        let ip = from.ip().to_canonical();
-        if !self.exporters.contains_key(&ip) && self.exporters.len() >= self.cfg.max_exporters {
-            self.exporters_refused += 1;
-            return None;
-        }
-        let name = self.cfg.exporter(ip).map(|c| c.name.clone());
-        let ex = self
-            .exporters
-            .entry(ip)
-            .or_insert_with(|| Exporter::new(ip, name.unwrap_or_default()));
-        ex.view.last_seen_ms = now_ms;
-        Some(ex)
     }
 
     pub fn report(&self) -> FlowReport {
@@ -460,4 +443,30 @@ fn receive_buffer(s: &UdpSocket, addr: SocketAddr, want: usize) {
             "flow input on {addr}: receive buffer of {got} bytes, not the {want} asked (net.core.rmem_max): bursts of datagrams may be dropped (counted in trafficalerted_flow_socket_drops_total)"
         );
     }
+}
+
+/// The exporter at `ip`, seen now, looked up once (a datagram's work):
+/// `None`, counted in `refused`, when it would be one more than
+/// `max_exporters`. Its configured name is copied only when it is new.
+fn exporter<'a>(
+    exporters: &'a mut HashMap<IpAddr, Exporter>,
+    refused: &mut u64,
+    cfg: &FlowInputConfig,
+    ip: IpAddr,
+    now_ms: u64,
+) -> Option<&'a mut Exporter> {
+    let known = exporters.len();
+    let ex = match exporters.entry(ip) {
+        Entry::Occupied(o) => o.into_mut(),
+        Entry::Vacant(v) => {
+            if known >= cfg.max_exporters {
+                *refused += 1;
+                return None;
+            }
+            let name = cfg.exporter(ip).map(|c| c.name.clone()).unwrap_or_default();
+            v.insert(Exporter::new(ip, name))
+        }
+    };
+    ex.view.last_seen_ms = now_ms;
+    Some(ex)
 }
