@@ -133,7 +133,7 @@ PY
 # veth runs on the sending CPU) gets the last CPU; tcpdump and a single
 # worker share CPU 0. With `workers = "auto"` one worker shares the
 # generator's CPU, as it would share a core with interrupt work on a real box.
-GEN_CPU=$(( $(nproc) - 1 ))
+GEN_CPU=${GEN_CPU:-$(( $(nproc) - 1 ))}
 
 # Sends with trafgen from the generator's namespace on GEN_CPU. trafgen pins
 # each sender it forks to CPUs 0, 1, … itself, whatever taskset gave it, so
