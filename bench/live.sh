@@ -20,6 +20,7 @@
 #                     the cost of rate limits
 #   IPFIX=1           ours exporting IPFIX every tick to a UDP sink in the
 #                     router namespace, for the cost of [export.ipfix]
+#   GEN_CPU=N         the generator's CPU (default: the last)
 #   FANOUT=cpu|lb     ours with that [capture] fanout (default "hash"); with
 #                     "cpu" a frame goes to the worker pinned where the kernel
 #                     received it, here the generator's CPU
