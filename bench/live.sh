@@ -21,6 +21,8 @@
 #   IPFIX=1           ours exporting IPFIX every tick to a UDP sink in the
 #                     router namespace, for the cost of [export.ipfix]
 #   GEN_CPU=N         the generator's CPU (default: the last)
+#   WORKERS=N         ours with that many workers in the FastNetMon
+#                     comparison (default "auto"); 1 is pinned to CPU 0
 #   FANOUT=cpu|lb     ours with that [capture] fanout (default "hash"); with
 #                     "cpu" a frame goes to the worker pinned where the kernel
 #                     received it, here the generator's CPU
@@ -241,6 +243,7 @@ EOF
 [capture]
 interfaces = ["$P-r0"]
 fanout = "${FANOUT:-hash}"
+workers = ${WORKERS:-\"auto\"}
 [inbound]
 byte_limit = "10M"
 [alerts]
