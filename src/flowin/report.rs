@@ -112,7 +112,8 @@ pub struct FlowReport {
 #[derive(Debug)]
 pub(super) struct Exporter {
     pub view: ExporterView,
-    pub dropped: HashMap<Problem, u64>,
+    /// Drops by their problem, in the order of [`Problem::ALL`].
+    dropped: [u64; Problem::ALL.len()],
     pub interfaces: HashMap<u32, InterfaceView>,
 }
 
@@ -120,9 +121,14 @@ impl Exporter {
     pub fn new(address: IpAddr, name: String) -> Exporter {
         Exporter {
             view: ExporterView::new(address, name),
-            dropped: HashMap::new(),
+            dropped: [0; Problem::ALL.len()],
             interfaces: HashMap::new(),
         }
+    }
+
+    /// Counts a datagram, or a record, dropped for `problem`.
+    pub fn dropped(&mut self, problem: Problem) {
+        self.dropped[problem as usize] += 1;
     }
 
     pub fn interface(&mut self, if_index: u32) -> Option<&mut InterfaceView> {
@@ -165,7 +171,8 @@ impl Exporter {
         let mut v = self.view.clone();
         v.dropped = Problem::ALL
             .iter()
-            .filter_map(|p| self.dropped.get(p).map(|n| (p.name(), *n)))
+            .filter(|&&p| self.dropped[p as usize] > 0)
+            .map(|&p| (p.name(), self.dropped[p as usize]))
             .collect();
         v.interfaces = self.interfaces.values().copied().collect();
         v.interfaces.sort_by_key(|i| i.if_index);

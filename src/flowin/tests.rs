@@ -480,3 +480,11 @@ fn a_tcp_session_takes_its_templates_and_held_sets_with_it() {
     assert_eq!(r.templates, 0);
     assert_eq!(r.exporters[0].dropped, vec![("unknown_version", 1)]);
 }
+
+#[test]
+fn problems_are_listed_in_their_declared_order() {
+    // An exporter's drop counts are indexed by the problem's discriminant.
+    for (i, p) in Problem::ALL.iter().enumerate() {
+        assert_eq!(*p as usize, i, "{p:?}");
+    }
+}
