@@ -236,7 +236,7 @@ fn empty_data_sets_of_templates_never_sent_are_bounded() {
         dropped += r.sets.held_dropped;
     }
     let (n, bytes) = t.held();
-    assert_eq!((n, bytes), ((1 << 16) / 64, 0));
+    assert_eq!((n, bytes), ((1 << 16) / super::held::OVERHEAD, 0));
     assert_eq!(dropped, 200_000 - n as u64);
 }
 
