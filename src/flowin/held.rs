@@ -98,10 +98,11 @@ impl<K: Copy + Eq + Hash> Held<K> {
     pub fn forget(&mut self, gone: impl Fn(&K) -> bool) {
         let mut freed = Vec::new();
         self.by_key.retain(|k, sets| {
-            if gone(k) {
+            let keep = !gone(k);
+            if !keep {
                 freed.extend(sets.iter().map(|(_, body)| body.len()));
             }
-            !gone(k)
+            keep
         });
         for len in freed {
             self.forgot(len);

@@ -127,7 +127,7 @@ impl Exporter {
     }
 
     /// Counts a datagram, or a record, dropped for `problem`.
-    pub fn dropped(&mut self, problem: Problem) {
+    pub fn count_drop(&mut self, problem: Problem) {
         self.dropped[problem as usize] += 1;
     }
 

@@ -325,7 +325,7 @@ impl State {
                 let ip = peer.ip().to_canonical();
                 let refused = &mut self.exporters_refused;
                 if let Some(ex) = exporter(&mut self.exporters, refused, &self.cfg, ip, now_ms) {
-                    ex.dropped(problem);
+                    ex.count_drop(problem);
                 }
             }
         }
@@ -357,7 +357,7 @@ impl State {
             Ok(g) => g,
             Err((protocol, problem)) => {
                 ex.view.protocol = protocol.or(ex.view.protocol);
-                ex.dropped(problem);
+                ex.count_drop(problem);
                 return;
             }
         };
@@ -385,7 +385,7 @@ impl State {
             let packets = f.packets.saturating_mul(u64::from(rate));
             let bytes = f.bytes.saturating_mul(u64::from(rate));
             if packets > super::MAX_RECORD || bytes > super::MAX_RECORD {
-                ex.dropped(super::Problem::Implausible);
+                ex.count_drop(super::Problem::Implausible);
                 continue;
             }
             shard.record_flow(&f.summary, packets, bytes);
