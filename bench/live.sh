@@ -23,6 +23,8 @@
 #   GEN_CPU=N         the generator's CPU (default: the last)
 #   WORKERS=N         ours with that many workers in the FastNetMon
 #                     comparison (default "auto"); 1 is pinned to CPU 0
+#   FILL_SECS=N       the spoofed flood's first N seconds are reported apart
+#                     (default 2: the ticks in which our tables fill)
 #   FANOUT=cpu|lb     ours with that [capture] fanout (default "hash"); with
 #                     "cpu" a frame goes to the worker pinned where the kernel
 #                     received it, here the generator's CPU
@@ -137,6 +139,8 @@ PY
 # worker share CPU 0. With `workers = "auto"` one worker shares the
 # generator's CPU, as it would share a core with interrupt work on a real box.
 GEN_CPU=${GEN_CPU:-$(( $(nproc) - 1 ))}
+# Seconds from the spoofed flood's start counted as its filling phase.
+FILL_SECS=${FILL_SECS:-2}
 
 # Sends with trafgen from the generator's namespace on GEN_CPU. trafgen pins
 # each sender it forks to CPUs 0, 1, … itself, whatever taskset gave it, so
@@ -279,10 +283,18 @@ while True:
     frames0=$(r0_counter frames); drops0=$(r0_counter kernel_drops); rx0=$(rx_packets); fnm0=$(fnm_processed)
     ta_cpu0=$(cpu_ns $DAEMON); fnm_cpu0=$(cpu_ns $FNM)
     thread_ns $DAEMON > $WORK/threads0
+    # The flood's first FILL_SECS (the ticks in which our tables fill) apart
+    # from the rest: CPU of each process and packets at r0 then.
+    rm -f $WORK/mid
+    (sleep "$FILL_SECS"; echo "$(cpu_ns $DAEMON) $(cpu_ns $FNM) $(rx_packets)" > $WORK/mid) &
+    local midreader=$!
     t0=$(date +%s.%N)
     flood -n "$count" \
         "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, 22) }"
     t1=$(date +%s.%N)
+    wait $midreader
+    local ta_mid fnm_mid rx_mid
+    read -r ta_mid fnm_mid rx_mid < $WORK/mid
     sleep 2.5 # two ticks: every block retired and counted
     local frames1 drops1 rx1 fnm1 ta_cpu1 fnm_cpu1 screened
     frames1=$(r0_counter frames); drops1=$(r0_counter kernel_drops); rx1=$(rx_packets); fnm1=$(fnm_processed)
@@ -292,11 +304,14 @@ while True:
     kill -TERM $DAEMON $FNM $SINK; wait $DAEMON $FNM $SINK 2>/dev/null || true
     python3 - "$count" "$t0" "$t1" "$((rx1 - rx0))" "$((frames1 - frames0))" "$((drops1 - drops0))" \
         "$((ta_cpu1 - ta_cpu0))" "$((fnm1 - fnm0))" "$((fnm_cpu1 - fnm_cpu0))" "$screened" \
-        "$WORK/alerts.jsonl" "$WORK/fnm_attacks" > $WORK/fnm_row <<'PY'
+        "$WORK/alerts.jsonl" "$WORK/fnm_attacks" \
+        "$((ta_mid - ta_cpu0))" "$((fnm_mid - fnm_cpu0))" "$((rx_mid - rx0))" "$FILL_SECS" > $WORK/fnm_row <<'PY'
 import json, os, sys
-(count, t0, t1, arrived, seen, drops, ta_cpu, fnm_seen, fnm_cpu, screened, history, attacks) = sys.argv[1:]
+(count, t0, t1, arrived, seen, drops, ta_cpu, fnm_seen, fnm_cpu, screened, history, attacks,
+ ta_first, fnm_first, arrived_first, fill_secs) = sys.argv[1:]
 count, arrived, seen, drops, ta_cpu, fnm_seen, fnm_cpu, screened = map(
     int, (count, arrived, seen, drops, ta_cpu, fnm_seen, fnm_cpu, screened))
+ta_first, fnm_first, arrived_first = map(int, (ta_first, fnm_first, arrived_first))
 t0, t1 = float(t0), float(t1)
 ta_alert = fnm_alert = "none"
 if os.path.exists(history):
@@ -320,6 +335,17 @@ print(f"| spoofed sources, 64 B | {count:,} | {count / (t1 - t0) / 1e6:.3f} | {a
 print()
 print(f"Of the packets we counted, {screened:,} came from sources our workers left to the untracked totals "
       "as they arrived, the host table having no room left for them.")
+# The rest includes the blocks counted after the flood ended: both
+# processes' CPU until the last reading, over the packets that arrived after
+# the first seconds.
+rest = arrived - arrived_first
+if arrived_first > 0 and rest > 0:
+    f_ours, f_fnm = ta_first / arrived_first, fnm_first / arrived_first
+    r_ours, r_fnm = (ta_cpu - ta_first) / rest, (fnm_cpu - fnm_first) / rest
+    print()
+    print(f"By phase, CPU per packet that arrived at r0: the flood's first {fill_secs} s ({arrived_first:,} packets, "
+          f"our tables filling) ours {f_ours:.1f} ns, FastNetMon {f_fnm:.1f} ns (ratio {f_ours / f_fnm:.2f}); "
+          f"the rest ({rest:,} packets) ours {r_ours:.1f} ns, FastNetMon {r_fnm:.1f} ns (ratio {r_ours / r_fnm:.2f}).")
 PY
     # Our CPU per thread for the flood (ms), the busiest first.
     join -a 2 -e 0 -o 2.1,1.2,2.2 $WORK/threads0 $WORK/threads1 \
