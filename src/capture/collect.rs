@@ -313,8 +313,9 @@ mod tests {
             }
             .run()
         });
-        let (mut good, a0, mut shard) = handoff::channel(limits, &hasher, t.thread().clone());
-        let (bad, a1, _) = handoff::channel(limits, &hasher, t.thread().clone());
+        let (mut good, a0, mut shard) =
+            handoff::channel(limits, &hasher, t.thread().clone(), (0, 0));
+        let (bad, a1, _) = handoff::channel(limits, &hasher, t.thread().clone(), (0, 0));
         sides_tx.send(vec![a0, a1]).unwrap();
         // The healthy worker hands over a few ticks, the other one is gone.
         drop(bad);

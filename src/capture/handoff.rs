@@ -25,16 +25,25 @@ pub struct AggregatorSide {
 }
 
 /// Makes the queues of one worker: returns its two ends and the shard the
-/// worker starts filling (the second one waits in the empty queue).
+/// worker starts filling (the second one waits in the empty queue). Each
+/// shard keeps spare tables for `spares` (hosts, pairs) of a flood
+/// ([`Shard::keep_spares`]; (0, 0): none), which the worker builds: the
+/// first shard's when it starts, the second's when it first gets it.
 pub fn channel(
     limits: ShardLimits,
     hasher: &Hasher,
     aggregator: Thread,
+    spares: (usize, usize),
 ) -> (WorkerSide, AggregatorSide, Box<Shard>) {
     let (full_tx, full_rx) = RingBuffer::new(2);
     let (mut empty_tx, empty_rx) = RingBuffer::new(2);
-    let first = Box::new(Shard::new(limits, hasher));
-    if empty_tx.push(Box::new(Shard::new(limits, hasher))).is_err() {
+    let shard = || {
+        let mut s = Box::new(Shard::new(limits, hasher));
+        s.keep_spares(spares.0, spares.1);
+        s
+    };
+    let first = shard();
+    if empty_tx.push(shard()).is_err() {
         unreachable!("a new queue of two has room for one");
     }
     (
@@ -60,6 +69,9 @@ impl WorkerSide {
             return false;
         };
         std::mem::swap(current, &mut fresh);
+        if current.spares_pending() {
+            current.build_spares();
+        }
         // Two shards per worker: one in hand, so the queue of two has room.
         if self.full.push(fresh).is_err() {
             unreachable!("two shards cannot fill a queue of two");
@@ -116,7 +128,8 @@ mod tests {
             answers: false,
             rates: 0,
         };
-        let (mut w, mut a, mut cur) = channel(limits, &Hasher::new(), std::thread::current());
+        let (mut w, mut a, mut cur) =
+            channel(limits, &Hasher::new(), std::thread::current(), (0, 0));
         let pkt = Summary {
             src: Addr::from_v4([1, 1, 1, 1]),
             dst: Addr::from_v4([2, 2, 2, 2]),

@@ -195,6 +195,12 @@ impl Capture {
             answers: config.scan.count == crate::config::ScanCount::Failed,
             rates: config.rates.dirs(&config.rules),
         };
+        let spares = sizing::flood_spares(
+            config.traffic.max_hosts,
+            &limits,
+            sizing.workers,
+            sizing.memory,
+        );
         let clock = TickClock::new(Instant::now(), config.tick());
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -262,7 +268,7 @@ impl Capture {
         let mut workers = Vec::new();
         for id in 0..sizing.workers {
             let (side, agg_side, shard) =
-                handoff::channel(limits, &hasher, aggregator.thread().clone());
+                handoff::channel(limits, &hasher, aggregator.thread().clone(), spares);
             sides.push(agg_side);
             let wake = Wake::new().map_err(StartError::Wake)?;
             let (commands, commands_rx) = mpsc::channel();
@@ -292,7 +298,7 @@ impl Capture {
         let flow_input = match flow_sockets {
             Some(sockets) => {
                 let (side, agg_side, shard) =
-                    handoff::channel(limits, &hasher, aggregator.thread().clone());
+                    handoff::channel(limits, &hasher, aggregator.thread().clone(), (0, 0));
                 sides.push(agg_side);
                 Some(crate::flowin::thread::FlowInput::start(
                     &config.flow_input,

@@ -222,6 +222,42 @@ impl fmt::Display for Sizing {
     }
 }
 
+/// The spare tables each worker shard keeps for a flood of new sources
+/// ([`crate::shard::Shard::keep_spares`]): (hosts, pairs), or (0, 0) when
+/// they would take more than a sixteenth of `memory` (then a flood's first
+/// tick grows the tables as it goes, as before). A flood of spoofed sources
+/// brings the workers together as many new hosts as the host table has
+/// room for, one pair each, spread over them by the fanout: each worker's
+/// share with a quarter more for the spread.
+pub fn flood_spares(
+    max_hosts: usize,
+    limits: &crate::shard::ShardLimits,
+    workers: usize,
+    memory: u64,
+) -> (usize, usize) {
+    let share = (max_hosts + max_hosts / 4).div_ceil(workers.max(1));
+    let (hosts, pairs) = (share.min(limits.max_hosts), share.min(limits.max_pairs));
+    // Not worth keeping near the size a shard's tables start at.
+    if hosts.min(pairs) < 4096 {
+        return (0, 0);
+    }
+    // Two shards per worker.
+    let bytes = 2 * workers as u64 * crate::shard::Shard::spare_bytes(hosts, pairs) as u64;
+    if bytes > memory / 16 {
+        log::warn!(
+            "workers: spare tables for a flood ({}) would take more than a sixteenth of the memory ({}): a flood's first tick grows the tables instead",
+            Bytes(bytes),
+            Bytes(memory)
+        );
+        return (0, 0);
+    }
+    log::info!(
+        "workers: {} kept for a flood's new sources (room for {hosts} hosts and {pairs} pairs per shard)",
+        Bytes(bytes)
+    );
+    (hosts, pairs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +268,34 @@ mod tests {
             cpus: (0..cpus).collect(),
             memory: mem_gib * GIB,
         }
+    }
+
+    #[test]
+    fn flood_spares_share_the_room_and_stay_within_the_memory() {
+        use crate::shard::{Shard, ShardLimits};
+        let limits = ShardLimits {
+            max_hosts: 65_536,
+            max_pairs: 262_144,
+            max_ports: 262_144,
+            answers: false,
+            rates: 0,
+        };
+        // Each worker's share of a flood's new hosts, a quarter more.
+        assert_eq!(flood_spares(65_536, &limits, 1, 24 * GIB), (65_536, 81_920));
+        assert_eq!(flood_spares(65_536, &limits, 2, 24 * GIB), (40_960, 40_960));
+        assert_eq!(flood_spares(65_536, &limits, 16, 24 * GIB), (5_120, 5_120));
+        // Shares near a shard's first tables: none.
+        assert_eq!(flood_spares(65_536, &limits, 64, 24 * GIB), (0, 0));
+        // About the same memory in all whatever the workers: ~25 MB here.
+        let all = |w: usize| {
+            let (h, p) = flood_spares(65_536, &limits, w, 24 * GIB);
+            2 * w * Shard::spare_bytes(h, p)
+        };
+        assert!((20 << 20..30 << 20).contains(&all(2)), "{}", all(2));
+        assert!(all(16) <= all(2) + (all(2) >> 1), "{} {}", all(16), all(2));
+        // None where they would take over a sixteenth of the memory.
+        assert_eq!(flood_spares(65_536, &limits, 2, 256 * MIB), (0, 0));
+        assert_ne!(flood_spares(65_536, &limits, 2, 512 * MIB), (0, 0));
     }
 
     #[test]

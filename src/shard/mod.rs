@@ -22,7 +22,9 @@ use crate::counters::IfaceDelta;
 use crate::rates::{self, DirCounts, TickRates};
 use crate::wire::{Addr, Role, Summary};
 
+mod reuse;
 mod runs;
+mod spare;
 
 pub type Hasher = ahash::RandomState;
 
@@ -289,6 +291,10 @@ pub struct Shard {
     /// The interface the frames being counted now came in on
     /// ([`Shard::set_ingress`]), given to the pairs they start.
     ingress: u16,
+    /// Large tables kept aside for a flood's new sources and their pairs
+    /// (`spare.rs`).
+    spare_hosts: spare::Spare<Addr, HostCounters>,
+    spare_pairs: spare::Spare<u64, (u64, PairCounters)>,
 }
 
 impl Shard {
@@ -333,6 +339,8 @@ impl Shard {
             ingress: 0,
             ifaces: Vec::with_capacity(16),
             captured: crate::attacks::take::Captured::default(),
+            spare_hosts: spare::Spare::new(),
+            spare_pairs: spare::Spare::new(),
         }
     }
 
@@ -350,6 +358,9 @@ impl Shard {
     /// `addr`'s probe; none screens nothing) is not added: `(None, true)`.
     #[inline(always)]
     fn host_screened(&mut self, addr: Addr, probe: Option<Probe>) -> (Option<u32>, bool) {
+        if self.index.len() == self.index.capacity() && self.spare_hosts.takes(self.index.len()) {
+            self.spare_hosts.take(&mut self.index, &mut self.hosts);
+        }
         match self.index.entry(addr) {
             Entry::Occupied(e) => (Some(*e.get()), false),
             Entry::Vacant(v) => {
@@ -422,6 +433,12 @@ impl Shard {
         packets: u64,
     ) -> Option<(u32, bool)> {
         let key = pair_key(src, dst);
+        if self.pair_index.len() == self.pair_index.capacity()
+            && self.spare_pairs.takes(self.pair_index.len())
+        {
+            self.spare_pairs
+                .take(&mut self.pair_index, &mut self.pair_slots);
+        }
         match self.pair_index.entry(key) {
             Entry::Occupied(e) => Some((*e.get(), false)),
             Entry::Vacant(v) => {
@@ -714,68 +731,6 @@ impl Shard {
     /// Number of pairs.
     pub fn pair_count(&self) -> usize {
         self.pair_slots.len()
-    }
-
-    /// Empties the shard for the worker to fill again. Tables keep their
-    /// memory unless they were less than a quarter full, then they shrink to
-    /// twice what they held, so memory follows the traffic down after a burst
-    /// without reallocating every tick.
-    pub fn recycle(&mut self) {
-        let (hosts, pairs, ports) = (
-            self.hosts.len(),
-            self.pair_slots.len(),
-            self.contacts.len().max(self.answers.len()),
-        );
-        self.clear();
-        if self.index.capacity() > 4 * hosts.max(INITIAL) {
-            self.index.shrink_to(2 * hosts.max(INITIAL));
-            self.hosts.shrink_to(2 * hosts.max(INITIAL));
-            for r in &mut self.rates {
-                r.shrink_to(2 * hosts.max(INITIAL));
-            }
-        }
-        if self.pair_index.capacity() > 4 * pairs.max(INITIAL) {
-            self.pair_index.shrink_to(2 * pairs.max(INITIAL));
-            self.pair_slots.shrink_to(2 * pairs.max(INITIAL));
-        }
-        if self.contacts.capacity().max(self.answers.capacity()) > 4 * ports.max(INITIAL) {
-            self.contacts.shrink_to(2 * ports.max(INITIAL));
-            self.answers.shrink_to(2 * ports.max(INITIAL));
-        }
-    }
-
-    /// Memory held by the tables, bytes (capacity, not use).
-    pub fn table_bytes(&self) -> usize {
-        use std::mem::size_of;
-        self.index.capacity() * (size_of::<(Addr, u32)>() + 1)
-            + self.hosts.capacity() * size_of::<HostCounters>()
-            + (self.rates[0].capacity() + self.rates[1].capacity()) * size_of::<DirCounts>()
-            + self.pair_index.capacity() * (size_of::<(u64, u32)>() + 1)
-            + self.pair_slots.capacity() * size_of::<(u64, PairCounters)>()
-            + (self.contacts.capacity() + self.answers.capacity()) * (size_of::<u128>() + 1)
-    }
-
-    /// Empties the shard for reuse, keeping its table memory.
-    pub fn clear(&mut self) {
-        self.index.clear();
-        self.hosts.clear();
-        self.rates[0].clear();
-        self.rates[1].clear();
-        self.pair_index.clear();
-        self.pair_slots.clear();
-        self.contacts.clear();
-        self.answers.clear();
-        self.last_flow = None;
-        self.last_dst = None;
-        self.screened_dst = None;
-        self.runs_open = false;
-        self.untracked = Untracked::default();
-        self.totals = Totals::default();
-        self.udp_evicted = 0;
-        self.flow_report = None;
-        self.ingress = 0;
-        self.ifaces.clear();
-        self.last = false;
     }
 
     /// The frames counted from now on were captured on interface

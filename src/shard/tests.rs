@@ -381,3 +381,56 @@ fn a_pair_slot_stays_32_bytes() {
     // footprint (and its cache lines) did not grow.
     assert_eq!(std::mem::size_of::<super::PairCounters>(), 32);
 }
+
+#[test]
+fn a_flood_moves_into_the_spare_tables_and_they_go_aside_once_quiet() {
+    let spoofed = |i: u32| {
+        let mut p = pkt(1, 2, 10 + i % 7);
+        p.src = Addr::from_v4(i.wrapping_mul(0x9e37_79b1).to_be_bytes());
+        p
+    };
+    let mut plain = Shard::new(limits(1 << 20, 1 << 20), &Hasher::new());
+    let mut s = Shard::new(limits(1 << 20, 1 << 20), &Hasher::new());
+    s.keep_spares(50_000, 50_000);
+    assert!(s.spares_pending());
+    s.build_spares();
+    assert!(!s.spares_pending());
+    let large = (s.spare_hosts.aside, s.spare_pairs.aside);
+    assert!(large.0 >= 50_000 && large.1 >= 50_000);
+    for round in 0..2 {
+        for i in 0..40_000u32 {
+            s.record(&spoofed(i));
+            plain.record(&spoofed(i));
+        }
+        // The flood's tables are the spare's: moved into once, not grown.
+        assert_eq!(s.index.capacity(), large.0, "round {round}");
+        assert_eq!(s.pair_index.capacity(), large.1, "round {round}");
+        assert_eq!((s.spare_hosts.aside, s.spare_pairs.aside), (0, 0));
+        // And they count what tables without a spare count.
+        assert_eq!(s.hosts(), plain.hosts(), "round {round}");
+        let pairs = |x: &Shard| {
+            let mut v: Vec<_> = x.pairs().map(|(a, b, p)| (a, b, *p)).collect();
+            v.sort_by_key(|&(a, b, _)| (a, b));
+            v
+        };
+        assert_eq!(pairs(&s), pairs(&plain), "round {round}");
+        assert_eq!(s.totals, plain.totals);
+        // A busy tick keeps them; a quiet one puts them aside, emptied.
+        s.recycle();
+        plain.recycle();
+        assert_eq!(s.index.capacity(), large.0);
+        s.record(&pkt(1, 2, 10));
+        plain.record(&pkt(1, 2, 10));
+        s.recycle();
+        plain.recycle();
+        assert_eq!((s.spare_hosts.aside, s.spare_pairs.aside), large);
+        assert!(s.index.capacity() < large.0 / 4 && s.pair_index.capacity() < large.1 / 4);
+        assert!(s.is_empty() && s.hosts().is_empty());
+    }
+    // A population under a quarter of the spare keeps its small tables.
+    for i in 0..5_000u32 {
+        s.record(&spoofed(i));
+    }
+    assert!(s.index.capacity() < large.0 / 4);
+    assert_eq!((s.spare_hosts.aside, s.spare_pairs.aside), large);
+}
