@@ -27,8 +27,7 @@ pub struct AggregatorSide {
 /// Makes the queues of one worker: returns its two ends and the shard the
 /// worker starts filling (the second one waits in the empty queue). Each
 /// shard keeps spare tables for `spares` (hosts, pairs) of a flood
-/// ([`Shard::keep_spares`]; (0, 0): none), which the worker builds: the
-/// first shard's when it starts, the second's when it first gets it.
+/// ([`Shard::keep_spares`]; (0, 0): none), made here, before capture.
 pub fn channel(
     limits: ShardLimits,
     hasher: &Hasher,
@@ -69,9 +68,6 @@ impl WorkerSide {
             return false;
         };
         std::mem::swap(current, &mut fresh);
-        if current.spares_pending() {
-            current.build_spares();
-        }
         // Two shards per worker: one in hand, so the queue of two has room.
         if self.full.push(fresh).is_err() {
             unreachable!("two shards cannot fill a queue of two");

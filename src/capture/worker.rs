@@ -205,9 +205,6 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         return report;
     }
     let fault = fault::Injected::from_env(id);
-    // Written here, pinned, before the first frame: the memory a flood's
-    // first tick takes is in place and near this core.
-    shard.build_spares();
 
     let ingress_only = direction == crate::config::CountDirection::Ingress;
     let mut w = Work {

@@ -9,7 +9,7 @@
 //! 65 536 sources the default host table takes), then copied the table.
 //! With a spare, a table that grows past a quarter of the spare's size
 //! moves its entries into the spare instead, once, into memory written when
-//! the worker started; when the shard is quiet again the small tables come
+//! the daemon started; when the shard is quiet again the small tables come
 //! back and the spare is put aside, emptied but kept. So a flood's first
 //! tick faults in no fresh memory for it, however often floods come, and
 //! an ordinary population keeps its small tables.
@@ -26,8 +26,6 @@ type Tables<K, V> = (HashMap<K, u32, Hasher>, Vec<V>);
 /// The spare of one index and its slots.
 #[derive(Debug)]
 pub(super) struct Spare<K, V> {
-    /// Entries the spare holds (0: no spare).
-    wanted: usize,
     /// Capacity of the large index, 0 while it is not aside (not built
     /// yet, or in use): the hot path's test.
     pub(super) aside: usize,
@@ -39,39 +37,30 @@ pub(super) struct Spare<K, V> {
 impl<K: Hash + Eq, V: Clone + Default> Spare<K, V> {
     pub fn new() -> Spare<K, V> {
         Spare {
-            wanted: 0,
             aside: 0,
             large: None,
             small: None,
         }
     }
 
-    /// Asks for a spare of `entries` (built by [`Spare::build`]).
-    pub fn want(&mut self, entries: usize) {
-        self.wanted = entries;
-    }
-
-    /// A spare was asked for and is not built yet.
-    pub fn pending(&self) -> bool {
-        self.wanted > 0 && self.large.is_none() && self.small.is_none()
-    }
-
-    /// Makes the large tables and writes every page of them (keys from
-    /// `key`, then removed), so that a flood finds them in memory.
-    pub fn build(&mut self, hasher: &Hasher, key: impl Fn(usize) -> K) {
-        if !self.pending() {
+    /// Makes the large tables, room for `entries`, and writes every page
+    /// of them (keys from `key`, then removed), so that a flood finds them
+    /// in memory.
+    pub fn build(&mut self, entries: usize, hasher: &Hasher, key: impl Fn(usize) -> K) {
+        if entries == 0 {
             return;
         }
-        let mut index = HashMap::with_capacity_and_hasher(self.wanted, hasher.clone());
-        for i in 0..self.wanted {
+        let mut index = HashMap::with_capacity_and_hasher(entries, hasher.clone());
+        for i in 0..entries {
             index.insert(key(i), 0);
         }
         index.clear();
-        let mut slots = Vec::with_capacity(self.wanted);
-        slots.resize(self.wanted, V::default());
+        let mut slots = Vec::with_capacity(entries);
+        slots.resize(entries, V::default());
         slots.clear();
         self.aside = index.capacity();
         self.large = Some((index, slots));
+        self.small = None;
     }
 
     /// True if a full index of `capacity` should move into the spare: it
@@ -138,26 +127,19 @@ impl<K: Hash + Eq, V: Clone + Default> Spare<K, V> {
 
 impl super::Shard {
     /// Keeps spare tables for a flood's new sources: room for `hosts`
-    /// hosts and `pairs` pairs, built by [`super::Shard::build_spares`] on
-    /// the thread that fills the shard (its memory is written there).
+    /// hosts and `pairs` pairs (at most the shard's bounds), made and
+    /// written now. Done before capture starts: under a slow machine's
+    /// page faults it takes a while, and a worker doing it mid-capture
+    /// would leave its ring to fill.
     pub fn keep_spares(&mut self, hosts: usize, pairs: usize) {
-        self.spare_hosts.want(hosts.min(self.limits.max_hosts));
-        self.spare_pairs.want(pairs.min(self.limits.max_pairs));
-    }
-
-    /// Spares were asked for and are not built yet.
-    pub fn spares_pending(&self) -> bool {
-        self.spare_hosts.pending() || self.spare_pairs.pending()
-    }
-
-    /// Builds the spares [`super::Shard::keep_spares`] asked for.
-    pub fn build_spares(&mut self) {
         let hasher = self.index.hasher().clone();
-        self.spare_hosts.build(&hasher, |i| {
-            crate::wire::Addr::from_v4((i as u32).to_be_bytes())
-        });
+        self.spare_hosts
+            .build(hosts.min(self.limits.max_hosts), &hasher, |i| {
+                crate::wire::Addr::from_v4((i as u32).to_be_bytes())
+            });
         let hasher = self.pair_index.hasher().clone();
-        self.spare_pairs.build(&hasher, |i| i as u64);
+        self.spare_pairs
+            .build(pairs.min(self.limits.max_pairs), &hasher, |i| i as u64);
     }
 
     /// Bytes the spares of one shard take for `hosts` hosts and `pairs`
