@@ -195,12 +195,7 @@ impl Capture {
             answers: config.scan.count == crate::config::ScanCount::Failed,
             rates: config.rates.dirs(&config.rules),
         };
-        let spares = sizing::flood_spares(
-            config.traffic.max_hosts,
-            &limits,
-            sizing.workers,
-            sizing.memory,
-        );
+        let spares = sizing::flood_spares(&limits, sizing.workers, sizing.memory);
         let clock = TickClock::new(Instant::now(), config.tick());
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -230,15 +230,14 @@ impl fmt::Display for Sizing {
 /// room for, one pair each, spread over them by the fanout: each worker's
 /// share with a quarter more for the spread.
 pub fn flood_spares(
-    max_hosts: usize,
     limits: &crate::shard::ShardLimits,
     workers: usize,
     memory: u64,
 ) -> (usize, usize) {
-    let share = (max_hosts + max_hosts / 4).div_ceil(workers.max(1));
-    let (hosts, pairs) = (share.min(limits.max_hosts), share.min(limits.max_pairs));
-    // Not worth keeping near the size a shard's tables start at.
-    if hosts.min(pairs) < 4096 {
+    let max = limits.max_hosts;
+    let share = (max + max / 4).div_ceil(workers.max(1));
+    let (hosts, pairs) = (share.min(max), share.min(limits.max_pairs));
+    if hosts.min(pairs) < crate::shard::SPARE_MIN {
         return (0, 0);
     }
     // Two shards per worker.
@@ -281,21 +280,21 @@ mod tests {
             rates: 0,
         };
         // Each worker's share of a flood's new hosts, a quarter more.
-        assert_eq!(flood_spares(65_536, &limits, 1, 24 * GIB), (65_536, 81_920));
-        assert_eq!(flood_spares(65_536, &limits, 2, 24 * GIB), (40_960, 40_960));
-        assert_eq!(flood_spares(65_536, &limits, 16, 24 * GIB), (5_120, 5_120));
+        assert_eq!(flood_spares(&limits, 1, 24 * GIB), (65_536, 81_920));
+        assert_eq!(flood_spares(&limits, 2, 24 * GIB), (40_960, 40_960));
+        assert_eq!(flood_spares(&limits, 16, 24 * GIB), (5_120, 5_120));
         // Shares near a shard's first tables: none.
-        assert_eq!(flood_spares(65_536, &limits, 64, 24 * GIB), (0, 0));
+        assert_eq!(flood_spares(&limits, 64, 24 * GIB), (0, 0));
         // About the same memory in all whatever the workers: ~25 MB here.
         let all = |w: usize| {
-            let (h, p) = flood_spares(65_536, &limits, w, 24 * GIB);
+            let (h, p) = flood_spares(&limits, w, 24 * GIB);
             2 * w * Shard::spare_bytes(h, p)
         };
         assert!((20 << 20..30 << 20).contains(&all(2)), "{}", all(2));
         assert!(all(16) <= all(2) + (all(2) >> 1), "{} {}", all(16), all(2));
         // None where they would take over a sixteenth of the memory.
-        assert_eq!(flood_spares(65_536, &limits, 2, 256 * MIB), (0, 0));
-        assert_ne!(flood_spares(65_536, &limits, 2, 512 * MIB), (0, 0));
+        assert_eq!(flood_spares(&limits, 2, 256 * MIB), (0, 0));
+        assert_ne!(flood_spares(&limits, 2, 512 * MIB), (0, 0));
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub type Hasher = ahash::RandomState;
 /// Entries a new table has room for before it first grows.
 const INITIAL: usize = 1024;
 
+/// The smallest spare worth keeping ([`Shard::keep_spares`]): well above
+/// the size a shard's tables start at.
+pub const SPARE_MIN: usize = 4 * INITIAL;
+
 /// Table bounds of a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardLimits {

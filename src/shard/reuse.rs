@@ -17,25 +17,27 @@ impl Shard {
             self.contacts.len().max(self.answers.len()),
         );
         self.clear();
-        // Large spare tables in use go back aside before anything shrinks.
+        // A table less than a quarter full is more than the traffic needs:
+        // large spare tables in use go back aside, then the small ones
+        // shrink.
         let quiet = |capacity: usize, held: usize| capacity > 4 * held.max(INITIAL);
         let q = quiet(self.index.capacity(), hosts);
         self.spare_hosts.settle(&mut self.index, &mut self.hosts, q);
         let q = quiet(self.pair_index.capacity(), pairs);
         self.spare_pairs
             .settle(&mut self.pair_index, &mut self.pair_slots, q);
-        if self.index.capacity() > 4 * hosts.max(INITIAL) {
+        if quiet(self.index.capacity(), hosts) {
             self.index.shrink_to(2 * hosts.max(INITIAL));
             self.hosts.shrink_to(2 * hosts.max(INITIAL));
             for r in &mut self.rates {
                 r.shrink_to(2 * hosts.max(INITIAL));
             }
         }
-        if self.pair_index.capacity() > 4 * pairs.max(INITIAL) {
+        if quiet(self.pair_index.capacity(), pairs) {
             self.pair_index.shrink_to(2 * pairs.max(INITIAL));
             self.pair_slots.shrink_to(2 * pairs.max(INITIAL));
         }
-        if self.contacts.capacity().max(self.answers.capacity()) > 4 * ports.max(INITIAL) {
+        if quiet(self.contacts.capacity().max(self.answers.capacity()), ports) {
             self.contacts.shrink_to(2 * ports.max(INITIAL));
             self.answers.shrink_to(2 * ports.max(INITIAL));
         }
