@@ -25,7 +25,8 @@ pub type PeerTotal = (Addr, u64, u64, u8);
 
 /// The sources toward each inbound subject, gathered from every partition:
 /// one entry per pair and generation as they are met, then, if a pair was
-/// met in two generations, [`merge_sources`] makes it one per source.
+/// met in two generations, [`merge_sources`] makes it one per source; or,
+/// when every source is met once, only the [`PEERS`] largest.
 /// (Pushed, not summed into a map as they come: under a spoofed flood a
 /// victim has 65 536 sources, and a map of them, grown and probed at
 /// random, was most of the cost of gathering them.)
@@ -126,15 +127,9 @@ pub fn destinations_of(pairs: &PairWindow, a: Addr, tick: u64, out: &mut Vec<Pee
 /// victim of a spoofed flood has tens of thousands of sources, and copying
 /// them to pick ten cost more than the picking.
 fn top<'a>(peers: impl IntoIterator<Item = &'a PeerTotal>, n: usize) -> Vec<Peer> {
-    let before = |x: &PeerTotal, y: &PeerTotal| y.1.cmp(&x.1).then(x.0.cmp(&y.0));
     let mut best: Vec<PeerTotal> = Vec::with_capacity(n + 1);
     for p in peers {
-        if best.len() == n && best.last().is_none_or(|w| before(p, w).is_ge()) {
-            continue;
-        }
-        let at = best.partition_point(|b| before(b, p).is_lt());
-        best.insert(at, *p);
-        best.truncate(n);
+        keep_best(&mut best, *p, n);
     }
     best.iter()
         .map(|&(a, bytes, packets, _)| Peer {
@@ -143,6 +138,18 @@ fn top<'a>(peers: impl IntoIterator<Item = &'a PeerTotal>, n: usize) -> Vec<Peer
             packets,
         })
         .collect()
+}
+
+/// Puts `p` into `best` (the largest by bytes first, ties the lower
+/// address first) if it is among the `n` largest seen.
+pub fn keep_best(best: &mut Vec<PeerTotal>, p: PeerTotal, n: usize) {
+    let before = |x: &PeerTotal, y: &PeerTotal| y.1.cmp(&x.1).then(x.0.cmp(&y.0));
+    if best.len() >= n && best.last().is_none_or(|w| before(&p, w).is_ge()) {
+        return;
+    }
+    let at = best.partition_point(|b| before(b, &p).is_lt());
+    best.insert(at, p);
+    best.truncate(n);
 }
 
 /// A protocol number in words.

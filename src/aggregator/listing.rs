@@ -84,22 +84,33 @@ impl Aggregator {
         });
         let ranked: usize = views.iter().map(|v| v.ranked).sum();
         let until = views.iter().map(|v| v.until).min().unwrap_or(u64::MAX);
-        // Kept across ticks, as the partitions' lists are.
-        let mut all = std::mem::take(&mut self.listing_buf);
-        all.clear();
-        for p in &mut self.parts {
-            all.extend(p.listed_views());
-        }
-        all.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
         // The largest senders of all partitions, and every alerting host.
-        let mut hosts = Vec::with_capacity(all.len().min(MAX_LISTED_HOSTS + 64));
-        for h in all.drain(..) {
-            if hosts.len() < MAX_LISTED_HOSTS || h.alerts != 0 {
-                hosts.push(h);
+        let mut kept = 0;
+        let mut wanted = |h: &HostView| {
+            let keep = kept < MAX_LISTED_HOSTS || h.alerts != 0;
+            kept += usize::from(keep);
+            keep
+        };
+        let mut hosts = if let [p] = &mut self.parts[..] {
+            // One partition's list is in order already: it becomes the
+            // snapshot's as it is, not copied twice (thousands of views
+            // in a tick that fills the table).
+            let mut hosts = p.take_listed_views();
+            hosts.retain(|h| wanted(h));
+            hosts
+        } else {
+            // Kept across ticks, as the partitions' lists are.
+            let mut all = std::mem::take(&mut self.listing_buf);
+            all.clear();
+            for p in &mut self.parts {
+                all.extend(p.listed_views());
             }
-        }
-        hosts.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
-        self.listing_buf = all;
+            all.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
+            let mut hosts = Vec::with_capacity(all.len().min(MAX_LISTED_HOSTS + 64));
+            hosts.extend(all.drain(..).filter(|h| wanted(h)));
+            self.listing_buf = all;
+            hosts
+        };
         for (i, h) in hosts.iter_mut().enumerate() {
             if !detail(h, i) {
                 h.destinations = Vec::new();

@@ -580,9 +580,19 @@ impl Aggregator {
             }
         }
         if !sources.is_empty() {
+            // With one generation in every partition each source comes
+            // once, so only the listed few need keeping: a victim of a
+            // spoofed flood has tens of thousands of sources, and pushing
+            // them all was a fresh vector of megabytes in the tick it
+            // fills the table.
+            let once = self
+                .parts
+                .iter()
+                .all(|p| p.pairs.live_generations(tick) <= 1);
+            let best = once.then_some(evidence::PEERS);
             let mut twice = false;
             for p in &self.parts {
-                twice |= p.sources_into(tick, &mut sources);
+                twice |= p.sources_into(tick, &mut sources, best);
             }
             if twice {
                 evidence::merge_sources(&mut sources);

@@ -98,16 +98,22 @@ impl Partition {
     }
 
     /// Adds the sources toward each of `victims` in this partition's
-    /// pairs. True if a source may have come twice (its pair held in two
-    /// generations): [`evidence::merge_sources`] is then needed. (A
+    /// pairs: all of them, or with `best` only the `best` largest so far
+    /// (exact when every source comes once: its pairs all in one
+    /// generation). True if a source may have come twice (its pair held in
+    /// two generations): [`evidence::merge_sources`] is then needed. (A
     /// source's pairs are all in its own partition.)
-    pub fn sources_into(&self, tick: u64, sources: &mut Sources) -> bool {
+    pub fn sources_into(&self, tick: u64, sources: &mut Sources, best: Option<usize>) -> bool {
         if sources.is_empty() {
             return false;
         }
         self.pairs.for_each(tick, |s, d, c| {
             if let Some(v) = sources.get_mut(&d) {
-                v.push((s, c.bytes, c.packets, c.roles));
+                let p = (s, c.bytes, c.packets, c.roles);
+                match best {
+                    Some(n) => evidence::keep_best(v, p, n),
+                    None => v.push(p),
+                }
             }
         });
         self.pairs.live_generations(tick) > 1

@@ -112,6 +112,13 @@ impl Partition {
         self.view_buf.drain(..)
     }
 
+    /// The views the last [`Partition::views`] made, in their order; the
+    /// next list gets a vector of the same size.
+    pub fn take_listed_views(&mut self) -> Vec<HostView> {
+        let n = self.view_buf.len();
+        std::mem::replace(&mut self.view_buf, Vec::with_capacity(n))
+    }
+
     /// Drops the cached views of the hosts that moved since the last
     /// listing.
     fn forget_moved(&mut self) {

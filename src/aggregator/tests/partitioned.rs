@@ -42,6 +42,38 @@ fn an_inbound_alert_has_its_sources_from_every_partition() {
 }
 
 #[test]
+fn an_inbound_alert_lists_the_largest_sources_of_every_partition() {
+    // Sizes with ties, sources spread over the partitions, one pair
+    // generation: the ten largest by bytes, ties by the lower address.
+    let mut g = agg4("");
+    let flood: Vec<Summary> = flood_toward(a(9))
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            s.l3_len = 20 + (i as u32 * 37) % 120;
+            s
+        })
+        .collect();
+    let mut want: Vec<(std::net::IpAddr, u64)> = flood
+        .iter()
+        .map(|s| (s.src.ip(), s.l3_len as u64))
+        .collect();
+    want.sort_by(|x, y| y.1.cmp(&x.1).then(Addr::from(x.0).cmp(&Addr::from(y.0))));
+    want.truncate(10);
+    let (_, ev) = tick(&mut g, 0, &flood);
+    let i = opened(&ev, AlertKind::Inbound);
+    assert_eq!(i.len(), 1, "{ev:?}");
+    let got: Vec<_> = i[0]
+        .evidence
+        .sources
+        .iter()
+        .map(|p| (p.ip, p.bytes))
+        .collect();
+    assert_eq!(got, want);
+    assert!(want[0].1 > want[9].1, "the sizes differ");
+}
+
+#[test]
 fn scans_and_alert_ids_across_partitions() {
     let mut g = agg4("");
     let mut pkts = Vec::new();
