@@ -7,6 +7,8 @@
 //! the aggregator, once per flood, before the workers screen its sources
 //! (`src/admission.rs`).
 //!
+//! The same with the host table taken at start, as the live daemon does.
+//!
 //! And the flood's next tick, the sources screened and the victim alone
 //! in the shard: the listed hosts' views are kept, not built again.
 //!
@@ -79,6 +81,26 @@ fn bench(c: &mut Criterion) {
                 );
                 std::hint::black_box(out);
                 // Dropping a full table is not the tick's work.
+                drop(agg);
+            }
+            total
+        })
+    });
+    // The same with the host table taken at start, as the daemon does
+    // (the live case: what is left of the tick's fresh memory is the
+    // pairs, the views and whatever else a first flood grows).
+    g.bench_function("first_tick_table_taken_at_start", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut agg = Aggregator::new(&cfg, RuntimeInfo::default());
+                assert!(agg.prefault_within(1 << 34) > 0, "taken");
+                let t0 = Instant::now();
+                agg.merge(&shard);
+                let out = agg.end_tick(1, TickHealth::default(), 1000);
+                total += t0.elapsed();
+                assert_eq!(agg.host_count(), 65_536);
+                std::hint::black_box(out);
                 drop(agg);
             }
             total

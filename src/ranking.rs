@@ -124,6 +124,32 @@ impl Ranking {
         }
     }
 
+    /// Room for hosts `0..n`, written now, so that a table filled in one
+    /// tick takes no fresh memory for its order then (it would double its
+    /// arrays a dozen times, copying each).
+    pub fn try_reserve(&mut self, n: usize) -> Result<(), std::collections::TryReserveError> {
+        let n = n.next_power_of_two();
+        let more = n.saturating_sub(self.key.len());
+        if more == 0 {
+            return Ok(());
+        }
+        self.key.try_reserve_exact(more)?;
+        self.bucket.try_reserve_exact(more)?;
+        self.prev.try_reserve_exact(more)?;
+        self.next.try_reserve_exact(more)?;
+        if self.deferred {
+            self.want.try_reserve_exact(more)?;
+            self.queued.try_reserve_exact(more)?;
+        }
+        self.grow(n - 1);
+        Ok(())
+    }
+
+    /// Bytes [`Ranking::try_reserve`] takes for `n` hosts.
+    pub fn reserve_bytes(n: usize) -> usize {
+        n.next_power_of_two() * (8 + 2 + 4 + 4)
+    }
+
     /// From now on, moves wait until the order is read.
     pub fn defer(&mut self) {
         self.deferred = true;
@@ -445,6 +471,29 @@ impl Ranking {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_taken_ahead_is_not_grown_into_and_ranks_the_same() {
+        for deferred in [false, true] {
+            let mut r = Ranking::new();
+            if deferred {
+                r.defer();
+            }
+            r.try_reserve(5000).unwrap();
+            assert_eq!(r.key.len(), 8192);
+            assert_eq!(r.want.len(), if deferred { 8192 } else { 0 });
+            assert!(r.is_empty(), "nothing ranked by taking room");
+            let p = r.key.as_ptr();
+            for id in 0..8192u32 {
+                r.set(id, u64::from(id % 97) + 1);
+            }
+            assert_eq!(r.len(), 8192);
+            assert_eq!((r.key.len(), r.key.as_ptr()), (8192, p), "not grown");
+            let top = r.top(3, |id| id);
+            assert_eq!(top, vec![96, 193, 290], "keys 97, ties by id");
+            assert_eq!(Ranking::reserve_bytes(5000), 8192 * 18);
+        }
+    }
 
     #[test]
     fn buckets_are_monotonic_in_the_key() {

@@ -42,7 +42,6 @@ use crate::admission::Admission;
 use crate::alert::{Alert, AlertEvent, AlertKind, Evidence, KINDS, Now, Situation, Transition};
 use crate::config::{Config, ScanCount};
 use crate::counters::IfaceDelta;
-use crate::hosts::HostTable;
 use crate::rates::Columns;
 use crate::shard::{Hasher, Shard, Totals, Untracked, role_bits};
 use crate::snapshot::{HostView, MAX_LISTED_HOSTS, Snapshot, TableFill};
@@ -265,7 +264,7 @@ impl Aggregator {
         let want: usize = self
             .parts
             .iter()
-            .map(|p| HostTable::prefault_bytes(p.hosts.max()))
+            .map(|p| Partition::prefault_bytes(p.hosts.max()))
             .sum();
         if want as u64 > budget {
             log::warn!(
@@ -277,7 +276,7 @@ impl Aggregator {
             return 0;
         }
         for p in &mut self.parts {
-            if let Err(e) = p.hosts.prefault() {
+            if let Err(e) = p.prefault() {
                 log::warn!(
                     "cannot take the host table's memory for traffic.max_hosts = {} ({}): it is taken as hosts come",
                     self.cfg.max_hosts,

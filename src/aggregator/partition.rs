@@ -515,6 +515,18 @@ impl Partition {
         self.drained = items;
     }
 
+    /// Takes and writes the memory of a full host table and its order
+    /// ([`crate::hosts::HostTable::prefault`]).
+    pub fn prefault(&mut self) -> Result<(), std::collections::TryReserveError> {
+        self.hosts.prefault()?;
+        self.ranking.try_reserve(self.hosts.max())
+    }
+
+    /// Bytes [`Partition::prefault`] takes for `max` hosts.
+    pub fn prefault_bytes(max: usize) -> usize {
+        HostTable::prefault_bytes(max) + Ranking::reserve_bytes(max)
+    }
+
     /// See [`crate::aggregator::Aggregator::defer_ranking`].
     pub fn defer_ranking(&mut self) {
         self.ranking.defer();

@@ -46,6 +46,11 @@ impl Partition {
         let mut views = std::mem::take(&mut self.view_buf);
         views.clear();
         let mut next = self.view_cache.take_spare();
+        // Made once at their size: grown push by push, a first listing
+        // of thousands copied each list at every doubling into fresh
+        // memory.
+        views.reserve(ids.len());
+        next.reserve(ids.len());
         for (i, &id) in ids.iter().enumerate() {
             // A first listing builds thousands of views of hosts far apart
             // in memory, each a slot, its sums and its scan sets: fetched
