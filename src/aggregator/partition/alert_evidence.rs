@@ -12,7 +12,7 @@ impl Partition {
     pub fn refresh_scan_sizes(&mut self, tick: u64) -> bool {
         const SCANS: u32 = 1 << AlertKind::AddressScan as u32 | 1 << AlertKind::PortScan as u32;
         let mut changed = false;
-        for &id in &self.touched {
+        for id in self.alerting_moved(tick) {
             let h = self.hosts.slot(id);
             if h.alerting & SCANS == 0 {
                 continue;
@@ -44,15 +44,38 @@ impl Partition {
         changed
     }
 
+    /// The hosts with an open alert that moved this tick (the detector
+    /// pass of `tick` looked at them), each once: from the open alerts
+    /// when they are fewer than the hosts that moved (a flood's tick
+    /// moves tens of thousands of hosts, one with an alert), else from
+    /// those hosts.
+    fn alerting_moved(&self, tick: u64) -> Vec<u32> {
+        let moved = |h: &crate::hosts::HostState| h.alerting != 0 && h.evaluated == tick;
+        if self.lifecycle.len() < self.touched.len() {
+            let mut ids: Vec<u32> = self
+                .lifecycle
+                .subjects()
+                .filter_map(|(_, a)| self.hosts.id(a))
+                .filter(|&id| moved(self.hosts.slot(id)))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        } else {
+            self.touched
+                .iter()
+                .copied()
+                .filter(|&id| moved(self.hosts.slot(id)))
+                .collect()
+        }
+    }
+
     /// Open alerts here whose subject moved this tick and whose evidence is
     /// older than `every` ticks.
     pub fn evidence_due(&self, tick: u64, every: u64) -> Vec<(AlertKind, Addr)> {
         let mut wanted = Vec::new();
-        for &id in &self.touched {
+        for id in self.alerting_moved(tick) {
             let h = self.hosts.slot(id);
-            if h.alerting == 0 {
-                continue;
-            }
             for kind in AlertKind::ALL {
                 if h.alerting & kind.bit() != 0 {
                     if let Some(o) = self.lifecycle.get(kind, h.addr) {

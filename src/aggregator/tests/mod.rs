@@ -214,9 +214,11 @@ fn a_scan_alert_says_how_big_the_scan_really_was() {
     assert_eq!(p[0].value, 5);
     let c = p[0].evidence.contacted.expect("an estimate");
     assert!((900..=1100).contains(&c), "1000 ports, estimated {c}");
-    // The open alert keeps up while the scan goes on.
+    // The open alert keeps up while the scan goes on, among a crowd of
+    // other hosts that move (more than the open alerts).
     let ports: Vec<_> = (1001..=2000)
         .map(|p| pkt(3, 4, 60, p, Role::Initiation))
+        .chain((100..=140).map(|n| pkt(n, 5, 10, 80, Role::Other)))
         .collect();
     let (snap, _) = tick(&mut g, 2, &ports);
     let open = snap
