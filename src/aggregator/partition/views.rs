@@ -49,8 +49,14 @@ impl Partition {
         // Made once at their size: grown push by push, a first listing
         // of thousands copied each list at every doubling into fresh
         // memory.
-        views.reserve(ids.len());
-        next.reserve(ids.len());
+        // (Empty: a larger vector replaces them rather than a copy of
+        // their old room.)
+        if views.capacity() < ids.len() {
+            views = Vec::with_capacity(ids.len());
+        }
+        if next.capacity() < ids.len() {
+            next = Vec::with_capacity(ids.len());
+        }
         for (i, &id) in ids.iter().enumerate() {
             // A first listing builds thousands of views of hosts far apart
             // in memory, each a slot, its sums and its scan sets: fetched
