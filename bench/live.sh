@@ -28,6 +28,8 @@
 #   FANOUT=cpu|lb     ours with that [capture] fanout (default "hash"); with
 #                     "cpu" a frame goes to the worker pinned where the kernel
 #                     received it, here the generator's CPU
+#   PIN_WORKERS=false ours with [capture] pin_workers = false (the scheduler
+#                     places our workers, as it does FastNetMon's threads)
 # Writes a Markdown table to stdout and to bench/results/live-<time>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +66,7 @@ start_daemon() { # wait mode, workers
 [capture]
 interfaces = ["$P-r0"]
 fanout = "${FANOUT:-hash}"
+pin_workers = ${PIN_WORKERS:-true}
 snaplen = $SNAPLEN
 wait = "$1"
 workers = $2
@@ -247,6 +250,7 @@ EOF
 [capture]
 interfaces = ["$P-r0"]
 fanout = "${FANOUT:-hash}"
+pin_workers = ${PIN_WORKERS:-true}
 workers = ${WORKERS:-\"auto\"}
 [inbound]
 byte_limit = "10M"
@@ -380,7 +384,7 @@ esac
     echo "workers = 1 our worker is pinned to CPU 0 and so is tcpdump (same CPU, same distance from the CPU that"
     echo "wrote the frames); with workers = \"auto\" one of our workers shares CPU $GEN_CPU with the generator, and"
     echo "tcpdump (like FastNetMon below) runs where the scheduler puts it, as a user would run it."
-    echo "Our fanout: ${FANOUT:-hash}."
+    echo "Our fanout: ${FANOUT:-hash}; workers pinned: ${PIN_WORKERS:-true}."
     echo
     if [ -s $WORK/rows ]; then
         echo "| case | workers | wait | tcpdump CPU | sent | gen Mpps | arrived r0 | ours seen | ours drops | ours ns/pkt | tcpdump seen | tcpdump drops | tcpdump ns/pkt | CPU ratio ours/tcpdump | wake-ups |"

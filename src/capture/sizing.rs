@@ -127,7 +127,9 @@ pub fn size(cfg: &CaptureConfig, m: &Machine) -> Sizing {
     let cores = m.cpus.len().max(1);
     let asked = cfg.workers.unwrap_or(cores);
     let workers = asked.clamp(1, cores);
-    let cpus = if m.cpus.is_empty() {
+    let cpus = if !cfg.pin_workers {
+        Vec::new()
+    } else if m.cpus.is_empty() {
         vec![0; workers]
     } else {
         m.cpus.iter().copied().take(workers).collect()
@@ -196,14 +198,21 @@ impl fmt::Display for Sizing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} worker{} pinned to CPU {}; {} aggregator thread{}; rings of {} blocks × {} = {} per socket (one socket per interface and worker); all rings capped at {}; memory {}",
+            "{} worker{} {}; {} aggregator thread{}; rings of {} blocks × {} = {} per socket (one socket per interface and worker); all rings capped at {}; memory {}",
             self.workers,
             if self.workers == 1 { "" } else { "s" },
-            self.cpus
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
+            if self.cpus.is_empty() {
+                "unpinned (capture.pin_workers = false)".to_string()
+            } else {
+                format!(
+                    "pinned to CPU {}",
+                    self.cpus
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            },
             self.aggregators,
             if self.aggregators == 1 { "" } else { "s" },
             self.block_count,
@@ -303,6 +312,17 @@ mod tests {
         let s = size(&c, &machine(2, 24));
         assert_eq!(s.workers, 2);
         assert_eq!(s.cpus, vec![0, 1]);
+        assert!(
+            s.to_string().starts_with("2 workers pinned to CPU 0,1;"),
+            "{s}"
+        );
+        let unpinned = CaptureConfig {
+            pin_workers: false,
+            ..c.clone()
+        };
+        let s = size(&unpinned, &machine(2, 24));
+        assert_eq!((s.workers, s.cpus.len()), (2, 0), "none pinned");
+        assert!(s.to_string().starts_with("2 workers unpinned"), "{s}");
         assert_eq!((s.block_size, s.block_count), (4 << 20, 6));
         assert_eq!(s.ring_memory_max, 768 * MIB);
 

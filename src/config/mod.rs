@@ -96,6 +96,9 @@ pub struct CaptureConfig {
     pub exclude_interfaces: Vec<Glob>,
     /// Worker threads; `None` is one per core.
     pub workers: Option<usize>,
+    /// Each worker pinned to a core of its own; else where the scheduler
+    /// puts it.
+    pub pin_workers: bool,
     pub direction: CountDirection,
     pub snaplen: u32,
     /// Ring block size; `None` is chosen from the machine.

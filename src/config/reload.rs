@@ -17,7 +17,10 @@ impl Config {
         let (c, old) = (&mut self.capture, &running.capture);
         keep("tick", self.tick != running.tick);
         keep("http.listen", self.http.listen != running.http.listen);
-        keep("capture.workers", c.workers != old.workers);
+        keep(
+            "capture.workers/pin_workers",
+            c.workers != old.workers || c.pin_workers != old.pin_workers,
+        );
         keep("capture.snaplen", c.snaplen != old.snaplen);
         keep(
             "capture.block_size/block_count/block_timeout",
@@ -54,6 +57,7 @@ impl Config {
         self.tick = running.tick;
         self.http.listen = running.http.listen.clone();
         c.workers = old.workers;
+        c.pin_workers = old.pin_workers;
         c.snaplen = old.snaplen;
         c.block_size = old.block_size;
         c.block_count = old.block_count;
@@ -75,15 +79,19 @@ mod tests {
     fn restart_only_settings_keep_their_running_values() {
         let running = Config::default();
         let file = Config::parse(
-            "tick = \"500ms\"\n[capture]\nworkers = 3\n[traffic]\nbyte_limit = \"5G\"\n[http]\nlisten = [\"127.0.0.1:1\"]\n",
+            "tick = \"500ms\"\n[capture]\nworkers = 3\npin_workers = false\n[traffic]\nbyte_limit = \"5G\"\n[http]\nlisten = [\"127.0.0.1:1\"]\n",
             "test",
         )
         .unwrap();
         let (kept, changed) = file.clone().keeping_restart_only(&running);
-        assert_eq!(changed, ["tick", "http.listen", "capture.workers"]);
+        assert_eq!(
+            changed,
+            ["tick", "http.listen", "capture.workers/pin_workers"]
+        );
         assert_eq!(kept.tick, running.tick);
         assert_eq!(kept.http.listen, running.http.listen);
         assert_eq!(kept.capture.workers, running.capture.workers);
+        assert!(!file.capture.pin_workers && kept.capture.pin_workers);
         // What a reload may change, it does.
         assert_eq!(kept.traffic.byte_limit, file.traffic.byte_limit);
         assert_ne!(kept.traffic.byte_limit, running.traffic.byte_limit);

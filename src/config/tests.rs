@@ -28,6 +28,7 @@ fn documented_default_file_mentions_every_key() {
         "interfaces",
         "exclude_interfaces",
         "workers",
+        "pin_workers",
         "direction",
         "snaplen",
         "block_size",
@@ -210,6 +211,7 @@ tick = 2
 [capture]
 interfaces = ["eth0", "veth*"]
 workers = 1
+pin_workers = false
 direction = "both"
 snaplen = 256
 block_size = "1MiB"
@@ -233,6 +235,8 @@ listen = ["127.0.0.1:9000", "[::1]:9000"]
     assert_eq!(c.tick(), Duration::from_secs(2));
     assert_eq!(c.interval_ticks(), 300);
     assert_eq!(c.capture.workers, Some(1));
+    assert!(!c.capture.pin_workers);
+    assert!(Config::default().capture.pin_workers, "pinned by default");
     assert_eq!(c.capture.block_size, Some(1 << 20));
     assert_eq!(c.capture.ring_memory_max, Some(64 << 20));
     assert_eq!(c.capture.fanout, FanoutPolicy::Cpu);

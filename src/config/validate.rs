@@ -420,6 +420,7 @@ impl Config {
                 interfaces,
                 exclude_interfaces,
                 workers,
+                pin_workers: c.pin_workers,
                 direction: c.direction,
                 snaplen: c.snaplen,
                 block_size,

@@ -63,6 +63,74 @@ fn udp_totals_are_exact_and_forwarded_packets_count_once() {
     assert!(!log.contains("ERROR"), "{log}");
 }
 
+/// The CPUs each of the daemon's threads named `cap-*` may run on, and
+/// those of its main thread.
+fn worker_affinity(pid: u32) -> (Vec<String>, String) {
+    let allowed = |task: &std::path::Path| {
+        std::fs::read_to_string(task.join("status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let mut workers = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("cap-") {
+            workers.push(allowed(&e.path()));
+        }
+    }
+    (
+        workers,
+        allowed(std::path::Path::new(&format!("/proc/{pid}"))),
+    )
+}
+
+#[test]
+fn unpinned_workers_count_exactly_and_may_run_on_any_cpu() {
+    require(&["trafgen", "ethtool", "ping"]);
+    let t = Topology::new();
+    let cfg = format!("{TEST_CONFIG}\n[capture]\nworkers = 2\npin_workers = false\n");
+    let d = Daemon::start(&t.rtr, &cfg);
+    let mac = t.rtr.mac(&t.r0);
+    trafgen(
+        &t.gen_ns,
+        &t.g0,
+        5_000,
+        20,
+        &udp4(&mac, "10.1.0.66", "10.2.0.2", 700),
+    );
+    let got = d.settle(3_500_000, |d| d.source_bytes("10.1.0.66"));
+    assert_eq!(got, 3_500_000, "log:\n{}", d.log());
+    let (workers, process) = worker_affinity(d.pid());
+    assert!(!workers.is_empty(), "cap-* threads of {}", d.pid());
+    assert!(
+        workers.iter().all(|w| *w == process),
+        "each worker may run where the process may ({process}): {workers:?}"
+    );
+    let log = d.log();
+    assert!(
+        log.contains("unpinned (capture.pin_workers = false)"),
+        "{log}"
+    );
+    assert!(!log.contains("pinned to CPU"), "{log}");
+
+    // Pinned (the default): each worker on one CPU.
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0));
+    let d = Daemon::start(&t.rtr, TEST_CONFIG);
+    let (workers, _) = worker_affinity(d.pid());
+    assert!(!workers.is_empty());
+    assert!(
+        workers.iter().all(|w| w.parse::<u32>().is_ok()),
+        "one CPU each: {workers:?}"
+    );
+}
+
 #[test]
 fn direction_both_counts_arrivals_and_departures() {
     require(&["trafgen", "ethtool", "ping"]);
