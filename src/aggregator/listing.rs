@@ -91,11 +91,21 @@ impl Aggregator {
             kept += usize::from(keep);
             keep
         };
+        // The list two builds back, if no snapshot holds it any more.
+        let spare = self
+            .listed
+            .previous
+            .take()
+            .and_then(|a| Arc::try_unwrap(a).ok())
+            .map(|mut v| {
+                v.clear();
+                v
+            });
         let mut hosts = if let [p] = &mut self.parts[..] {
             // One partition's list is in order already: it becomes the
             // snapshot's as it is, not copied twice (thousands of views
             // in a tick that fills the table).
-            let mut hosts = p.take_listed_views();
+            let mut hosts = p.take_listed_views(spare);
             hosts.retain(|h| wanted(h));
             hosts
         } else {
@@ -106,7 +116,8 @@ impl Aggregator {
                 all.extend(p.listed_views());
             }
             all.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
-            let mut hosts = Vec::with_capacity(all.len().min(MAX_LISTED_HOSTS + 64));
+            let mut hosts = spare.unwrap_or_default();
+            hosts.reserve(all.len().min(MAX_LISTED_HOSTS + 64));
             hosts.extend(all.drain(..).filter(|h| wanted(h)));
             self.listing_buf = all;
             hosts
@@ -126,8 +137,10 @@ impl Aggregator {
             .flat_map(|p| p.lifecycle.open_alerts().map(|o| o.alert.clone()))
             .collect();
         alerts.sort_by_key(|a| a.id);
+        let previous = std::mem::replace(&mut self.listed.hosts, Arc::new(hosts));
         self.listed = Listed {
-            hosts: Arc::new(hosts),
+            hosts: self.listed.hosts.clone(),
+            previous: Some(previous),
             alerts: Arc::new(alerts),
             unlisted: ranked.saturating_sub(listed_ranked),
             until,

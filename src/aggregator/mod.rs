@@ -172,6 +172,11 @@ pub struct Work {
 #[derive(Debug, Default)]
 struct Listed {
     hosts: Arc<Vec<HostView>>,
+    /// The list before `hosts`: once no snapshot holds it, the next list
+    /// is built in its memory (a list of 10 000 views is a megabyte, and
+    /// one made afresh every tick something moves was fresh pages every
+    /// tick of a flood).
+    previous: Option<Arc<Vec<HostView>>>,
     alerts: Arc<Vec<Alert>>,
     unlisted: usize,
     /// The first tick a listed host's scan count may fall.

@@ -124,10 +124,12 @@ impl Partition {
     }
 
     /// The views the last [`Partition::views`] made, in their order; the
-    /// next list gets a vector of the same size.
-    pub fn take_listed_views(&mut self) -> Vec<HostView> {
+    /// next list is made in `spare` (empty), or in a vector of their
+    /// number.
+    pub fn take_listed_views(&mut self, spare: Option<Vec<HostView>>) -> Vec<HostView> {
         let n = self.view_buf.len();
-        std::mem::replace(&mut self.view_buf, Vec::with_capacity(n))
+        let next = spare.unwrap_or_else(|| Vec::with_capacity(n));
+        std::mem::replace(&mut self.view_buf, next)
     }
 
     /// Drops the cached views of the hosts that moved since the last

@@ -452,6 +452,33 @@ fn host_tables_are_taken_at_start_within_the_budget_and_again_at_a_reload() {
 }
 
 #[test]
+fn a_listing_is_built_in_the_memory_of_one_no_snapshot_holds() {
+    let mut g = agg("");
+    let moving: Vec<_> = (1..=20).map(|n| pkt(n, 100, 10, 80, Role::Other)).collect();
+    let mut lists = Vec::new();
+    for t in 0..10 {
+        // Each snapshot dropped before the next tick, as the HTTP side
+        // lets go of it once a newer one is published.
+        let (snap, _) = tick(&mut g, t, &moving);
+        assert_eq!(host(&snap, 1).sent_bytes, 10 * (t + 1).min(10));
+        lists.push(snap.hosts.as_ptr() as usize);
+    }
+    // Three lists take turns: the one published, the one being built,
+    // and the one before, in memory no snapshot holds any more.
+    assert_eq!(lists[3], lists[0], "{lists:x?}");
+    let mut kept: Vec<usize> = lists[2..].to_vec();
+    kept.sort_unstable();
+    kept.dedup();
+    assert!(kept.len() <= 3, "{lists:x?}");
+    // A list a reader still holds is left alone.
+    let (held, _) = tick(&mut g, 10, &moving);
+    for t in 11..14 {
+        tick(&mut g, t, &moving);
+    }
+    assert_eq!(host(&held, 1).sent_bytes, 100, "unchanged while held");
+}
+
+#[test]
 fn reload_keeps_counts_and_open_alerts() {
     let mut g = agg("");
     let (_, ev) = tick(&mut g, 0, &[pkt(1, 2, 2000, 80, Role::Other)]);
