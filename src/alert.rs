@@ -2,8 +2,6 @@
 //! updated (not re-sent) while it stays crossed, closed once the value has
 //! stayed at or below the threshold for the hold-down time.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rates::{Class, Dir};
 use crate::shard::Hasher;
+use crate::wheel::Wheel;
 use crate::wire::Addr;
 
 /// What an alert is about.
@@ -320,10 +319,18 @@ pub struct Lifecycle {
     window_secs: [u64; KINDS],
     /// Opened since the last [`Lifecycle::take_opened`].
     fresh: Vec<(AlertKind, Addr)>,
-    /// Scheduled looks, earliest first; an entry whose alert has closed or
-    /// was rescheduled is dropped when it comes up.
-    checks: BinaryHeap<Reverse<(u64, AlertKind, Addr)>>,
+    /// Scheduled looks by tick, each with the tick it was scheduled for; an
+    /// entry whose alert has closed or was rescheduled is dropped when it
+    /// comes up. A wheel, not a heap: with thousands of alerts open, a
+    /// heap's pops missed the cache at every level.
+    checks: Wheel<Check>,
+    /// Entries drained from `checks`, put in order.
+    drained: Vec<Check>,
 }
+
+/// A scheduled look: its tick, then what it looks at (in this order, so
+/// that sorted looks come out as a heap gave them).
+type Check = (u64, AlertKind, Addr);
 
 /// Context of the current tick for observations.
 #[derive(Debug, Clone, Copy)]
@@ -352,7 +359,8 @@ impl Lifecycle {
             hold_down,
             window_secs,
             fresh: Vec::new(),
-            checks: BinaryHeap::new(),
+            checks: Wheel::new(0),
+            drained: Vec::new(),
         }
     }
 
@@ -473,7 +481,7 @@ impl Lifecycle {
                 return;
             }
             o.next_check = tick;
-            self.checks.push(Reverse((tick, kind, subject)));
+            self.checks.schedule(tick, (tick, kind, subject));
         }
     }
 
@@ -488,11 +496,12 @@ impl Lifecycle {
 
     /// The alerts scheduled to be looked at by `tick`, each once.
     pub fn due(&mut self, tick: u64, out: &mut Vec<(AlertKind, Addr)>) {
-        while let Some(&Reverse((t, kind, subject))) = self.checks.peek() {
-            if t > tick {
-                break;
-            }
-            self.checks.pop();
+        let mut drained = std::mem::take(&mut self.drained);
+        drained.clear();
+        self.checks.drain(tick, &mut drained);
+        // Earliest first, as they were scheduled.
+        drained.sort_unstable();
+        for &(t, kind, subject) in &drained {
             if self
                 .open
                 .get(&(kind, subject))
@@ -501,12 +510,13 @@ impl Lifecycle {
                 out.push((kind, subject));
             }
         }
+        self.drained = drained;
     }
 
     /// The earliest scheduled look, if any (it may be one no longer
     /// needed).
     pub fn next_due(&self) -> Option<u64> {
-        self.checks.peek().map(|r| r.0.0)
+        self.checks.next_due()
     }
 
     /// Every open alert looked at `tick` (limits changed on a reload).
@@ -515,7 +525,7 @@ impl Lifecycle {
         for (kind, subject) in keys {
             if let Some(o) = self.open.get_mut(&(kind, subject)) {
                 o.next_check = tick;
-                self.checks.push(Reverse((tick, kind, subject)));
+                self.checks.schedule(tick, (tick, kind, subject));
             }
         }
     }
@@ -541,7 +551,7 @@ impl Lifecycle {
             // detectors say otherwise.
             if let Some(o) = self.open.get_mut(&key) {
                 o.next_check = now.tick;
-                self.checks.push(Reverse((now.tick, key.0, key.1)));
+                self.checks.schedule(now.tick, (now.tick, key.0, key.1));
             }
         }
     }

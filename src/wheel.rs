@@ -4,7 +4,8 @@
 //! nothing else, and a gap of any length is crossed by asking when the next
 //! item is due instead of closing every tick on the way.
 //!
-//! Items are `u64`s the caller packs. The wheel has one slot per tick for
+//! Items are `u64`s the caller packs (or any small ordered value: the
+//! alert lifecycle keeps its looks here). The wheel has one slot per tick for
 //! the next [`SLOTS`] ticks and a heap for items further away, which move
 //! into the wheel as their tick comes near.
 
@@ -15,24 +16,24 @@ use std::collections::BinaryHeap;
 pub const SLOTS: usize = 1024;
 
 #[derive(Debug)]
-pub struct Wheel {
-    slots: Vec<Vec<u64>>,
+pub struct Wheel<T = u64> {
+    slots: Vec<Vec<T>>,
     /// The first tick not drained yet.
     now: u64,
     /// Items in `slots`.
     near: usize,
-    far: BinaryHeap<Reverse<(u64, u64)>>,
+    far: BinaryHeap<Reverse<(u64, T)>>,
 }
 
-impl Default for Wheel {
+impl<T: Copy + Ord> Default for Wheel<T> {
     fn default() -> Self {
         Wheel::new(0)
     }
 }
 
-impl Wheel {
+impl<T: Copy + Ord> Wheel<T> {
     /// An empty wheel whose first tick to drain is `now`.
-    pub fn new(now: u64) -> Wheel {
+    pub fn new(now: u64) -> Wheel<T> {
         Wheel {
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
             now,
@@ -53,7 +54,7 @@ impl Wheel {
     /// Puts `item` to be drained at `tick` (at the next drain if `tick` has
     /// passed).
     #[inline]
-    pub fn schedule(&mut self, tick: u64, item: u64) {
+    pub fn schedule(&mut self, tick: u64, item: T) {
         let tick = tick.max(self.now).min(u64::MAX - 1);
         if tick - self.now < SLOTS as u64 {
             self.slots[(tick % SLOTS as u64) as usize].push(item);
@@ -66,7 +67,7 @@ impl Wheel {
     /// Moves every item due at or before `tick` to `out`, in tick order.
     /// Costs the items drained plus at most one pass over the wheel's slots
     /// per [`SLOTS`] ticks that hold items: a stretch without any is jumped.
-    pub fn drain(&mut self, tick: u64, out: &mut Vec<u64>) {
+    pub fn drain(&mut self, tick: u64, out: &mut Vec<T>) {
         let tick = tick.min(u64::MAX - 1);
         while self.now <= tick {
             if self.near == 0 {

@@ -184,6 +184,38 @@ fn scheduled_looks_come_due_once_and_the_latest_time_wins() {
 }
 
 #[test]
+fn looks_come_due_earliest_first_however_far_ahead() {
+    let mut l = lc(2);
+    let mut closed = Vec::new();
+    let hosts: Vec<Addr> = (1..=4).map(|i| Addr::from_v4([10, 0, 0, i])).collect();
+    for h in &hosts {
+        l.observe(
+            AlertKind::Traffic,
+            *h,
+            m(500),
+            "default",
+            &sit(0),
+            &mut closed,
+        );
+    }
+    // Beyond the span a wheel's slots cover, and out of order.
+    let far = crate::wheel::SLOTS as u64 * 5 + 3;
+    l.schedule(AlertKind::Traffic, hosts[0], 0, far);
+    l.schedule(AlertKind::Traffic, hosts[1], 0, 8);
+    l.schedule(AlertKind::Traffic, hosts[2], 0, 3);
+    l.schedule(AlertKind::Traffic, hosts[3], 0, 8);
+    assert_eq!(l.next_due(), Some(3));
+    let mut due = Vec::new();
+    l.due(far - 1, &mut due);
+    let at = |i: usize| (AlertKind::Traffic, hosts[i]);
+    assert_eq!(due, vec![at(2), at(1), at(3)]);
+    assert_eq!(l.next_due(), Some(far));
+    due.clear();
+    l.due(far, &mut due);
+    assert_eq!(due, vec![at(0)]);
+}
+
+#[test]
 fn kinds_and_subjects_are_separate_alerts() {
     let mut l = lc(2);
     let mut closed = Vec::new();
