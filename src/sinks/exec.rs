@@ -322,15 +322,17 @@ mod tests {
     }
 
     fn events(n: u64) -> Inbox {
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        for id in 1..=n {
-            tx.send(Arc::new(AlertEvent {
-                event: Transition::Open,
-                alert: Alert::sample(id, AlertKind::Traffic, "10.0.0.1"),
-                mitigation: None,
-            }))
-            .unwrap();
-        }
+        let (tx, rx) = crate::sinks::queue::bounded(16);
+        let evs: Vec<_> = (1..=n)
+            .map(|id| {
+                Arc::new(AlertEvent {
+                    event: Transition::Open,
+                    alert: Alert::sample(id, AlertKind::Traffic, "10.0.0.1"),
+                    mitigation: None,
+                })
+            })
+            .collect();
+        assert_eq!(tx.offer(evs), n as usize);
         rx
     }
 

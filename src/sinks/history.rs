@@ -529,10 +529,11 @@ mod tests {
         std::fs::create_dir_all(d.join("alerts.jsonl.1/x")).unwrap();
         let mut w = Writer::open(&c, &[]).unwrap();
         let stats = Arc::new(SinkStats::default());
-        let (tx, rx) = std::sync::mpsc::sync_channel(10_000);
+        let (tx, rx) = crate::sinks::queue::bounded(10_000);
         let n = 400u64;
+        // One message each, as ticks of one alert each would send them.
         for id in 1..=n {
-            tx.send(Arc::new(ev(Transition::Open, id))).unwrap();
+            assert_eq!(tx.offer(vec![Arc::new(ev(Transition::Open, id))]), 1);
         }
         drop(tx);
         w.run(&rx, &stats);

@@ -1,9 +1,9 @@
 //! Where alerts go: a log line, the history file, a webhook, a program.
 //!
-//! Each sink runs on a thread of its own behind a bounded queue. The
-//! aggregator only ever tries to enqueue: a slow or failing sink fills its
-//! own queue, and what does not fit is dropped and counted, never waited
-//! for. On shutdown every queue is drained (bounded in time) before the
+//! Each sink runs on a thread of its own behind a bounded queue
+//! (`queue.rs`: a tick's events travel together). The aggregator only ever
+//! tries to enqueue: a slow or failing sink fills its own queue, and what
+//! does not fit is dropped and counted, never waited for. On shutdown every queue is drained (bounded in time) before the
 //! daemon exits.
 
 pub mod exec;
@@ -11,11 +11,11 @@ pub mod history;
 pub mod http_client;
 pub mod lines;
 pub mod logline;
+pub mod queue;
 pub mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -79,11 +79,11 @@ impl SinkStats {
 }
 
 /// What a sink thread gets: events in order, then the end of the queue.
-pub type Inbox = Receiver<Arc<AlertEvent>>;
+pub use queue::Inbox;
 
 struct Sink {
     name: &'static str,
-    tx: Option<SyncSender<Arc<AlertEvent>>>,
+    tx: Option<queue::Outbox>,
     stats: Arc<SinkStats>,
     thread: Option<JoinHandle<()>>,
 }
@@ -149,31 +149,39 @@ impl Sinks {
         }
     }
 
-    /// Offers events to every sink without waiting.
+    /// Offers events to every sink without waiting, all of them in one
+    /// message per sink.
     pub fn send(&self, events: &[AlertEvent]) {
-        for ev in events {
-            let ev = Arc::new(ev.clone());
+        if events.is_empty() {
+            return;
+        }
+        let events: Vec<Arc<AlertEvent>> = events.iter().map(|e| Arc::new(e.clone())).collect();
+        for s in &self.sinks {
+            let Some(tx) = &s.tx else { continue };
             // Actions go to the log and the history: a webhook's or a
             // program's receiver expects openings and closings.
-            let action = ev.event == Transition::Mitigation;
-            for s in &self.sinks {
-                let Some(tx) = &s.tx else { continue };
-                if action && s.name != "log" && s.name != "history" {
-                    continue;
-                }
-                match tx.try_send(ev.clone()) {
-                    Ok(()) => {
-                        s.stats.queued.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                        let n = s.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                        if n.is_power_of_two() {
-                            log::warn!(
-                                "alert sink {}: queue full, {n} event(s) dropped so far",
-                                s.name
-                            );
-                        }
-                    }
+            let takes_actions = s.name == "log" || s.name == "history";
+            let mine: Vec<Arc<AlertEvent>> = events
+                .iter()
+                .filter(|ev| takes_actions || ev.event != Transition::Mitigation)
+                .cloned()
+                .collect();
+            let offered = mine.len() as u64;
+            if offered == 0 {
+                continue;
+            }
+            let queued = tx.offer(mine) as u64;
+            s.stats.queued.fetch_add(queued, Ordering::Relaxed);
+            let refused = offered - queued;
+            if refused > 0 {
+                let before = s.stats.dropped.fetch_add(refused, Ordering::Relaxed);
+                let now = before + refused;
+                // Said when the count passes a power of two.
+                if before == 0 || now.ilog2() > before.ilog2() {
+                    log::warn!(
+                        "alert sink {}: queue full, {now} event(s) dropped so far",
+                        s.name
+                    );
                 }
             }
         }
@@ -268,7 +276,7 @@ fn spawn(
     queue: usize,
     mut body: impl FnMut(&Inbox, &SinkStats) + Send + 'static,
 ) -> Result<Sink, SinkError> {
-    let (tx, rx) = mpsc::sync_channel(queue);
+    let (tx, rx) = queue::bounded(queue);
     let stats = Arc::new(SinkStats::default());
     let st = stats.clone();
     let thread = std::thread::Builder::new()
