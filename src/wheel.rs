@@ -15,6 +15,9 @@ use std::collections::BinaryHeap;
 /// Ticks the wheel itself spans; items due later wait in a heap.
 pub const SLOTS: usize = 1024;
 
+/// Items a drained slot keeps room for.
+const KEEP: usize = 16;
+
 #[derive(Debug)]
 pub struct Wheel<T = u64> {
     slots: Vec<Vec<T>>,
@@ -89,6 +92,10 @@ impl<T: Copy + Ord> Wheel<T> {
                 if !slot.is_empty() {
                     self.near -= slot.len();
                     out.append(slot);
+                    // A slot is used again only a wheel's turn later: what
+                    // a burst made it hold would otherwise stay allocated in
+                    // every slot it passed through.
+                    slot.shrink_to(KEEP);
                 }
                 t += 1;
             }
