@@ -298,9 +298,12 @@ impl Aggregator {
         self.parts.len()
     }
 
-    /// Gives every partition the same fingerprint keys, so that two
-    /// aggregators fed the same packets estimate scans alike (tests).
-    #[cfg(test)]
+    /// Gives every partition the same fixed fingerprint keys, before
+    /// anything is merged: two aggregators fed the same packets then
+    /// estimate scans alike, and a replay of the same file gives the same
+    /// figures every time (a scan's estimated size depends on the
+    /// fingerprints). Live, the keys stay random, so that no one can pick
+    /// addresses whose fingerprints collide to hide a scan.
     pub fn fix_fingerprints(&mut self, seed: u64) {
         for p in &mut self.parts {
             p.fingerprint = Hasher::with_seeds(seed, seed ^ 1, seed ^ 2, seed ^ 3);
