@@ -3,8 +3,8 @@
 //! Each sink runs on a thread of its own behind a bounded queue
 //! (`queue.rs`: a tick's events travel together). The aggregator only ever
 //! tries to enqueue: a slow or failing sink fills its own queue, and what
-//! does not fit is dropped and counted, never waited for. On shutdown every queue is drained (bounded in time) before the
-//! daemon exits.
+//! does not fit is dropped and counted, never waited for. On shutdown
+//! every queue is drained (bounded in time) before the daemon exits.
 
 pub mod exec;
 pub mod history;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::alert::AlertEvent;
 
-/// The aggregator's end of a sink's queue.
+/// The aggregator's end of a sink's queue (one sender: not `Clone`).
 #[derive(Debug)]
 pub struct Outbox {
     tx: SyncSender<Vec<Arc<AlertEvent>>>,
@@ -82,44 +82,21 @@ impl Inbox {
     /// The next event, waiting for one; an error once the queue is closed
     /// and empty.
     pub fn recv(&self) -> Result<Arc<AlertEvent>, RecvError> {
-        if let Some(ev) = self.take_pending() {
-            return Ok(ev);
-        }
-        loop {
-            let batch = self.rx.recv()?;
-            if let Some(ev) = self.unpack(batch) {
-                return Ok(ev);
-            }
-        }
+        self.next(|| self.rx.recv())
     }
 
     /// The next event, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Arc<AlertEvent>, RecvTimeoutError> {
-        if let Some(ev) = self.take_pending() {
-            return Ok(ev);
-        }
         let end = Instant::now() + timeout;
-        loop {
-            let batch = self
-                .rx
-                .recv_timeout(end.saturating_duration_since(Instant::now()))?;
-            if let Some(ev) = self.unpack(batch) {
-                return Ok(ev);
-            }
-        }
+        self.next(|| {
+            self.rx
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+        })
     }
 
     /// The next event if one is queued.
     pub fn try_recv(&self) -> Result<Arc<AlertEvent>, TryRecvError> {
-        if let Some(ev) = self.take_pending() {
-            return Ok(ev);
-        }
-        loop {
-            let batch = self.rx.try_recv()?;
-            if let Some(ev) = self.unpack(batch) {
-                return Ok(ev);
-            }
-        }
+        self.next(|| self.rx.try_recv())
     }
 
     /// The events queued now, without waiting.
@@ -127,16 +104,20 @@ impl Inbox {
         std::iter::from_fn(|| self.try_recv().ok())
     }
 
-    fn take_pending(&self) -> Option<Arc<AlertEvent>> {
-        let ev = self.pending.borrow_mut().pop_front()?;
-        self.held.fetch_sub(1, Ordering::AcqRel);
-        Some(ev)
-    }
-
-    /// Keeps a message's events and takes its first.
-    fn unpack(&self, batch: Vec<Arc<AlertEvent>>) -> Option<Arc<AlertEvent>> {
-        self.pending.borrow_mut().extend(batch);
-        self.take_pending()
+    /// The rest of the last message first, then the next message `get`
+    /// brings.
+    fn next<E>(
+        &self,
+        mut get: impl FnMut() -> Result<Vec<Arc<AlertEvent>>, E>,
+    ) -> Result<Arc<AlertEvent>, E> {
+        loop {
+            if let Some(ev) = self.pending.borrow_mut().pop_front() {
+                self.held.fetch_sub(1, Ordering::AcqRel);
+                return Ok(ev);
+            }
+            let batch = get()?;
+            self.pending.borrow_mut().extend(batch);
+        }
     }
 }
 
