@@ -41,51 +41,105 @@ impl PairCount {
 
 /// The destinations of one source in one generation: most sources have
 /// one, scanners a few, servers many.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 enum Dests {
+    /// An empty slot of the map.
+    #[default]
+    Vacant,
     /// Without an allocation: most sources, and every spoofed one.
     One(Addr, PairCount),
-    Few(Vec<(Addr, PairCount)>),
+    /// `len` of the `cap` entries of the generation's list of short lists
+    /// ([`Generation::few`]) from `at`: a source with a few destinations
+    /// allocates nothing of its own, and a generation's lists go all at
+    /// once when it turns (one allocation and one free each, for a tick of
+    /// scanners, was a twentieth of a sparse replay's time).
+    Few { at: u32, len: u8, cap: u8 },
     /// Boxed: inline, the map would make every slot of a generation's
     /// table (nearly all of them `One`) 96 bytes instead of 64.
     Many(Box<HashMap<Addr, PairCount, Hasher>>),
 }
 
-impl Default for Dests {
-    /// What an empty slot of the map holds.
-    fn default() -> Dests {
-        Dests::Few(Vec::new())
-    }
-}
-
 /// A source in the map has a destination at least.
 impl Vacancy for Dests {
     fn is_vacant(&self) -> bool {
-        matches!(self, Dests::Few(v) if v.is_empty())
+        matches!(self, Dests::Vacant)
     }
 }
 
+/// Entries a source's first short list has; the second has [`FEW`].
+const FIRST_FEW: u8 = 4;
+
+/// Room for `n` entries at the end of `few`; where they start. `None`
+/// past the `u32` a list's start is kept in (the pair bound keeps a
+/// generation far below it).
+fn take_few(few: &mut Vec<(Addr, PairCount)>, n: u8) -> Option<u32> {
+    let at = u32::try_from(few.len()).ok()?;
+    few.resize(few.len() + usize::from(n), (Addr(0), PairCount::default()));
+    Some(at)
+}
+
 impl Dests {
-    fn get_mut(&mut self, dst: &Addr) -> Option<&mut PairCount> {
+    fn get_mut<'a>(
+        &'a mut self,
+        dst: &Addr,
+        few: &'a mut [(Addr, PairCount)],
+    ) -> Option<&'a mut PairCount> {
         match self {
+            Dests::Vacant => None,
             Dests::One(d, c) => (d == dst).then_some(c),
-            Dests::Few(v) => v.iter_mut().find(|(d, _)| d == dst).map(|(_, c)| c),
+            Dests::Few { at, len, .. } => few[*at as usize..][..usize::from(*len)]
+                .iter_mut()
+                .find(|(d, _)| d == dst)
+                .map(|(_, c)| c),
             Dests::Many(m) => m.get_mut(dst),
         }
     }
 
-    fn insert(&mut self, dst: Addr, c: PairCount, hasher: &Hasher) {
+    /// Adds a destination it does not have. False if the generation's
+    /// short lists cannot take it (then it is not added).
+    fn insert(
+        &mut self,
+        dst: Addr,
+        c: PairCount,
+        hasher: &Hasher,
+        few: &mut Vec<(Addr, PairCount)>,
+    ) -> bool {
         match self {
+            Dests::Vacant => *self = Dests::One(dst, c),
             Dests::One(d, c0) => {
-                let mut v = Vec::with_capacity(4);
-                v.push((*d, *c0));
-                v.push((dst, c));
-                *self = Dests::Few(v);
+                let Some(at) = take_few(few, FIRST_FEW) else {
+                    return false;
+                };
+                few[at as usize] = (*d, *c0);
+                few[at as usize + 1] = (dst, c);
+                *self = Dests::Few {
+                    at,
+                    len: 2,
+                    cap: FIRST_FEW,
+                };
             }
-            Dests::Few(v) if v.len() < FEW => v.push((dst, c)),
-            Dests::Few(v) => {
+            Dests::Few { at, len, cap } if *len < *cap => {
+                few[(*at + u32::from(*len)) as usize] = (dst, c);
+                *len += 1;
+            }
+            Dests::Few { at, len, .. } if usize::from(*len) < FEW => {
+                // Moved to a list of FEW at the end; the old one stays
+                // unused until the generation turns.
+                let Some(to) = take_few(few, FEW as u8) else {
+                    return false;
+                };
+                let n = usize::from(*len);
+                few.copy_within(*at as usize..*at as usize + n, to as usize);
+                few[to as usize + n] = (dst, c);
+                *self = Dests::Few {
+                    at: to,
+                    len: *len + 1,
+                    cap: FEW as u8,
+                };
+            }
+            Dests::Few { at, len, .. } => {
                 let mut m = HashMap::with_capacity_and_hasher(FEW * 2, hasher.clone());
-                m.extend(v.drain(..));
+                m.extend(few[*at as usize..][..usize::from(*len)].iter().copied());
                 m.insert(dst, c);
                 *self = Dests::Many(Box::new(m));
             }
@@ -93,24 +147,28 @@ impl Dests {
                 m.insert(dst, c);
             }
         }
+        true
     }
 
-    fn for_each(&self, mut f: impl FnMut(Addr, &PairCount)) {
+    fn for_each(&self, few: &[(Addr, PairCount)], mut f: impl FnMut(Addr, &PairCount)) {
         match self {
+            Dests::Vacant => {}
             Dests::One(d, c) => f(*d, c),
-            Dests::Few(v) => v.iter().for_each(|(d, c)| f(*d, c)),
+            Dests::Few { at, len, .. } => few[*at as usize..][..usize::from(*len)]
+                .iter()
+                .for_each(|(d, c)| f(*d, c)),
             Dests::Many(m) => m.iter().for_each(|(d, c)| f(*d, c)),
         }
     }
 
+    /// Heap bytes of its own (a short list's are the generation's).
     fn heap_bytes(&self) -> usize {
         match self {
-            Dests::One(..) => 0,
-            Dests::Few(v) => v.capacity() * std::mem::size_of::<(Addr, PairCount)>(),
             Dests::Many(m) => {
                 std::mem::size_of::<HashMap<Addr, PairCount, Hasher>>()
                     + m.capacity() * (std::mem::size_of::<(Addr, PairCount)>() + 1)
             }
+            _ => 0,
         }
     }
 }
@@ -125,7 +183,10 @@ struct Generation {
     by_src: OpenMap<Addr, Dests>,
     /// Pairs in it.
     pairs: usize,
-    /// Heap bytes of its sources' destination lists, kept as they grow.
+    /// The short lists of its sources with a few destinations
+    /// ([`Dests::Few`]), end to end.
+    few: Vec<(Addr, PairCount)>,
+    /// Heap bytes of its sources' destination maps, kept as they grow.
     heap: usize,
 }
 
@@ -148,6 +209,7 @@ impl PairWindow {
             // flood: three quarters full.
             by_src: OpenMap::new(hasher).dense(),
             pairs: 0,
+            few: Vec::new(),
             heap: 0,
         };
         PairWindow {
@@ -196,17 +258,23 @@ impl PairWindow {
         let Some(gi) = self.generation(tick) else {
             return false;
         };
-        let g = &mut self.gens[gi];
+        let Generation {
+            by_src,
+            pairs,
+            few,
+            heap,
+            ..
+        } = &mut self.gens[gi];
         let full = self.len >= self.max;
         let mut added = false;
-        let Some(dests) = g.by_src.get_or_insert_with(hash, src, || {
+        let Some(dests) = by_src.get_or_insert_with(hash, src, || {
             added = true;
             (!full).then_some(Dests::One(dst, c))
         }) else {
             return false;
         };
         if !added {
-            if let Some(p) = dests.get_mut(&dst) {
+            if let Some(p) = dests.get_mut(&dst, few) {
                 p.add(&c);
                 return true;
             }
@@ -214,10 +282,12 @@ impl PairWindow {
                 return false;
             }
             let before = dests.heap_bytes();
-            dests.insert(dst, c, &self.hasher);
-            g.heap = g.heap + dests.heap_bytes() - before;
+            if !dests.insert(dst, c, &self.hasher, few) {
+                return false;
+            }
+            *heap = *heap + dests.heap_bytes() - before;
         }
-        g.pairs += 1;
+        *pairs += 1;
         self.len += 1;
         true
     }
@@ -238,6 +308,13 @@ impl PairWindow {
             g.heap = 0;
             let keep = self.len / GENERATIONS;
             g.by_src.clear_to(keep.max(1024));
+            // Short lists as for the map: room kept unless a burst left
+            // four times what a generation now holds.
+            let room = (2 * keep).max(1024);
+            if g.few.capacity() > 4 * room {
+                g.few = Vec::with_capacity(room);
+            }
+            g.few.clear();
             g.epoch = epoch;
         }
         Some(gi)
@@ -289,7 +366,7 @@ impl PairWindow {
     pub fn for_each(&self, now: u64, mut f: impl FnMut(Addr, Addr, &PairCount)) {
         for g in self.live(now) {
             for (&s, dests) in g.by_src.iter() {
-                dests.for_each(|d, c| f(s, d, c));
+                dests.for_each(&g.few, |d, c| f(s, d, c));
             }
         }
     }
@@ -300,7 +377,7 @@ impl PairWindow {
     pub fn for_each_of(&self, now: u64, src: Addr, mut f: impl FnMut(Addr, &PairCount)) {
         for g in self.live(now) {
             if let Some(dests) = g.by_src.get(g.by_src.hash(&src), &src) {
-                dests.for_each(&mut f);
+                dests.for_each(&g.few, &mut f);
             }
         }
     }
@@ -309,7 +386,11 @@ impl PairWindow {
     pub fn bytes(&self) -> usize {
         self.gens
             .iter()
-            .map(|g| g.by_src.capacity() * OpenMap::<Addr, Dests>::SLOT_BYTES + g.heap)
+            .map(|g| {
+                g.by_src.capacity() * OpenMap::<Addr, Dests>::SLOT_BYTES
+                    + g.few.capacity() * std::mem::size_of::<(Addr, PairCount)>()
+                    + g.heap
+            })
             .sum()
     }
 }
@@ -390,7 +471,14 @@ mod tests {
     fn an_empty_slot_holds_no_destination_and_a_source_has_one() {
         assert!(Dests::default().is_vacant());
         assert!(!Dests::One(a(1), c(1)).is_vacant());
-        assert!(!Dests::Few(vec![(a(1), c(1))]).is_vacant());
+        assert!(
+            !Dests::Few {
+                at: 0,
+                len: 1,
+                cap: FIRST_FEW
+            }
+            .is_vacant()
+        );
     }
 
     #[test]
@@ -420,6 +508,49 @@ mod tests {
         assert_eq!(got[&a(119)], 20);
         assert_eq!(w.len(), 41);
         assert_eq!(total(&w, 3, a(2), a(100)), 5);
+    }
+
+    #[test]
+    fn short_lists_go_with_their_generation_and_keep_their_room() {
+        let src = |n: u32| Addr::from_v4(n.to_be_bytes());
+        let mut w = PairWindow::new(8, 1 << 20, &Hasher::new());
+        // In each of the four generations (two ticks each), 3 000 sources
+        // with 2 to 9 destinations each: through a first list, a longer
+        // one and a map.
+        for tick in [0, 2, 4, 6] {
+            for n in 0..3000u32 {
+                for d in 0..(2 + n % 8) as u8 {
+                    assert!(w.add(tick, src(n), a(d), c(u64::from(d) + 1)));
+                }
+            }
+        }
+        for n in [0u32, 2, 6, 7] {
+            let mut got = std::collections::BTreeMap::new();
+            w.for_each_of(6, src(n), |d, p| *got.entry(d).or_insert(0) += p.bytes);
+            let want: std::collections::BTreeMap<_, _> = (0..(2 + n % 8) as u8)
+                .map(|d| (a(d), 4 * (u64::from(d) + 1)))
+                .collect();
+            assert_eq!(got, want, "source {n}");
+        }
+        let lists = w.gens[0].few.capacity();
+        assert!(lists >= 3000 * 4, "{lists}");
+        // Counts added to a destination in a list land on it.
+        assert!(w.add(1, src(5), a(3), c(10)));
+        assert_eq!(total(&w, 7, src(5), a(3)), 4 * 4 + 10);
+        // The first generation turns: its lists are gone, their room
+        // kept while the window holds as many.
+        assert!(w.add(8, src(1), a(1), c(1)));
+        assert!(w.add(8, src(1), a(2), c(1)));
+        assert_eq!(w.gens[0].few.len(), FIRST_FEW as usize);
+        assert_eq!(w.gens[0].few.capacity(), lists);
+        assert_eq!(total(&w, 8, src(5), a(3)), 3 * 4);
+        // Once the window is quiet, a turn gives a burst's room back.
+        for tick in [10, 12, 14, 16] {
+            assert!(w.add(tick, src(1), a(1), c(1)));
+            assert!(w.add(tick, src(1), a(2), c(1)));
+        }
+        assert!(w.gens[0].few.capacity() < lists);
+        assert_eq!(total(&w, 16, src(1), a(2)), 4);
     }
 
     #[test]
