@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::openmap::{OpenMap, Vacancy};
 use crate::rates::{Class, Dir};
 use crate::shard::Hasher;
 use crate::wheel::Wheel;
@@ -310,7 +310,7 @@ pub struct OpenAlert {
 /// fall next, or when its hold-down ends. No tick visits every open alert.
 #[derive(Debug)]
 pub struct Lifecycle {
-    open: HashMap<(AlertKind, Addr), OpenAlert, Hasher>,
+    open: OpenAlerts,
     /// The next alert id, shared by the lifecycles of all partitions.
     next_id: Arc<AtomicU64>,
     /// Ticks below the threshold before an alert closes, per kind.
@@ -354,7 +354,7 @@ impl Lifecycle {
         ids: Arc<AtomicU64>,
     ) -> Lifecycle {
         Lifecycle {
-            open: HashMap::with_hasher(Hasher::new()),
+            open: OpenAlerts::new(),
             next_id: ids,
             hold_down,
             window_secs,
@@ -412,7 +412,7 @@ impl Lifecycle {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.open.insert(
             (kind, subject),
-            OpenAlert {
+            Box::new(OpenAlert {
                 alert: Alert {
                     id,
                     kind,
@@ -433,7 +433,7 @@ impl Lifecycle {
                 below_since: None,
                 evidence_tick: now.tick,
                 next_check: u64::MAX,
-            },
+            }),
         );
         self.fresh.push((kind, subject));
         true
@@ -521,7 +521,7 @@ impl Lifecycle {
 
     /// Every open alert looked at `tick` (limits changed on a reload).
     pub fn recheck_all(&mut self, tick: u64) {
-        let keys: Vec<(AlertKind, Addr)> = self.open.keys().copied().collect();
+        let keys: Vec<(AlertKind, Addr)> = self.open.keys().collect();
         for (kind, subject) in keys {
             if let Some(o) = self.open.get_mut(&(kind, subject)) {
                 o.next_check = tick;
@@ -540,12 +540,12 @@ impl Lifecycle {
             let key = (a.kind, Addr::from(addr));
             self.open.insert(
                 key,
-                OpenAlert {
+                Box::new(OpenAlert {
                     alert: a,
                     below_since: None,
                     evidence_tick: now.tick,
                     next_check: u64::MAX,
-                },
+                }),
             );
             // Looked at from the first tick: below its threshold unless the
             // detectors say otherwise.
@@ -559,6 +559,28 @@ impl Lifecycle {
     /// Ids continue after those already in the history.
     pub fn continue_ids_after(&mut self, id: u64) {
         self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+    }
+
+    /// Starts loading where the open alerts of `subject` whose kinds are
+    /// the bits of `kinds` ([`AlertKind::bit`]) are kept: the first of
+    /// the detector pass's two steps ahead of a host's readings (a
+    /// scanner's alert is two misses otherwise, one per reading).
+    #[inline]
+    pub fn prefetch_entries(&self, kinds: u32, subject: Addr) {
+        each_kind(kinds, |kind| self.open.prefetch_entry(kind, subject));
+    }
+
+    /// The second step: starts loading the alerts themselves, their
+    /// entries loaded by now ([`Lifecycle::prefetch_entries`]).
+    #[inline]
+    pub fn prefetch(&self, kinds: u32, subject: Addr) {
+        each_kind(kinds, |kind| {
+            if let Some(o) = self.open.get(&(kind, subject)) {
+                tpacket::prefetch(&o.alert.value);
+                tpacket::prefetch(&o.below_since);
+                tpacket::prefetch(&o.next_check);
+            }
+        });
     }
 
     pub fn get(&self, kind: AlertKind, subject: Addr) -> Option<&OpenAlert> {
@@ -575,7 +597,7 @@ impl Lifecycle {
 
     /// Subjects with an open alert.
     pub fn subjects(&self) -> impl Iterator<Item = (AlertKind, Addr)> + '_ {
-        self.open.keys().copied()
+        self.open.keys()
     }
 
     pub fn open_alerts(&self) -> impl Iterator<Item = &OpenAlert> {
@@ -588,6 +610,106 @@ impl Lifecycle {
 
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
+    }
+}
+
+/// The kinds whose bits ([`AlertKind::bit`]) are set in `kinds`.
+#[inline]
+fn each_kind(mut kinds: u32, mut f: impl FnMut(AlertKind)) {
+    while kinds != 0 {
+        let k = kinds.trailing_zeros() as usize;
+        kinds &= kinds - 1;
+        if let Some(&kind) = AlertKind::ALL.get(k) {
+            f(kind);
+        }
+    }
+}
+
+/// An open alert's place: boxed, so that the map's slots stay small and
+/// a slot's place is known from the key's hash alone ([`OpenMap`]), and
+/// the detector pass can load both ahead of a host's readings.
+type Held = Option<Box<OpenAlert>>;
+
+impl Vacancy for Held {
+    fn is_vacant(&self) -> bool {
+        self.is_none()
+    }
+}
+
+/// The open alerts by kind (its number) and subject.
+#[derive(Debug)]
+struct OpenAlerts {
+    map: OpenMap<(u8, Addr), Held>,
+}
+
+impl OpenAlerts {
+    fn new() -> OpenAlerts {
+        OpenAlerts {
+            map: OpenMap::new(&Hasher::new()),
+        }
+    }
+
+    #[inline]
+    fn key(&(kind, subject): &(AlertKind, Addr)) -> (u8, Addr) {
+        (kind as u8, subject)
+    }
+
+    #[inline]
+    fn prefetch_entry(&self, kind: AlertKind, subject: Addr) {
+        let k = Self::key(&(kind, subject));
+        self.map.prefetch(self.map.hash(&k));
+    }
+
+    #[inline]
+    fn get(&self, key: &(AlertKind, Addr)) -> Option<&OpenAlert> {
+        let k = Self::key(key);
+        self.map.get(self.map.hash(&k), &k)?.as_deref()
+    }
+
+    #[inline]
+    fn get_mut(&mut self, key: &(AlertKind, Addr)) -> Option<&mut OpenAlert> {
+        let k = Self::key(key);
+        let h = self.map.hash(&k);
+        self.map.get_or_insert_with(h, k, || None)?.as_deref_mut()
+    }
+
+    fn contains_key(&self, key: &(AlertKind, Addr)) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Puts `v` under `key`, in place of what was there.
+    fn insert(&mut self, key: (AlertKind, Addr), v: Box<OpenAlert>) {
+        let k = Self::key(&key);
+        let h = self.map.hash(&k);
+        let mut v = Some(v);
+        if let Some(held) = self.map.get_or_insert_with(h, k, || v.take().map(Some)) {
+            if let Some(v) = v.take() {
+                *held = Some(v);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &(AlertKind, Addr)) -> Option<Box<OpenAlert>> {
+        let k = Self::key(key);
+        self.map.remove(self.map.hash(&k), &k).flatten()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = (AlertKind, Addr)> + '_ {
+        self.map
+            .iter()
+            .filter_map(|(&(k, subject), _)| Some((*AlertKind::ALL.get(usize::from(k))?, subject)))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &OpenAlert> {
+        self.map.iter().filter_map(|(_, v)| v.as_deref())
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
     }
 }
 

@@ -566,6 +566,12 @@ impl Partition {
             }
             if let Some(&ahead) = touched.get(i + AHEAD / 2) {
                 self.hosts.prefetch_scan(ahead);
+                let h = self.hosts.slot(ahead);
+                self.lifecycle.prefetch_entries(h.alerting, h.addr);
+            }
+            if let Some(&ahead) = touched.get(i + AHEAD / 4) {
+                let h = self.hosts.slot(ahead);
+                self.lifecycle.prefetch(h.alerting, h.addr);
             }
             self.work.hosts_evaluated += 1;
             self.hosts.slot_mut(id).evaluated = tick;

@@ -325,3 +325,63 @@ fn an_alert_that_closes_and_opens_again_before_it_is_announced_is_announced_once
     assert_eq!(l.take_opened(), vec![(AlertKind::Traffic, host())]);
     assert_eq!(l.get(AlertKind::Traffic, host()).unwrap().alert.id, 2);
 }
+
+#[test]
+fn thousands_of_open_alerts_of_every_kind_are_found_kept_apart_and_closed() {
+    // The open alerts' own map (open addressing, boxed alerts): every
+    // kind for many subjects, some closed, a kind number mapped back.
+    let mut l = lc(1);
+    let mut closed = Vec::new();
+    let subject = |n: u32| Addr::from_v4(n.to_be_bytes());
+    for n in 0..3000u32 {
+        for kind in [
+            AlertKind::Traffic,
+            AlertKind::AddressScan,
+            AlertKind::FlowsOut,
+        ] {
+            assert!(l.observe(kind, subject(n), m(200), "default", &sit(0), &mut closed));
+        }
+    }
+    assert_eq!(l.len(), 9000);
+    // Looking ahead changes nothing.
+    l.prefetch_entries(u32::MAX, subject(7));
+    l.prefetch(u32::MAX, subject(7));
+    l.prefetch(AlertKind::PortScan.bit(), subject(7));
+    assert_eq!(l.len(), 9000);
+    assert!(!l.is_open(AlertKind::PortScan, subject(7)));
+    assert!(l.get_mut(AlertKind::PortScan, subject(7)).is_none());
+    assert_eq!(l.len(), 9000, "a look for a missing alert adds none");
+    // Below the threshold with a hold-down of one tick: closes.
+    for n in (0..3000u32).step_by(2) {
+        l.observe(
+            AlertKind::AddressScan,
+            subject(n),
+            m(1),
+            "default",
+            &sit(1),
+            &mut closed,
+        );
+    }
+    assert_eq!(closed.len(), 1500);
+    assert_eq!(l.len(), 7500);
+    for n in 0..3000u32 {
+        assert_eq!(
+            l.is_open(AlertKind::AddressScan, subject(n)),
+            n % 2 == 1,
+            "{n}"
+        );
+        assert!(l.is_open(AlertKind::Traffic, subject(n)));
+        assert_eq!(
+            l.get(AlertKind::FlowsOut, subject(n)).map(|o| o.alert.kind),
+            Some(AlertKind::FlowsOut)
+        );
+    }
+    let mut subjects: Vec<_> = l.subjects().collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 7500);
+    assert!(subjects.contains(&(AlertKind::FlowsOut, subject(2999))));
+    assert_eq!(l.open_alerts().count(), 7500);
+    let ids: std::collections::HashSet<u64> = l.open_alerts().map(|o| o.alert.id).collect();
+    assert_eq!(ids.len(), 7500, "each alert once");
+}
