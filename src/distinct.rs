@@ -49,6 +49,26 @@ impl DistinctSet {
         tpacket::prefetch(&self.sketch);
     }
 
+    /// Starts loading what a touch of `key` reads beyond the set itself
+    /// (its entries past the inline ones, its sketch's register for the
+    /// key), once the set is loaded ([`DistinctSet::prefetch`]). False, and
+    /// nothing done, for a set that has nothing beyond itself: `key` is
+    /// then not needed.
+    #[inline]
+    pub fn prefetch_beyond(&self, key: impl FnOnce() -> u32) -> bool {
+        if !self.entries.spilled() && self.sketch.is_none() {
+            return false;
+        }
+        let key = key();
+        if let Some(first) = self.entries.first().filter(|_| self.entries.spilled()) {
+            tpacket::prefetch(first);
+        }
+        if let Some(s) = &self.sketch {
+            s.prefetch(key);
+        }
+        true
+    }
+
     /// Records a contact with `key` at `tick`. Returns true if the key was
     /// new to the window. `may_sketch`: a sketch may be started if the set
     /// is full (the caller's budget of sketches allows one more).
@@ -296,6 +316,32 @@ mod tests {
         assert!(t.has_sketch());
         assert!(t.expire(200, 100));
         assert!(!t.has_sketch());
+    }
+
+    #[test]
+    fn only_a_set_with_more_than_itself_asks_for_the_key_to_fetch_ahead() {
+        let asked = std::cell::Cell::new(0);
+        let key = || {
+            asked.set(asked.get() + 1);
+            7
+        };
+        let mut s = DistinctSet::default();
+        assert!(!s.prefetch_beyond(key));
+        s.touch(1, 1, 100, 16, true);
+        s.touch(2, 1, 100, 16, true);
+        assert!(!s.prefetch_beyond(key), "two keys are held inline");
+        assert_eq!(asked.get(), 0, "no key computed for an inline set");
+        s.touch(3, 1, 100, 16, true);
+        assert!(s.prefetch_beyond(key), "entries on the heap");
+        for k in 4..40 {
+            s.touch(k, 1, 100, 16, true);
+        }
+        assert!(s.has_sketch());
+        assert!(s.prefetch_beyond(key));
+        assert_eq!(asked.get(), 2);
+        // Fetching ahead changes nothing the set holds.
+        assert_eq!(s.count(1, 100), 16);
+        assert!(!s.touch(3, 1, 100, 16, true), "still held");
     }
 
     #[test]

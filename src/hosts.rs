@@ -376,6 +376,16 @@ impl HostTable {
         }
     }
 
+    /// Starts loading what host `id`'s address contact with the key
+    /// `key` gives will read of its scan set beyond the set itself (loaded
+    /// by now: [`HostTable::prefetch_scan`]).
+    #[inline]
+    pub fn prefetch_address_contact(&self, id: u32, key: impl FnOnce() -> u32) {
+        if let Some(s) = self.slots.get(id as usize).and_then(|h| h.scan.as_deref()) {
+            s.addresses.prefetch_beyond(key);
+        }
+    }
+
     /// Starts loading what the schedule's look at host `id` reads: whether
     /// it is live, its window's sums and bucket row `ring` (the one
     /// sliding out).

@@ -52,6 +52,13 @@ impl Sketch {
         }
     }
 
+    /// Starts loading the register `key` goes to.
+    #[inline]
+    pub fn prefetch(&self, key: u32) {
+        let h = mix(u64::from(key));
+        tpacket::prefetch(&self.registers[(h >> (64 - BITS)) as usize]);
+    }
+
     /// The estimated number of distinct keys added.
     pub fn estimate(&self) -> u64 {
         let m = M as f64;

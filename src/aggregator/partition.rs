@@ -276,6 +276,9 @@ impl Partition {
         let hosts = shard.hosts();
         let pairs = shard.pairs_by_index();
         let mut ahead = shard.pairs_by_index().skip(AHEAD);
+        // Halfway there, a scanner's scan set is loaded and says whether a
+        // contact reads more (entries on the heap, a sketch's register).
+        let mut beyond = shard.pairs_by_index().skip(AHEAD / 2);
         for (si, di, p) in pairs {
             if let Some((a, _, _)) = ahead.next() {
                 if ids[a as usize] != u32::MAX {
@@ -283,6 +286,14 @@ impl Partition {
                     if contacts {
                         self.hosts.prefetch_scan(ids[a as usize]);
                     }
+                }
+            }
+            if let Some((a, b, q)) = beyond.next() {
+                if contacts && ids[a as usize] != u32::MAX && q.roles & role_bits::INITIATION != 0 {
+                    let fp = &self.fingerprint;
+                    let dst = hosts[b as usize].addr;
+                    self.hosts
+                        .prefetch_address_contact(ids[a as usize], || fp.hash_one(dst) as u32);
                 }
             }
             let src = hosts[si as usize].addr;
