@@ -669,8 +669,7 @@ impl OpenAlerts {
     #[inline]
     fn get_mut(&mut self, key: &(AlertKind, Addr)) -> Option<&mut OpenAlert> {
         let k = Self::key(key);
-        let h = self.map.hash(&k);
-        self.map.get_or_insert_with(h, k, || None)?.as_deref_mut()
+        self.map.get_mut(self.map.hash(&k), &k)?.as_deref_mut()
     }
 
     fn contains_key(&self, key: &(AlertKind, Addr)) -> bool {

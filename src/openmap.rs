@@ -208,6 +208,15 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
         self.find(hash, key).ok().map(|i| &self.slots[i].val)
     }
 
+    #[inline]
+    pub fn get_mut(&mut self, hash: u64, key: &K) -> Option<&mut V> {
+        if self.len == 0 {
+            return None;
+        }
+        let i = self.find(hash, key).ok()?;
+        Some(&mut self.slots[i].val)
+    }
+
     /// The value of `key`, made with `make` if it is new; `None` (and no
     /// new key) if it is new and `make` gives nothing.
     #[inline]
@@ -390,6 +399,19 @@ mod tests {
                     assert_eq!(v, Some(s));
                 }
                 9..=13 => assert_eq!(m.remove(hash, &key), std.remove(&key)),
+                14 => {
+                    // A change through `get_mut` is kept; a missing key
+                    // is not added.
+                    let got = m.get_mut(hash, &key).map(|v| {
+                        v.0 ^= 1;
+                        *v
+                    });
+                    let want = std.get_mut(&key).map(|v| {
+                        v.0 ^= 1;
+                        *v
+                    });
+                    assert_eq!(got, want);
+                }
                 _ => assert_eq!(m.get(hash, &key), std.get(&key)),
             }
             assert_eq!(m.len(), std.len());

@@ -293,7 +293,7 @@ impl Partition {
                     let fp = &self.fingerprint;
                     let dst = hosts[b as usize].addr;
                     self.hosts
-                        .prefetch_address_contact(ids[a as usize], || fp.hash_one(dst) as u32);
+                        .prefetch_address_contact(ids[a as usize], || contact_key(fp, dst));
                 }
             }
             let src = hosts[si as usize].addr;
@@ -369,7 +369,7 @@ impl Partition {
         let Some(limit) = self.rules.max_contacted_ips(self.hosts.slot(id).rule) else {
             return;
         };
-        let key = self.fingerprint.hash_one(dst) as u32;
+        let key = contact_key(&self.fingerprint, dst);
         let window = self.cfg.scan_ticks;
         self.hosts.with_scan(id, |s, may_sketch| {
             s.addresses
@@ -701,6 +701,13 @@ fn rank_by(r: &mut Ranking, id: u32, sent: u64, recv: u64) {
     } else {
         r.remove(id);
     }
+}
+
+/// The key a destination takes in a scanner's scan set: the merge's fetch
+/// ahead and the count must agree on it.
+#[inline]
+fn contact_key(fingerprint: &Hasher, dst: Addr) -> u32 {
+    fingerprint.hash_one(dst) as u32
 }
 
 /// When to look at an open alert next if its subject does not move: when
