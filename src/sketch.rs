@@ -32,17 +32,24 @@ impl Default for Sketch {
     }
 }
 
+/// The register `key` goes to, and its mixed bits: what an add and a
+/// fetch ahead must agree on. Keys are fingerprints or small numbers
+/// (ports), not uniform: they are mixed into 64 bits first (a bijection,
+/// so distinct keys stay distinct).
+#[inline]
+fn register_of(key: u32) -> (usize, u64) {
+    let h = mix(u64::from(key));
+    ((h >> (64 - BITS)) as usize, h)
+}
+
 impl Sketch {
     /// Bytes one sketch holds on the heap (it is boxed where it is kept).
     pub const BYTES: usize = std::mem::size_of::<Sketch>();
 
-    /// Adds `key`. Keys are fingerprints or small numbers (ports), not
-    /// uniform: they are mixed into 64 bits first (a bijection, so distinct
-    /// keys stay distinct).
+    /// Adds `key` ([`register_of`] says where).
     #[inline]
     pub fn add(&mut self, key: u32) {
-        let h = mix(u64::from(key));
-        let index = (h >> (64 - BITS)) as usize;
+        let (index, h) = register_of(key);
         // The rank of the remaining bits: position of the first one bit,
         // capped by their width.
         let rest = h << BITS;
@@ -55,8 +62,7 @@ impl Sketch {
     /// Starts loading the register `key` goes to.
     #[inline]
     pub fn prefetch(&self, key: u32) {
-        let h = mix(u64::from(key));
-        tpacket::prefetch(&self.registers[(h >> (64 - BITS)) as usize]);
+        tpacket::prefetch(&self.registers[register_of(key).0]);
     }
 
     /// The estimated number of distinct keys added.
