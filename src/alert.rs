@@ -485,6 +485,31 @@ impl Lifecycle {
         }
     }
 
+    /// [`Lifecycle::schedule`] of an open alert at the tick `at` works out
+    /// from when the alert closes if nothing changes ([`Lifecycle::closes_at`];
+    /// `None`: over its threshold), no earlier than the next tick. Nothing
+    /// for an alert not open. One lookup of the alert where asking whether
+    /// it is open, when it closes and then scheduling took three, for every
+    /// alerting host a tick looks at.
+    pub fn schedule_by(
+        &mut self,
+        kind: AlertKind,
+        subject: Addr,
+        now: u64,
+        at: impl FnOnce(Option<u64>) -> u64,
+    ) {
+        let hold = self.hold_down[kind.index()].max(1);
+        let Some(o) = self.open.get_mut(&(kind, subject)) else {
+            return;
+        };
+        let tick = at(o.below_since.map(|since| since + hold - 1)).max(now + 1);
+        if o.next_check > now && o.next_check <= tick {
+            return;
+        }
+        o.next_check = tick;
+        self.checks.schedule(tick, (tick, kind, subject));
+    }
+
     /// When a below-threshold alert closes if nothing changes: the last
     /// tick of its hold-down. `None` if it is over its threshold (or not
     /// open).

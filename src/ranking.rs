@@ -110,17 +110,27 @@ impl Ranking {
         self.len() == 0
     }
 
+    /// Asked on every rank update: the check stays inline, and the
+    /// resizing, rare, out of line (called whole, its register saves and
+    /// restores were more than a percent of a long capture's instructions).
+    #[inline]
     fn grow(&mut self, id: usize) {
         if id >= self.key.len() {
-            let n = (id + 1).next_power_of_two();
-            self.key.resize(n, 0);
-            self.bucket.resize(n, UNRANKED);
-            self.prev.resize(n, NONE);
-            self.next.resize(n, NONE);
-            if self.deferred {
-                self.want.resize(n, 0);
-                self.queued.resize(n, NOT_QUEUED);
-            }
+            self.grow_to(id);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_to(&mut self, id: usize) {
+        let n = (id + 1).next_power_of_two();
+        self.key.resize(n, 0);
+        self.bucket.resize(n, UNRANKED);
+        self.prev.resize(n, NONE);
+        self.next.resize(n, NONE);
+        if self.deferred {
+            self.want.resize(n, 0);
+            self.queued.resize(n, NOT_QUEUED);
         }
     }
 

@@ -723,10 +723,7 @@ fn schedule_look(
     m: &Measurement,
     tick: u64,
 ) {
-    if !l.is_open(kind, h.addr) {
-        return;
-    }
-    let at = match l.closes_at(kind, h.addr) {
+    l.schedule_by(kind, h.addr, tick, |closes| match closes {
         Some(close) if !m.over() => close,
         _ => match kind {
             AlertKind::Traffic | AlertKind::Inbound => (g.bucket(tick) + 1) * g.width,
@@ -747,8 +744,7 @@ fn schedule_look(
                 .and_then(|w| w.next_fall(tick))
                 .unwrap_or(tick + 1),
         },
-    };
-    l.schedule(kind, h.addr, tick, at.max(tick + 1));
+    });
 }
 
 #[cfg(test)]

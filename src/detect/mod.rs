@@ -51,6 +51,10 @@ pub struct Reading {
 }
 
 impl Reading {
+    /// Inlined always (the compiler would not): once per host the pass
+    /// looks at, a call and its return through memory cost more than the
+    /// sums it takes (0.7 % of a long sparse capture's instructions).
+    #[inline(always)]
     pub fn of(h: &HostState, ctx: &Ctx<'_>) -> Reading {
         let [sent_bytes, sent_packets, recv_bytes, recv_packets] = h.win.sums(ctx.traffic, ctx.now);
         let (addresses, ports) = match &h.scan {
