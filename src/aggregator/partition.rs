@@ -571,6 +571,7 @@ impl Partition {
         if touched.len() > 1 << 14 {
             touched.sort_unstable();
         }
+        let mut r = Reading::default();
         for (i, &id) in touched.iter().enumerate() {
             if let Some(&ahead) = touched.get(i + AHEAD) {
                 self.hosts.prefetch_reading(ahead);
@@ -587,7 +588,7 @@ impl Partition {
             self.work.hosts_evaluated += 1;
             self.hosts.slot_mut(id).evaluated = tick;
             let h = self.hosts.slot(id);
-            let r = Reading::of(h, &ctx);
+            r.read(h, &ctx);
             rank_by(&mut self.ranking, id, r.sent_bytes, r.recv_bytes);
             let Some(limits) = self.rules.limits(h.rule) else {
                 continue;
@@ -622,7 +623,8 @@ impl Partition {
                 }
                 let limits = self.rules.limits(h.rule)?;
                 let d = self.detectors.iter().find(|d| d.kind() == kind)?;
-                let m = d.measure(&Reading::of(h, &ctx), limits)?;
+                r.read(h, &ctx);
+                let m = d.measure(&r, limits)?;
                 Some(Some((h, m)))
             });
             self.work.hosts_evaluated += 1;
