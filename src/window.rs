@@ -264,7 +264,9 @@ impl HostWindow {
     /// each, with the bucket worked out once and the stale rows read once
     /// for all four (asked of every host a tick touches or whose bucket
     /// slides out, this was a tenth of a long capture's instructions).
-    #[inline]
+    /// Inlined always: the compiler kept it a call, whose entry and exit
+    /// were a third of its instructions.
+    #[inline(always)]
     pub fn sums(&self, g: &Geometry, now: u64) -> [u64; COLS] {
         let now_b = g.bucket(now);
         if self.newest == now_b {
