@@ -25,6 +25,17 @@ pub struct ScanSets {
     pub ports: DistinctSet,
 }
 
+impl ScanSets {
+    /// Heap bytes of the two sets (not of this struct) and sketches kept.
+    #[inline]
+    fn footprint(&self) -> (usize, usize) {
+        (
+            self.addresses.heap_bytes() + self.ports.heap_bytes(),
+            usize::from(self.addresses.has_sketch()) + usize::from(self.ports.has_sketch()),
+        )
+    }
+}
+
 /// One tracked host. Aligned to cache lines: a slab from the allocator
 /// starts 16 bytes into a line, and the fields a tick reads of a host (its
 /// window's sums, its schedule, its rule) then straddle three or four
@@ -471,14 +482,22 @@ impl HostTable {
     pub fn with_scan<R>(&mut self, id: u32, f: impl FnOnce(&mut ScanSets, bool) -> R) -> R {
         let may_sketch = self.sketches + 2 <= MAX_SKETCHES;
         let h = &mut self.slots[id as usize];
-        let before = h.heap_bytes();
-        let sketches = h.sketches();
-        if h.scan.is_none() {
+        // What `f` can change is the sets' heap and sketches, and the sets
+        // themselves if the host had none: counted from those alone, not
+        // from the host's whole heap before and after (once per contact,
+        // that was a tenth of a contact's instructions).
+        let (before, sketches) = h.scan.as_deref().map_or((0, 0), ScanSets::footprint);
+        let made = if h.scan.is_none() {
             h.scan = self.spare_scans.pop();
-        }
-        let r = f(h.scan_mut(), may_sketch);
-        self.scan_heap = self.scan_heap + h.heap_bytes() - before;
-        self.sketches = self.sketches + h.sketches() - sketches;
+            std::mem::size_of::<ScanSets>()
+        } else {
+            0
+        };
+        let s = h.scan_mut();
+        let r = f(s, may_sketch);
+        let (after, sketches_after) = s.footprint();
+        self.scan_heap = self.scan_heap + made + after - before;
+        self.sketches = self.sketches + sketches_after - sketches;
         r
     }
 

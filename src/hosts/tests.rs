@@ -77,6 +77,10 @@ fn scan_sets_come_from_the_spares_and_freed_ones_go_back_empty() {
     }
     assert!(t.spare_scans.is_empty());
     assert!(t.sketches > 0 && t.scan_heap > 4 * std::mem::size_of::<ScanSets>());
+    // The running counts are what the hosts hold.
+    let held: usize = ids.iter().map(|&id| t.slot(id).heap_bytes()).sum();
+    let sketches: usize = ids.iter().map(|&id| t.slot(id).sketches()).sum();
+    assert_eq!((t.scan_heap, t.sketches), (held, sketches));
     let mut touched = Vec::new();
     t.take_touched(&mut touched);
     for &id in &ids {
