@@ -71,10 +71,11 @@ impl DistinctSet {
 
     /// Records a contact with `key` at `tick`. Returns true if the key was
     /// new to the window. `may_sketch`: a sketch may be started if the set
-    /// is full (the caller's budget of sketches allows one more). Inline:
-    /// once per contact, and most contacts find their key in the first
-    /// entries.
-    #[inline]
+    /// is full (the caller's budget of sketches allows one more). Inlined
+    /// always (the compiler would not, asked to inline): it runs once per
+    /// contact, and most contacts find their key in the first entries
+    /// (0.3 % of a long sparse capture's instructions).
+    #[inline(always)]
     pub fn touch(
         &mut self,
         key: u32,
