@@ -168,7 +168,13 @@ impl HostWindow {
     /// Adds a tick's counts.
     #[inline]
     pub fn add(&mut self, g: &Geometry, tick: u64, vals: [u64; COLS]) {
-        let bucket = g.bucket(tick);
+        self.add_to_bucket(g, g.bucket(tick), vals);
+    }
+
+    /// [`HostWindow::add`] with the tick's bucket already worked out: a
+    /// merge adds one tick to every host it holds.
+    #[inline]
+    pub fn add_to_bucket(&mut self, g: &Geometry, bucket: u64, vals: [u64; COLS]) {
         self.advance(g, bucket);
         // A tick older than the newest bucket (a late shard) still lands in
         // its own bucket if that is still in the window.

@@ -254,9 +254,9 @@ impl Partition {
                 }
             }
             let st = self.hosts.slot_mut(id);
-            st.win.add(
+            st.win.add_to_bucket(
                 &g,
-                t,
+                bucket,
                 [h.sent_bytes, h.sent_packets, h.recv_bytes, h.recv_packets],
             );
             // Its sums fall when this bucket slides out: looked at then
