@@ -477,11 +477,7 @@ impl Lifecycle {
     /// past, is replaced.
     pub fn schedule(&mut self, kind: AlertKind, subject: Addr, now: u64, tick: u64) {
         if let Some(o) = self.open.get_mut(&(kind, subject)) {
-            if o.next_check > now && o.next_check <= tick {
-                return;
-            }
-            o.next_check = tick;
-            self.checks.schedule(tick, (tick, kind, subject));
+            look_at(o, &mut self.checks, kind, subject, now, tick);
         }
     }
 
@@ -498,25 +494,22 @@ impl Lifecycle {
         now: u64,
         at: impl FnOnce(Option<u64>) -> u64,
     ) {
-        let hold = self.hold_down[kind.index()].max(1);
+        let hold = self.hold_down[kind.index()];
         let Some(o) = self.open.get_mut(&(kind, subject)) else {
             return;
         };
-        let tick = at(o.below_since.map(|since| since + hold - 1)).max(now + 1);
-        if o.next_check > now && o.next_check <= tick {
-            return;
-        }
-        o.next_check = tick;
-        self.checks.schedule(tick, (tick, kind, subject));
+        let tick = at(closes(o, hold)).max(now + 1);
+        look_at(o, &mut self.checks, kind, subject, now, tick);
     }
 
     /// When a below-threshold alert closes if nothing changes: the last
     /// tick of its hold-down. `None` if it is over its threshold (or not
     /// open).
     pub fn closes_at(&self, kind: AlertKind, subject: Addr) -> Option<u64> {
-        let o = self.open.get(&(kind, subject))?;
-        let since = o.below_since?;
-        Some(since + self.hold_down[kind.index()].max(1) - 1)
+        closes(
+            self.open.get(&(kind, subject))?,
+            self.hold_down[kind.index()],
+        )
     }
 
     /// The alerts scheduled to be looked at by `tick`, each once.
@@ -636,6 +629,30 @@ impl Lifecycle {
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
+}
+
+/// The last tick of a below-threshold alert's hold-down of `hold` ticks
+/// ([`Lifecycle::closes_at`]).
+#[inline]
+fn closes(o: &OpenAlert, hold: u64) -> Option<u64> {
+    Some(o.below_since? + hold.max(1) - 1)
+}
+
+/// [`Lifecycle::schedule`] of open alert `o`.
+#[inline]
+fn look_at(
+    o: &mut OpenAlert,
+    checks: &mut Wheel<Check>,
+    kind: AlertKind,
+    subject: Addr,
+    now: u64,
+    tick: u64,
+) {
+    if o.next_check > now && o.next_check <= tick {
+        return;
+    }
+    o.next_check = tick;
+    checks.schedule(tick, (tick, kind, subject));
 }
 
 /// The kinds whose bits ([`AlertKind::bit`]) are set in `kinds`.

@@ -92,16 +92,15 @@ impl HostState {
 
     /// Scan sketches this host keeps (0 to 2).
     pub fn sketches(&self) -> usize {
-        self.scan.as_ref().map_or(0, |s| {
-            usize::from(s.addresses.has_sketch()) + usize::from(s.ports.has_sketch())
-        })
+        self.scan.as_deref().map_or(0, |s| s.footprint().1)
     }
 
     /// Heap memory of this host beyond the slab entry.
     pub fn heap_bytes(&self) -> usize {
-        self.scan.as_ref().map_or(0, |s| {
-            std::mem::size_of::<ScanSets>() + s.addresses.heap_bytes() + s.ports.heap_bytes()
-        }) + self.rates.as_ref().map_or(0, |w| w.heap_bytes())
+        self.scan
+            .as_deref()
+            .map_or(0, |s| std::mem::size_of::<ScanSets>() + s.footprint().0)
+            + self.rates.as_ref().map_or(0, |w| w.heap_bytes())
     }
 }
 
