@@ -215,6 +215,12 @@ impl DistinctSet {
         self.entries.truncate(cap);
     }
 
+    /// Bytes held on the heap, and sketches kept (0 or 1).
+    #[inline]
+    pub fn footprint(&self) -> (usize, usize) {
+        (self.heap_bytes(), usize::from(self.has_sketch()))
+    }
+
     /// Bytes held on the heap.
     pub fn heap_bytes(&self) -> usize {
         let sketch = self.sketch.as_ref().map_or(0, |_| Sketch::BYTES);

@@ -29,10 +29,8 @@ impl ScanSets {
     /// Heap bytes of the two sets (not of this struct) and sketches kept.
     #[inline]
     fn footprint(&self) -> (usize, usize) {
-        (
-            self.addresses.heap_bytes() + self.ports.heap_bytes(),
-            usize::from(self.addresses.has_sketch()) + usize::from(self.ports.has_sketch()),
-        )
+        let (a, b) = (self.addresses.footprint(), self.ports.footprint());
+        (a.0 + b.0, a.1 + b.1)
     }
 }
 
@@ -474,27 +472,32 @@ impl HostTable {
         }
     }
 
-    /// Changes host `id`'s scan sets (made if it has none), keeping the
-    /// table's count of their memory. `f` is told whether a set may start
-    /// a sketch (the table's budget has room).
+    /// Changes one of host `id`'s scan sets, `pick`ed (the sets made if it
+    /// has none), keeping the table's count of their memory. `f` is told
+    /// whether the set may start a sketch (the table's budget has room).
     #[inline]
-    pub fn with_scan<R>(&mut self, id: u32, f: impl FnOnce(&mut ScanSets, bool) -> R) -> R {
+    pub fn with_set<R>(
+        &mut self,
+        id: u32,
+        pick: impl Fn(&mut ScanSets) -> &mut DistinctSet,
+        f: impl FnOnce(&mut DistinctSet, bool) -> R,
+    ) -> R {
         let may_sketch = self.sketches + 2 <= MAX_SKETCHES;
         let h = &mut self.slots[id as usize];
-        // What `f` can change is the sets' heap and sketches, and the sets
-        // themselves if the host had none: counted from those alone, not
-        // from the host's whole heap before and after (once per contact,
-        // that was a tenth of a contact's instructions).
-        let (before, sketches) = h.scan.as_deref().map_or((0, 0), ScanSets::footprint);
+        // What `f` can change is the picked set's heap and sketch, and the
+        // sets themselves if the host had none (a spare's sets hold
+        // nothing): counted from the picked set alone, not from both or
+        // the host's whole heap before and after (once per contact).
         let made = if h.scan.is_none() {
             h.scan = self.spare_scans.pop();
             std::mem::size_of::<ScanSets>()
         } else {
             0
         };
-        let s = h.scan_mut();
-        let r = f(s, may_sketch);
-        let (after, sketches_after) = s.footprint();
+        let set = pick(h.scan_mut());
+        let (before, sketches) = set.footprint();
+        let r = f(set, may_sketch);
+        let (after, sketches_after) = set.footprint();
         self.scan_heap = self.scan_heap + made + after - before;
         self.sketches = self.sketches + sketches_after - sketches;
         r

@@ -15,7 +15,10 @@ use std::collections::BinaryHeap;
 /// Ticks the wheel itself spans; items due later wait in a heap.
 pub const SLOTS: usize = 1024;
 
-/// Items a drained slot keeps room for.
+/// Drained slots' vectors kept for the next slots to fill.
+const SPARES: usize = 4;
+
+/// Room a spare vector may keep beyond the items it last held.
 const KEEP: usize = 16;
 
 #[derive(Debug)]
@@ -26,6 +29,11 @@ pub struct Wheel<T = u64> {
     /// Items in `slots`.
     near: usize,
     far: BinaryHeap<Reverse<(u64, T)>>,
+    /// Vectors of drained slots, their room kept. In a steady stream about
+    /// as many slots start filling as are drained each tick: a slot that
+    /// starts takes one, instead of growing from nothing by doubling (a
+    /// copy per doubling, each turn of the wheel).
+    spare: Vec<Vec<T>>,
 }
 
 impl<T: Copy + Ord> Default for Wheel<T> {
@@ -42,6 +50,7 @@ impl<T: Copy + Ord> Wheel<T> {
             now,
             near: 0,
             far: BinaryHeap::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -60,7 +69,13 @@ impl<T: Copy + Ord> Wheel<T> {
     pub fn schedule(&mut self, tick: u64, item: T) {
         let tick = tick.max(self.now).min(u64::MAX - 1);
         if tick - self.now < SLOTS as u64 {
-            self.slots[(tick % SLOTS as u64) as usize].push(item);
+            let slot = &mut self.slots[(tick % SLOTS as u64) as usize];
+            if slot.capacity() == 0 {
+                if let Some(v) = self.spare.pop() {
+                    *slot = v;
+                }
+            }
+            slot.push(item);
             self.near += 1;
         } else {
             self.far.push(Reverse((tick, item)));
@@ -91,11 +106,28 @@ impl<T: Copy + Ord> Wheel<T> {
                 let slot = &mut self.slots[(t % SLOTS as u64) as usize];
                 if !slot.is_empty() {
                     self.near -= slot.len();
-                    out.append(slot);
-                    // A slot is used again only a wheel's turn later: what
-                    // a burst made it hold would otherwise stay allocated in
+                    // A slot is used again only a wheel's turn later: its
+                    // vector goes to the spares, not kept in the slot, where
+                    // what a burst made it hold would stay allocated in
                     // every slot it passed through.
-                    slot.shrink_to(KEEP);
+                    let mut v = std::mem::take(slot);
+                    let held = v.len();
+                    if out.is_empty() {
+                        // Handed over whole, not copied.
+                        std::mem::swap(out, &mut v);
+                    } else {
+                        out.append(&mut v);
+                    }
+                    if self.spare.len() < SPARES {
+                        // Room well past what it held (a burst's) is
+                        // given back; a little past it is kept, so that a
+                        // slot of a few more items than the last does not
+                        // shrink and grow the vector again every tick.
+                        if v.capacity() > 4 * held + KEEP {
+                            v.shrink_to(2 * held + KEEP);
+                        }
+                        self.spare.push(v);
+                    }
                 }
                 t += 1;
             }
@@ -112,8 +144,7 @@ impl<T: Copy + Ord> Wheel<T> {
                 break;
             }
             self.far.pop();
-            self.slots[(t % SLOTS as u64) as usize].push(item);
-            self.near += 1;
+            self.schedule(t, item);
         }
     }
 
@@ -179,6 +210,50 @@ mod tests {
         assert_eq!(drained(&mut w, (1 << 40) - 1), Vec::<u64>::new());
         assert_eq!(drained(&mut w, 1 << 40), vec![3]);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_drained_slots_room_goes_to_the_next_slot_to_fill() {
+        let mut w = Wheel::new(0);
+        for i in 0..1000 {
+            w.schedule(1, i);
+        }
+        let mut out = vec![u64::MAX];
+        w.drain(1, &mut out);
+        assert_eq!(out.len(), 1001);
+        assert_eq!(w.slots[1].capacity(), 0);
+        // The next slot to start filling takes the drained one's vector:
+        // no growing by doubling from nothing.
+        w.schedule(2, 7);
+        assert!(w.slots[2].capacity() >= 1000);
+        // Handed over whole into an empty buffer, the items keep their order.
+        let mut out = Vec::new();
+        w.drain(2, &mut out);
+        assert_eq!(out, vec![7]);
+    }
+
+    #[test]
+    fn a_bursts_room_is_given_back_and_spares_are_bounded() {
+        let mut w = Wheel::new(0);
+        for i in 0..100_000 {
+            w.schedule(1, i);
+        }
+        for t in 2..40 {
+            w.schedule(t, t);
+        }
+        let mut out = Vec::new();
+        // One slot at a time, as ticks close.
+        for t in 1..40 {
+            out.clear();
+            w.drain(t, &mut out);
+        }
+        assert!(w.spare.len() <= SPARES);
+        // Each spare keeps room for a few times what its slot last held,
+        // whatever a burst once made it hold.
+        for v in &w.spare {
+            assert!(v.capacity() <= 4 + KEEP, "{}", v.capacity());
+        }
+        assert!(w.slots.iter().all(|s| s.capacity() == 0));
     }
 
     #[test]

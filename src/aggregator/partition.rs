@@ -371,10 +371,11 @@ impl Partition {
         };
         let key = contact_key(&self.fingerprint, dst);
         let window = self.cfg.scan_ticks;
-        self.hosts.with_scan(id, |s, may_sketch| {
-            s.addresses
-                .touch(key, tick, window, limit as usize + 1, may_sketch)
-        });
+        self.hosts.with_set(
+            id,
+            |s| &mut s.addresses,
+            |set, may_sketch| set.touch(key, tick, window, limit as usize + 1, may_sketch),
+        );
         self.contact_seen(id, tick, horizon);
     }
 
@@ -406,10 +407,11 @@ impl Partition {
         };
         let key = (u32::from(proto) << 16) | u32::from(port);
         let window = self.cfg.port_ticks;
-        self.hosts.with_scan(id, |s, may_sketch| {
-            s.ports
-                .touch(key, tick, window, limit as usize + 1, may_sketch)
-        });
+        self.hosts.with_set(
+            id,
+            |s| &mut s.ports,
+            |set, may_sketch| set.touch(key, tick, window, limit as usize + 1, may_sketch),
+        );
         self.contact_seen(id, tick, horizon);
     }
 

@@ -67,9 +67,13 @@ fn scan_sets_come_from_the_spares_and_freed_ones_go_back_empty() {
     for n in 0..4 {
         let id = t.upsert(a(n), &r).unwrap();
         t.slot_mut(id).win.add(&g, 0, [10, 1, 0, 0]);
-        // A scanner past the inline entries, with a sketch.
+        // A scanner past the inline entries, with a sketch; of ports too
+        // for some, each set's memory counted on its own.
         for k in 0..5 {
-            t.with_scan(id, |s, may| s.addresses.touch(k, 0, 4, 4, may));
+            t.with_set(id, |s| &mut s.addresses, |s, may| s.touch(k, 0, 4, 4, may));
+            if n % 2 == 1 {
+                t.with_set(id, |s| &mut s.ports, |s, may| s.touch(k, 0, 4, 4, may));
+            }
         }
         let held = t.slot(id).scan.as_deref().unwrap() as *const ScanSets;
         assert!(spare.contains(&held), "host {n}'s sets are a spare's");
@@ -100,7 +104,7 @@ fn scan_sets_come_from_the_spares_and_freed_ones_go_back_empty() {
     // A new host's sets start empty, even counted at the tick its
     // spare's last host contacted; spares never outnumber the bound.
     let id = t.upsert(a(9), &r).unwrap();
-    let fresh = t.with_scan(id, |s, _| s.addresses.count(0, 4));
+    let fresh = t.with_set(id, |s| &mut s.addresses, |s, _| s.count(0, 4));
     assert_eq!(fresh, 0);
     t.set_max(2);
     assert_eq!(t.spare_scans.len(), 2);
@@ -197,7 +201,7 @@ fn hosts_with_recent_contacts_stay() {
     let mut t = HostTable::new(10, &Hasher::new());
     let r = rules();
     let x = t.upsert(a(1), &r).unwrap();
-    t.with_scan(x, |s, _| s.ports.touch(80, 5, 600, 10, false));
+    t.with_set(x, |s| &mut s.ports, |s, _| s.touch(80, 5, 600, 10, false));
     let mut touched = Vec::new();
     t.take_touched(&mut touched);
     assert!(
