@@ -18,7 +18,8 @@ pub const SLOTS: usize = 1024;
 /// Drained slots' vectors kept for the next slots to fill.
 const SPARES: usize = 4;
 
-/// Room a spare vector may keep beyond the items it last held.
+/// Room a spare vector may keep beyond a few times the items it last
+/// held (see [`Wheel::drain`]).
 const KEEP: usize = 16;
 
 #[derive(Debug)]
@@ -218,18 +219,21 @@ mod tests {
         for i in 0..1000 {
             w.schedule(1, i);
         }
+        // Appended after what the buffer holds, in the order scheduled.
         let mut out = vec![u64::MAX];
         w.drain(1, &mut out);
-        assert_eq!(out.len(), 1001);
+        assert_eq!(out[0], u64::MAX);
+        assert!(out[1..].iter().copied().eq(0..1000));
         assert_eq!(w.slots[1].capacity(), 0);
         // The next slot to start filling takes the drained one's vector:
         // no growing by doubling from nothing.
         w.schedule(2, 7);
+        w.schedule(2, 3);
         assert!(w.slots[2].capacity() >= 1000);
         // Handed over whole into an empty buffer, the items keep their order.
         let mut out = Vec::new();
         w.drain(2, &mut out);
-        assert_eq!(out, vec![7]);
+        assert_eq!(out, vec![7, 3]);
     }
 
     #[test]
