@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::Pacer;
-use super::player::Player;
+use super::counter::{Counter, Downstream};
 use super::reader::{ReadStats, Reader};
 
 /// How one input went.
@@ -43,10 +43,11 @@ const PROGRESS_EVERY: u64 = 1 << 16;
 /// A replay shorter than this gets no bar.
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
-/// Plays one input into `player`.
+/// Plays one input into `counter`, its ticks going `down`.
 pub fn play(
     path: &Path,
-    player: &mut Player<'_>,
+    counter: &mut Counter,
+    down: &mut dyn Downstream,
     pacer: &mut Pacer,
     progress: bool,
 ) -> anyhow::Result<FileStats> {
@@ -110,10 +111,12 @@ pub fn play(
                 } else {
                     format!("{name}#{k}")
                 };
-                ifindex.push(player.add_iface(&label, link));
+                ifindex.push(counter.add_iface(&label, link, down));
             }
         }
-        player.packet(&p, ifindex[i]);
+        if counter.packet(&p, ifindex[i], down).is_err() {
+            anyhow::bail!("the replay's detection stopped before the input's end");
+        }
         n += 1;
         if show && n % PROGRESS_EVERY == 0 {
             if !shown && started.elapsed() >= PROGRESS_AFTER {

@@ -1,24 +1,19 @@
-//! The live pipeline on the packets' own clock: parse and count into a
-//! shard (the same `count_frame` a capture worker calls), hand the shard to
-//! the aggregator when a packet's timestamp crosses into the next tick,
-//! detect, announce. One thread: a replay is limited by one core's parse
-//! and count speed, not by hand-overs.
+//! The second half of a replay: merge each tick's sealed shard (from
+//! [`super::counter::Counter`]) into the aggregator, detect, announce.
 //!
-//! Ticks are counted from the first packet. Empty ticks between packets
-//! are closed one by one, so windows slide and alerts close exactly as they
-//! would have live. A packet older than the tick being filled (files merged
-//! out of order) is counted in that tick, and counted as out of order.
+//! Empty ticks between two sealed ones are closed one by one where
+//! something is due in them (a window slides, counts expire, an alert's
+//! hold-down ends), so windows slide and alerts close exactly as they would
+//! have live; the others are jumped over, so a gap of years costs what
+//! expires in it, not its length.
 
 use crate::aggregator::{Aggregator, RuntimeInfo, TickHealth};
 use crate::alert::AlertEvent;
-use crate::config::{Config, ScanCount};
-use crate::counters::{IfaceDelta, count_frame};
-use crate::flows::{SLOTS, UdpFlows};
+use crate::config::Config;
 use crate::shard::{Hasher, Shard, ShardLimits};
 use crate::snapshot::Snapshot;
-use crate::wire::{Decap, Meta};
 
-use super::reader::Packet;
+use super::counter::{Downstream, Sealed, Stopped};
 use super::totals::WholeTotals;
 
 /// Fingerprint keys of every replay.
@@ -28,22 +23,16 @@ const REPLAY_SEED: u64 = 0x7472_6166_6669_6361;
 /// one is built (each tick with `snapshots`, else only the last).
 pub type OnTick<'a> = dyn FnMut(Option<Snapshot>, Vec<AlertEvent>) + 'a;
 
-/// The pipeline of one replay.
+/// The aggregating half of one replay.
 pub struct Player<'a> {
     agg: Aggregator,
-    shard: Shard,
-    flows: UdpFlows,
-    /// Tunnels looked into (`capture.decapsulate`).
-    decap: Decap,
-    /// Counters per (file, interface), by ifindex − 1.
-    ifaces: Vec<IfaceDelta>,
+    /// Merged for the empty ticks closed between two sealed ones (out of
+    /// its place while it is merged).
+    empty: Option<Shard>,
     tick_ns: u64,
-    /// Time of the first packet: the start of tick 0.
-    t0: Option<u64>,
+    /// The next tick to close, and where it ends (0 before the first).
     tick: u64,
-    /// Where the current tick ends.
     tick_end_ns: u64,
-    pub out_of_order: u64,
     /// Ticks closed one by one, and ticks jumped over because nothing was
     /// left to expire in them (a gap in the capture's time).
     pub ticks_closed: u64,
@@ -59,8 +48,7 @@ impl std::fmt::Debug for Player<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Player")
             .field("tick", &self.tick)
-            .field("t0", &self.t0)
-            .field("ifaces", &self.ifaces.len())
+            .field("ticks_closed", &self.ticks_closed)
             .finish_non_exhaustive()
     }
 }
@@ -72,13 +60,6 @@ impl<'a> Player<'a> {
         snapshots: bool,
         on_tick: Box<OnTick<'a>>,
     ) -> Player<'a> {
-        let limits = ShardLimits {
-            max_hosts: config.traffic.max_hosts,
-            max_pairs: config.traffic.max_pairs,
-            max_ports: config.traffic.max_pairs,
-            answers: config.scan.count == ScanCount::Failed,
-            rates: config.rates.dirs(&config.rules),
-        };
         let mut agg = Aggregator::new(config, runtime);
         // The whole capture's totals follow hosts by their slots.
         agg.log_frees();
@@ -90,15 +71,10 @@ impl<'a> Player<'a> {
         }
         Player {
             agg,
-            shard: Shard::new(limits, &Hasher::new()),
-            flows: UdpFlows::new(SLOTS),
-            decap: config.capture.decap_default(),
-            ifaces: Vec::new(),
+            empty: Some(no_packets()),
             tick_ns: config.tick().as_nanos().max(1) as u64,
-            t0: None,
             tick: 0,
             tick_end_ns: 0,
-            out_of_order: 0,
             ticks_closed: 0,
             ticks_skipped: 0,
             totals: WholeTotals::new(config.traffic.max_hosts, config.traffic.max_pairs),
@@ -107,68 +83,24 @@ impl<'a> Player<'a> {
         }
     }
 
-    /// Names an input interface; returns its index for [`Player::packet`].
-    pub fn add_iface(&mut self, name: &str, link: &str) -> u32 {
-        let ifindex = self.ifaces.len() as u32 + 1;
-        self.ifaces.push(IfaceDelta::new(ifindex));
+    /// An input interface was named.
+    pub fn iface(&mut self, ifindex: u32, name: &str, link: &str) {
         self.agg.iface_added(ifindex, name, link);
-        ifindex
     }
 
-    /// Counts one packet read from interface `ifindex`.
-    #[inline]
-    pub fn packet(&mut self, p: &Packet<'_>, ifindex: u32) {
-        if p.ts_ns >= self.tick_end_ns {
-            self.advance(p.ts_ns);
-        } else if p.ts_ns + self.tick_ns < self.tick_end_ns {
-            self.out_of_order += 1;
-        }
-        let Some(c) = self.ifaces.get_mut(ifindex as usize - 1) else {
-            return;
-        };
-        c.frames += 1;
-        c.wire_bytes += u64::from(p.wire_len);
-        let meta = Meta {
-            wire_len: p.wire_len,
-            ..Meta::default()
-        };
-        count_frame(
-            p.link,
-            p.data,
-            meta,
-            &self.decap,
-            c,
-            &mut self.shard,
-            &mut self.flows,
-        );
-    }
-
-    /// Closes ticks until the one holding `ts_ns`.
-    fn advance(&mut self, ts_ns: u64) {
-        let t0 = *self.t0.get_or_insert(ts_ns - ts_ns % self.tick_ns);
+    /// Closes the empty ticks before `tick` where something is due, then
+    /// `tick` with `shard` (left as it was merged: the caller recycles it).
+    pub fn close(&mut self, shard: &mut Shard, tick: u64, end_ns: u64, last: bool) {
         if self.tick_end_ns == 0 {
-            self.tick_end_ns = t0.saturating_add(self.tick_ns);
-            if ts_ns < self.tick_end_ns {
-                return;
-            }
+            // The first tick: where the ticks start.
+            self.tick = tick;
+            self.tick_end_ns = end_ns;
         }
-        // The last tick ends at the end of time: a timestamp there (a
-        // damaged pcapng's) falls in it.
-        while ts_ns >= self.tick_end_ns && self.tick_end_ns != u64::MAX {
-            self.close_tick(self.snapshots);
-            if ts_ns < self.tick_end_ns {
-                break;
-            }
-            // No packet until the one at `ts_ns`: the empty ticks before it
-            // change nothing but where something is due (a window slides,
-            // counts expire, an alert's hold-down ends). Jump to the next of
-            // those, or to the packet's tick: a gap of years costs what
-            // expires in it, not its length.
-            let packet_tick = self.tick + (ts_ns - self.tick_end_ns) / self.tick_ns + 1;
+        while self.tick < tick {
             let to = self
                 .agg
                 .next_due(self.tick.saturating_sub(1))
-                .map_or(packet_tick, |d| d.min(packet_tick))
+                .map_or(tick, |d| d.min(tick))
                 .max(self.tick);
             let skip = to - self.tick;
             if skip > 0 {
@@ -178,22 +110,23 @@ impl<'a> Player<'a> {
                     .saturating_add(skip.saturating_mul(self.tick_ns));
                 self.ticks_skipped += skip;
             }
+            if to == tick {
+                break;
+            }
+            let mut empty = self.empty.take().unwrap_or_else(no_packets);
+            self.close_one(&mut empty, self.snapshots);
+            self.empty = Some(empty);
         }
+        debug_assert_eq!(self.tick_end_ns, end_ns, "tick {tick}'s end");
+        self.close_one(shard, last || self.snapshots);
     }
 
-    /// Hands the shard to the aggregator and closes the current tick.
-    fn close_tick(&mut self, snapshot: bool) {
-        self.shard.first_tick = self.tick;
-        self.shard.last_tick = self.tick;
-        for c in &mut self.ifaces {
-            self.shard.add_iface(c.take());
-        }
-        self.shard.udp_evicted += self.flows.take_evicted();
-        self.shard.seal();
-        self.agg.merge(&self.shard);
-        self.totals.add(&self.shard, &self.agg);
-        self.shard.recycle();
-        self.flows.rotate();
+    /// Merges `shard` into the aggregator and closes the current tick.
+    fn close_one(&mut self, shard: &mut Shard, snapshot: bool) {
+        shard.first_tick = self.tick;
+        shard.last_tick = self.tick;
+        self.agg.merge(shard);
+        self.totals.add(shard, &self.agg);
         let unix_ms = self.tick_end_ns / 1_000_000;
         if snapshot {
             let (snap, events) = self.agg.end_tick(self.tick, TickHealth::default(), unix_ms);
@@ -210,36 +143,86 @@ impl<'a> Player<'a> {
         self.ticks_closed += 1;
     }
 
-    /// Closes the last tick (partly filled) and returns how many ticks the
-    /// replay spanned.
-    pub fn finish(mut self) -> (u64, WholeTotals, u64) {
-        if self.t0.is_some() {
-            self.close_tick(true);
+    /// Closes the last tick (partly filled), if there was a packet.
+    pub fn close_last(&mut self, last: Option<Sealed>) {
+        if let Some(mut s) = last {
+            self.close(&mut s.shard, s.tick, s.end_ns, true);
         }
-        self.totals.finish(&self.agg);
-        (self.tick, self.totals, self.out_of_order)
     }
 
-    /// The capture time of the start of tick 0 (ns since the epoch).
-    pub fn start_ns(&self) -> Option<u64> {
-        self.t0
+    /// How many ticks the replay spanned, and its totals.
+    pub fn finish(mut self) -> (u64, WholeTotals) {
+        self.totals.finish(&self.agg);
+        (self.tick, self.totals)
+    }
+}
+
+/// A shard for ticks without packets: it holds nothing and never will.
+fn no_packets() -> Shard {
+    let none = ShardLimits {
+        max_hosts: 0,
+        max_pairs: 0,
+        max_ports: 0,
+        answers: false,
+        rates: 0,
+    };
+    Shard::new(none, &Hasher::new())
+}
+
+/// On one thread: each sealed tick is closed at once, in its own shard.
+impl Downstream for Player<'_> {
+    fn iface(&mut self, ifindex: u32, name: &str, link: &str) {
+        Player::iface(self, ifindex, name, link);
+    }
+
+    fn tick(&mut self, shard: &mut Shard, tick: u64, end_ns: u64) -> Result<(), Stopped> {
+        self.close(shard, tick, end_ns, false);
+        shard.recycle();
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::reader::tests::frame;
+    use crate::replay::counter::Counter;
+    use crate::replay::reader::{Packet, tests::frame};
     use crate::replay::totals::HostTotal;
     use crate::wire::{Addr, LinkType};
 
+    /// Both halves on one thread, as a pair.
+    struct Replay {
+        counter: Counter,
+        player: Player<'static>,
+    }
+
+    impl Replay {
+        fn new(config: &Config, on_tick: Box<OnTick<'static>>) -> (Replay, u32) {
+            let mut r = Replay {
+                counter: Counter::new(config),
+                player: Player::new(config, RuntimeInfo::default(), false, on_tick),
+            };
+            let i = r.counter.add_iface("test", "ethernet", &mut r.player);
+            (r, i)
+        }
+
+        fn packet(&mut self, p: &Packet<'_>, i: u32) {
+            self.counter.packet(p, i, &mut self.player).unwrap();
+        }
+
+        /// Closes the last tick; returns the player, for its counts.
+        fn end(self) -> Player<'static> {
+            let mut player = self.player;
+            player.close_last(self.counter.finish());
+            player
+        }
+    }
+
     fn play(times_ns: &[u64]) -> Player<'static> {
-        let config = Config::default();
-        let mut p = Player::new(&config, RuntimeInfo::default(), false, Box::new(|_, _| {}));
-        let i = p.add_iface("test", "ethernet");
+        let (mut r, i) = Replay::new(&Config::default(), Box::new(|_, _| {}));
         let f = frame([10, 0, 0, 1], 100);
         for &ts_ns in times_ns {
-            p.packet(
+            r.packet(
                 &Packet {
                     ts_ns,
                     link: LinkType::Ethernet,
@@ -250,7 +233,7 @@ mod tests {
                 i,
             );
         }
-        p
+        r.end()
     }
 
     /// Regression (issue 10, item 9; issue 11, item 3): two packets years
@@ -274,7 +257,7 @@ mod tests {
         // expiring; not the 900 empty ones.
         assert!(long.ticks_closed <= 5, "{} ticks closed", long.ticks_closed);
         assert_eq!(long.ticks_closed + long.ticks_skipped, long.tick);
-        let (ticks, totals, _) = long.finish();
+        let (ticks, totals) = long.finish();
         assert_eq!(ticks, 40 * 365 * 24 * 3600 + 1);
         assert_eq!(totals.hosts().count(), 2);
     }
@@ -289,10 +272,9 @@ mod tests {
             let text =
                 format!("[capture]\naggregators = {aggregators}\n[traffic]\nmax_hosts = 6\n");
             let config = Config::parse(&text, "test").unwrap();
-            let mut p = Player::new(&config, RuntimeInfo::default(), false, Box::new(|_, _| {}));
-            let i = p.add_iface("test", "ethernet");
+            let (mut p, i) = Replay::new(&config, Box::new(|_, _| {}));
             let second = 1_000_000_000u64;
-            let send = |p: &mut Player<'_>, k: u8, ts_ns: u64| {
+            let send = |p: &mut Replay, k: u8, ts_ns: u64| {
                 let f = frame([10, 0, 0, k], 100);
                 let packet = Packet {
                     ts_ns,
@@ -310,15 +292,18 @@ mod tests {
             }
             let later = 5_000 * second;
             send(&mut p, 12, later);
-            assert!(
-                p.agg.host_count() <= 2,
-                "{aggregators} partitions: {} hosts still tracked",
-                p.agg.host_count()
-            );
             for k in 1..=12 {
                 send(&mut p, k, later + u64::from(k) * second);
+                if k == 1 {
+                    // The tick at `later`, sealed by this packet, is closed.
+                    assert!(
+                        p.player.agg.host_count() <= 2,
+                        "{aggregators} partitions: {} hosts still tracked",
+                        p.player.agg.host_count()
+                    );
+                }
             }
-            let (_, totals, _) = p.finish();
+            let (_, totals) = p.end().finish();
             let mut hosts: Vec<(Addr, HostTotal)> = totals.hosts().map(|(a, t)| (a, *t)).collect();
             hosts.sort_unstable_by_key(|(a, _)| a.0);
             // The destination and the first five sources.
@@ -352,14 +337,10 @@ mod tests {
         let run = || {
             let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
             let seen = events.clone();
-            let config = Config::default();
-            let mut p = Player::new(
-                &config,
-                RuntimeInfo::default(),
-                false,
+            let (mut p, i) = Replay::new(
+                &Config::default(),
                 Box::new(move |_, ev: Vec<AlertEvent>| seen.borrow_mut().extend(ev)),
             );
-            let i = p.add_iface("test", "ethernet");
             let mut f = frame([10, 0, 0, 1], 100);
             for k in 0..600u32 {
                 // Destination 10.20.x.y, at offset 30 of the frame.
@@ -373,7 +354,7 @@ mod tests {
                 };
                 p.packet(&packet, i);
             }
-            p.finish();
+            p.end();
             let v: Vec<(u64, Option<u64>)> = events
                 .borrow()
                 .iter()
