@@ -29,6 +29,8 @@ use crate::config::Config;
 use crate::sinks::Sinks;
 use crate::snapshot::{self, Snapshot};
 
+use totals::WholeTotals;
+
 pub use summary::Summary;
 
 /// How fast to play.
@@ -128,10 +130,11 @@ pub fn run(config: &Config, opts: &Options) -> anyhow::Result<Summary> {
     let mut player = player::Player::new(config, runtime, publish, on_tick);
 
     let started = Instant::now();
-    let (files, counter) = read_beside(config, opts, &mut player)?;
+    let totals = WholeTotals::new(config.traffic.max_hosts, config.traffic.max_pairs);
+    let (files, counter, mut totals) = read_beside(config, opts, &mut player, totals)?;
     let out_of_order = counter.out_of_order;
-    player.close_last(counter.finish());
-    let (ticks, totals) = player.finish();
+    player::OneThread::new(&mut player, &mut totals).last(counter.finish());
+    let ticks = player.finish(&mut totals);
     let elapsed = started.elapsed();
     sinks.stop(Duration::from_secs(10));
     if let Some((h, hangup)) = http {
@@ -154,18 +157,21 @@ pub fn run(config: &Config, opts: &Options) -> anyhow::Result<Summary> {
 /// one merges and detects ([`handoff`]), or all on this thread where the
 /// process has one processor (where two threads would only take turns and
 /// pay for the hand-overs: 6 % more time on the long sparse capture).
-/// Returns the inputs' stats and the counter, holding the tick it was
-/// filling when the inputs ended.
+/// Returns the inputs' stats, the counter, holding the tick it was
+/// filling when the inputs ended, and `totals` with every tick but that
+/// one added.
 fn read_beside(
     config: &Config,
     opts: &Options,
     player: &mut player::Player<'_>,
-) -> anyhow::Result<(Vec<input::FileStats>, counter::Counter)> {
+    mut totals: WholeTotals,
+) -> anyhow::Result<(Vec<input::FileStats>, counter::Counter, WholeTotals)> {
     let mut counter = counter::Counter::new(config);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cores < 2 {
-        let files = read_all(opts, &mut counter, player)?;
-        return Ok((files, counter));
+        let mut down = player::OneThread::new(player, &mut totals);
+        let files = read_all(opts, &mut counter, &mut down)?;
+        return Ok((files, counter, totals));
     }
     let limits = counter.limits();
     std::thread::scope(|s| {
@@ -174,12 +180,12 @@ fn read_beside(
         let reading = std::thread::Builder::new()
             .name("replay-read".into())
             .spawn_scoped(s, move || -> anyhow::Result<_> {
-                let mut down = handoff::Handoff::new(out, spares, limits);
+                let mut down = handoff::Handoff::new(out, spares, limits, totals);
                 let files = read_all(opts, &mut counter, &mut down)?;
-                Ok((files, counter))
+                Ok((files, counter, down.finish()))
             })
             .context("cannot start the replay's reading thread")?;
-        handoff::aggregate(player, messages, &back);
+        handoff::aggregate(player, messages, back);
         match reading.join() {
             Ok(r) => r,
             Err(panic) => std::panic::resume_unwind(panic),

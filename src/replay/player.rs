@@ -14,7 +14,7 @@ use crate::shard::{Hasher, Shard, ShardLimits};
 use crate::snapshot::Snapshot;
 
 use super::counter::{Downstream, Sealed, Stopped};
-use super::totals::WholeTotals;
+use super::totals::{Ledger, WholeTotals};
 
 /// Fingerprint keys of every replay.
 const REPLAY_SEED: u64 = 0x7472_6166_6669_6361;
@@ -37,7 +37,6 @@ pub struct Player<'a> {
     /// left to expire in them (a gap in the capture's time).
     pub ticks_closed: u64,
     pub ticks_skipped: u64,
-    pub totals: WholeTotals,
     /// Build a snapshot every tick (someone watches the API), or only at
     /// the end.
     snapshots: bool,
@@ -77,7 +76,6 @@ impl<'a> Player<'a> {
             tick_end_ns: 0,
             ticks_closed: 0,
             ticks_skipped: 0,
-            totals: WholeTotals::new(config.traffic.max_hosts, config.traffic.max_pairs),
             snapshots,
             on_tick,
         }
@@ -89,8 +87,17 @@ impl<'a> Player<'a> {
     }
 
     /// Closes the empty ticks before `tick` where something is due, then
-    /// `tick` with `shard` (left as it was merged: the caller recycles it).
-    pub fn close(&mut self, shard: &mut Shard, tick: u64, end_ns: u64, last: bool) {
+    /// `tick` with `shard` (left as it was merged: the caller adds it to
+    /// the totals as `ledger` says, and recycles it).
+    pub fn close(
+        &mut self,
+        shard: &mut Shard,
+        tick: u64,
+        end_ns: u64,
+        last: bool,
+        ledger: &mut Ledger,
+    ) {
+        ledger.clear();
         if self.tick_end_ns == 0 {
             // The first tick: where the ticks start.
             self.tick = tick;
@@ -114,19 +121,23 @@ impl<'a> Player<'a> {
                 break;
             }
             let mut empty = self.empty.take().unwrap_or_else(no_packets);
-            self.close_one(&mut empty, self.snapshots);
+            self.close_one(&mut empty, self.snapshots, ledger, false);
             self.empty = Some(empty);
         }
         debug_assert_eq!(self.tick_end_ns, end_ns, "tick {tick}'s end");
-        self.close_one(shard, last || self.snapshots);
+        self.close_one(shard, last || self.snapshots, ledger, true);
     }
 
-    /// Merges `shard` into the aggregator and closes the current tick.
-    fn close_one(&mut self, shard: &mut Shard, snapshot: bool) {
+    /// Merges `shard` into the aggregator and closes the current tick;
+    /// notes in `ledger` where the shard's hosts went if it is the `sealed`
+    /// one, and the hosts freed.
+    fn close_one(&mut self, shard: &mut Shard, snapshot: bool, ledger: &mut Ledger, sealed: bool) {
         shard.first_tick = self.tick;
         shard.last_tick = self.tick;
         self.agg.merge(shard);
-        self.totals.add(shard, &self.agg);
+        if sealed {
+            ledger.merged(shard, &self.agg);
+        }
         let unix_ms = self.tick_end_ns / 1_000_000;
         if snapshot {
             let (snap, events) = self.agg.end_tick(self.tick, TickHealth::default(), unix_ms);
@@ -137,23 +148,17 @@ impl<'a> Player<'a> {
                 .end_tick_quiet(self.tick, TickHealth::default(), unix_ms);
             (self.on_tick)(None, events);
         }
-        self.totals.take_freed(&mut self.agg);
+        ledger.freed(&mut self.agg);
         self.tick += 1;
         self.tick_end_ns = self.tick_end_ns.saturating_add(self.tick_ns);
         self.ticks_closed += 1;
     }
 
-    /// Closes the last tick (partly filled), if there was a packet.
-    pub fn close_last(&mut self, last: Option<Sealed>) {
-        if let Some(mut s) = last {
-            self.close(&mut s.shard, s.tick, s.end_ns, true);
-        }
-    }
-
-    /// How many ticks the replay spanned, and its totals.
-    pub fn finish(mut self) -> (u64, WholeTotals) {
-        self.totals.finish(&self.agg);
-        (self.tick, self.totals)
+    /// Returns how many ticks the replay spanned, with `totals` (whose
+    /// adds are all made) finished.
+    pub fn finish(self, totals: &mut WholeTotals) -> u64 {
+        totals.finish(&self.agg);
+        self.tick
     }
 }
 
@@ -169,10 +174,41 @@ fn no_packets() -> Shard {
     Shard::new(none, &Hasher::new())
 }
 
-/// On one thread: each sealed tick is closed at once, in its own shard.
-impl Downstream for Player<'_> {
+/// Both halves on one thread: each sealed tick is closed at once, in its
+/// own shard, and added to the totals.
+#[derive(Debug)]
+pub struct OneThread<'x, 'a> {
+    pub player: &'x mut Player<'a>,
+    pub totals: &'x mut WholeTotals,
+    ledger: Ledger,
+}
+
+impl<'x, 'a> OneThread<'x, 'a> {
+    pub fn new(player: &'x mut Player<'a>, totals: &'x mut WholeTotals) -> OneThread<'x, 'a> {
+        OneThread {
+            player,
+            totals,
+            ledger: Ledger::default(),
+        }
+    }
+
+    fn close(&mut self, shard: &mut Shard, tick: u64, end_ns: u64, last: bool) {
+        self.player
+            .close(shard, tick, end_ns, last, &mut self.ledger);
+        self.totals.add(shard, &self.ledger);
+    }
+
+    /// Closes the last tick (partly filled), if there was a packet.
+    pub fn last(&mut self, last: Option<Sealed>) {
+        if let Some(mut s) = last {
+            self.close(&mut s.shard, s.tick, s.end_ns, true);
+        }
+    }
+}
+
+impl Downstream for OneThread<'_, '_> {
     fn iface(&mut self, ifindex: u32, name: &str, link: &str) {
-        Player::iface(self, ifindex, name, link);
+        self.player.iface(ifindex, name, link);
     }
 
     fn tick(&mut self, shard: &mut Shard, tick: u64, end_ns: u64) -> Result<(), Stopped> {
@@ -190,10 +226,11 @@ mod tests {
     use crate::replay::totals::HostTotal;
     use crate::wire::{Addr, LinkType};
 
-    /// Both halves on one thread, as a pair.
+    /// Both halves on one thread.
     struct Replay {
         counter: Counter,
         player: Player<'static>,
+        totals: WholeTotals,
     }
 
     impl Replay {
@@ -201,24 +238,41 @@ mod tests {
             let mut r = Replay {
                 counter: Counter::new(config),
                 player: Player::new(config, RuntimeInfo::default(), false, on_tick),
+                totals: WholeTotals::new(config.traffic.max_hosts, config.traffic.max_pairs),
             };
-            let i = r.counter.add_iface("test", "ethernet", &mut r.player);
+            let mut down = OneThread::new(&mut r.player, &mut r.totals);
+            let i = r.counter.add_iface("test", "ethernet", &mut down);
             (r, i)
         }
 
         fn packet(&mut self, p: &Packet<'_>, i: u32) {
-            self.counter.packet(p, i, &mut self.player).unwrap();
+            let mut down = OneThread::new(&mut self.player, &mut self.totals);
+            self.counter.packet(p, i, &mut down).unwrap();
         }
 
-        /// Closes the last tick; returns the player, for its counts.
-        fn end(self) -> Player<'static> {
-            let mut player = self.player;
-            player.close_last(self.counter.finish());
-            player
+        /// Closes the last tick.
+        fn end(mut self) -> Ended {
+            OneThread::new(&mut self.player, &mut self.totals).last(self.counter.finish());
+            Ended {
+                player: self.player,
+                totals: self.totals,
+            }
         }
     }
 
-    fn play(times_ns: &[u64]) -> Player<'static> {
+    struct Ended {
+        player: Player<'static>,
+        totals: WholeTotals,
+    }
+
+    impl Ended {
+        fn finish(mut self) -> (u64, WholeTotals) {
+            let ticks = self.player.finish(&mut self.totals);
+            (ticks, self.totals)
+        }
+    }
+
+    fn play(times_ns: &[u64]) -> Ended {
         let (mut r, i) = Replay::new(&Config::default(), Box::new(|_, _| {}));
         let f = frame([10, 0, 0, 1], 100);
         for &ts_ns in times_ns {
@@ -246,17 +300,15 @@ mod tests {
         let t0 = 10_000_000_000;
         let long = play(&[t0, t0 + 40 * year]);
         let short = play(&[t0, t0 + 900 * 1_000_000_000]);
-        assert_eq!(long.ticks_closed, short.ticks_closed);
-        assert_eq!(long.agg.work().hosts_due, short.agg.work().hosts_due);
-        assert_eq!(
-            long.agg.work().hosts_evaluated,
-            short.agg.work().hosts_evaluated
-        );
+        let (lp, sp) = (&long.player, &short.player);
+        assert_eq!(lp.ticks_closed, sp.ticks_closed);
+        assert_eq!(lp.agg.work().hosts_due, sp.agg.work().hosts_due);
+        assert_eq!(lp.agg.work().hosts_evaluated, sp.agg.work().hosts_evaluated);
         // The ticks closed are those where something was due: the first
         // packet's tick, its window's bucket sliding out, its counts
         // expiring; not the 900 empty ones.
-        assert!(long.ticks_closed <= 5, "{} ticks closed", long.ticks_closed);
-        assert_eq!(long.ticks_closed + long.ticks_skipped, long.tick);
+        assert!(lp.ticks_closed <= 5, "{} ticks closed", lp.ticks_closed);
+        assert_eq!(lp.ticks_closed + lp.ticks_skipped, lp.tick);
         let (ticks, totals) = long.finish();
         assert_eq!(ticks, 40 * 365 * 24 * 3600 + 1);
         assert_eq!(totals.hosts().count(), 2);
@@ -377,7 +429,7 @@ mod tests {
 
     #[test]
     fn a_timestamp_at_the_end_of_time_does_not_hang() {
-        let p = play(&[1_000_000_000, u64::MAX - 3, u64::MAX]);
+        let p = play(&[1_000_000_000, u64::MAX - 3, u64::MAX]).player;
         assert!(p.ticks_closed <= 10, "{} ticks closed", p.ticks_closed);
     }
 }

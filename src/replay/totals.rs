@@ -71,8 +71,49 @@ pub struct WholeTotals {
     pub untracked_pair_bytes: u64,
     /// The current shard's keys' hashes, computed ahead of the adds.
     hashes: Vec<u64>,
-    /// The current shard's hosts' places in `by_slot`.
+}
+
+/// What the totals need to know of a tick's merge, taken down on the
+/// aggregator's side so that the adds can be made on another thread: where
+/// the shard's hosts went, and which hosts left their slots before and
+/// after it.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// The shard's hosts' partitions and slots, in the shard's order.
     slots: Vec<Option<(usize, u32)>>,
+    /// Hosts freed (partition, slot, address): the first `before` of them
+    /// in the empty ticks closed before the merge.
+    freed: Vec<(usize, u32, Addr)>,
+    before: usize,
+    partitions: usize,
+}
+
+impl Ledger {
+    /// Starts over, for another tick.
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.freed.clear();
+        self.before = 0;
+    }
+
+    /// `shard` was just merged into `agg`.
+    pub fn merged(&mut self, shard: &Shard, agg: &Aggregator) {
+        self.before = self.freed.len();
+        self.partitions = agg.threads();
+        self.slots.clear();
+        self.slots.extend(
+            shard
+                .hosts()
+                .iter()
+                .enumerate()
+                .map(|(i, h)| agg.merged_slot(i, h.addr)),
+        );
+    }
+
+    /// The hosts `agg` freed since the last call.
+    pub fn freed(&mut self, agg: &mut Aggregator) {
+        agg.take_freed(|p, id, addr| self.freed.push((p, id, addr)));
+    }
 }
 
 /// Keys whose slot is fetched ahead of the one being added: a tick's hosts
@@ -97,14 +138,17 @@ impl WholeTotals {
             untracked_host_bytes: 0,
             untracked_pair_bytes: 0,
             hashes: Vec::new(),
-            slots: Vec::new(),
         }
     }
 
-    /// Adds a tick's shard, just merged into `agg`: a host it tracks by its
-    /// slot there, another by address.
-    pub fn add(&mut self, shard: &Shard, agg: &Aggregator) {
-        self.add_hosts(shard, agg);
+    /// Adds a tick's shard, merged into the aggregator as `ledger` tells:
+    /// a host it tracks by its slot there, another by address. Hosts freed
+    /// before the merge leave their slots first, those freed after it
+    /// last.
+    pub fn add(&mut self, shard: &Shard, ledger: &Ledger) {
+        let (before, after) = ledger.freed.split_at(ledger.before);
+        self.take_freed(before);
+        self.add_hosts(shard, ledger);
         let pairs = || {
             shard.pairs().map(|(s, d, p)| {
                 let total = PairTotal {
@@ -116,22 +160,18 @@ impl WholeTotals {
         };
         self.untracked_pair_bytes +=
             add_all(&mut self.pairs, &mut self.hashes, pairs, self.max_pairs);
+        self.take_freed(after);
     }
 
-    fn add_hosts(&mut self, shard: &Shard, agg: &Aggregator) {
+    fn add_hosts(&mut self, shard: &Shard, ledger: &Ledger) {
         let hosts = shard.hosts();
-        self.slots.clear();
-        self.slots.extend(
-            hosts
-                .iter()
-                .enumerate()
-                .map(|(i, h)| agg.merged_slot(i, h.addr)),
-        );
-        if self.by_slot.len() < agg.threads() {
-            self.by_slot.resize_with(agg.threads(), Vec::new);
+        debug_assert_eq!(hosts.len(), ledger.slots.len());
+        if self.by_slot.len() < ledger.partitions {
+            self.by_slot.resize_with(ledger.partitions, Vec::new);
         }
+        let slots = &ledger.slots;
         for (i, h) in hosts.iter().enumerate() {
-            if let Some(&Some((p, id))) = self.slots.get(i + AHEAD) {
+            if let Some(&Some((p, id))) = slots.get(i + AHEAD) {
                 if let Some(t) = self.by_slot[p].get(id as usize) {
                     tpacket::prefetch(t);
                 }
@@ -142,17 +182,17 @@ impl WholeTotals {
                 recv_bytes: h.recv_bytes,
                 recv_packets: h.recv_packets,
             };
-            let Some((p, id)) = self.slots[i] else {
+            let Some((p, id)) = slots.get(i).copied().flatten() else {
                 let room = self.max_hosts.saturating_sub(self.outside);
                 let item = || std::iter::once((h.addr, total));
                 self.untracked_host_bytes += add_all(&mut self.hosts, &mut self.hashes, item, room);
                 continue;
             };
-            let slots = &mut self.by_slot[p];
-            if slots.len() <= id as usize {
-                slots.resize(id as usize + 1, HostTotal::default());
+            let kept = &mut self.by_slot[p];
+            if kept.len() <= id as usize {
+                kept.resize(id as usize + 1, HostTotal::default());
             }
-            let t = &mut slots[id as usize];
+            let t = &mut kept[id as usize];
             if total.is_vacant() || *t == REFUSED {
                 self.untracked_host_bytes += total.bytes();
                 continue;
@@ -174,15 +214,15 @@ impl WholeTotals {
         }
     }
 
-    /// Takes the totals of the hosts the aggregator freed since the last
-    /// call into the map: their slots may take other hosts.
-    pub fn take_freed(&mut self, agg: &mut Aggregator) {
-        agg.take_freed(|p, id, addr| {
+    /// Takes the totals of freed hosts into the map: their slots may take
+    /// other hosts.
+    fn take_freed(&mut self, freed: &[(usize, u32, Addr)]) {
+        for &(p, id, addr) in freed {
             if let Some(t) = self.by_slot.get_mut(p).and_then(|s| s.get_mut(id as usize)) {
                 let total = std::mem::take(t);
                 self.outside -= put_back(&mut self.hosts, &mut self.hashes, addr, total);
             }
-        });
+        }
     }
 
     /// Takes every host's totals into the map: the replay has ended.
