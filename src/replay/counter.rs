@@ -187,9 +187,76 @@ impl Counter {
             end_ns: self.tick_end_ns,
         })
     }
+}
 
-    /// The capture time of the start of tick 0 (ns since the epoch).
-    pub fn start_ns(&self) -> Option<u64> {
-        self.t0
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::reader::tests::frame;
+    use crate::shard::role_bits;
+    use crate::wire::{Addr, LinkType};
+
+    /// Keeps the role bits of every pair of every sealed tick.
+    #[derive(Default)]
+    struct Roles(Vec<(Addr, Addr, u8)>);
+
+    impl Roles {
+        fn keep(&mut self, shard: &Shard) {
+            self.0
+                .extend(shard.pairs().map(|(s, d, p)| (s, d, p.roles)));
+        }
+    }
+
+    impl Downstream for Roles {
+        fn iface(&mut self, _: u32, _: &str, _: &str) {}
+
+        fn tick(&mut self, shard: &mut Shard, _: u64, _: u64) -> Result<(), Stopped> {
+            self.keep(shard);
+            shard.recycle();
+            Ok(())
+        }
+    }
+
+    /// The roles of a UDP request at 1.5 ticks and its reply `later` ns
+    /// after it.
+    fn reply_roles(later: u64) -> u8 {
+        let config = Config::default();
+        let tick_ns = config.tick().as_nanos() as u64;
+        let mut c = Counter::new(&config);
+        let mut down = Roles::default();
+        let i = c.add_iface("test", "ethernet", &mut down);
+        let ask = frame([10, 0, 0, 1], 100);
+        let mut reply = ask.clone();
+        reply[26..30].copy_from_slice(&[10, 9, 9, 9]);
+        reply[30..34].copy_from_slice(&[10, 0, 0, 1]);
+        reply[34..38].copy_from_slice(&[ask[36], ask[37], ask[34], ask[35]]);
+        let t = tick_ns + tick_ns / 2;
+        for (ts_ns, f) in [(t, &ask), (t + later, &reply)] {
+            let p = Packet {
+                ts_ns,
+                link: LinkType::Ethernet,
+                iface: 0,
+                data: f,
+                wire_len: f.len() as u32,
+            };
+            c.packet(&p, i, &mut down).unwrap();
+        }
+        let last = c.finish().unwrap();
+        down.keep(&last.shard);
+        let back = (Addr::from_v4([10, 9, 9, 9]), Addr::from_v4([10, 0, 0, 1]));
+        let roles = down.0.iter().find(|(s, d, _)| (*s, *d) == back);
+        roles.expect("the reply's pair").2
+    }
+
+    /// A UDP flow is remembered for the tick it was seen in and the next,
+    /// as live where flows age once a tick: across a gap of more ticks the
+    /// reply is a datagram of its own, however many ticks the other half
+    /// closes or jumps over in the gap.
+    #[test]
+    fn udp_flows_age_with_the_ticks_a_gap_spans() {
+        let tick_ns = Config::default().tick().as_nanos() as u64;
+        assert_eq!(reply_roles(tick_ns), role_bits::REPLY);
+        assert_eq!(reply_roles(3 * tick_ns), role_bits::INITIATION);
+        assert_eq!(reply_roles(100_000 * tick_ns), role_bits::INITIATION);
     }
 }

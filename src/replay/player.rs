@@ -178,8 +178,8 @@ fn no_packets() -> Shard {
 /// own shard, and added to the totals.
 #[derive(Debug)]
 pub struct OneThread<'x, 'a> {
-    pub player: &'x mut Player<'a>,
-    pub totals: &'x mut WholeTotals,
+    player: &'x mut Player<'a>,
+    totals: &'x mut WholeTotals,
     ledger: Ledger,
 }
 
