@@ -4,6 +4,11 @@
 //! many hosts are tracked; the ticks where a bucket of the flood's window
 //! slides out cost what slides out.
 //!
+//! The `flooded_tick` group is the tick of a flood that goes on after it
+//! filled the table: its sources screened out by the workers, only the
+//! victim's received bytes move, and every tick lists the largest senders
+//! again because something moved.
+//!
 //! Run: `cargo bench --bench idle`. Each measured iteration closes one
 //! more idle tick (the snapshot included); criterion reports the mean over
 //! them, and the setup prints the slowest tick of the first window.
@@ -113,6 +118,66 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    let mut g = c.benchmark_group("flooded_tick");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(10));
+    for (hosts, partitions) in [(65_536usize, 1usize), (1_000_000, 1), (65_536, 2)] {
+        let victim = victim_shard(hosts);
+        let mut agg = flooded(hosts, partitions);
+        let mut tick = 0u64;
+        let name = if partitions == 1 {
+            format!("{hosts}_hosts")
+        } else {
+            format!("{hosts}_hosts_{partitions}_partitions")
+        };
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    tick += 1;
+                    if tick > 170 {
+                        agg = flooded(hosts, partitions);
+                        tick = 1;
+                    }
+                    let t0 = Instant::now();
+                    agg.merge(&victim);
+                    let out = agg.end_tick(tick, TickHealth::default(), tick * 1000);
+                    total += t0.elapsed();
+                    std::hint::black_box(out);
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+/// A tick's shard of the flood once its sources are screened: the
+/// victim's received bytes, and those of the one source in the table
+/// that goes on sending (the screened ones go to the untracked totals).
+fn victim_shard(hosts: usize) -> Shard {
+    let mut s = Shard::new(
+        ShardLimits {
+            max_hosts: hosts + 1,
+            max_pairs: hosts + 1,
+            max_ports: hosts + 1,
+            answers: false,
+            rates: 0,
+        },
+        &Hasher::new(),
+    );
+    s.record(&Summary {
+        src: Addr::from_v4(0x0b00_0000u32.to_be_bytes()),
+        dst: Addr::from_v4([10, 0, 0, 1]),
+        l3_len: 64,
+        proto: proto::UDP,
+        dst_port: 53,
+        has_ports: true,
+        role: Role::Initiation,
+        ..Summary::default()
+    });
+    s
 }
 
 criterion_group!(benches, bench);

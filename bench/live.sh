@@ -28,6 +28,9 @@
 #   FANOUT=cpu|lb     ours with that [capture] fanout (default "hash"); with
 #                     "cpu" a frame goes to the worker pinned where the kernel
 #                     received it, here the generator's CPU
+#   PERF=file         `perf record -g` of our daemon during the spoofed
+#                     flood, into that file; PERF_OPTS: more of perf's
+#                     options (e.g. "-D 3000": from the flood's 3rd second)
 #   PIN_WORKERS=false ours with [capture] pin_workers = false (the scheduler
 #                     places our workers, as it does FastNetMon's threads)
 # Writes a Markdown table to stdout and to bench/results/live-<time>.md.
@@ -300,10 +303,19 @@ while True:
     rm -f $WORK/mid
     (sleep "$FILL_SECS"; echo "$(cpu_ns $DAEMON) $(cpu_ns $FNM) $(rx_packets)" > $WORK/mid) &
     local midreader=$!
+    local perf=""
+    if [ -n "${PERF:-}" ]; then
+        perf record -q -g ${PERF_OPTS:-} -o "$PERF" -p $DAEMON 2> $WORK/perf.err &
+        perf=$!
+    fi
     t0=$(date +%s.%N)
     flood -n "$count" \
         "{ eth(da=$(mac $R $P-r0)), ipv4(ttl=64, sa=drnd(), da=10.2.0.2), udp(sp=dinc(1024, 65000), dp=9), fill(0x41, 22) }"
     t1=$(date +%s.%N)
+    if [ -n "$perf" ]; then
+        kill -INT $perf; wait $perf || true # perf ends on SIGINT with its status
+        [ -s "$PERF" ] || { echo "perf recorded nothing:" >&2; cat $WORK/perf.err >&2; exit 1; }
+    fi
     wait $midreader
     # Bounded: a flood none of whose frames reached r0 is an error, not a hang.
     for _ in $(seq 100); do [ -s $WORK/first ] && break; sleep 0.05; done

@@ -115,7 +115,9 @@ impl Aggregator {
             for p in &mut self.parts {
                 all.extend(p.listed_views());
             }
-            all.sort_unstable_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
+            // One run in order per partition: the stable sort merges the
+            // runs (no two views tie: addresses differ).
+            all.sort_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
             let mut hosts = spare.unwrap_or_default();
             hosts.reserve(all.len().min(MAX_LISTED_HOSTS + 64));
             hosts.extend(all.drain(..).filter(|h| wanted(h)));
