@@ -101,9 +101,10 @@ impl Partition {
                 "host {id}'s view holds until"
             );
         }
-        // Mostly in order already (the ranking's), with the alert subjects
-        // after: the stable sort finds that run and merges in the rest, where
-        // the unstable one sorted thousands of views from scratch each tick.
+        // In order already (the ranking's) but for the alert subjects after
+        // the largest senders: the stable sort takes the run as it is and
+        // merges them in, where the unstable one, which only spots a list
+        // wholly in order, sorted thousands of views again.
         views.sort_by(|a, b| b.sent_bytes.cmp(&a.sent_bytes).then(a.addr.cmp(&b.addr)));
         if keep_destinations > 0 {
             for (i, v) in views.iter_mut().enumerate() {
