@@ -224,3 +224,30 @@ fn each_pass_returns_in_partition_order_with_or_without_the_pool() {
     // No pool (its threads could not be had): the partitions take turns.
     assert_eq!(passes::each_part(None, &mut g.parts, owned), want);
 }
+
+/// The partitions' lists, each in order, merged into one: host by host
+/// what one partition lists, ties in bytes sent and an alert subject that
+/// sends nothing included.
+#[test]
+fn a_listing_over_partitions_is_one_partitions_host_by_host() {
+    let mut one = agg("");
+    let mut four = agg4("");
+    let listed = |s: &Snapshot| {
+        s.hosts
+            .iter()
+            .map(|h| (h.addr, h.sent_bytes, h.recv_bytes, h.alerts))
+            .collect::<Vec<_>>()
+    };
+    for t in 0..6u64 {
+        let mut pkts = flood_toward(a(200));
+        for n in 1..60u8 {
+            let len = 40 + u32::from(n % 7) * 10 + t as u32 * u32::from(n % 3);
+            pkts.push(pkt(n, n + 100, len, 80, Role::Other));
+        }
+        let (s1, _) = tick(&mut one, t, &pkts);
+        let (s4, _) = tick(&mut four, t, &pkts);
+        assert_ne!(host(&s1, 200).alerts, 0, "the victim is listed as alerting");
+        assert_eq!(s1.hosts.len(), 251 + 59 * 2 + 1);
+        assert_eq!(listed(&s4), listed(&s1), "tick {t}");
+    }
+}
