@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each stage's heading says when it began, so that the slow ones show.
+stage() { echo "== $* [$((SECONDS / 60))m$((SECONDS % 60))s]"; }
+
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
     command -v sudo >/dev/null || { echo "run-all.sh: run as root, or install sudo" >&2; exit 1; }
@@ -39,14 +42,14 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-echo "== cargo test (unit, integration, end-to-end in namespaces, benches once)"
+stage "cargo test (unit, integration, end-to-end in namespaces, benches once)"
 # Tests named kernel_modules_* need tunnel modules (GRE, ERSPAN, GENEVE)
 # that the build machine's kernel may lack: they run on Debian's kernel
 # below, with the other capture tests.
 cargo test --workspace --lib --bins --tests --locked -- --skip kernel_modules_
 cargo test --workspace --benches --examples --locked
 
-echo "== capture end-to-end tests on Debian 12's kernel (qemu, tests/kernels/)"
+stage "capture end-to-end tests on Debian 12's kernel (qemu, tests/kernels/)"
 e2e=$(cargo test --test e2e --no-run --locked --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for l in sys.stdin:
@@ -54,14 +57,17 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "e2e":
         print(m["executable"])')
 [ -x "$e2e" ] || { echo "cannot find the e2e test binary" >&2; exit 1; }
-$SUDO ./tests/kernels/run.sh -t 1500 -- "$e2e" --test-threads=1 \
+# Each test's time is reported (libtest's --report-time, unstable: hence
+# RUSTC_BOOTSTRAP) so that the suite's slow ones show.
+$SUDO ./tests/kernels/run.sh -t 1500 -- env RUSTC_BOOTSTRAP=1 "$e2e" \
+    --test-threads=1 -Zunstable-options --report-time \
     capture:: churn:: ring:: interfaces:: privileges:: alerts:: decap:: attacks:: \
     ipfix:: flow_input::ipfix_over_tcp
 
-echo "== Debian package: build, lintian, systemd-analyze, install/upgrade/remove/purge in a fresh root"
+stage "Debian package: build, lintian, systemd-analyze, install/upgrade/remove/purge in a fresh root"
 $SUDO ./packaging/test-deb.sh
 
-echo "== fuzzing (bounded)"
+stage "fuzzing (bounded)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build) > /tmp/fuzz-build.log 2>&1; then
     tail -60 /tmp/fuzz-build.log
@@ -69,7 +75,7 @@ if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build) > /tmp/fuzz-build.log 2>&1;
     exit 1
 fi
 RUNS=${FUZZ_RUNS:-1000000}
-SECS=${FUZZ_SECONDS:-60}
+SECS=${FUZZ_SECONDS:-30}
 for target in parse config ring_block http_request replay_reader history_reader bgp_lines flow_records; do
     corpus=$(mktemp -d)
     log=$(mktemp)
@@ -82,4 +88,4 @@ for target in parse config ring_block http_request replay_reader history_reader 
     echo "$target: $(grep -E '^Done' "$log")"
     rm -rf "$corpus" "$log"
 done
-echo "== all tests passed"
+stage "all tests passed"
