@@ -247,6 +247,7 @@ fn a_listing_over_partitions_is_one_partitions_host_by_host() {
         let (s1, _) = tick(&mut one, t, &pkts);
         let (s4, _) = tick(&mut four, t, &pkts);
         assert_ne!(host(&s1, 200).alerts, 0, "the victim is listed as alerting");
+        // The flood's 251 sources, 59 senders and their 59 peers, the victim.
         assert_eq!(s1.hosts.len(), 251 + 59 * 2 + 1);
         assert_eq!(listed(&s4), listed(&s1), "tick {t}");
     }
