@@ -9,6 +9,11 @@
 //! on every worker sees every packet, so the file holds exactly the packets
 //! received from then on, in order — unless a shard filled up, which ends
 //! the capture where that worker's copies end (said in the log).
+//!
+//! Order: workers hand over at slightly different moments, so one tick's
+//! shards reach different times. Each worker says up to when it has read;
+//! only frames up to the earliest of those are written, the rest wait for
+//! the next tick's shards.
 
 pub mod pcap;
 pub mod summary;
@@ -64,6 +69,11 @@ struct Running {
     /// Frames before this were taken by some workers only.
     start: Option<u64>,
     written: u32,
+    /// The receive time of the last frame written.
+    last_written: u64,
+    /// Frames that came after later ones had been written (a worker's
+    /// frames that were received earlier than it said it had read to).
+    late: u64,
 }
 
 /// Counters, for the API.
@@ -97,6 +107,8 @@ pub struct Attacks {
     writer: Option<pcap::Writer>,
     running: BTreeMap<u64, Running>,
     workers: usize,
+    /// Per worker, up to when (ns) it has read: see [`Captured::read_to`].
+    read_to: Vec<u64>,
     pub totals: AttackTotals,
     /// The list changed since it was last pinned.
     changed: bool,
@@ -129,6 +141,7 @@ impl Attacks {
             writer,
             running: BTreeMap::new(),
             workers: workers.max(1),
+            read_to: vec![0; workers.max(1)],
             totals: AttackTotals::default(),
             changed: false,
             summaries: Vec::new(),
@@ -144,6 +157,7 @@ impl Attacks {
             writer: None,
             running: BTreeMap::new(),
             workers: 1,
+            read_to: vec![0],
             totals: AttackTotals::default(),
             changed: false,
             summaries: Vec::new(),
@@ -152,6 +166,9 @@ impl Attacks {
 
     /// Takes what worker `w`'s shard copied; empties it for reuse.
     pub fn collect(&mut self, w: usize, cap: &mut Captured) {
+        if let Some(r) = self.read_to.get_mut(w) {
+            *r = (*r).max(cap.read_to);
+        }
         if self.running.is_empty() && cap.frames.capacity() + cap.bytes.capacity() > 0 {
             // No capture runs: the shard's buffers go back to the system.
             *cap = Captured::default();
@@ -169,6 +186,16 @@ impl Attacks {
         }
         for c in &cap.frames {
             if let Some(r) = self.running.get_mut(&c.id) {
+                if r.written > 0 && c.ts_ns <= r.last_written {
+                    // Its place in the file is gone: the capture ends
+                    // before it.
+                    if r.start.is_some_and(|s| c.ts_ns > s) {
+                        r.late += 1;
+                        r.complete_until =
+                            Some(r.complete_until.map_or(c.ts_ns, |t| t.min(c.ts_ns)));
+                    }
+                    continue;
+                }
                 // Frames wait at most a tick or two for every worker's
                 // start; a worker that never says bounds them here.
                 if r.pending.len() < PENDING_MAX {
@@ -202,6 +229,14 @@ impl Attacks {
             return;
         }
         let ids: Vec<u64> = self.running.keys().copied().collect();
+        let ready_to = self
+            .read_to
+            .iter()
+            .zip(live.iter().chain(std::iter::repeat(&true)))
+            .filter(|(_, l)| **l)
+            .map(|(r, _)| *r)
+            .min()
+            .unwrap_or(u64::MAX);
         for id in ids {
             let Some(writer) = &self.writer else { return };
             let r = self.running.get_mut(&id).expect("listed");
@@ -217,7 +252,7 @@ impl Attacks {
                 r.start = Some(start);
             }
             if let Some(start) = r.start {
-                let done = flush(r, start, self.packets, id, writer);
+                let done = flush(r, start, ready_to, self.packets, id, writer);
                 if done {
                     self.finish(id, true);
                 }
@@ -260,6 +295,8 @@ impl Attacks {
                 complete_until: None,
                 start: None,
                 written: 0,
+                last_written: 0,
+                late: 0,
             },
         );
         self.changed = true;
@@ -274,7 +311,8 @@ impl Attacks {
         let Some(writer) = &self.writer else { return };
         if !full {
             if let Some(start) = r.start {
-                flush(&mut r, start, self.packets, id, writer);
+                // Nothing more comes for it: all that is pending.
+                flush(&mut r, start, u64::MAX, self.packets, id, writer);
             }
         }
         if r.written > 0 && full {
@@ -290,7 +328,9 @@ impl Attacks {
                 pcap::path_of(&self.dir, id).display(),
                 r.written,
                 self.packets,
-                if r.complete_until.is_some() {
+                if r.late > 0 {
+                    "a worker's packets came after later ones were written"
+                } else if r.complete_until.is_some() {
                     "the packets came faster than a tick's capture buffers hold"
                 } else {
                     "the alert closed first"
@@ -372,10 +412,17 @@ impl Attacks {
     }
 }
 
-/// Writes the pending frames received after `start`, in time order, up
-/// to the file's `packets`; true when the capture is done (full, or cut at
-/// a shard that filled up).
-fn flush(r: &mut Running, start: u64, packets: u32, id: u64, writer: &pcap::Writer) -> bool {
+/// Writes the pending frames received after `start` and up to
+/// `ready_to`, in time order, up to the file's `packets`; true when the
+/// capture is done (full, or cut at a shard that filled up).
+fn flush(
+    r: &mut Running,
+    start: u64,
+    ready_to: u64,
+    packets: u32,
+    id: u64,
+    writer: &pcap::Writer,
+) -> bool {
     r.pending.sort_by_key(|f| f.ts_ns);
     let until = r.complete_until.unwrap_or(u64::MAX);
     let room = packets.saturating_sub(r.written) as usize;
@@ -386,7 +433,7 @@ fn flush(r: &mut Running, start: u64, packets: u32, id: u64, writer: &pcap::Writ
         .iter()
         .filter(|f| f.ts_ns > start && f.ts_ns < until)
     {
-        if out.len() < room {
+        if out.len() < room && f.ts_ns <= ready_to {
             out.push(pcap::Frame {
                 ts_ns: f.ts_ns,
                 wire_len: f.wire_len,
@@ -401,8 +448,12 @@ fn flush(r: &mut Running, start: u64, packets: u32, id: u64, writer: &pcap::Writ
     for f in &out {
         r.tally.add(f);
     }
-    // What is left waits for the next tick's frames (none of them can come
-    // before these): only as many as could still be written.
+    if let Some(f) = out.last() {
+        r.last_written = f.ts_ns;
+    }
+    // What is left waits for the next tick's frames, which can come before
+    // these but not before what was written: only as many as could still
+    // be written.
     let mut bytes = Vec::new();
     for f in &mut rest {
         let at = bytes.len();
@@ -424,9 +475,12 @@ mod tests {
     use crate::wire::LinkType;
     use take::Copied;
 
+    /// A worker's shard: what it copied since `since`, read up to its
+    /// last frame.
     fn shard(since: u64, ts: &[u64]) -> Captured {
         let mut c = Captured::default();
         c.since.push((1, since));
+        c.read_to = ts.iter().copied().max().unwrap_or(since).max(since);
         for &t in ts {
             let start = c.bytes.len() as u32;
             c.bytes.extend_from_slice(&t.to_le_bytes());
@@ -500,12 +554,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn a_worker_whose_shard_filled_cuts_the_capture_where_its_copies_end() {
-        let dir = std::env::temp_dir().join(format!("ta-attacks-cut-{}", std::process::id()));
+    /// Opens capture 1 (udp_in toward 10.2.0.2) of `packets` with two
+    /// workers, in a fresh directory.
+    fn two_workers(tag: &str, packets: u32) -> (Attacks, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ta-attacks-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cfg = AttackPcapConfig {
-            packets: 10,
+            packets,
             dir: dir.to_string_lossy().into_owned(),
             max_size: crate::config::units::Size(1_000_000),
         };
@@ -513,11 +568,76 @@ mod tests {
         at.end_tick(
             &[AlertEvent::of(
                 Transition::Open,
-                Alert::sample(1, AlertKind::Inbound, "10.2.0.2"),
+                Alert::sample(1, AlertKind::UdpIn, "10.2.0.2"),
             )],
             &[true, true],
         );
         let _ = at.take_list();
+        (at, dir)
+    }
+
+    /// The file's timestamps once it holds `n` packets (the writer is a
+    /// thread of its own).
+    fn written(path: &std::path::Path, n: usize) -> Vec<u64> {
+        let mut got = Vec::new();
+        for _ in 0..500 {
+            got = stamps(path);
+            if got.len() >= n {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        got
+    }
+
+    #[test]
+    fn frames_a_later_shard_can_still_precede_wait_for_it() {
+        let (mut at, dir) = two_workers("skew", 4);
+        // Worker 0 handed over having read to 120, worker 1 to 150: worker
+        // 0's next shard can still hold frames between them.
+        at.collect(0, &mut shard(100, &[110, 120]));
+        at.collect(1, &mut shard(100, &[115, 130, 140, 150]));
+        at.end_tick(&[], &[true, true]);
+        let f = pcap::path_of(&dir, 1);
+        assert_eq!(written(&f, 3), [110, 115, 120], "only up to 120");
+        let mut next = shard(100, &[125, 135]);
+        next.since.clear();
+        at.collect(0, &mut next);
+        let mut quiet = Captured {
+            read_to: 150,
+            ..Captured::default()
+        };
+        at.collect(1, &mut quiet);
+        at.end_tick(&[], &[true, true]);
+        assert_eq!(at.totals.completed, 1);
+        assert_eq!(written(&f, 4), [110, 115, 120, 125]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_frame_older_than_what_was_written_ends_the_capture_before_it() {
+        let (mut at, dir) = two_workers("late", 10);
+        at.collect(0, &mut shard(100, &[110, 120]));
+        at.collect(1, &mut shard(100, &[115, 130]));
+        at.end_tick(&[], &[true, true]);
+        let f = pcap::path_of(&dir, 1);
+        assert_eq!(written(&f, 3), [110, 115, 120]);
+        // Worker 1 said it had read to 130, yet brings 118.
+        let mut late = shard(100, &[118, 140]);
+        late.since.clear();
+        at.collect(1, &mut late);
+        at.collect(0, &mut shard(100, &[150]));
+        at.end_tick(&[], &[true, true]);
+        assert_eq!(at.totals.cut_short, 1, "{:?}", at.totals);
+        assert_eq!(at.take_list(), Some(None));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(stamps(&f), [110, 115, 120], "nothing after the gap");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_worker_whose_shard_filled_cuts_the_capture_where_its_copies_end() {
+        let (mut at, dir) = two_workers("cut", 10);
         at.collect(0, &mut shard(100, &[101, 102, 103, 104]));
         let mut full = shard(100, &[101, 102]);
         full.full_at = Some(103);
@@ -525,15 +645,7 @@ mod tests {
         at.end_tick(&[], &[true, true]);
         assert_eq!(at.totals.cut_short, 1);
         let f = pcap::path_of(&dir, 1);
-        let mut got = Vec::new();
-        for _ in 0..500 {
-            got = stamps(&f);
-            if got.len() == 4 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert_eq!(got, [101, 101, 102, 102], "nothing from 103 on");
+        assert_eq!(written(&f, 4), [101, 101, 102, 102], "nothing from 103 on");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

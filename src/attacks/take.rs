@@ -55,6 +55,9 @@ pub struct Captured {
     /// The shard filled up: frames received from this time on (ns) are
     /// missing from it.
     pub full_at: Option<u64>,
+    /// Every frame this worker reads after the handover was received after
+    /// this (ns): frames up to it from all workers can be put in order.
+    pub read_to: u64,
 }
 
 impl Captured {
@@ -140,10 +143,12 @@ impl Taker {
         self.list = list;
     }
 
-    /// Says in the shard since when each wanted subject is copied.
-    pub fn report(&self, out: &mut Captured) {
+    /// Says in the shard since when each wanted subject is copied, and
+    /// `read_to`: see [`Captured::read_to`].
+    pub fn report(&self, out: &mut Captured, read_to: u64) {
         out.since.clear();
         out.since.extend_from_slice(&self.since);
+        out.read_to = read_to;
     }
 
     /// Copies the frame if it is to or from a wanted subject.
@@ -267,7 +272,7 @@ mod tests {
                 toward: false,
             },
         ])));
-        t.report(&mut out);
+        t.report(&mut out, 300);
         assert_eq!(out.since, [(7, 100), (8, 300)]);
         t.set(None);
         assert!(!t.active());

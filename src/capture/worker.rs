@@ -88,6 +88,8 @@ pub struct Member {
     /// less its drops), since the ring was opened.
     read: u64,
     placed: u64,
+    /// The receive time (ns) of the last frame read from the ring.
+    last_ns: u64,
 }
 
 impl Member {
@@ -104,6 +106,7 @@ impl Member {
             closing: None,
             read: 0,
             placed: 0,
+            last_ns: 0,
         }
     }
 }
@@ -231,7 +234,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                 let Some(block) = m.ring.next_block() else {
                     break;
                 };
-                m.read += drain_block(
+                let (frames, last_ns) = drain_block(
                     &block,
                     m.link,
                     &m.decap,
@@ -240,6 +243,8 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                     &mut w.counter,
                     ingress_only,
                 );
+                m.read += frames;
+                m.last_ns = m.last_ns.max(last_ns);
                 report.blocks += 1;
                 busy = true;
             }
@@ -256,7 +261,9 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         if now >= deadline {
             shard.last_tick = tick;
             hand_over_counters(&mut w.members, &mut shard);
-            w.counter.taker.report(&mut shard.captured);
+            w.counter
+                .taker
+                .report(&mut shard.captured, read_to(&w.members, retire));
             shard.udp_evicted += w.counter.flows.take_evicted();
             w.counter.flows.rotate();
             if side.exchange(&mut shard) {
@@ -313,7 +320,7 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
         let mut busy = false;
         for m in w.members.iter_mut() {
             while let Some(block) = m.ring.next_block() {
-                m.read += drain_block(
+                let (frames, last_ns) = drain_block(
                     &block,
                     m.link,
                     &m.decap,
@@ -322,6 +329,8 @@ pub fn run(setup: WorkerSetup) -> WorkerReport {
                     &mut w.counter,
                     ingress_only,
                 );
+                m.read += frames;
+                m.last_ns = m.last_ns.max(last_ns);
                 busy = true;
             }
         }
@@ -402,7 +411,8 @@ impl Work {
                     shard,
                     &mut self.counter,
                     self.ingress_only,
-                );
+                )
+                .0;
             }
             add_kernel_stats(&mut m);
             if m.read < m.placed {
@@ -461,7 +471,8 @@ impl Work {
     }
 }
 
-/// Counts every frame of a block; returns how many frames it held.
+/// Counts every frame of a block; returns how many frames it held and the
+/// receive time of its last.
 #[inline]
 fn drain_block(
     block: &Block<'_>,
@@ -471,7 +482,7 @@ fn drain_block(
     shard: &mut Shard,
     counter: &mut Counter,
     ingress_only: bool,
-) -> u64 {
+) -> (u64, u64) {
     let mut frames = block.frames();
     let mut n = 0;
     let mut last_ts = (0u32, 0u32);
@@ -523,14 +534,39 @@ fn drain_block(
         }
     }
     counter.flush(c, shard);
-    counter
-        .taker
-        .seen(u64::from(last_ts.0) * 1_000_000_000 + u64::from(last_ts.1));
+    let last_ns = u64::from(last_ts.0) * 1_000_000_000 + u64::from(last_ts.1);
+    counter.taker.seen(last_ns);
     c.frames += n;
     if frames.malformed() {
         c.ring_corrupt += u64::from(frames.remaining()).max(1);
     }
-    n + u64::from(frames.remaining())
+    (n + u64::from(frames.remaining()), last_ns)
+}
+
+/// A receive time (the kernel's clock, ns since the Unix epoch) after
+/// which every frame the worker has yet to read was received: per ring, the
+/// last frame read from it — or, when it has no block ready, a time before
+/// which every frame was in a block handed over already. The kernel hands
+/// over a block within two retire timeouts of its first frame; four allow
+/// for its timer being late.
+fn read_to(members: &[Member], retire: Duration) -> u64 {
+    // Taken before the rings are looked at: what they hold then was
+    // received before now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let quiet = u64::try_from(now.saturating_sub(retire * 4).as_nanos()).unwrap_or(u64::MAX);
+    members
+        .iter()
+        .map(|m| {
+            if m.ring.is_ready() {
+                m.last_ns
+            } else {
+                m.last_ns.max(quiet)
+            }
+        })
+        .min()
+        .unwrap_or(quiet)
 }
 
 /// Moves each member's counters, and the kernel's, into the shard.
