@@ -414,7 +414,8 @@ impl Attacks {
 
 /// Writes the pending frames received after `start` and up to
 /// `ready_to`, in time order, up to the file's `packets`; true when the
-/// capture is done (full, or cut at a shard that filled up).
+/// capture is done (full, or cut where a shard filled up and every frame
+/// before that is written).
 fn flush(
     r: &mut Running,
     start: u64,
@@ -465,7 +466,8 @@ fn flush(
     if !out.is_empty() {
         writer.send(pcap::Job::Frames { id, frames: out });
     }
-    r.written >= packets || r.complete_until.is_some()
+    // Cut short only once every frame before the cut is in.
+    r.written >= packets || r.complete_until.is_some_and(|u| ready_to >= u)
 }
 
 #[cfg(test)]
@@ -615,6 +617,29 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_waits_for_the_frames_before_it() {
+        let (mut at, dir) = two_workers("cut-wait", 10);
+        // Worker 1's shard filled at 103 (it read on to 110); worker 0 has
+        // read only to 101.
+        at.collect(0, &mut shard(100, &[101]));
+        let mut full = shard(100, &[101, 102]);
+        full.full_at = Some(103);
+        full.read_to = 110;
+        at.collect(1, &mut full);
+        at.end_tick(&[], &[true, true]);
+        assert_eq!(at.totals.cut_short, 0, "frames before 103 may still come");
+        let mut next = shard(100, &[102, 104]);
+        next.since.clear();
+        at.collect(0, &mut next);
+        at.collect(1, &mut Captured::default());
+        at.end_tick(&[], &[true, true]);
+        assert_eq!(at.totals.cut_short, 1);
+        let f = pcap::path_of(&dir, 1);
+        assert_eq!(written(&f, 4), [101, 101, 102, 102]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_frame_older_than_what_was_written_ends_the_capture_before_it() {
         let (mut at, dir) = two_workers("late", 10);
         at.collect(0, &mut shard(100, &[110, 120]));
@@ -641,6 +666,7 @@ mod tests {
         at.collect(0, &mut shard(100, &[101, 102, 103, 104]));
         let mut full = shard(100, &[101, 102]);
         full.full_at = Some(103);
+        full.read_to = 104;
         at.collect(1, &mut full);
         at.end_tick(&[], &[true, true]);
         assert_eq!(at.totals.cut_short, 1);
