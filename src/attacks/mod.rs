@@ -254,7 +254,7 @@ impl Attacks {
             if let Some(start) = r.start {
                 let done = flush(r, start, ready_to, self.packets, id, writer);
                 if done {
-                    self.finish(id, true);
+                    self.finish(id, true, ready_to);
                 }
             }
         }
@@ -263,7 +263,7 @@ impl Attacks {
             match ev.event {
                 Transition::Open if captured_kind(a.kind) => self.begin(a.id, a.subject, a.kind),
                 // Nothing to do for an alert without a capture.
-                Transition::Close => self.finish(a.id, false),
+                Transition::Close => self.finish(a.id, false, ready_to),
                 _ => {}
             }
         }
@@ -302,8 +302,9 @@ impl Attacks {
         self.changed = true;
     }
 
-    /// Ends a capture: what is complete is written, the file closed.
-    fn finish(&mut self, id: u64, full: bool) {
+    /// Ends a capture: what is complete — received up to `ready_to`, when
+    /// every worker's frames are in — is written, the file closed.
+    fn finish(&mut self, id: u64, full: bool, ready_to: u64) {
         let Some(mut r) = self.running.remove(&id) else {
             return;
         };
@@ -311,8 +312,7 @@ impl Attacks {
         let Some(writer) = &self.writer else { return };
         if !full {
             if let Some(start) = r.start {
-                // Nothing more comes for it: all that is pending.
-                flush(&mut r, start, u64::MAX, self.packets, id, writer);
+                flush(&mut r, start, ready_to, self.packets, id, writer);
             }
         }
         if r.written > 0 && full {
@@ -375,8 +375,9 @@ impl Attacks {
             return false;
         }
         let ids: Vec<u64> = self.running.keys().copied().collect();
+        let ready_to = self.read_to.iter().copied().min().unwrap_or(u64::MAX);
         for id in ids {
-            self.finish(id, false);
+            self.finish(id, false, ready_to);
         }
         let workers = self.workers;
         let totals = self.totals;
@@ -385,11 +386,12 @@ impl Attacks {
         true
     }
 
-    /// Shutdown: running captures keep what they have.
+    /// Shutdown, once every worker has handed over its last shard:
+    /// running captures keep all they have.
     pub fn stop(&mut self) {
         let ids: Vec<u64> = self.running.keys().copied().collect();
         for id in ids {
-            self.finish(id, false);
+            self.finish(id, false, u64::MAX);
         }
     }
 
@@ -636,6 +638,28 @@ mod tests {
         assert_eq!(at.totals.cut_short, 1);
         let f = pcap::path_of(&dir, 1);
         assert_eq!(written(&f, 4), [101, 101, 102, 102]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_closed_alert_keeps_only_what_every_worker_has_read_to() {
+        let (mut at, dir) = two_workers("close", 10);
+        at.collect(0, &mut shard(100, &[110, 120]));
+        at.collect(1, &mut shard(100, &[115, 130]));
+        let close = AlertEvent::of(
+            Transition::Close,
+            Alert::sample(1, AlertKind::UdpIn, "10.2.0.2"),
+        );
+        at.end_tick(&[close], &[true, true]);
+        assert_eq!(at.totals.cut_short, 1);
+        let f = pcap::path_of(&dir, 1);
+        assert_eq!(written(&f, 3), [110, 115, 120]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(
+            stamps(&f),
+            [110, 115, 120],
+            "not 130: worker 0's 125 may exist"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
