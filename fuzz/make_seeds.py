@@ -294,8 +294,12 @@ histories = {
     "torn_then_event": opened + closed[:37] + alert_line("open", 2, 3000),
     "torn_last": opened + closed[:50],
     "empty_lines": b"\n\n" + opened + b"\n" + closed,
-    "long_line": opened + b"x" * ((1 << 20) + 1) + b"\n" + closed,
-    "long_line_at_end_no_newline": opened + b"y" * ((1 << 20) + 7),
+    # Byte 9 from 0x80 up sets the target's bound on a line (0x86: 4 KiB;
+    # the daemon's 1 MiB is more than libFuzzer makes an input), the first
+    # line then not an event.
+    "long_line": bytes(9) + b"\x86\n" + opened + b"x" * 4097 + b"\n" + closed,
+    "long_line_at_end_no_newline": bytes(9) + b"\x86\n" + opened + b"y" * 4103,
+    "lines_at_the_bound": bytes(9) + b"\x86\n" + opened + b"z" * 4095 + b"\n" + b"w" * 4096 + b"\n" + closed,
     "nul_bytes": opened + b"\0" * 300 + b"\n" + closed,
     "deep_nesting": b"[" * 5000 + b"\n" + opened,
     "huge_numbers": opened.replace(b'"id": 1', b'"id": 18446744073709551616'),

@@ -393,13 +393,15 @@ fn answer(path: &str, query: Option<&str>, snap: &Snapshot) -> respond::Answer {
 }
 
 /// What a page of the alert history read from `r` holds: events, `more`,
-/// `next_since` (the fuzz target's door into the history reader).
+/// `next_since` (the fuzz target's door into the history reader), lines
+/// longer than `max_line` skipped.
 pub fn history_page(
     r: impl std::io::BufRead,
     since: u64,
     limit: usize,
+    max_line: usize,
 ) -> std::io::Result<(usize, bool, u64)> {
-    let mut pager = api::history::Pager::new(since, limit, None);
+    let mut pager = api::history::Pager::new(since, limit, None).max_line(max_line);
     pager.read(r)?;
     let page = pager.page();
     Ok((page.events.len(), page.more, page.next_since))

@@ -130,6 +130,7 @@ pub struct Pager {
     held: HashSet<Key>,
     files_read: usize,
     skipped: usize,
+    max_line: usize,
 }
 
 impl Pager {
@@ -143,7 +144,14 @@ impl Pager {
             held: HashSet::new(),
             files_read: 0,
             skipped: 0,
+            max_line: MAX_LINE,
         }
+    }
+
+    /// Lines longer than `n` bytes are skipped (default [`MAX_LINE`]).
+    pub fn max_line(mut self, n: usize) -> Pager {
+        self.max_line = n;
+        self
     }
 
     /// Reads one file's lines; lines too long to be events are skipped
@@ -152,7 +160,7 @@ impl Pager {
         self.files_read += 1;
         let mut line = Vec::new();
         loop {
-            let (what, _) = lines::next(&mut r, &mut line, MAX_LINE)?;
+            let (what, _) = lines::next(&mut r, &mut line, self.max_line)?;
             match what {
                 Line::End => break,
                 Line::Torn => {
