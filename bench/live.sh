@@ -148,8 +148,11 @@ PY
 
 # The generator (and with it the kernel's receive and forwarding work, which
 # veth runs on the sending CPU) gets the last CPU; tcpdump and a single
-# worker share CPU 0. With `workers = "auto"` one worker shares the
-# generator's CPU, as it would share a core with interrupt work on a real box.
+# worker share CPU 0. `workers = "auto"` pins one worker per core less the
+# aggregator's, from CPU 0 on: one worker, on CPU 0, on a 2-core box; on more
+# cores one of them shares the generator's CPU, as a worker would share a core
+# with interrupt work on a real box. GEN_CPU=0 puts the generator beside CPU
+# 0's worker here.
 GEN_CPU=${GEN_CPU:-$(( $(nproc) - 1 ))}
 # Seconds from the spoofed flood's start counted as its filling phase.
 FILL_SECS=${FILL_SECS:-2}
@@ -307,7 +310,8 @@ while True:
     # The flood's first FILL_SECS (the ticks in which our tables fill) apart
     # from the rest: CPU of each process and packets at r0 then.
     rm -f $WORK/mid
-    (sleep "$FILL_SECS"; echo "$(cpu_ns $DAEMON) $(cpu_ns $FNM) $(rx_packets)" > $WORK/mid) &
+    (sleep "$FILL_SECS"; echo "$(cpu_ns $DAEMON) $(cpu_ns $FNM) $(rx_packets)" > $WORK/mid
+     thread_ns $DAEMON > $WORK/threads_mid) &
     local midreader=$!
     local perf=""
     if [ -n "${PERF:-}" ]; then
@@ -392,6 +396,13 @@ PY
     join -a 2 -e 0 -o 2.1,1.2,2.2 $WORK/threads0 $WORK/threads1 \
         | awk '{d=($3-$2)/1e6; if (d >= 1) printf "%s %.0f\n", $1, d}' | sort -k2 -n -r \
         | awk 'BEGIN {printf "Ours per thread (ms):"} {printf " %s %s;", $1, $2} END {print ""}' >> $WORK/fnm_row
+    # The same by phase: the flood's first FILL_SECS, then the rest.
+    join -a 2 -e 0 -o 2.1,1.2,2.2 $WORK/threads0 $WORK/threads_mid > $WORK/threads_fill
+    join -a 2 -e 0 -o 2.1,1.2,2.2 $WORK/threads_mid $WORK/threads1 > $WORK/threads_rest
+    join $WORK/threads_fill $WORK/threads_rest \
+        | awk '{f=($3-$2)/1e6; r=($5-$4)/1e6; if (f + r >= 1) printf "%s %.0f %.0f\n", $1, f, r}' \
+        | sort -k1,1 \
+        | awk -v s="$FILL_SECS" 'BEGIN {printf "Ours per thread (ms), first %s s + the rest:", s} {printf " %s %s + %s;", $1, $2, $3} END {print ""}' >> $WORK/fnm_row
 }
 
 setup
@@ -419,8 +430,8 @@ esac
     echo "trafficalerted's rings on r0. CPU is the on-CPU time (schedstat) of all threads of each process per"
     echo "packet it saw. trafgen's sender runs on CPU $GEN_CPU, and the kernel receives its frames there. With"
     echo "workers = 1 our worker is pinned to CPU 0 and so is tcpdump (same CPU, same distance from the CPU that"
-    echo "wrote the frames); with workers = \"auto\" one of our workers shares CPU $GEN_CPU with the generator, and"
-    echo "tcpdump (like FastNetMon below) runs where the scheduler puts it, as a user would run it."
+    echo "wrote the frames); workers = \"auto\" pins one worker per core less the aggregator's, from CPU 0 on"
+    echo "($(nproc) CPUs here), and tcpdump (like FastNetMon below) runs where the scheduler puts it, as a user would run it."
     echo "Our fanout: ${FANOUT:-hash}; workers pinned: ${PIN_WORKERS:-true}."
     echo
     if [ -s $WORK/rows ]; then

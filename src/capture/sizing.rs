@@ -125,7 +125,17 @@ pub struct RingFit {
 /// Applies the config to the machine.
 pub fn size(cfg: &CaptureConfig, m: &Machine) -> Sizing {
     let cores = m.cpus.len().max(1);
-    let asked = cfg.workers.unwrap_or(cores);
+    let aggregators = cfg
+        .aggregators
+        .unwrap_or(cores / CORES_PER_AGGREGATOR)
+        .max(1);
+    // "auto" leaves the aggregator threads cores of their own (at most
+    // half the cores): a worker pinned to every core shares one with the
+    // tick's work and with the kernel's receive work, and on a 2-core box
+    // under a spoofed flood that worker cost twice the other
+    // (bench/RESULTS.md).
+    let kept = aggregators.min(cores / 2);
+    let asked = cfg.workers.unwrap_or(cores - kept);
     let workers = asked.clamp(1, cores);
     let cpus = if !cfg.pin_workers {
         Vec::new()
@@ -153,10 +163,7 @@ pub fn size(cfg: &CaptureConfig, m: &Machine) -> Sizing {
         block_count,
         ring_memory_max,
         memory: m.memory,
-        aggregators: cfg
-            .aggregators
-            .unwrap_or(cores / CORES_PER_AGGREGATOR)
-            .max(1),
+        aggregators,
     }
 }
 
@@ -310,10 +317,12 @@ mod tests {
     fn defaults_follow_the_machine() {
         let c = Config::default().capture;
         let s = size(&c, &machine(2, 24));
-        assert_eq!(s.workers, 2);
-        assert_eq!(s.cpus, vec![0, 1]);
+        // One core is the aggregator's.
+        assert_eq!(s.workers, 1);
+        assert_eq!(s.cpus, vec![0]);
         assert!(
-            s.to_string().starts_with("2 workers pinned to CPU 0,1;"),
+            s.to_string()
+                .starts_with("1 worker pinned to CPU 0; 1 aggregator thread;"),
             "{s}"
         );
         let unpinned = CaptureConfig {
@@ -321,8 +330,8 @@ mod tests {
             ..c.clone()
         };
         let s = size(&unpinned, &machine(2, 24));
-        assert_eq!((s.workers, s.cpus.len()), (2, 0), "none pinned");
-        assert!(s.to_string().starts_with("2 workers unpinned"), "{s}");
+        assert_eq!((s.workers, s.cpus.len()), (1, 0), "none pinned");
+        assert!(s.to_string().starts_with("1 worker unpinned"), "{s}");
         assert_eq!((s.block_size, s.block_count), (4 << 20, 6));
         assert_eq!(s.ring_memory_max, 768 * MIB);
 
@@ -350,7 +359,8 @@ mod tests {
         assert_eq!(small.ring_memory_max, 64 * MIB);
 
         let big = size(&c, &machine(64, 512));
-        assert_eq!(big.workers, 64);
+        assert_eq!((big.workers, big.aggregators), (56, 8));
+        assert_eq!(big.cpus, (0..56).collect::<Vec<_>>());
         assert_eq!(
             (big.block_size, big.block_count),
             (4 << 20, 16),
@@ -382,6 +392,34 @@ mod tests {
         assert_eq!(fit(24 * MIB, false), (4, 3, true));
         assert_eq!(fit(4 * MIB, false), (4, 0, true));
         assert_eq!(fit(2 * MIB, true), (1, 1, true));
+    }
+
+    #[test]
+    fn auto_workers_leave_the_aggregator_threads_their_cores() {
+        let c = Config::default().capture;
+        let auto = |cores: usize, aggregators: Option<usize>| {
+            let c = CaptureConfig {
+                aggregators,
+                ..c.clone()
+            };
+            let s = size(&c, &machine(cores, 8));
+            (s.workers, s.aggregators)
+        };
+        // A single core is shared: the worker is all there is.
+        assert_eq!(auto(1, None), (1, 1));
+        assert_eq!(auto(2, None), (1, 1));
+        assert_eq!(auto(3, None), (2, 1));
+        assert_eq!(auto(8, None), (7, 1));
+        assert_eq!(auto(16, None), (14, 2));
+        // Aggregator threads asked for keep at most half the cores.
+        assert_eq!(auto(4, Some(8)), (2, 8));
+        assert_eq!(auto(4, Some(1)), (3, 1));
+        // Workers asked for are taken up to the cores, as before.
+        let mut two = c.clone();
+        two.workers = Some(2);
+        let s = size(&two, &machine(2, 8));
+        assert_eq!((s.workers, s.cpus.clone()), (2, vec![0, 1]));
+        assert_eq!(s.workers_reduced_from, None);
     }
 
     #[test]

@@ -94,7 +94,8 @@ pub struct CaptureConfig {
     /// Interfaces to watch (names or globs); empty means all.
     pub interfaces: Vec<Glob>,
     pub exclude_interfaces: Vec<Glob>,
-    /// Worker threads; `None` is one per core.
+    /// Worker threads; `None` is one per core less the cores kept for the
+    /// aggregator threads ([`crate::capture::sizing`]).
     pub workers: Option<usize>,
     /// Each worker pinned to a core of its own; else where the scheduler
     /// puts it.

@@ -48,7 +48,7 @@ impl Config {
             Some(0) => {
                 return Err(at.invalid(
                     &["capture", "workers"],
-                    "must be at least 1, or \"auto\" for one per core".into(),
+                    "must be at least 1, or \"auto\" for one per core less the aggregator threads' cores".into(),
                 ));
             }
             Some(n) => Some(n),
