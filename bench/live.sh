@@ -399,7 +399,8 @@ PY
     # The same by phase: the flood's first FILL_SECS, then the rest.
     join -a 2 -e 0 -o 2.1,1.2,2.2 $WORK/threads0 $WORK/threads_mid > $WORK/threads_fill
     join -a 2 -e 0 -o 2.1,1.2,2.2 $WORK/threads_mid $WORK/threads1 > $WORK/threads_rest
-    join $WORK/threads_fill $WORK/threads_rest \
+    # (a thread started after the first FILL_SECS counts 0 in them)
+    join -a 2 -e 0 -o 0,1.2,1.3,2.2,2.3 $WORK/threads_fill $WORK/threads_rest \
         | awk '{f=($3-$2)/1e6; r=($5-$4)/1e6; if (f + r >= 1) printf "%s %.0f %.0f\n", $1, f, r}' \
         | sort -k1,1 \
         | awk -v s="$FILL_SECS" 'BEGIN {printf "Ours per thread (ms), first %s s + the rest:", s} {printf " %s %s + %s;", $1, $2, $3} END {print ""}' >> $WORK/fnm_row
