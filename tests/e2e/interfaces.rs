@@ -14,7 +14,7 @@ fn interfaces_are_picked_up_and_dropped_without_restart_or_error_storm() {
     // erspan0, ...) once their modules are loaded, as an earlier test on
     // a kernel built with them as modules loads them: they are not what
     // this test is about, and are left out so that it starts with nothing.
-    let present = fresh_links(&rtr);
+    let present = rtr.link_names();
     let cfg = format!(
         "{TEST_CONFIG}\n[capture]\nexclude_interfaces = {:?}\n",
         present
@@ -73,17 +73,6 @@ fn interfaces_are_picked_up_and_dropped_without_restart_or_error_storm() {
     assert!(log.lines().count() < 40, "too much logging:\n{log}");
     let (code, _) = d.stop();
     assert_eq!(code, Some(0));
-}
-
-/// The links a namespace holds: its loopback and whatever the kernel adds to
-/// every new namespace.
-fn fresh_links(ns: &Netns) -> Vec<String> {
-    ns.ip(&["-o", "link", "show"])
-        .lines()
-        .filter_map(|l| l.split(':').nth(1))
-        .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
-        .filter(|n| !n.is_empty())
-        .collect()
 }
 
 #[test]

@@ -133,6 +133,17 @@ impl Netns {
         v[0]["ifindex"].as_u64().expect("ifindex") as u32
     }
 
+    /// The names of the links the namespace holds.
+    pub fn link_names(&self) -> Vec<String> {
+        let out = self.ip(&["-j", "link", "show"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
+        v.as_array()
+            .expect("ip -j link show: a list")
+            .iter()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// The MAC address of an interface.
     pub fn mac(&self, dev: &str) -> String {
         let out = self.ip(&["-j", "link", "show", "dev", dev]);
