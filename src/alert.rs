@@ -519,7 +519,17 @@ impl Lifecycle {
         self.checks.drain(tick, &mut drained);
         // Earliest first, as they were scheduled.
         drained.sort_unstable();
-        for &(t, kind, subject) in &drained {
+        // Alerts looked at because their subject did not move: their
+        // entries and boxes are cold, fetched a few alerts ahead.
+        for (i, &(t, kind, subject)) in drained.iter().enumerate() {
+            if let Some(&(_, k, a)) = drained.get(i + 8) {
+                self.open.prefetch_entry(k, a);
+            }
+            if let Some(&(_, k, a)) = drained.get(i + 4) {
+                if let Some(o) = self.open.get(&(k, a)) {
+                    tpacket::prefetch(&o.next_check);
+                }
+            }
             if self
                 .open
                 .get(&(kind, subject))

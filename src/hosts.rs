@@ -408,7 +408,13 @@ impl HostTable {
     }
 
     pub fn id(&self, addr: Addr) -> Option<u32> {
-        self.index.get(self.index.hash(&addr), &addr).map(|i| i.0)
+        self.id_hashed(self.index.hash(&addr), addr)
+    }
+
+    /// [`HostTable::id`] of an address whose [`HostTable::hash`] is known.
+    #[inline]
+    pub fn id_hashed(&self, hash: u64, addr: Addr) -> Option<u32> {
+        self.index.get(hash, &addr).map(|i| i.0)
     }
 
     /// The hash [`HostTable::upsert_hashed`] and

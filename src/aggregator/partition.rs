@@ -74,6 +74,8 @@ pub struct Partition {
     /// A merged shard's hosts' hashes in the host table.
     hashes: Vec<u64>,
     checks: Vec<(AlertKind, Addr)>,
+    /// The host ids of `checks` (`u32::MAX`: not tracked).
+    due_ids: Vec<u32>,
     pub work: Work,
     /// Limits changed: every open alert is looked at in the next pass.
     pub recheck_alerts: bool,
@@ -121,6 +123,7 @@ impl Partition {
             ids: Vec::new(),
             hashes: Vec::new(),
             checks: Vec::new(),
+            due_ids: Vec::new(),
             work: Work::default(),
             recheck_alerts: false,
             changed: true,
@@ -618,8 +621,31 @@ impl Partition {
         let mut due = std::mem::take(&mut self.checks);
         due.clear();
         self.lifecycle.due(tick, &mut due);
-        for &(kind, addr) in &due {
-            let h = self.hosts.id(addr).map(|id| self.hosts.slot(id));
+        // Their hosts did not move this tick: index, slot, scan set and
+        // alert are all cold. The ids first (each index slot fetched
+        // ahead), then each host and its alert fetched ahead of its look.
+        let mut due_ids = std::mem::take(&mut self.due_ids);
+        due_ids.clear();
+        let hash = |a: &Addr| self.hosts.hash(a);
+        for (i, (_, addr)) in due.iter().enumerate() {
+            if let Some((_, ahead)) = due.get(i + AHEAD) {
+                self.hosts.prefetch_index(hash(ahead));
+            }
+            due_ids.push(self.hosts.id_hashed(hash(addr), *addr).unwrap_or(u32::MAX));
+        }
+        for (i, &(kind, addr)) in due.iter().enumerate() {
+            if let Some(&ahead) = due_ids.get(i + AHEAD) {
+                self.hosts.prefetch_reading(ahead);
+            }
+            if let Some(&(k, a)) = due.get(i + AHEAD / 2) {
+                self.hosts.prefetch_scan(due_ids[i + AHEAD / 2]);
+                self.lifecycle.prefetch_entries(k.bit(), a);
+            }
+            if let Some(&(k, a)) = due.get(i + AHEAD / 4) {
+                self.lifecycle.prefetch(k.bit(), a);
+            }
+            let id = due_ids[i];
+            let h = (id != u32::MAX).then(|| self.hosts.slot(id));
             let measured = h.and_then(|h| {
                 if h.evaluated == tick && h.alerting & kind.bit() != 0 {
                     return Some(None);
@@ -648,6 +674,7 @@ impl Partition {
             }
         }
         self.checks = due;
+        self.due_ids = due_ids;
         self.note_moved(&touched);
         self.touched = touched;
         let opened = self.lifecycle.take_opened();
