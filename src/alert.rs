@@ -301,6 +301,9 @@ pub struct OpenAlert {
     pub evidence_tick: u64,
     /// When it is looked at next even if its subject does not move.
     next_check: u64,
+    /// `next_check` when it was scheduled over the threshold (0: it was
+    /// not): see [`Lifecycle::schedule_by`].
+    over_look: u64,
 }
 
 /// Open alerts, keyed by kind and subject.
@@ -433,6 +436,7 @@ impl Lifecycle {
                 below_since: None,
                 evidence_tick: now.tick,
                 next_check: u64::MAX,
+                over_look: 0,
             }),
         );
         self.fresh.push((kind, subject));
@@ -487,6 +491,13 @@ impl Lifecycle {
     /// for an alert not open. One lookup of the alert where asking whether
     /// it is open, when it closes and then scheduling took three, for every
     /// alerting host a tick looks at.
+    ///
+    /// Over its threshold, `at(None)` is when its value can next fall, and
+    /// that only moves later while nothing looks (a subject that moves
+    /// makes its contacts and traffic younger). So a look scheduled over
+    /// the threshold and still to come is no later than the one `at` would
+    /// give now: it stays, and `at` is not asked (for a scanner, a pass over
+    /// its set each time it moves).
     pub fn schedule_by(
         &mut self,
         kind: AlertKind,
@@ -498,8 +509,13 @@ impl Lifecycle {
         let Some(o) = self.open.get_mut(&(kind, subject)) else {
             return;
         };
-        let tick = at(closes(o, hold)).max(now + 1);
+        let closes = closes(o, hold);
+        if closes.is_none() && o.next_check > now && o.next_check == o.over_look {
+            return;
+        }
+        let tick = at(closes).max(now + 1);
         look_at(o, &mut self.checks, kind, subject, now, tick);
+        o.over_look = if closes.is_none() { o.next_check } else { 0 };
     }
 
     /// When a below-threshold alert closes if nothing changes: the last
@@ -573,6 +589,7 @@ impl Lifecycle {
                     below_since: None,
                     evidence_tick: now.tick,
                     next_check: u64::MAX,
+                    over_look: 0,
                 }),
             );
             // Looked at from the first tick: below its threshold unless the

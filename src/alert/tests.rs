@@ -184,6 +184,43 @@ fn scheduled_looks_come_due_once_and_the_latest_time_wins() {
 }
 
 #[test]
+fn a_look_scheduled_over_the_threshold_stays_until_it_comes_or_the_value_falls() {
+    let mut l = lc(3);
+    let mut closed = Vec::new();
+    let k = AlertKind::AddressScan;
+    let look = |l: &mut Lifecycle, v: u64, t: u64, at: u64| {
+        let mut closed = Vec::new();
+        l.observe(k, host(), m(v), "default", &sit(t), &mut closed);
+        let mut asked = false;
+        l.schedule_by(k, host(), t, |_| {
+            asked = true;
+            at
+        });
+        asked
+    };
+    l.observe(k, host(), m(150), "default", &sit(0), &mut closed);
+    assert!(look(&mut l, 150, 0, 20), "the first look is worked out");
+    assert_eq!(l.next_due(), Some(20));
+    // Over again before it comes: the look at 20 stays, not asked again.
+    assert!(!look(&mut l, 160, 5, 30));
+    assert!(!look(&mut l, 170, 19, 25));
+    let mut due = Vec::new();
+    l.due(19, &mut due);
+    assert!(due.is_empty());
+    l.due(20, &mut due);
+    assert_eq!(due, vec![(k, host())]);
+    // At its look it is worked out again.
+    assert!(look(&mut l, 150, 20, 40));
+    // Below the threshold it is worked out (from the hold-down's end), and
+    // once over again, afresh.
+    assert!(look(&mut l, 90, 21, 40));
+    assert_eq!(l.closes_at(k, host()), Some(23));
+    assert!(look(&mut l, 150, 22, 45));
+    assert!(!look(&mut l, 150, 23, 50));
+    assert!(closed.is_empty());
+}
+
+#[test]
 fn looks_come_due_earliest_first_however_far_ahead() {
     let mut l = lc(2);
     let mut closed = Vec::new();
