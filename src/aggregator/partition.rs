@@ -71,8 +71,13 @@ pub struct Partition {
     /// A merged shard's host indexes to host ids here (`u32::MAX`: not
     /// ours or not tracked).
     ids: Vec<u32>,
-    /// A merged shard's hosts' hashes in the host table.
+    /// A merged shard's hosts' hashes in the host table (0: not ours).
     hashes: Vec<u64>,
+    /// A merged shard's hosts, then pairs, that are ours: their places in
+    /// the shard.
+    mine: Vec<u32>,
+    /// A merged shard's contacts from our tracked sources.
+    contacts: Vec<(u32, u8, u16)>,
     checks: Vec<(AlertKind, Addr)>,
     /// The host ids of `checks` (`u32::MAX`: not tracked).
     due_ids: Vec<u32>,
@@ -122,6 +127,8 @@ impl Partition {
             drained: Vec::new(),
             ids: Vec::new(),
             hashes: Vec::new(),
+            mine: Vec::new(),
+            contacts: Vec::new(),
             checks: Vec::new(),
             due_ids: Vec::new(),
             work: Work::default(),
@@ -186,41 +193,44 @@ impl Partition {
         let horizon = self.cfg.horizon(&self.geo);
         let g = self.geo;
         let mut overflow = Untracked::default();
+        let hosts = shard.hosts();
+        let rates = !self.cfg.rate_columns.is_empty();
+        // This partition's hosts, pairs and contacts are picked out first,
+        // and each loop below fetches ahead among them: fetched a number of
+        // the shard's entries ahead, with n partitions only one in n of
+        // them is ours, and the misses overlapped n times less (two
+        // partitions' merges cost twice one's).
+        let mut mine = std::mem::take(&mut self.mine);
+        mine.clear();
+        // Another partition's hosts are not looked up here (0: nothing).
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.clear();
+        hashes.resize(hosts.len(), 0);
+        for (i, h) in hosts.iter().enumerate() {
+            if self.owns(h.addr) {
+                mine.push(i as u32);
+                hashes[i] = self.hosts.hash(&h.addr);
+            }
+        }
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
-        let rates = !self.cfg.rate_columns.is_empty();
+        ids.resize(hosts.len(), u32::MAX);
+        // A tick of more hosts than the table holds (a flood of new
+        // sources filling it) sizes the index once.
+        self.hosts.reserve(mine.len());
+        let held = self.hosts.len();
         // First the ids (the index and the marks fit in the cache), then the
         // windows, each host's slot fetched a few hosts ahead: a tick of
         // many hosts each seen once misses on every slot, and the misses
         // overlap instead of being waited for one by one.
-        let mut hashes = std::mem::take(&mut self.hashes);
-        hashes.clear();
-        // Another partition's hosts are not looked up here (0: nothing).
-        let mut owned = 0;
-        hashes.extend(shard.hosts().iter().map(|h| {
-            if self.owns(h.addr) {
-                owned += 1;
-                self.hosts.hash(&h.addr)
-            } else {
-                0
+        for (k, &i) in mine.iter().enumerate() {
+            if let Some(&ahead) = mine.get(k + AHEAD) {
+                self.hosts.prefetch_index(hashes[ahead as usize]);
             }
-        }));
-        // A tick of more hosts than the table holds (a flood of new
-        // sources filling it) sizes the index once.
-        self.hosts.reserve(owned);
-        let held = self.hosts.len();
-        for (i, h) in shard.hosts().iter().enumerate() {
-            if let Some(&ahead) = hashes.get(i + AHEAD) {
-                self.hosts.prefetch_index(ahead);
-            }
-            if !self.owns(h.addr) {
-                ids.push(u32::MAX);
-                continue;
-            }
+            let (i, h) = (i as usize, &hosts[i as usize]);
             match self.hosts.upsert_hashed(hashes[i], h.addr, &self.rules) {
-                Some(id) => ids.push(id),
+                Some(id) => ids[i] = id,
                 None => {
-                    ids.push(u32::MAX);
                     overflow.src_bytes += h.sent_bytes;
                     overflow.src_packets += h.sent_packets;
                     overflow.dst_bytes += h.recv_bytes;
@@ -228,7 +238,6 @@ impl Partition {
                 }
             }
         }
-        self.hashes = hashes;
         // Hosts new to the table are sources new to the pairs' generation
         // too (or destinations only): a flood that fills the table over
         // several shards grows the generation once a shard, not key by key.
@@ -236,16 +245,17 @@ impl Partition {
         let bucket = g.bucket(t);
         let ring = g.ring(bucket);
         let mut sources = 0;
-        for (i, h) in shard.hosts().iter().enumerate() {
-            if let Some(&ahead) = ids.get(i + AHEAD) {
-                self.hosts.prefetch(ahead, ring);
+        for (k, &i) in mine.iter().enumerate() {
+            if let Some(&ahead) = mine.get(k + AHEAD) {
+                self.hosts.prefetch(ids[ahead as usize], ring);
             }
             if contacts {
                 // For the contacts added after the hosts.
-                if let Some(&ahead) = ids.get(i + AHEAD / 2) {
-                    self.hosts.prefetch_scan(ahead);
+                if let Some(&ahead) = mine.get(k + AHEAD / 2) {
+                    self.hosts.prefetch_scan(ids[ahead as usize]);
                 }
             }
+            let (i, h) = (i as usize, &hosts[i as usize]);
             let id = ids[i];
             if id == u32::MAX {
                 continue;
@@ -276,22 +286,27 @@ impl Partition {
         if sources > 0 {
             self.pairs.reserve(t, sources, added.min(sources));
         }
-        let hosts = shard.hosts();
-        let pairs = shard.pairs_by_index();
-        let mut ahead = shard.pairs_by_index().skip(AHEAD);
-        // Halfway there, a scanner's scan set is loaded and says whether a
-        // contact reads more (entries on the heap, a sketch's register).
-        let mut beyond = shard.pairs_by_index().skip(AHEAD / 2);
-        for (si, di, p) in pairs {
-            if let Some((a, _, _)) = ahead.next() {
+        // The pairs of our sources, by their place in the shard.
+        mine.clear();
+        for (k, (si, _, _)) in shard.pairs_by_index().enumerate() {
+            if hashes[si as usize] != 0 || self.owns(hosts[si as usize].addr) {
+                mine.push(k as u32);
+            }
+        }
+        for (k, &pi) in mine.iter().enumerate() {
+            if let Some(&a) = mine.get(k + AHEAD) {
+                let (a, _, _) = shard.pair_at(a as usize);
                 if ids[a as usize] != u32::MAX {
-                    self.pairs.prefetch(t, self.hashes[a as usize]);
+                    self.pairs.prefetch(t, hashes[a as usize]);
                     if contacts {
                         self.hosts.prefetch_scan(ids[a as usize]);
                     }
                 }
             }
-            if let Some((a, b, q)) = beyond.next() {
+            // Halfway there, a scanner's scan set is loaded and says whether a
+            // contact reads more (entries on the heap, a sketch's register).
+            if let Some(&b) = mine.get(k + AHEAD / 2) {
+                let (a, b, q) = shard.pair_at(b as usize);
                 if contacts && ids[a as usize] != u32::MAX && q.roles & role_bits::INITIATION != 0 {
                     let fp = &self.fingerprint;
                     let dst = hosts[b as usize].addr;
@@ -299,10 +314,8 @@ impl Partition {
                         .prefetch_address_contact(ids[a as usize], || contact_key(fp, dst));
                 }
             }
+            let (si, di, p) = shard.pair_at(pi as usize);
             let src = hosts[si as usize].addr;
-            if !self.owns(src) {
-                continue;
-            }
             let dst = hosts[di as usize].addr;
             let count = PairCount {
                 bytes: p.bytes,
@@ -315,7 +328,7 @@ impl Partition {
             if ids[si as usize] == u32::MAX
                 || !self
                     .pairs
-                    .add_hashed(t, self.hashes[si as usize], src, dst, count)
+                    .add_hashed(t, hashes[si as usize], src, dst, count)
             {
                 overflow.pair_bytes += p.bytes;
                 overflow.pair_packets += p.packets;
@@ -324,21 +337,30 @@ impl Partition {
                 self.address_contact_of(ids[si as usize], dst, t);
             }
         }
+        self.mine = mine;
         if contacts {
             // The sources' slots and scan sets were fetched for the pairs
             // above, and a tick of many sources has pushed them out since.
-            let mut line = shard.contacts_by_index().skip(AHEAD);
-            let mut set = shard.contacts_by_index().skip(AHEAD / 2);
-            for (si, proto, port) in shard.contacts_by_index() {
-                if let Some((a, _, _)) = line.next() {
+            // Only our tracked sources' contacts count here.
+            let mut ours = std::mem::take(&mut self.contacts);
+            ours.clear();
+            ours.extend(
+                shard
+                    .contacts_by_index()
+                    .filter(|&(si, _, _)| ids[si as usize] != u32::MAX),
+            );
+            for (k, &(si, proto, port)) in ours.iter().enumerate() {
+                if let Some(&(a, _, _)) = ours.get(k + AHEAD) {
                     self.hosts.prefetch_contact(ids[a as usize]);
                 }
-                if let Some((a, _, _)) = set.next() {
+                if let Some(&(a, _, _)) = ours.get(k + AHEAD / 2) {
                     self.hosts.prefetch_scan(ids[a as usize]);
                 }
                 self.port_contact_of(ids[si as usize], proto, port, t);
             }
+            self.contacts = ours;
         }
+        self.hashes = hashes;
         self.ids = ids;
         overflow
     }

@@ -691,6 +691,13 @@ impl Shard {
             .map(|(k, p)| ((k >> 32) as u32, (k & 0xffff_ffff) as u32, p))
     }
 
+    /// The pair at place `i` of [`Shard::pairs_by_index`].
+    #[inline]
+    pub fn pair_at(&self, i: usize) -> (u32, u32, &PairCounters) {
+        let (k, p) = &self.pair_slots[i];
+        ((k >> 32) as u32, (k & 0xffff_ffff) as u32, p)
+    }
+
     /// Contacts by the shard's own host indexes: (from, protocol, port).
     pub fn contacts_by_index(&self) -> impl Iterator<Item = (u32, u8, u16)> + '_ {
         let inline = self.pair_slots.iter().filter_map(|(k, c)| {
