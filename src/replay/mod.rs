@@ -143,9 +143,9 @@ pub fn run(config: &Config, opts: &Options) -> anyhow::Result<Summary> {
     }
     Ok(Summary::build(
         files,
-        last_snap.as_ref(),
+        last_snap,
         &totals,
-        &events_seen,
+        events_seen,
         ticks,
         out_of_order,
         elapsed,

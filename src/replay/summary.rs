@@ -1,8 +1,10 @@
 //! What a replay found, for a person (a table) or a script (`--json`).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fmt::Write;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -79,9 +81,9 @@ impl Summary {
     )]
     pub fn build(
         files: Vec<FileStats>,
-        last: Option<&Snapshot>,
+        last: Option<Snapshot>,
         totals: &WholeTotals,
-        events: &[AlertEvent],
+        events: Vec<AlertEvent>,
         ticks: u64,
         out_of_order: u64,
         elapsed: Duration,
@@ -125,21 +127,33 @@ impl Summary {
                 packets: t.packets,
             })
             .collect();
+        // Taken, not copied: tens of thousands of alerts with their
+        // evidence, copied once or twice each, were a tail of the replay
+        // after its last packet.
         let mut latest: BTreeMap<u64, Alert> = BTreeMap::new();
         for e in events {
-            let a = latest.entry(e.alert.id).or_insert_with(|| e.alert.clone());
-            if e.event == Transition::Close || a.end_ms.is_none() {
-                *a = e.alert.clone();
-            }
-        }
-        // Alerts still open at the end carry their latest figures.
-        if let Some(s) = last {
-            for a in s.alerts.iter() {
-                if let Some(l) = latest.get_mut(&a.id) {
-                    *l = a.clone();
+            match latest.entry(e.alert.id) {
+                Entry::Vacant(v) => {
+                    v.insert(e.alert);
+                }
+                Entry::Occupied(mut o) => {
+                    if e.event == Transition::Close || o.get().end_ms.is_none() {
+                        o.insert(e.alert);
+                    }
                 }
             }
         }
+        let mut last = last;
+        // Alerts still open at the end carry their latest figures.
+        if let Some(s) = &mut last {
+            let open = std::mem::take(&mut s.alerts);
+            for a in Arc::try_unwrap(open).unwrap_or_else(|shared| (*shared).clone()) {
+                if let Some(l) = latest.get_mut(&a.id) {
+                    *l = a;
+                }
+            }
+        }
+        let last = last.as_ref();
         let (mut frames, mut ip_packets, mut ip_bytes) = (0, 0, 0);
         let (mut tunnel_packets, mut tunnel_bytes) = (0, 0);
         let mut non_ip = BTreeMap::new();
