@@ -249,7 +249,9 @@ pub struct Alert {
     /// Highest share of packets the kernel dropped in the window while the
     /// alert was open.
     pub drop_ratio: f64,
-    pub evidence: Evidence,
+    /// Shared, not copied, by the events, the sinks, the snapshot and the
+    /// recently closed alerts that carry it (copy on write).
+    pub evidence: Arc<Evidence>,
 }
 
 /// What happened to an alert.
@@ -431,7 +433,7 @@ impl Lifecycle {
                     window_secs: self.window_secs[kind.index()],
                     degraded,
                     drop_ratio: s.drop_ratio,
-                    evidence: Evidence::default(),
+                    evidence: Arc::default(),
                 },
                 below_since: None,
                 evidence_tick: now.tick,
@@ -801,7 +803,7 @@ impl Alert {
             window_secs: 170,
             degraded: false,
             drop_ratio: 0.0,
-            evidence: Evidence::default(),
+            evidence: Arc::default(),
         }
     }
 }

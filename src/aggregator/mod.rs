@@ -635,8 +635,11 @@ impl Aggregator {
                         ev.fingerprint = self.fingerprints.of(key.1);
                     }
                     if let Some(o) = p.lifecycle.get_mut(key.0, key.1) {
-                        ev.capture = o.alert.evidence.capture.take();
-                        o.alert.evidence = ev.clone();
+                        ev.capture = o.alert.evidence.capture.clone();
+                    }
+                    let ev = Arc::new(ev);
+                    if let Some(o) = p.lifecycle.get_mut(key.0, key.1) {
+                        o.alert.evidence = Arc::clone(&ev);
                         o.evidence_tick = now.tick;
                     }
                     for a in closed
@@ -649,10 +652,13 @@ impl Aggregator {
                             || !ev.sources.is_empty()
                             || !ev.ports.is_empty()
                         {
-                            let capture = a.evidence.capture.take();
-                            a.evidence = Evidence {
-                                capture,
-                                ..ev.clone()
+                            a.evidence = if a.evidence.capture == ev.capture {
+                                Arc::clone(&ev)
+                            } else {
+                                Arc::new(Evidence {
+                                    capture: a.evidence.capture.clone(),
+                                    ..(*ev).clone()
+                                })
                             };
                         }
                     }
@@ -722,8 +728,8 @@ impl Aggregator {
                     ev.fingerprint = self.fingerprints.of(key.1);
                 }
                 if let Some(o) = p.lifecycle.get_mut(key.0, key.1) {
-                    ev.capture = o.alert.evidence.capture.take();
-                    o.alert.evidence = ev;
+                    ev.capture = o.alert.evidence.capture.clone();
+                    o.alert.evidence = Arc::new(ev);
                     o.evidence_tick = tick;
                 }
             }
@@ -742,7 +748,7 @@ impl Aggregator {
         let key = Addr::from(subject);
         for p in &mut self.parts {
             if let Some(o) = p.lifecycle.get_mut(kind, key) {
-                o.alert.evidence.capture = Some(summary);
+                Arc::make_mut(&mut o.alert.evidence).capture = Some(summary);
                 self.listed.stale = true;
                 return true;
             }

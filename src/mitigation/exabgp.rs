@@ -222,20 +222,21 @@ mod tests {
 
     fn flooded(kind: AlertKind, subject: &str, proto: &str, port: u16, share: u64) -> Alert {
         let mut a = Alert::sample(1, kind, subject);
-        a.evidence.fingerprint = Some(crate::aggregator::fingerprint::Fingerprint {
-            packets: 100,
-            protocol: proto.into(),
-            ports: vec![crate::aggregator::fingerprint::PortCount {
-                proto: proto.into(),
-                port,
-                packets: share,
-            }],
-            syn_share: 0.0,
-            fragment_share: 0.0,
-            source_prefixes: Vec::new(),
-            top_prefixes_share: 0.0,
-            distinct_prefixes: 0,
-        });
+        std::sync::Arc::make_mut(&mut a.evidence).fingerprint =
+            Some(crate::aggregator::fingerprint::Fingerprint {
+                packets: 100,
+                protocol: proto.into(),
+                ports: vec![crate::aggregator::fingerprint::PortCount {
+                    proto: proto.into(),
+                    port,
+                    packets: share,
+                }],
+                syn_share: 0.0,
+                fragment_share: 0.0,
+                source_prefixes: Vec::new(),
+                top_prefixes_share: 0.0,
+                distinct_prefixes: 0,
+            });
         a
     }
 

@@ -250,7 +250,7 @@ mod tests {
             window_secs: 170,
             degraded: false,
             drop_ratio: 0.0,
-            evidence: Evidence {
+            evidence: std::sync::Arc::new(Evidence {
                 destinations: vec![Peer {
                     ip: "10.2.0.2".parse().unwrap(),
                     bytes: 1_200,
@@ -270,7 +270,7 @@ mod tests {
                 contacted: None,
                 fingerprint: None,
                 capture: None,
-            },
+            }),
         }
     }
 
@@ -308,7 +308,7 @@ mod tests {
         );
         // With the scan's estimated size, the line shows that.
         let mut a = alert(AlertKind::AddressScan);
-        a.evidence.contacted = Some(254);
+        std::sync::Arc::make_mut(&mut a.evidence).contacted = Some(254);
         let l = line(&AlertEvent {
             event: Transition::Open,
             alert: a,
@@ -325,7 +325,7 @@ mod tests {
         use crate::aggregator::fingerprint::{Fingerprint, PortCount};
         let mut a = alert(AlertKind::SynIn);
         a.unit = Unit::PacketsPerSec;
-        a.evidence.fingerprint = Some(Fingerprint {
+        std::sync::Arc::make_mut(&mut a.evidence).fingerprint = Some(Fingerprint {
             packets: 9000,
             protocol: "tcp".into(),
             syn_share: 1.0,
@@ -374,7 +374,7 @@ mod tests {
         let mut a = alert(AlertKind::AddressScan);
         a.subject = "2001:db8::1".parse().unwrap();
         a.value = u64::MAX;
-        a.evidence.destinations = [
+        std::sync::Arc::make_mut(&mut a.evidence).destinations = [
             "0.0.0.0",
             "255.255.255.255",
             "10.0.0.9",

@@ -35,7 +35,7 @@ impl Partition {
                 }
                 if let Some(o) = self.lifecycle.get_mut(kind, h.addr) {
                     if o.alert.evidence.contacted != size {
-                        o.alert.evidence.contacted = size;
+                        std::sync::Arc::make_mut(&mut o.alert.evidence).contacted = size;
                         changed = true;
                     }
                 }
