@@ -634,11 +634,12 @@ impl Aggregator {
                     if !key.0.subject_is_source() {
                         ev.fingerprint = self.fingerprints.of(key.1);
                     }
-                    if let Some(o) = p.lifecycle.get_mut(key.0, key.1) {
+                    let open = p.lifecycle.get_mut(key.0, key.1);
+                    if let Some(o) = &open {
                         ev.capture = o.alert.evidence.capture.clone();
                     }
                     let ev = Arc::new(ev);
-                    if let Some(o) = p.lifecycle.get_mut(key.0, key.1) {
+                    if let Some(o) = open {
                         o.alert.evidence = Arc::clone(&ev);
                         o.evidence_tick = now.tick;
                     }

@@ -77,7 +77,7 @@ pub struct Partition {
     /// the shard.
     mine: Vec<u32>,
     /// A merged shard's contacts from our tracked sources.
-    contacts: Vec<(u32, u8, u16)>,
+    own_contacts: Vec<(u32, u8, u16)>,
     checks: Vec<(AlertKind, Addr)>,
     /// The host ids of `checks` (`u32::MAX`: not tracked).
     due_ids: Vec<u32>,
@@ -128,7 +128,7 @@ impl Partition {
             ids: Vec::new(),
             hashes: Vec::new(),
             mine: Vec::new(),
-            contacts: Vec::new(),
+            own_contacts: Vec::new(),
             checks: Vec::new(),
             due_ids: Vec::new(),
             work: Work::default(),
@@ -289,7 +289,7 @@ impl Partition {
         // The pairs of our sources, by their place in the shard.
         mine.clear();
         for (k, (si, _, _)) in shard.pairs_by_index().enumerate() {
-            if hashes[si as usize] != 0 || self.owns(hosts[si as usize].addr) {
+            if self.owns(hosts[si as usize].addr) {
                 mine.push(k as u32);
             }
         }
@@ -342,7 +342,7 @@ impl Partition {
             // The sources' slots and scan sets were fetched for the pairs
             // above, and a tick of many sources has pushed them out since.
             // Only our tracked sources' contacts count here.
-            let mut ours = std::mem::take(&mut self.contacts);
+            let mut ours = std::mem::take(&mut self.own_contacts);
             ours.clear();
             ours.extend(
                 shard
@@ -358,7 +358,7 @@ impl Partition {
                 }
                 self.port_contact_of(ids[si as usize], proto, port, t);
             }
-            self.contacts = ours;
+            self.own_contacts = ours;
         }
         self.hashes = hashes;
         self.ids = ids;

@@ -81,7 +81,7 @@ impl Summary {
     )]
     pub fn build(
         files: Vec<FileStats>,
-        last: Option<Snapshot>,
+        mut last: Option<Snapshot>,
         totals: &WholeTotals,
         events: Vec<AlertEvent>,
         ticks: u64,
@@ -143,7 +143,6 @@ impl Summary {
                 }
             }
         }
-        let mut last = last;
         // Alerts still open at the end carry their latest figures.
         if let Some(s) = &mut last {
             let open = std::mem::take(&mut s.alerts);
