@@ -541,12 +541,10 @@ impl Lifecycle {
         // entries and boxes are cold, fetched a few alerts ahead.
         for (i, &(t, kind, subject)) in drained.iter().enumerate() {
             if let Some(&(_, k, a)) = drained.get(i + 8) {
-                self.open.prefetch_entry(k, a);
+                self.prefetch_entries(k.bit(), a);
             }
             if let Some(&(_, k, a)) = drained.get(i + 4) {
-                if let Some(o) = self.open.get(&(k, a)) {
-                    tpacket::prefetch(&o.next_check);
-                }
+                self.prefetch(k.bit(), a);
             }
             if self
                 .open

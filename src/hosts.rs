@@ -121,8 +121,8 @@ fn fill_spare<T>(v: &mut Vec<T>, n: usize, fill: impl Fn() -> T) -> Result<(), T
 const SPARE_SCAN_BYTES: usize =
     std::mem::size_of::<ScanSets>() + std::mem::size_of::<Box<ScanSets>>();
 
-/// Scan sketches a table keeps at most: a scanner's sketch is 1 KiB, so a
-/// table's sketches stay within 4 MiB however many hosts scan; the
+/// Scan sketches a table keeps at most: a scanner's sketch is just over
+/// 1 KiB, so a table's sketches stay near 4 MiB however many hosts scan; the
 /// scanners past it are detected as before, only their alerts say no
 /// estimate of the scan's size.
 pub const MAX_SKETCHES: usize = 4_096;

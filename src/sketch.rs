@@ -74,6 +74,13 @@ impl Sketch {
         // capped by their width.
         let rest = h << BITS;
         let rank = (rest.leading_zeros().min(64 - BITS) + 1) as u8;
+        self.raise(index, rank);
+    }
+
+    /// Register `index` to `rank` if that is higher, its sum and zero
+    /// count kept.
+    #[inline]
+    fn raise(&mut self, index: usize, rank: u8) {
         let old = self.registers[index];
         if rank > old {
             self.registers[index] = rank;
@@ -156,14 +163,14 @@ mod tests {
             }
         }
         check(&s);
-        // Ranks past 31 count as 31, as the pass counted them.
+        // Ranks past 31 (one key in 2^31 reaches one) count as 31, as
+        // the pass counted them.
         let mut deep = Sketch::default();
-        deep.registers[3] = 40;
-        deep.registers[9] = 55;
-        deep.sum = deep.sum - 2 * term(0) + term(40) + term(55);
-        deep.zeros -= 2;
-        check(&deep);
-        assert_eq!(term(40), term(31));
+        for (index, rank) in [(3, 40), (9, 55), (9, 20), (700, 31), (3, 41)] {
+            deep.raise(index, rank);
+            check(&deep);
+        }
+        assert_eq!(deep.zeros, M as u32 - 3);
     }
 
     #[test]
