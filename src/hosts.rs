@@ -37,18 +37,17 @@ impl ScanSets {
 /// One tracked host. Aligned to cache lines: a slab from the allocator
 /// starts 16 bytes into a line, and the fields a tick reads of a host (its
 /// window's sums, its schedule, its rule) then straddle three or four
-/// lines instead of two.
+/// lines instead of two. In this order (`repr(C)`): the window 16 bytes in,
+/// so that its rows of 16 bytes each sit within a line, its totals and
+/// clock together in the fifth line, and what the schedule and the
+/// detectors read of the host in the sixth.
 #[derive(Debug, Clone)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 pub struct HostState {
     pub addr: Addr,
-    pub rule: RuleId,
-    /// Bits of the alert kinds open for this host ([`crate::alert::AlertKind::bit`]);
-    /// a host with an open alert is never swept out.
-    pub alerting: u32,
+    pub win: HostWindow,
     /// Tick of the detector pass that last looked at this host.
     pub evaluated: u64,
-    pub win: HostWindow,
     pub scan: Option<Box<ScanSets>>,
     /// Its rate columns over the rate window, made when it first has
     /// traffic some rate limit reads ([`crate::rates`]).
@@ -60,6 +59,10 @@ pub struct HostState {
     /// When the aggregator's schedule looks at whether its counts have all
     /// expired (`u64::MAX`: not scheduled).
     pub expiry_check: u64,
+    /// Bits of the alert kinds open for this host ([`crate::alert::AlertKind::bit`]);
+    /// a host with an open alert is never swept out.
+    pub alerting: u32,
+    pub rule: RuleId,
     /// The slot holds a tracked host (false once freed).
     live: bool,
 }
@@ -349,6 +352,15 @@ impl HostTable {
             h.win.prefetch(ring);
             tpacket::prefetch(&h.expiry_check);
             tpacket::prefetch(&h.scan);
+        }
+    }
+
+    /// Starts loading the window rows that adding to `bucket` reads of
+    /// host `id`, once its window's clock is loaded ([`HostTable::prefetch`]).
+    #[inline]
+    pub fn prefetch_sliding(&self, id: u32, g: &Geometry, bucket: u64) {
+        if let Some(h) = self.slots.get(id as usize) {
+            h.win.prefetch_sliding(g, bucket);
         }
     }
 

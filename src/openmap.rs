@@ -175,11 +175,24 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
     /// begins.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
-        if let Some(s) = self.slots.get(hash as usize & self.mask()) {
+        let i = hash as usize & self.mask();
+        if let Some(s) = self.slots.get(i) {
             // Both ends: a slot may straddle two cache lines.
             tpacket::prefetch(&s.key);
             tpacket::prefetch(&s.val);
+            // And the next: a probe run goes on past the first slot often
+            // (a new key's always), and the next line was a miss of its own.
+            tpacket::prefetch(&self.slots[(i + 1) & self.mask()].val);
         }
+    }
+
+    /// The value of `key` if it sits in the slot its probe begins at (the
+    /// one [`OpenMap::prefetch`] loads): a look that reads nothing else,
+    /// for a hint, not an answer (`None` also for a key further along).
+    #[inline]
+    pub fn at_home(&self, hash: u64, key: &K) -> Option<&V> {
+        let s = self.slots.get(hash as usize & self.mask())?;
+        (s.used() && s.key == *key).then_some(&s.val)
     }
 
     /// Where `key` is (`Ok`), or the free slot where it would go (`Err`).

@@ -348,6 +348,35 @@ impl PairWindow {
             .prefetch(hash);
     }
 
+    /// The generation that tick `tick` goes to if it holds that tick
+    /// already (after [`PairWindow::reserve`] of the tick): for
+    /// [`PairWindow::prefetch_dests`].
+    #[inline]
+    pub fn current(&self, tick: u64) -> Option<usize> {
+        let epoch = self.geo.bucket(tick);
+        let gi = (epoch % GENERATIONS as u64) as usize;
+        (self.gens[gi].epoch == epoch).then_some(gi)
+    }
+
+    /// Starts loading the short list of destinations ([`Dests::Few`]) of
+    /// source `src` (hash `hash`) in generation `gi`
+    /// ([`PairWindow::current`]), once its slot is loaded
+    /// ([`PairWindow::prefetch`]): a scanner's list is kept apart from its
+    /// slot, and the pair's lookup waited for it. Only a source in its
+    /// home slot: most are, and a look no further costs a source with one
+    /// destination (the most common) next to nothing.
+    #[inline]
+    pub fn prefetch_dests(&self, gi: usize, hash: u64, src: &Addr) {
+        let g = &self.gens[gi];
+        if let Some(Dests::Few { at, len, .. }) = g.by_src.at_home(hash, src) {
+            // All of it: a destination new to the source reads every
+            // entry, eight of 48 bytes at most.
+            for e in &g.few[*at as usize..][..usize::from(*len)] {
+                tpacket::prefetch(e);
+            }
+        }
+    }
+
     /// Generations still in the window at `now`: with one, no pair
     /// appears twice in [`PairWindow::for_each`].
     pub fn live_generations(&self, now: u64) -> usize {

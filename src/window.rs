@@ -13,6 +13,8 @@
 
 /// Buckets per window, at most.
 pub const MAX_BUCKETS: usize = 16;
+// A host window's rows with counts are bits of a u16.
+const _: () = assert!(MAX_BUCKETS <= u16::BITS as usize);
 
 /// How a window of some length is cut into buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,16 +108,28 @@ fn hi_col(c: usize) -> Option<usize> {
 
 /// One host's four windowed counters (bytes and packets, sent and
 /// received), sharing one bucket clock.
+///
+/// In this order (`repr(C)`): the rows first, so that where the window
+/// starts on a 16-byte boundary (a host's, [`crate::hosts::HostState`])
+/// no row straddles two cache lines; then the totals, the clock and the
+/// rows in use, which a tick reads together, in one line there.
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub struct HostWindow {
-    /// Bucket number of the newest bucket written.
-    newest: u64,
-    /// Every lane of each column added up, kept as buckets are added to and
-    /// cleared: a sum as of the newest bucket costs nothing.
-    total: [u64; COLS],
     /// Bucket by bucket, the four columns side by side: adding a tick's
     /// counts touches one cache line.
     lo: [[u32; COLS]; MAX_BUCKETS],
+    /// Every lane of each column added up, kept as buckets are added to and
+    /// cleared: a sum as of the newest bucket costs nothing.
+    total: [u64; COLS],
+    /// Bucket number of the newest bucket written.
+    newest: u64,
+    /// Bit `s`: row `s` (and its high words) may hold counts; a clear bit's
+    /// row is zero. Beside the clock, so that a host whose counts slide out
+    /// reads none of the rows it clears, and a sum reads only rows with
+    /// counts (a host seen once in a while has one: the rest were a miss
+    /// each, read to find zeros).
+    used: u16,
     /// High 32 bits of the byte columns, for the rare host whose bucket
     /// passed 4 GiB.
     hi: Option<Box<[[u32; 2]; MAX_BUCKETS]>>,
@@ -123,31 +137,92 @@ pub struct HostWindow {
 
 impl HostWindow {
     /// Moves the bucket clock to `bucket`, zeroing the buckets it passes.
+    /// `slot`: the row of `bucket` ([`Geometry::ring`]).
     #[inline]
-    fn advance(&mut self, g: &Geometry, bucket: u64) {
+    fn advance(&mut self, g: &Geometry, bucket: u64, slot: usize) {
         if bucket <= self.newest {
             return;
         }
-        let n = g.buckets;
-        let steps = (bucket - self.newest).min(n);
-        if steps == n {
-            *self = HostWindow {
-                newest: bucket,
-                ..HostWindow::default()
-            };
+        // One step (the common case): the row passed is the bucket's own.
+        let sliding = if bucket == self.newest + 1 {
+            1 << slot
+        } else {
+            self.sliding(g, bucket)
+        };
+        self.newest = bucket;
+        let out = self.used & sliding;
+        if out == 0 {
             return;
         }
-        for k in 1..=steps {
-            let slot = g.ring(self.newest + k);
+        if out == self.used {
+            // Every count slides out: the rows are cleared, not read.
+            self.clear_rows(out);
+            self.total = [0; COLS];
+            self.hi = None;
+            return;
+        }
+        let mut left = out;
+        while left != 0 {
+            let s = left.trailing_zeros() as usize;
+            left &= left - 1;
             for c in 0..COLS {
-                self.total[c] -= self.slot(c, slot);
+                self.total[c] -= self.slot(c, s);
             }
+        }
+        self.clear_rows(out);
+    }
+
+    /// The rows that slide out as the clock moves to `bucket`.
+    #[inline]
+    fn sliding(&self, g: &Geometry, bucket: u64) -> u16 {
+        let n = g.buckets as u32;
+        let steps = bucket.saturating_sub(self.newest).min(g.buckets) as u32;
+        if steps == 0 {
+            return 0;
+        }
+        // `steps` rows from the one after the newest's, round the ring.
+        let run = (1u32 << steps) - 1;
+        let start = g.ring(self.newest + 1) as u32;
+        (((run << start) | (run >> (n - start))) & ((1u32 << n) - 1)) as u16
+    }
+
+    /// Starts loading the rows that adding to `bucket` reads as they slide
+    /// out, once the clock and the rows in use are loaded
+    /// ([`HostWindow::prefetch_sums`]): a host seen again after a few
+    /// buckets reads one it was not fetched for.
+    #[inline]
+    pub fn prefetch_sliding(&self, g: &Geometry, bucket: u64) {
+        // One step passes the bucket's own row, fetched with the rest.
+        if bucket <= self.newest.saturating_add(1) {
+            return;
+        }
+        let sliding = self.sliding(g, bucket);
+        // All of them sliding out are cleared unread.
+        let mut rows = if self.used & !sliding == 0 {
+            0
+        } else {
+            self.used & sliding
+        };
+        while rows != 0 {
+            let slot = rows.trailing_zeros() as usize;
+            rows &= rows - 1;
+            tpacket::prefetch(&self.lo[slot]);
+        }
+    }
+
+    /// Zeroes the rows of bits `rows` and clears their bits.
+    #[inline]
+    fn clear_rows(&mut self, rows: u16) {
+        let mut left = rows;
+        while left != 0 {
+            let slot = left.trailing_zeros() as usize;
+            left &= left - 1;
             self.lo[slot] = [0; COLS];
             if let Some(hi) = &mut self.hi {
                 hi[slot] = [0; 2];
             }
         }
-        self.newest = bucket;
+        self.used &= !rows;
     }
 
     /// Starts loading the running totals and the bucket clock.
@@ -175,13 +250,15 @@ impl HostWindow {
     /// merge adds one tick to every host it holds.
     #[inline]
     pub fn add_to_bucket(&mut self, g: &Geometry, bucket: u64, vals: [u64; COLS]) {
-        self.advance(g, bucket);
+        let slot = g.ring(bucket);
+        self.advance(g, bucket, slot);
         // A tick older than the newest bucket (a late shard) still lands in
         // its own bucket if that is still in the window.
         if bucket + g.buckets <= self.newest {
             return;
         }
-        let slot = g.ring(bucket);
+        // Set even if every value is 0: a clear bit is what must be true.
+        self.used |= 1 << slot;
         for (c, &v) in vals.iter().enumerate() {
             if v == 0 {
                 continue;
@@ -278,6 +355,9 @@ impl HostWindow {
         let mut out = [0u64; COLS];
         for b in buckets {
             let slot = g.ring(b);
+            if self.used & (1 << slot) == 0 {
+                continue;
+            }
             for (o, &v) in out.iter_mut().zip(&self.lo[slot]) {
                 *o += u64::from(v);
             }
@@ -486,6 +566,61 @@ mod tests {
         std::array::from_fn(|c| (first..=last).map(|b| w.slot(c, g.ring(b))).sum())
     }
 
+    /// A row whose bit is clear holds nothing, high words included.
+    fn unused_rows_are_zero(w: &HostWindow) {
+        for slot in (0..MAX_BUCKETS).filter(|s| w.used & (1 << s) == 0) {
+            for c in 0..COLS {
+                assert_eq!(w.slot(c, slot), 0, "row {slot} column {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_rows_sliding_out_are_those_the_clock_passes() {
+        for ticks in [1u64, 3, 10, 16, 40, 170, 1000] {
+            let g = Geometry::new(ticks);
+            for newest in 0..40u64 {
+                for bucket in newest..newest + 40 {
+                    let w = HostWindow {
+                        newest,
+                        ..HostWindow::default()
+                    };
+                    let mut expect = 0u16;
+                    for k in 1..=(bucket - newest).min(g.buckets) {
+                        expect |= 1 << g.ring(newest + k);
+                    }
+                    assert_eq!(w.sliding(&g, bucket), expect, "{ticks} {newest} {bucket}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_host_seen_once_has_one_row_and_none_once_it_slid_out() {
+        let g = Geometry::new(170);
+        let mut w = HostWindow::default();
+        add(&mut w, &g, 50, 7);
+        assert_eq!(w.used.count_ones(), 1);
+        // Fifteen buckets on: still in the window, its row still kept.
+        add(&mut w, &g, 50 + 15 * g.width, 3);
+        assert_eq!(w.used.count_ones(), 2);
+        assert_eq!(w.sum(&g, 50 + 15 * g.width, col::SENT_BYTES), 10);
+        // Both rows slide out at once, without being read.
+        let later = 50 + 40 * g.width;
+        w.add(&g, later, [0; COLS]);
+        // Only the row just added to (with nothing) may hold counts.
+        assert_eq!(w.used, 1 << g.ring(g.bucket(later)));
+        assert_eq!(w.total, [0; COLS]);
+        unused_rows_are_zero(&w);
+        // One slides out, the other stays.
+        add(&mut w, &g, 1000, 1 << 33);
+        add(&mut w, &g, 1000 + 8 * g.width, 2);
+        add(&mut w, &g, 1000 + 16 * g.width, 4);
+        assert_eq!(w.used.count_ones(), 2);
+        assert_eq!(w.sum(&g, 1000 + 16 * g.width, col::SENT_BYTES), 6);
+        unused_rows_are_zero(&w);
+    }
+
     #[test]
     fn the_sums_are_the_rows_in_the_window() {
         for ticks in [1u64, 4, 10, 16, 40, 170] {
@@ -516,6 +651,7 @@ mod tests {
                     (rng >> 20) % 900
                 };
                 w.add(&g, at, [bytes, 1 + rng % 3, recv, rng % 2]);
+                unused_rows_are_zero(&w);
                 for now in [
                     t,
                     t + 1,

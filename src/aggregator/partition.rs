@@ -249,9 +249,12 @@ impl Partition {
             if let Some(&ahead) = mine.get(k + AHEAD) {
                 self.hosts.prefetch(ids[ahead as usize], ring);
             }
-            if contacts {
-                // For the contacts added after the hosts.
-                if let Some(&ahead) = mine.get(k + AHEAD / 2) {
+            if let Some(&ahead) = mine.get(k + AHEAD / 2) {
+                // Halfway there its window's clock is loaded and says which
+                // rows slide out.
+                self.hosts.prefetch_sliding(ids[ahead as usize], &g, bucket);
+                if contacts {
+                    // For the contacts added after the hosts.
                     self.hosts.prefetch_scan(ids[ahead as usize]);
                 }
             }
@@ -293,6 +296,7 @@ impl Partition {
                 mine.push(k as u32);
             }
         }
+        let generation = self.pairs.current(t);
         for (k, &pi) in mine.iter().enumerate() {
             if let Some(&a) = mine.get(k + AHEAD) {
                 let (a, _, _) = shard.pair_at(a as usize);
@@ -303,10 +307,16 @@ impl Partition {
                     }
                 }
             }
-            // Halfway there, a scanner's scan set is loaded and says whether a
-            // contact reads more (entries on the heap, a sketch's register).
+            // Halfway there, a source's slot of the pairs is loaded and says
+            // where its short list of destinations is, and a scanner's scan
+            // set whether a contact reads more (entries on the heap, a
+            // sketch's register).
             if let Some(&b) = mine.get(k + AHEAD / 2) {
                 let (a, b, q) = shard.pair_at(b as usize);
+                if let (Some(gi), true) = (generation, ids[a as usize] != u32::MAX) {
+                    self.pairs
+                        .prefetch_dests(gi, hashes[a as usize], &hosts[a as usize].addr);
+                }
                 if contacts && ids[a as usize] != u32::MAX && q.roles & role_bits::INITIATION != 0 {
                     let fp = &self.fingerprint;
                     let dst = hosts[b as usize].addr;

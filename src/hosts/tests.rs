@@ -15,6 +15,10 @@ fn a(n: u32) -> Addr {
 fn a_host_takes_whole_cache_lines() {
     assert_eq!(std::mem::align_of::<HostState>(), 64);
     assert_eq!(std::mem::size_of::<HostState>() % 64, 0);
+    // Six lines: what a full table of the default 65 536 hosts is sized by.
+    assert_eq!(std::mem::size_of::<HostState>(), 6 * 64);
+    // The window's rows of 16 bytes do not straddle lines.
+    assert_eq!(std::mem::offset_of!(HostState, win) % 16, 0);
     let mut t = HostTable::new(4, &Hasher::new());
     let id = t.upsert(Addr::from_v4([10, 0, 0, 1]), &rules()).unwrap();
     assert_eq!(std::ptr::from_ref(t.slot(id)) as usize % 64, 0);
