@@ -180,8 +180,9 @@ impl<K: Copy + Default + Eq + Hash, V: Vacancy> OpenMap<K, V> {
             // Both ends: a slot may straddle two cache lines.
             tpacket::prefetch(&s.key);
             tpacket::prefetch(&s.val);
-            // And the next: a probe run goes on past the first slot often
-            // (a new key's always), and the next line was a miss of its own.
+            // And the next: a probe run often goes on past the first slot
+            // (a new key's, whenever that slot is taken), and the next
+            // line was a miss of its own.
             tpacket::prefetch(&self.slots[(i + 1) & self.mask()].val);
         }
     }
