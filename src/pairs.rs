@@ -338,19 +338,17 @@ impl PairWindow {
         }
     }
 
-    /// Starts loading where the generation of `tick` keeps the source of
-    /// hash `hash`.
+    /// Starts loading where generation `gi` ([`PairWindow::current`])
+    /// keeps the source of hash `hash`.
     #[inline]
-    pub fn prefetch(&self, tick: u64, hash: u64) {
-        let epoch = self.geo.bucket(tick);
-        self.gens[(epoch % GENERATIONS as u64) as usize]
-            .by_src
-            .prefetch(hash);
+    pub fn prefetch(&self, gi: usize, hash: u64) {
+        self.gens[gi].by_src.prefetch(hash);
     }
 
     /// The generation that tick `tick` goes to if it holds that tick
-    /// already (after [`PairWindow::reserve`] of the tick): for
-    /// [`PairWindow::prefetch_dests`].
+    /// already (after [`PairWindow::reserve`] of the tick): worked out once
+    /// a merge, for [`PairWindow::prefetch`] and
+    /// [`PairWindow::prefetch_dests`] of each of its pairs.
     #[inline]
     pub fn current(&self, tick: u64) -> Option<usize> {
         let epoch = self.geo.bucket(tick);

@@ -154,14 +154,15 @@ impl HostWindow {
         if out == 0 {
             return;
         }
-        if out == self.used {
+        let read = self.read_sliding(sliding);
+        if read == 0 {
             // Every count slides out: the rows are cleared, not read.
             self.clear_rows(out);
             self.total = [0; COLS];
             self.hi = None;
             return;
         }
-        let mut left = out;
+        let mut left = read;
         while left != 0 {
             let s = left.trailing_zeros() as usize;
             left &= left - 1;
@@ -170,6 +171,18 @@ impl HostWindow {
             }
         }
         self.clear_rows(out);
+    }
+
+    /// Of the rows `sliding` out, those read to take them off the totals:
+    /// the ones with counts, unless every count slides out (then the
+    /// totals are zero and no row is read).
+    #[inline]
+    fn read_sliding(&self, sliding: u16) -> u16 {
+        if self.used & !sliding == 0 {
+            0
+        } else {
+            self.used & sliding
+        }
     }
 
     /// The rows that slide out as the clock moves to `bucket`.
@@ -196,13 +209,7 @@ impl HostWindow {
         if bucket <= self.newest.saturating_add(1) {
             return;
         }
-        let sliding = self.sliding(g, bucket);
-        // All of them sliding out are cleared unread.
-        let mut rows = if self.used & !sliding == 0 {
-            0
-        } else {
-            self.used & sliding
-        };
+        let mut rows = self.read_sliding(self.sliding(g, bucket));
         while rows != 0 {
             let slot = rows.trailing_zeros() as usize;
             rows &= rows - 1;

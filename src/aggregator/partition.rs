@@ -301,7 +301,9 @@ impl Partition {
             if let Some(&a) = mine.get(k + AHEAD) {
                 let (a, _, _) = shard.pair_at(a as usize);
                 if ids[a as usize] != u32::MAX {
-                    self.pairs.prefetch(t, hashes[a as usize]);
+                    if let Some(gi) = generation {
+                        self.pairs.prefetch(gi, hashes[a as usize]);
+                    }
                     if contacts {
                         self.hosts.prefetch_scan(ids[a as usize]);
                     }
