@@ -82,7 +82,11 @@ pub struct TableFill {
 /// Everything a reader may ask about, as of the end of one tick.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// The number of the tick this picture is of (the daemon's first is
+    /// 0; a replay's count from its capture's first packet).
     pub tick: u64,
+    /// Ticks closed since start (0 before the first).
+    pub ticks_closed: u64,
     /// Wall-clock time the tick was closed, ms since the Unix epoch.
     pub unix_ms: u64,
     /// Length of a tick, ms.
@@ -144,6 +148,7 @@ impl Snapshot {
     pub fn empty(config: &Config, runtime: RuntimeInfo) -> Snapshot {
         Snapshot {
             tick: 0,
+            ticks_closed: 0,
             unix_ms: 0,
             tick_ms: config.tick().as_millis() as u64,
             window_ticks: config.interval_ticks(),

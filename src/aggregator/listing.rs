@@ -22,6 +22,7 @@ impl Aggregator {
         }
         Snapshot {
             tick,
+            ticks_closed: self.ticks,
             unix_ms,
             tick_ms: (self.cfg.tick_secs * 1000.0).round() as u64,
             window_ticks: self.cfg.traffic_ticks,

@@ -143,7 +143,7 @@ pub fn render(snap: &Snapshot) -> String {
         "trafficalerted_ticks_total",
         "counter",
         "Ticks closed since start.",
-        snap.tick,
+        snap.ticks_closed,
     );
     o.one(
         "trafficalerted_tick_seconds",

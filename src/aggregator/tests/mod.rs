@@ -107,6 +107,21 @@ fn shards_of_several_workers_add_up_exactly() {
 }
 
 #[test]
+fn the_ticks_closed_are_counted_from_the_first() {
+    let mut g = agg("");
+    let empty = crate::snapshot::Snapshot::empty(&config(""), RuntimeInfo::default());
+    assert_eq!(empty.ticks_closed, 0);
+    let (first, _) = g.end_tick(0, TickHealth::default(), 0);
+    assert_eq!((first.tick, first.ticks_closed), (0, 1));
+    let (third, _) = tick(&mut g, 2, &[]);
+    assert_eq!(
+        (third.tick, third.ticks_closed),
+        (2, 2),
+        "tick 1 was not closed here"
+    );
+}
+
+#[test]
 fn counters_are_64_bit() {
     let mut g = agg("");
     let mut s = shard(0);

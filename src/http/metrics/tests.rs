@@ -35,7 +35,10 @@ fn labels_are_escaped_and_hosts_bounded() {
     s.ifaces[0].totals.tunnel_packets = 11;
     s.ifaces[0].totals.tunnel_bytes = 1234;
     s.udp_flows_evicted = 42;
+    // The third tick closed is tick 2 (the first is 0).
+    (s.tick, s.ticks_closed) = (2, 3);
     let t = render(&s);
+    assert!(t.contains("\ntrafficalerted_ticks_total 3\n"), "{t}");
     assert!(
         t.contains("trafficalerted_udp_flows_evicted_total 42"),
         "{t}"
