@@ -263,6 +263,9 @@ pub(crate) fn alert_from(t: &Topology, d: &Daemon<'_>, src: &str) {
 /// interface, whether the daemon captured it, whether its host was
 /// counted, and whether the ticks went on.
 fn lost_packet(t: &Topology, d: &Daemon<'_>, src: &str) -> String {
+    // Whatever `ip` says, its failure included: a panic here would hide
+    // the message this is part of.
+    let link = run(&["ip", "-n", &t.rtr.name, "-s", "link", "show", &t.r0]);
     let (_, metrics) = d.get("/metrics");
     let ours: Vec<&str> = metrics
         .lines()
@@ -276,7 +279,7 @@ fn lost_packet(t: &Topology, d: &Daemon<'_>, src: &str) -> String {
         .collect();
     format!(
         "kernel's counters of the router's side:\n{}\nsoftnet_stat:\n{}\nthe daemon's:\n{}\n/api/v1/hosts/{src}: {:?}\nlog:\n{}",
-        t.rtr.ip(&["-s", "link", "show", &t.r0]),
+        String::from_utf8_lossy(&link.stdout) + String::from_utf8_lossy(&link.stderr),
         std::fs::read_to_string("/proc/net/softnet_stat").unwrap_or_default(),
         ours.join("\n"),
         d.get(&format!("/api/v1/hosts/{src}")),
